@@ -1,0 +1,1 @@
+"""Everything that runs on the recorded machine: reads kpageflags, runs the workload, samples (numpy only)."""

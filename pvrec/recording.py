@@ -1,0 +1,633 @@
+"""The recording format (version 1): a directory that a recorder writes and every other command reads.
+
+    header.json          written first: machine, layout, interval, command, codec parameters
+    frames.jsonl         one line per frame, appended after the frame's file is in place
+    frames/NNNNNN.npz    one file per frame, written to a temp name and renamed
+    end.json             written last: why it stopped, exit status, totals
+
+A frame is the flags of every PFN in run-length form. The PFN range is cut into segments of
+`segment_pages` pages; a run never crosses a segment boundary. A key frame stores every
+segment; a delta frame stores only the segments whose runs changed since the previous frame.
+Arrays are plain dtypes, loaded with allow_pickle=False, and checked before use, because
+recordings are shared and may be damaged or hostile. docs/recording-format.md is the prose
+version of this module.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import warnings
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pvrec import __version__
+from pvrec.errors import PvrecError
+
+FORMAT_NAME = "pvrec"
+FORMAT_VERSION = 1
+DEFAULT_SEGMENT_PAGES = 4096
+DEFAULT_KEY_EVERY = 30
+FRAME_ARRAYS = ("meta", "seg_ids", "seg_runs", "lengths", "palette", "codes")
+KIND_KEY, KIND_DELTA = 0, 1
+_FRAME_NAME = re.compile(r"frames/[0-9]{6,9}\.npz")
+
+
+class RecordingWarning(UserWarning):
+    """Something in a recording was damaged and skipped; the rest is still usable."""
+
+
+@dataclass
+class Runs:
+    """One frame in run-length form: per segment a run count, then every run's length and value."""
+
+    seg_counts: np.ndarray  # int64 [n_segments]: runs in each segment
+    lengths: np.ndarray  # uint32 [R]: pages in each run
+    values: np.ndarray  # uint64 [R]: the flags of each run
+
+    @property
+    def pfn_count(self) -> int:
+        return int(self.lengths.sum(dtype=np.int64))
+
+    def expand(self) -> np.ndarray:
+        """The flags of every PFN (uint64 array)."""
+        return np.repeat(self.values, self.lengths)
+
+    def seg_offsets(self) -> np.ndarray:
+        """Index of each segment's first run, plus the total at the end."""
+        off = np.zeros(self.seg_counts.size + 1, dtype=np.int64)
+        np.cumsum(self.seg_counts, out=off[1:])
+        return off
+
+
+def segment_count(pfn_count: int, segment_pages: int) -> int:
+    return -(-pfn_count // segment_pages)
+
+
+def encode_chunk(flags: np.ndarray, segment_pages: int) -> Runs:
+    """Run-length form of a chunk that starts on a segment boundary (runs split at boundaries)."""
+    n = flags.size
+    if n == 0:
+        return Runs(np.zeros(0, np.int64), np.zeros(0, np.uint32), np.zeros(0, np.uint64))
+    breaks = flags[1:] != flags[:-1]
+    breaks[segment_pages - 1 :: segment_pages] = True
+    starts = np.flatnonzero(breaks)
+    starts += 1
+    starts = np.concatenate((np.zeros(1, starts.dtype), starts))
+    lengths = np.diff(starts, append=n).astype(np.uint32)
+    seg_counts = np.bincount(starts // segment_pages, minlength=segment_count(n, segment_pages))
+    return Runs(seg_counts.astype(np.int64), lengths, flags[starts])
+
+
+def concat_runs(parts: list[Runs]) -> Runs:
+    """Join the run forms of consecutive chunks (each starting on a segment boundary)."""
+    if len(parts) == 1:
+        return parts[0]
+    return Runs(
+        np.concatenate([p.seg_counts for p in parts]),
+        np.concatenate([p.lengths for p in parts]),
+        np.concatenate([p.values for p in parts]),
+    )
+
+
+def encode_flags(flags: np.ndarray, segment_pages: int = DEFAULT_SEGMENT_PAGES) -> Runs:
+    """Run-length form of a whole frame."""
+    return encode_chunk(np.ascontiguousarray(flags, dtype=np.uint64), segment_pages)
+
+
+def changed_segments(cur: Runs, prev: Runs) -> np.ndarray:
+    """Boolean per segment: do its runs differ between two frames of the same shape."""
+    changed = cur.seg_counts != prev.seg_counts
+    if cur.values.size == 0:
+        return changed
+    off_c, off_p = cur.seg_offsets(), prev.seg_offsets()
+    run_seg = np.repeat(np.arange(cur.seg_counts.size), cur.seg_counts)
+    same_count = ~changed[run_seg]
+    idx = np.flatnonzero(same_count)
+    seg = run_seg[idx]
+    j = idx - off_c[seg] + off_p[seg]
+    differs = (cur.lengths[idx] != prev.lengths[j]) | (cur.values[idx] != prev.values[j])
+    changed[seg[differs]] = True
+    return changed
+
+
+def select_segments(runs: Runs, segs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(run counts, lengths, values) of the given sorted segments."""
+    mask = np.repeat(np.isin(np.arange(runs.seg_counts.size), segs), runs.seg_counts)
+    return runs.seg_counts[segs], runs.lengths[mask], runs.values[mask]
+
+
+def _smallest_uint(max_value: int) -> type:
+    for dt in (np.uint8, np.uint16, np.uint32):
+        if max_value <= np.iinfo(dt).max:
+            return dt
+    return np.uint64
+
+
+def frame_arrays(
+    runs: Runs, prev: Runs | None, index: int, segment_pages: int
+) -> tuple[dict[str, np.ndarray], int]:
+    """The arrays of a frame file: all segments when prev is None (key), else the changed ones."""
+    n_seg = runs.seg_counts.size
+    if prev is None:
+        kind, segs = KIND_KEY, np.arange(n_seg)
+        counts, lengths, values = runs.seg_counts, runs.lengths, runs.values
+    else:
+        kind = KIND_DELTA
+        segs = np.flatnonzero(changed_segments(runs, prev))
+        counts, lengths, values = select_segments(runs, segs)
+    palette, codes = np.unique(values, return_inverse=True)
+    arrays = {
+        "meta": np.array([FORMAT_VERSION, kind, index, runs.pfn_count, segment_pages], np.int64),
+        "seg_ids": segs.astype(np.uint32),
+        "seg_runs": counts.astype(np.uint32),
+        "lengths": lengths.astype(_smallest_uint(segment_pages)),
+        "palette": palette.astype(np.uint64),
+        "codes": codes.reshape(-1).astype(_smallest_uint(max(palette.size - 1, 0))),
+    }
+    return arrays, kind
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray], level: int = 1) -> int:
+    """Write arrays as an .npz (zip of .npy, deflate level 1: fast) and return its size."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as zf:
+        for name, arr in arrays.items():
+            with zf.open(name + ".npy", "w", force_zip64=False) as member:
+                np.lib.format.write_array(member, np.ascontiguousarray(arr), allow_pickle=False)
+    data = buf.getbuffer()
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    return len(data)
+
+
+def _atomic_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass
+class FrameInfo:
+    """One line of frames.jsonl: where the frame is, when it was taken, and its context."""
+
+    index: int
+    t: float
+    file: str
+    kind: str
+    context: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"index": self.index, "t": self.t, "file": self.file,
+                           "kind": self.kind, **self.context}, separators=(",", ":"))
+
+
+RECORDING_FILES = ("header.json", "frames.jsonl", "end.json", "frames")
+
+
+def prepare_directory(path: Path, force: bool) -> None:
+    """Create the output directory; refuse a non-empty one unless force (then clear a recording)."""
+    if path.exists() and not path.is_dir():
+        raise PvrecError(f"output path {path} exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()):
+        if not force:
+            raise PvrecError(f"output directory {path} is not empty (use --force to overwrite it)")
+        if not (path / "header.json").exists():
+            raise PvrecError(f"--force overwrites recordings only, and {path} is not one")
+        for name in RECORDING_FILES:
+            p = path / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    try:
+        (path / "frames").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PvrecError(f"cannot create output directory {path}: {exc.strerror}") from None
+
+
+class Writer:
+    """Appends frames to a recording directory so that it is readable at every moment.
+
+    `add_frame(runs_or_flags, t, context)` encodes and writes one frame; `close(end)` writes
+    end.json. A crash at any point leaves every frame whose index line was written readable.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        header: dict,
+        *,
+        segment_pages: int = DEFAULT_SEGMENT_PAGES,
+        key_every: int = DEFAULT_KEY_EVERY,
+        force: bool = False,
+        owner: tuple[int, int] | None = None,
+    ):
+        if segment_pages < 2 or segment_pages > 65535:
+            raise PvrecError("segment_pages must be between 2 and 65535")
+        self.path = Path(path)
+        self.segment_pages = segment_pages
+        self.key_every = max(1, key_every)
+        self.owner = owner
+        self.frames = 0
+        self.bytes = 0
+        self._prev: Runs | None = None
+        prepare_directory(self.path, force)
+        self._chown(self.path)
+        self._chown(self.path / "frames")
+        self.header = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "pvrec_version": __version__,
+            **header,
+            "segment_pages": segment_pages,
+            "key_every": self.key_every,
+        }
+        if "pfn_count" not in self.header:
+            raise PvrecError("header needs pfn_count")
+        _atomic_json(self.path / "header.json", self.header)
+        self._chown(self.path / "header.json")
+        self._index = open(self.path / "frames.jsonl", "a")
+        self._chown(self.path / "frames.jsonl")
+
+    def _chown(self, p: Path) -> None:
+        if self.owner is not None:
+            os.chown(p, *self.owner)
+
+    def add_frame(self, frame: Runs | np.ndarray, t: float, context: dict | None = None) -> FrameInfo:
+        """Encode and append one frame; raises PvrecError (e.g. disk full) leaving no partial file."""
+        runs = frame if isinstance(frame, Runs) else encode_flags(frame, self.segment_pages)
+        if runs.pfn_count != self.header["pfn_count"]:
+            raise PvrecError(
+                f"frame has {runs.pfn_count} pages, the recording {self.header['pfn_count']}"
+            )
+        index = self.frames
+        prev = None if index % self.key_every == 0 else self._prev
+        arrays, kind = frame_arrays(runs, prev, index, self.segment_pages)
+        name = f"frames/{index:06d}.npz"
+        final = self.path / name
+        tmp = final.with_name(final.name + ".tmp")
+        try:
+            size = write_npz(tmp, arrays)
+            self._chown(tmp)
+            os.replace(tmp, final)
+            info = FrameInfo(index, round(t, 6), name, "key" if kind == KIND_KEY else "delta",
+                             dict(context or {}, bytes=size))
+            self._index.write(info.to_json() + "\n")
+            self._index.flush()
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if final.exists() and self.frames == index:
+                final.unlink(missing_ok=True)
+            raise PvrecError(
+                f"cannot write frame {index} to {self.path}: {exc.strerror or exc}; "
+                f"the recording is readable up to frame {index - 1}", exit_code=1
+            ) from None
+        self._prev = runs
+        self.frames += 1
+        self.bytes += size
+        return info
+
+    def close(self, end: dict) -> None:
+        """Write end.json (best effort: a full disk still leaves a readable recording)."""
+        try:
+            self._index.close()
+        except OSError:
+            pass
+        end = {"frames": self.frames, "bytes": self.bytes, **end}
+        try:
+            _atomic_json(self.path / "end.json", end)
+            self._chown(self.path / "end.json")
+        except OSError:
+            (self.path / "end.json.tmp").unlink(missing_ok=True)
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes of the files of a recording directory."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+# ----------------------------------------------------------------------------------- reading
+
+class FrameError(Exception):
+    """A frame file is damaged; the reader skips it with a warning."""
+
+
+def _load_frame(path: Path, pfn_count: int, segment_pages: int) -> dict[str, np.ndarray]:
+    """Load and sanity-check one frame file without trusting anything in it."""
+    n_seg = segment_count(pfn_count, segment_pages)
+    # No array may inflate beyond what this many pages could need: zip bombs stop here.
+    limit = 16 * (pfn_count + n_seg) + (1 << 16)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            arrays = {}
+            for name in FRAME_ARRAYS:
+                try:
+                    info = zf.getinfo(name + ".npy")
+                except KeyError:
+                    raise FrameError(f"missing array {name!r}") from None
+                if info.file_size > limit:
+                    raise FrameError(f"array {name!r} declares {info.file_size} bytes")
+                with zf.open(info) as member:
+                    arr = np.lib.format.read_array(member, allow_pickle=False)
+                if arr.dtype.kind != "u" and not (name == "meta" and arr.dtype == np.int64):
+                    raise FrameError(f"array {name!r} has dtype {arr.dtype}")
+                if arr.ndim != 1:
+                    raise FrameError(f"array {name!r} is not one-dimensional")
+                arrays[name] = arr
+    except FrameError:
+        raise
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError, KeyError, RuntimeError,
+            NotImplementedError, OverflowError, MemoryError) as exc:
+        raise FrameError(str(exc) or type(exc).__name__) from None
+    meta = arrays["meta"]
+    if meta.size < 5 or meta[0] != FORMAT_VERSION or meta[1] not in (KIND_KEY, KIND_DELTA):
+        raise FrameError("bad meta")
+    if meta[3] != pfn_count or meta[4] != segment_pages:
+        raise FrameError("frame shape does not match the header")
+    seg_ids, seg_runs = arrays["seg_ids"].astype(np.int64), arrays["seg_runs"].astype(np.int64)
+    if seg_ids.size != seg_runs.size or (seg_ids.size and (seg_ids[-1] >= n_seg)):
+        raise FrameError("bad segment table")
+    if seg_ids.size > 1 and np.any(np.diff(seg_ids) <= 0):
+        raise FrameError("segment ids not increasing")
+    if meta[1] == KIND_KEY and seg_ids.size != n_seg:
+        raise FrameError("key frame lacks segments")
+    lengths, codes, palette = arrays["lengths"], arrays["codes"], arrays["palette"]
+    if lengths.size != codes.size or seg_runs.sum() != lengths.size:
+        raise FrameError("run table sizes disagree")
+    if codes.size and int(codes.max()) >= palette.size:
+        raise FrameError("run code outside the palette")
+    if lengths.size and int(lengths.min()) == 0:
+        raise FrameError("empty run")
+    seg_sizes = np.full(seg_ids.size, segment_pages, np.int64)
+    last = pfn_count - (n_seg - 1) * segment_pages
+    seg_sizes[seg_ids == n_seg - 1] = last
+    if np.any(seg_runs == 0) or np.any(seg_runs > seg_sizes):
+        raise FrameError("bad run counts")
+    run_seg_end = np.cumsum(seg_runs) - 1
+    sums = np.cumsum(lengths.astype(np.int64))[run_seg_end] if lengths.size else np.zeros(0)
+    seg_sums = np.diff(sums, prepend=0)
+    if not np.array_equal(seg_sums, seg_sizes):
+        raise FrameError("run lengths do not fill their segments")
+    return arrays
+
+
+def apply_frame(prev: Runs | None, arrays: dict[str, np.ndarray], n_seg: int) -> Runs:
+    """The frame's runs: the stored segments, the rest taken from the previous frame."""
+    seg_ids = arrays["seg_ids"].astype(np.int64)
+    counts = arrays["seg_runs"].astype(np.int64)
+    lengths = arrays["lengths"].astype(np.uint32)
+    values = arrays["palette"][arrays["codes"]]
+    if arrays["meta"][1] == KIND_KEY:
+        return Runs(counts, lengths, values)
+    if prev is None:
+        raise FrameError("delta frame without a previous frame")
+    changed = np.zeros(n_seg, bool)
+    changed[seg_ids] = True
+    keep = ~np.repeat(changed, prev.seg_counts)
+    old_seg = np.repeat(np.arange(n_seg), prev.seg_counts)[keep]
+    new_seg = np.repeat(seg_ids, counts)
+    order = np.argsort(np.concatenate((old_seg, new_seg)), kind="stable")
+    seg_counts = prev.seg_counts.copy()
+    seg_counts[seg_ids] = counts
+    return Runs(
+        seg_counts,
+        np.concatenate((prev.lengths[keep], lengths))[order],
+        np.concatenate((prev.values[keep], values))[order],
+    )
+
+
+def _check_file_name(name: object) -> str:
+    """A frame file name from the index, refused if it could point outside the recording."""
+    if not isinstance(name, str) or not _FRAME_NAME.fullmatch(name):
+        raise FrameError(f"frame file name {name!r} is not of the form frames/NNNNNN.npz")
+    return name
+
+
+class Recording:
+    """A recording opened for reading: header, frame index, frames by number, end marker.
+
+    Frames that are damaged are left out of `frames` with a RecordingWarning (a delta frame
+    needs its chain back to a key frame). Frame numbers are positions in `frames`.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.warnings: list[str] = []
+        self.header = self._read_header()
+        self.pfn_count = int(self.header["pfn_count"])
+        self.segment_pages = int(self.header.get("segment_pages", DEFAULT_SEGMENT_PAGES))
+        if not 2 <= self.segment_pages <= 65535 or not 0 < self.pfn_count < 1 << 40:
+            raise PvrecError(f"{self.path}: header has an impossible page count or segment size")
+        self.n_seg = segment_count(self.pfn_count, self.segment_pages)
+        self.end = self._read_end()
+        self._entries = self._read_index()
+        self.frames: list[FrameInfo] = list(self._entries)
+        self._cache: tuple[int, Runs] | None = None
+        self._validated = False
+
+    # -- metadata
+
+    def _read_header(self) -> dict:
+        p = self.path / "header.json"
+        if not self.path.is_dir():
+            raise PvrecError(f"{self.path} is not a recording (not a directory)")
+        try:
+            header = json.loads(p.read_text())
+        except FileNotFoundError:
+            raise PvrecError(f"{self.path} is not a pvrec recording (no header.json)") from None
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise PvrecError(f"{p}: unreadable header ({exc})") from None
+        if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+            raise PvrecError(f"{self.path} is not a pvrec recording (header format is not 'pvrec')")
+        version = header.get("format_version")
+        if not isinstance(version, int):
+            raise PvrecError(f"{p}: format_version is missing")
+        if version > FORMAT_VERSION:
+            raise PvrecError(
+                f"{self.path} is recording format version {version}; this pvrec "
+                f"{__version__} reads up to version {FORMAT_VERSION}: upgrade pvrec"
+            )
+        if version < 1:
+            raise PvrecError(f"{p}: unknown format version {version}")
+        if not isinstance(header.get("pfn_count"), int):
+            raise PvrecError(f"{p}: pfn_count is missing")
+        return header
+
+    def _read_end(self) -> dict | None:
+        try:
+            end = json.loads((self.path / "end.json").read_text())
+            return end if isinstance(end, dict) else None
+        except (OSError, ValueError, UnicodeDecodeError):
+            return None
+
+    def _warn(self, message: str) -> None:
+        self.warnings.append(message)
+        warnings.warn(message, RecordingWarning, stacklevel=3)
+
+    def _read_index(self) -> list[FrameInfo]:
+        try:
+            raw = (self.path / "frames.jsonl").read_bytes()
+        except OSError:
+            return []
+        entries: list[FrameInfo] = []
+        lines = raw.split(b"\n")
+        for lineno, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+                info = FrameInfo(
+                    int(d.pop("index")), float(d.pop("t")), _check_file_name(d.pop("file")),
+                    str(d.pop("kind")), d,
+                )
+            except (ValueError, KeyError, TypeError, AttributeError, FrameError) as exc:
+                last = lineno == len(lines) or (lineno == len(lines) - 1 and not lines[-1])
+                what = "the last index line is cut short" if last else f"index line {lineno} is damaged"
+                self._warn(f"{self.path}: {what} ({exc}); frame skipped")
+                continue
+            entries.append(info)
+        return entries
+
+    @property
+    def complete(self) -> bool:
+        """True when the recorder finished (end.json exists)."""
+        return self.end is not None
+
+    @property
+    def duration(self) -> float:
+        return self.frames[-1].t if self.frames else 0.0
+
+    def __len__(self) -> int:
+        self._validate()
+        return len(self.frames)
+
+    def _validate(self) -> None:
+        """Drop frames that cannot be decoded (checked once, lazily: it reads every file)."""
+        if self._validated:
+            return
+        self._validated = True
+        good: list[FrameInfo] = []
+        prev_ok = False
+        for info in self._entries:
+            path = self.path / info.file
+            if info.kind == "delta" and not prev_ok:
+                self._warn(f"{self.path}: frame {info.index} skipped (its delta chain is broken)")
+                continue
+            if not path.is_file() or path.is_symlink():
+                self._warn(f"{self.path}: frame {info.index} skipped ({info.file} is missing)")
+                prev_ok = False
+                continue
+            good.append(info)
+            prev_ok = True
+        # A crash or power loss can leave the last file cut short: check that one fully.
+        while good:
+            try:
+                _load_frame(self.path / good[-1].file, self.pfn_count, self.segment_pages)
+                break
+            except FrameError as exc:
+                self._warn(f"{self.path}: last frame {good[-1].index} is incomplete ({exc}); skipped")
+                good.pop()
+        self.frames = good
+
+    # -- frames
+
+    def _resolve(self, n: int) -> int:
+        count = len(self)
+        if count == 0:
+            raise PvrecError(f"{self.path} has no frames")
+        i = n + count if n < 0 else n
+        if not 0 <= i < count:
+            raise PvrecError(
+                f"frame {n} is out of range: {self.path} has {count} frames (0..{count - 1})"
+            )
+        return i
+
+    def _decode(self, pos: int, prev: Runs | None) -> Runs:
+        info = self.frames[pos]
+        arrays = _load_frame(self.path / info.file, self.pfn_count, self.segment_pages)
+        return apply_frame(prev, arrays, self.n_seg)
+
+    def read_runs(self, n: int) -> Runs:
+        """Frame n (negative counts from the end) in run-length form."""
+        i = self._resolve(n)
+        if self._cache and self._cache[0] == i:
+            return self._cache[1]
+        start = i
+        while self.frames[start].kind != "key" and start > 0:
+            if self._cache and self._cache[0] == start - 1:
+                break
+            start -= 1
+        prev = self._cache[1] if self._cache and self._cache[0] == start - 1 else None
+        runs = prev
+        for pos in range(start, i + 1):
+            try:
+                runs = self._decode(pos, runs)
+            except FrameError as exc:
+                raise PvrecError(
+                    f"{self.path}: frame {pos} ({self.frames[pos].file}) is damaged: {exc}"
+                ) from None
+        self._cache = (i, runs)
+        return runs
+
+    def read(self, n: int) -> np.ndarray:
+        """Frame n (negative counts from the end) as the uint64 flags of every PFN."""
+        return self.read_runs(n).expand()
+
+    def iter_runs(self, start: int = 0, stop: int | None = None, step: int = 1
+                  ) -> Iterator[tuple[FrameInfo, Runs]]:
+        """Frames in order as runs, decoding each file once; damaged ones skipped with a warning."""
+        count = len(self)
+        stop = count if stop is None else min(stop, count)
+        wanted = set(range(start, stop, max(1, step)))
+        prev: Runs | None = None
+        pos = start
+        while pos > 0 and self.frames[pos].kind != "key":
+            pos -= 1
+        while pos < stop:
+            try:
+                prev = self._decode(pos, prev)
+            except FrameError as exc:
+                self._warn(f"{self.path}: frame {pos} ({self.frames[pos].file}) is damaged "
+                           f"({exc}); skipped up to the next key frame")
+                prev = None
+                pos += 1
+                while pos < stop and self.frames[pos].kind != "key":
+                    pos += 1
+                continue
+            if pos in wanted:
+                self._cache = (pos, prev)
+                yield self.frames[pos], prev
+            pos += 1
+
+    def iter_frames(self, start: int = 0, stop: int | None = None, step: int = 1
+                    ) -> Iterator[tuple[FrameInfo, np.ndarray]]:
+        """Frames in order as uint64 flag arrays."""
+        for info, runs in self.iter_runs(start, stop, step):
+            yield info, runs.expand()
+
+
+def open_recording(path: str | os.PathLike) -> Recording:
+    """Open a recording directory for reading; PvrecError if it is not one."""
+    return Recording(path)
+
