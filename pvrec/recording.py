@@ -288,10 +288,12 @@ class Writer:
                              dict(context or {}, bytes=size))
             self._index.write(info.to_json() + "\n")
             self._index.flush()
-        except OSError as exc:
+        except BaseException as exc:  # a second Ctrl-C included: leave no partial frame
             tmp.unlink(missing_ok=True)
             if final.exists() and self.frames == index:
                 final.unlink(missing_ok=True)
+            if not isinstance(exc, OSError):
+                raise
             raise PvrecError(
                 f"cannot write frame {index} to {self.path}: {exc.strerror or exc}; "
                 f"the recording is readable up to frame {index - 1}", exit_code=1

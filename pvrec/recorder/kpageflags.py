@@ -1,0 +1,147 @@
+"""Read a PFN range of /proc/kpageflags (or kpagecount, kpagecgroup, or a saved raw dump).
+
+The kernel only answers reads that are multiples of 8 bytes, so a plain f.read() fails with
+EINVAL: we pread into a preallocated numpy array in chunks of at least 1 MiB. The path is a
+parameter so tests and `--kpageflags FILE` read a dump through the same code.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+
+import numpy as np
+
+from pvrec.errors import PvrecError
+
+KPAGEFLAGS = "/proc/kpageflags"
+READ_BYTES = 4 << 20  # per preadv call: large enough that syscall overhead vanishes
+CHUNK_PAGES = 1 << 20  # pages per chunk handed to the encoder: 8 MiB, bounded memory on any box
+
+
+class SampleError(Exception):
+    """One sample could not be read completely (EIO, a short read); the recorder skips it."""
+
+
+def open_error(path: str, exc: OSError) -> PvrecError:
+    """The one-line explanation of why a kpageflags-like file cannot be opened or read."""
+    if exc.errno in (errno.EPERM, errno.EACCES):
+        if path.startswith("/proc/"):
+            return PvrecError(
+                f"cannot read {path}: permission denied. It needs root (CAP_SYS_ADMIN): "
+                f"run with sudo, e.g. `sudo pvrec record ...`"
+            )
+        return PvrecError(f"cannot read {path}: permission denied")
+    if exc.errno == errno.ENOENT:
+        if path.startswith("/proc/"):
+            return PvrecError(
+                f"{path} does not exist: this kernel was built without "
+                f"CONFIG_PROC_PAGE_MONITOR, or /proc is not mounted"
+            )
+        return PvrecError(f"{path}: no such file")
+    if exc.errno == errno.EISDIR:
+        return PvrecError(f"{path} is a directory, not a kpageflags file")
+    return PvrecError(f"cannot read {path}: {exc.strerror or exc}")
+
+
+class PageFlagsFile:
+    """An open kpageflags-like file of u64 words, read by PFN range into numpy arrays."""
+
+    def __init__(self, path: str = KPAGEFLAGS):
+        self.path = str(path)
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise open_error(self.path, exc) from None
+        self.is_dump = not self.path.startswith("/proc/")
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> PageFlagsFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def dump_pages(self) -> int:
+        """Page count of a dump file (its size / 8); an error if the size is not whole words."""
+        size = os.fstat(self.fd).st_size
+        if size % 8:
+            raise PvrecError(
+                f"{self.path} is {size} bytes, not a multiple of 8: not a raw kpageflags dump"
+            )
+        if size == 0:
+            raise PvrecError(f"{self.path} is empty")
+        return size // 8
+
+    def read_into(self, out: np.ndarray, first_pfn: int) -> int:
+        """Fill out with the words of PFNs first_pfn..; returns how many were read (short at EOF)."""
+        view = memoryview(out).cast("B")
+        done, total, base = 0, view.nbytes, first_pfn * 8
+        while done < total:
+            try:
+                n = os.preadv(self.fd, [view[done : done + READ_BYTES]], base + done)
+            except InterruptedError:
+                continue
+            except OSError as exc:
+                if exc.errno == errno.EIO:
+                    raise SampleError(f"{self.path}: I/O error at PFN {first_pfn + done // 8}")
+                raise open_error(self.path, exc) from None
+            if n <= 0:
+                break
+            done += n
+        if done % 8:
+            raise SampleError(f"{self.path}: partial read of {done} bytes")
+        return done // 8
+
+    def chunks(self, pfn_count: int, chunk_pages: int = CHUNK_PAGES) -> Iterator[np.ndarray]:
+        """The words of PFNs 0..pfn_count in chunks, reusing one buffer (copy what you keep)."""
+        buf = np.empty(min(chunk_pages, pfn_count), dtype=np.uint64)
+        for start in range(0, pfn_count, chunk_pages):
+            want = buf[: min(chunk_pages, pfn_count - start)]
+            got = self.read_into(want, start)
+            if got != want.size:
+                raise SampleError(
+                    f"{self.path}: short read: {start + got} of {pfn_count} pages"
+                )
+            yield want
+
+    def read_all(self, pfn_count: int) -> np.ndarray:
+        """All words of PFNs 0..pfn_count in one array."""
+        out = np.empty(pfn_count, dtype=np.uint64)
+        got = self.read_into(out, 0)
+        if got != pfn_count:
+            raise SampleError(f"{self.path}: short read: {got} of {pfn_count} pages")
+        return out
+
+    def probe_pages(self, hint: int) -> int:
+        """Page count of a /proc file: the hint (from the layout) or, if unknown, read to EOF."""
+        if self.is_dump:
+            return self.dump_pages()
+        probe = np.empty(1, dtype=np.uint64)
+        try:
+            self.read_into(probe, 0)
+        except SampleError as exc:
+            raise PvrecError(str(exc)) from None
+        if hint:
+            return hint
+        count, buf = 0, np.empty(CHUNK_PAGES, dtype=np.uint64)
+        while True:
+            got = self.read_into(buf, count)
+            count += got
+            if got < buf.size:
+                return count
+
+
+def read_kpageflags(path: str = KPAGEFLAGS, pfn_count: int = 0) -> np.ndarray:
+    """Every PFN's flags from a kpageflags file or dump (pfn_count 0: all of it)."""
+    with PageFlagsFile(path) as f:
+        count = pfn_count or f.probe_pages(0)
+        try:
+            return f.read_all(count)
+        except SampleError as exc:
+            raise PvrecError(str(exc)) from None

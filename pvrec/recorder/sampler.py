@@ -1,0 +1,256 @@
+"""The fixed-rate sampling loop: tick k at t0 + k*interval, missed ticks skipped and counted.
+
+One sample reads kpageflags chunk by chunk and run-length encodes each chunk while it is still
+in cache, so memory stays at one chunk plus the runs however big the machine. Signals only set
+state here (the first asks for a clean stop, the second stops at once), so a frame is never
+half-written by a handler.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import select
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pvrec.errors import PvrecError
+from pvrec.recorder.kpageflags import CHUNK_PAGES, PageFlagsFile, SampleError
+from pvrec.recorder.procstat import read_context
+from pvrec.recorder.workload import Workload
+from pvrec.recording import Writer, concat_runs, encode_chunk
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class StopNow(BaseException):
+    """Raised by the second stop signal: leave at once (BaseException so no handler eats it)."""
+
+
+class StopSignals:
+    """Turns SIGINT/SIGTERM/SIGHUP into stop requests and wakes the sampler's wait through a pipe."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.signum: int | None = None
+        self.first_at: float | None = None
+        self.workload: Workload | None = None
+        self._r, self._w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._old = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
+        self._old_fd = signal.set_wakeup_fd(self._w, warn_on_full_buffer=False)
+
+    @property
+    def fd(self) -> int:
+        return self._r
+
+    def drain(self) -> None:
+        try:
+            while os.read(self._r, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _handle(self, signum: int, _frame) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.signum, self.first_at = signum, time.monotonic()
+            if self.workload is not None and not _terminal_sent_it_too(signum):
+                self.workload.send(signum)
+        else:
+            raise StopNow()
+
+    def restore(self) -> None:
+        signal.set_wakeup_fd(self._old_fd)
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        os.close(self._r)
+        os.close(self._w)
+
+
+def _terminal_sent_it_too(signum: int) -> bool:
+    """A Ctrl-C typed at our terminal already reached the workload (it shares our process group)."""
+    if signum != signal.SIGINT:
+        return False
+    try:
+        return os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()
+    except OSError:
+        return False
+
+
+@dataclass
+class SamplerStats:
+    """What the live status line and the summary show."""
+
+    frames: int = 0
+    skipped_ticks: int = 0
+    failed_samples: int = 0
+    last_cost: float = 0.0
+    costs: list[float] = field(default_factory=list)  # wall seconds per frame (read+encode+write)
+    cpu: list[float] = field(default_factory=list)  # CPU seconds per frame
+    lates: list[float] = field(default_factory=list)  # actual start - scheduled start
+    bytes: int = 0
+    last_error: str = ""
+    behind: bool = False
+
+
+class Sampler:
+    """Takes one frame: read every PFN in chunks, encode, add context, append to the writer."""
+
+    def __init__(self, source: PageFlagsFile, pfn_count: int, writer: Writer, t0: float,
+                 with_context: bool = True):
+        self.source = source
+        self.pfn_count = pfn_count
+        self.writer = writer
+        self.t0 = t0
+        self.with_context = with_context
+        seg = writer.segment_pages
+        self.chunk_pages = max(seg, CHUNK_PAGES // seg * seg)  # chunks start on segment bounds
+        self.stats = SamplerStats()
+
+    def take(self, scheduled: float) -> bool:
+        """Sample now; False (and counted) when the read failed and the frame was skipped."""
+        start, cpu0 = time.monotonic(), time.process_time()
+        seg = self.writer.segment_pages
+        try:
+            runs = concat_runs([encode_chunk(c, seg)
+                                for c in self.source.chunks(self.pfn_count, self.chunk_pages)])
+        except SampleError as exc:
+            self.stats.failed_samples += 1
+            self.stats.last_error = str(exc)
+            return False
+        read_done = time.monotonic()
+        context = {"late": round(start - scheduled, 6), "sample_s": round(read_done - start, 6)}
+        if self.with_context:
+            context.update(read_context())
+        self.writer.add_frame(runs, start - self.t0, context)
+        cost, cpu = time.monotonic() - start, time.process_time() - cpu0
+        s = self.stats
+        s.frames, s.bytes, s.last_cost = self.writer.frames, self.writer.bytes, cost
+        s.costs.append(cost)
+        s.cpu.append(cpu)
+        s.lates.append(start - scheduled)
+        return True
+
+
+@dataclass
+class RunResult:
+    """How a recording ended."""
+
+    reason: str
+    exit_code: int
+    error: PvrecError | None = None
+
+
+def record_loop(
+    sampler: Sampler,
+    interval: float,
+    stop: StopSignals,
+    start_workload: Callable[[], Workload] | None,
+    duration: float | None,
+    kill_after: float | None,
+    stop_on_error: bool,
+    on_update: Callable[[], None] = lambda: None,
+    notify: Callable[[str], None] = lambda message: None,
+) -> RunResult:
+    """Frame before the workload, frames on the tick schedule while it runs, a frame after it."""
+    t0 = sampler.t0
+    deadline = t0 + duration if duration else math.inf
+    sampler.take(t0)
+    on_update()
+    workload = start_workload() if start_workload else None
+    stop.workload = workload
+    k = 1
+    reason = ""
+    while True:
+        if workload is not None and workload.poll():
+            reason = f"workload {workload.describe_exit()}"
+            break
+        if stop.count and workload is None:
+            reason = f"stopped by {signal.Signals(stop.signum).name}"
+            break
+        if stop.count and kill_after is not None and workload is not None:
+            if time.monotonic() >= stop.first_at + kill_after:
+                workload.kill_tree()
+                continue
+        now = time.monotonic()
+        if now >= deadline:
+            reason = f"duration of {duration:g} s reached"
+            break
+        tick = t0 + k * interval
+        wake = min(tick, deadline)
+        if stop.count and kill_after is not None:
+            wake = min(wake, stop.first_at + kill_after)
+        if not _wait(wake, stop, workload):
+            continue  # woken by the workload or a signal: look again
+        if time.monotonic() >= deadline or time.monotonic() < tick:
+            continue
+        try:
+            sampler.take(tick)
+        except PvrecError as exc:  # the disk is full or gone: stop sampling, keep what we have
+            return _after_write_error(exc, workload, stop_on_error, stop, notify)
+        done = time.monotonic()
+        k_next = max(k + 1, math.floor((done - t0) / interval) + 1)
+        missed = k_next - k - 1
+        sampler.stats.skipped_ticks += missed
+        sampler.stats.behind = missed > 0
+        k = k_next
+        on_update()
+    if workload is not None and not workload.poll():  # the duration ended first
+        workload.send(signal.SIGTERM)
+        _wait_exit(workload, kill_after if kill_after is not None else 5.0)
+    try:
+        sampler.take(time.monotonic())
+    except PvrecError as exc:
+        return RunResult(reason, 1, exc)
+    on_update()
+    if stop.count:
+        return RunResult(reason, 128 + stop.signum)
+    if workload is not None and not reason.startswith("duration"):
+        return RunResult(reason, workload.exit_code)
+    return RunResult(reason, 0)
+
+
+def _wait(until: float, stop: StopSignals, workload: Workload | None) -> bool:
+    """Sleep until a monotonic time; False if the workload exiting or a signal woke us first."""
+    fds = [stop.fd]
+    if workload is not None and workload.pidfd >= 0:
+        fds.append(workload.pidfd)
+    while True:
+        timeout = until - time.monotonic()
+        if timeout <= 0:
+            return True
+        if workload is not None and workload.pidfd < 0:
+            timeout = min(timeout, 0.05)  # no pidfd: poll the child
+        ready, _, _ = select.select(fds, [], [], timeout)
+        if stop.fd in ready:
+            stop.drain()
+        if ready or (workload is not None and workload.poll()):
+            return False
+
+
+def _wait_exit(workload: Workload, grace: float) -> None:
+    """Wait for the workload to exit, SIGKILLing its tree after grace seconds."""
+    end = time.monotonic() + grace
+    while not workload.poll():
+        if time.monotonic() >= end:
+            workload.kill_tree()
+            return
+        time.sleep(0.02)
+
+
+def _after_write_error(exc: PvrecError, workload: Workload | None, stop_on_error: bool,
+                       stop: StopSignals, notify: Callable[[str], None]) -> RunResult:
+    """Writing failed: stop sampling; the workload finishes unless --stop-on-error."""
+    notify(exc.message)
+    if workload is not None and not workload.poll():
+        if stop_on_error:
+            workload.send(signal.SIGTERM)
+            _wait_exit(workload, 5.0)
+        else:
+            notify("sampling stopped; waiting for the workload to finish "
+                   "(--stop-on-error stops it)")
+            while not workload.poll():
+                _wait(time.monotonic() + 3600, stop, workload)
+    return RunResult("write error", 1, exc)

@@ -1,0 +1,188 @@
+"""Start the workload, run it as the invoking user under sudo, forward signals, reap, kill its tree.
+
+pvrec makes itself a child subreaper, so that processes the workload daemonizes come back to
+pvrec instead of init: the workload's process tree is then exactly pvrec's descendants, which
+is what `--kill-after` and a second Ctrl-C kill, and what workload tracking reads.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+
+from pvrec.errors import PvrecError
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> bool:
+    """Ask the kernel to reparent orphaned descendants to us (Linux >= 3.4)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+@dataclass
+class RunAs:
+    """Who the workload runs as: uid, gid, supplementary groups, and the user's environment."""
+
+    uid: int
+    gid: int
+    groups: list[int]
+    user: str
+    home: str
+
+
+def invoking_user(as_root: bool) -> RunAs | None:
+    """The user behind sudo (SUDO_UID/SUDO_GID), or None to run as ourselves."""
+    if as_root or os.geteuid() != 0 or "SUDO_UID" not in os.environ:
+        return None
+    try:
+        uid = int(os.environ["SUDO_UID"])
+        gid = int(os.environ.get("SUDO_GID", uid))
+    except ValueError:
+        raise PvrecError("SUDO_UID/SUDO_GID are not numbers; use --as-root to run as root") from None
+    if uid == 0:
+        return None
+    try:
+        pw = pwd.getpwuid(uid)
+        user, home = pw.pw_name, pw.pw_dir
+        groups = os.getgrouplist(user, gid)
+    except KeyError:
+        user, home, groups = os.environ.get("SUDO_USER", str(uid)), "/", [gid]
+    return RunAs(uid, gid, groups, user, home)
+
+
+def resolve_command(argv: list[str], run_as: RunAs | None) -> str:
+    """The executable for argv[0], found as a shell would; PvrecError 127/126 as a shell says."""
+    exe = argv[0]
+    found = exe if "/" in exe else shutil.which(exe)
+    if found is None or not os.path.exists(found):
+        raise PvrecError(f"command not found: {exe}", exit_code=127)
+    if os.path.isdir(found) or not os.access(found, os.X_OK):
+        raise PvrecError(f"cannot execute {exe}: permission denied", exit_code=126)
+    return found
+
+
+class Workload:
+    """The running workload: its Popen, a pidfd to wait on, and how it ended."""
+
+    def __init__(self, argv: list[str], run_as: RunAs | None = None):
+        self.argv = argv
+        exe = resolve_command(argv, run_as)
+        env = dict(os.environ)
+        kwargs: dict = {}
+        if run_as is not None:
+            env.update(HOME=run_as.home, USER=run_as.user, LOGNAME=run_as.user)
+            for key in ("SUDO_UID", "SUDO_GID", "SUDO_USER", "SUDO_COMMAND"):
+                env.pop(key, None)
+            kwargs = {"user": run_as.uid, "group": run_as.gid, "extra_groups": run_as.groups}
+        try:
+            # Same process group as pvrec: a terminal's Ctrl-C reaches both, as in a shell job.
+            self.proc = subprocess.Popen(argv, executable=exe, env=env, close_fds=True, **kwargs)
+        except PermissionError:
+            raise PvrecError(f"cannot execute {argv[0]}: permission denied", exit_code=126) from None
+        except OSError as exc:
+            raise PvrecError(f"cannot start {argv[0]}: {exc.strerror or exc}", exit_code=127) from None
+        self.pid = self.proc.pid
+        self.started = time.monotonic()
+        try:
+            self.pidfd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            self.pidfd = -1
+        self.status: int | None = None
+
+    def poll(self) -> bool:
+        """True once the workload has exited (and is reaped)."""
+        if self.status is None and self.proc.poll() is not None:
+            self.status = self.proc.returncode
+            if self.pidfd >= 0:
+                os.close(self.pidfd)
+                self.pidfd = -1
+        return self.status is not None
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's view of how it ended: its status, or 128+N when signal N killed it."""
+        if self.status is None:
+            return 0
+        return 128 - self.status if self.status < 0 else self.status
+
+    def describe_exit(self) -> str:
+        if self.status is None:
+            return "still running"
+        if self.status < 0:
+            try:
+                name = signal.Signals(-self.status).name
+            except ValueError:
+                name = f"signal {-self.status}"
+            return f"killed by {name}"
+        return f"exited with status {self.status}"
+
+    def send(self, sig: int) -> None:
+        """Send a signal to the workload itself (not its children: they are its business)."""
+        if self.status is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill_tree(self) -> int:
+        """SIGKILL the workload and every descendant of pvrec; returns how many were signalled."""
+        victims = descendants(os.getpid())
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait()
+        self.poll()
+        reap_orphans()
+        return len(victims)
+
+
+def _parent_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The command name may hold spaces and parentheses: fields start after the last ')'.
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 1:
+            children.setdefault(int(fields[1]), []).append(int(name))
+    return children
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of pid (children first), found through /proc/*/stat."""
+    children = _parent_map()
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def reap_orphans() -> None:
+    """Collect exited orphans that the subreaper inherited, so none stay zombies."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return

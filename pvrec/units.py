@@ -1,0 +1,42 @@
+"""Parsing and printing durations and sizes the way the command line shows them."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from pvrec.errors import PvrecError
+
+_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|m|min|h)?\s*$")
+_SCALE = {"ms": 0.001, "s": 1.0, None: 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str, what: str = "duration", allow_zero: bool = False) -> float:
+    """'250ms', '1s', '1.5s', '2m', '1h' or a bare number of seconds -> seconds."""
+    m = _DURATION.match(str(text))
+    if not m:
+        raise PvrecError(f"{what} {text!r} is not a duration; use e.g. 250ms, 1s, 1.5s, 2m")
+    seconds = float(m.group(1)) * _SCALE[m.group(2)]
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+        raise PvrecError(f"{what} must be greater than zero, not {text!r}")
+    return seconds
+
+
+def format_bytes(n: float) -> str:
+    """1536 -> '1.5 KiB' (binary units, as free -h and page sizes)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def format_duration(seconds: float) -> str:
+    """75.3 -> '1m15.3s', 4.25 -> '4.2s'."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    m, s = divmod(seconds, 60)
+    if m < 60:
+        return f"{int(m)}m{s:04.1f}s"
+    h, m = divmod(m, 60)
+    return f"{int(h)}h{int(m):02d}m{int(s):02d}s"
