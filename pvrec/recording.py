@@ -5,9 +5,11 @@
     frames/NNNNNN.npz    one file per frame, written to a temp name and renamed
     end.json             written last: why it stopped, exit status, totals
 
-A frame is the flags of every PFN in run-length form. The PFN range is cut into segments of
-`segment_pages` pages; a run never crosses a segment boundary. A key frame stores every
-segment; a delta frame stores only the segments whose runs changed since the previous frame.
+A frame is the flags of every PFN in run-length form (run lengths, and a palette of the
+distinct values with a small code per run). A key frame stores the runs themselves; a delta
+frame stores the runs of its XOR with the previous frame: mostly one long zero run, a few
+thousand runs where pages changed. A key frame every `key_every` frames bounds what one
+damaged file can lose.
 Arrays are plain dtypes, loaded with allow_pickle=False, and checked before use, because
 recordings are shared and may be damaged or hostile. docs/recording-format.md is the prose
 version of this module.
@@ -33,9 +35,8 @@ from pvrec.errors import PvrecError
 
 FORMAT_NAME = "pvrec"
 FORMAT_VERSION = 1
-DEFAULT_SEGMENT_PAGES = 4096
 DEFAULT_KEY_EVERY = 30
-FRAME_ARRAYS = ("meta", "seg_ids", "seg_runs", "lengths", "palette", "codes")
+FRAME_ARRAYS = ("meta", "lengths", "palette", "codes")
 KIND_KEY, KIND_DELTA = 0, 1
 _FRAME_NAME = re.compile(r"frames/[0-9]{6,9}\.npz")
 
@@ -46,82 +47,79 @@ class RecordingWarning(UserWarning):
 
 @dataclass
 class Runs:
-    """One frame in run-length form: per segment a run count, then every run's length and value."""
+    """Flags of consecutive PFNs in run-length form: run i is lengths[i] pages of values[i]."""
 
-    seg_counts: np.ndarray  # int64 [n_segments]: runs in each segment
-    lengths: np.ndarray  # uint32 [R]: pages in each run
-    values: np.ndarray  # uint64 [R]: the flags of each run
+    lengths: np.ndarray  # int64 [R], all > 0
+    values: np.ndarray  # uint64 [R], neighbours differ
 
     @property
     def pfn_count(self) -> int:
         return int(self.lengths.sum(dtype=np.int64))
 
+    def starts(self) -> np.ndarray:
+        """The first PFN of each run."""
+        out = np.zeros(self.lengths.size, dtype=np.int64)
+        np.cumsum(self.lengths[:-1], out=out[1:])
+        return out
+
     def expand(self) -> np.ndarray:
         """The flags of every PFN (uint64 array)."""
         return np.repeat(self.values, self.lengths)
 
-    def seg_offsets(self) -> np.ndarray:
-        """Index of each segment's first run, plus the total at the end."""
-        off = np.zeros(self.seg_counts.size + 1, dtype=np.int64)
-        np.cumsum(self.seg_counts, out=off[1:])
-        return off
+
+def _from_starts(starts: np.ndarray, values: np.ndarray, n: int) -> Runs:
+    """Runs from sorted distinct starts (starts[0] == 0), merging neighbours of equal value."""
+    keep = np.empty(values.size, dtype=bool)
+    keep[:1] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    starts, values = starts[keep], values[keep]
+    return Runs(np.diff(starts, append=n).astype(np.int64), values)
 
 
-def segment_count(pfn_count: int, segment_pages: int) -> int:
-    return -(-pfn_count // segment_pages)
-
-
-def encode_chunk(flags: np.ndarray, segment_pages: int) -> Runs:
-    """Run-length form of a chunk that starts on a segment boundary (runs split at boundaries)."""
-    n = flags.size
-    if n == 0:
-        return Runs(np.zeros(0, np.int64), np.zeros(0, np.uint32), np.zeros(0, np.uint64))
-    breaks = flags[1:] != flags[:-1]
-    breaks[segment_pages - 1 :: segment_pages] = True
-    starts = np.flatnonzero(breaks)
+def encode_flags(flags: np.ndarray) -> Runs:
+    """Run-length form of an array of flags."""
+    flags = np.ascontiguousarray(flags, dtype=np.uint64)
+    if flags.size == 0:
+        return Runs(np.zeros(0, np.int64), np.zeros(0, np.uint64))
+    starts = np.flatnonzero(flags[1:] != flags[:-1])
     starts += 1
     starts = np.concatenate((np.zeros(1, starts.dtype), starts))
-    lengths = np.diff(starts, append=n).astype(np.uint32)
-    seg_counts = np.bincount(starts // segment_pages, minlength=segment_count(n, segment_pages))
-    return Runs(seg_counts.astype(np.int64), lengths, flags[starts])
+    return Runs(np.diff(starts, append=flags.size).astype(np.int64), flags[starts])
 
 
-def concat_runs(parts: list[Runs]) -> Runs:
-    """Join the run forms of consecutive chunks (each starting on a segment boundary)."""
+def join_runs(parts: list[Runs]) -> Runs:
+    """The runs of consecutive chunks as one, merging equal runs across the joins."""
+    parts = [p for p in parts if p.lengths.size]
     if len(parts) == 1:
         return parts[0]
-    return Runs(
-        np.concatenate([p.seg_counts for p in parts]),
-        np.concatenate([p.lengths for p in parts]),
-        np.concatenate([p.values for p in parts]),
-    )
+    if not parts:
+        return Runs(np.zeros(0, np.int64), np.zeros(0, np.uint64))
+    lengths = np.concatenate([p.lengths for p in parts])
+    values = np.concatenate([p.values for p in parts])
+    starts = np.zeros(lengths.size, dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    return _from_starts(starts, values, int(starts[-1] + lengths[-1]))
 
 
-def encode_flags(flags: np.ndarray, segment_pages: int = DEFAULT_SEGMENT_PAGES) -> Runs:
-    """Run-length form of a whole frame."""
-    return encode_chunk(np.ascontiguousarray(flags, dtype=np.uint64), segment_pages)
+def xor_runs(a: Runs, b: Runs) -> Runs:
+    """a XOR b, page by page, computed on the runs alone (never the full arrays).
 
-
-def changed_segments(cur: Runs, prev: Runs) -> np.ndarray:
-    """Boolean per segment: do its runs differ between two frames of the same shape."""
-    changed = cur.seg_counts != prev.seg_counts
-    if cur.values.size == 0:
-        return changed
-    off_c, off_p = cur.seg_offsets(), prev.seg_offsets()
-    run_seg = np.repeat(np.arange(cur.seg_counts.size), cur.seg_counts)
-    same_count = ~changed[run_seg]
-    idx = np.flatnonzero(same_count)
-    seg = run_seg[idx]
-    j = idx - off_c[seg] + off_p[seg]
-    differs = (cur.lengths[idx] != prev.lengths[j]) | (cur.values[idx] != prev.values[j])
-    changed[seg[differs]] = True
-    return changed
-
-
-def select_segments(runs: Runs, segs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(run counts, lengths, values) of the given sorted segments."""
-    mask = np.repeat(np.isin(np.arange(runs.seg_counts.size), segs), runs.seg_counts)
-    return runs.seg_counts[segs], runs.lengths[mask], runs.values[mask]
+    A delta frame stores xor_runs(frame, previous): mostly one huge zero run, a few thousand
+    runs where pages changed; applying it is xor_runs(previous, delta).
+    """
+    n = a.pfn_count
+    sa, sb = a.starts(), b.starts()
+    merged = np.concatenate((sa, sb))
+    order = np.argsort(merged, kind="stable")  # two sorted runs: a linear merge
+    from_a = order < sa.size
+    ia = np.cumsum(from_a) - 1
+    ib = np.cumsum(~from_a) - 1
+    s = merged[order]
+    last = np.empty(s.size, dtype=bool)  # of equal starts keep the last: both indexes advanced
+    last[-1:] = True
+    np.not_equal(s[1:], s[:-1], out=last[:-1])
+    values = a.values[ia[last]] ^ b.values[ib[last]]
+    return _from_starts(s[last], values, n)
 
 
 def _smallest_uint(max_value: int) -> type:
@@ -131,32 +129,21 @@ def _smallest_uint(max_value: int) -> type:
     return np.uint64
 
 
-def frame_arrays(
-    runs: Runs, prev: Runs | None, index: int, segment_pages: int
-) -> tuple[dict[str, np.ndarray], int]:
-    """The arrays of a frame file: all segments when prev is None (key), else the changed ones."""
-    n_seg = runs.seg_counts.size
-    if prev is None:
-        kind, segs = KIND_KEY, np.arange(n_seg)
-        counts, lengths, values = runs.seg_counts, runs.lengths, runs.values
-    else:
-        kind = KIND_DELTA
-        segs = np.flatnonzero(changed_segments(runs, prev))
-        counts, lengths, values = select_segments(runs, segs)
-    palette, codes = np.unique(values, return_inverse=True)
+def frame_arrays(runs: Runs, prev: Runs | None, index: int) -> tuple[dict[str, np.ndarray], int]:
+    """The arrays of a frame file: the runs themselves (key), or their XOR with prev (delta)."""
+    kind, stored = (KIND_KEY, runs) if prev is None else (KIND_DELTA, xor_runs(runs, prev))
+    palette, codes = np.unique(stored.values, return_inverse=True)
     arrays = {
-        "meta": np.array([FORMAT_VERSION, kind, index, runs.pfn_count, segment_pages], np.int64),
-        "seg_ids": segs.astype(np.uint32),
-        "seg_runs": counts.astype(np.uint32),
-        "lengths": lengths.astype(_smallest_uint(segment_pages)),
+        "meta": np.array([FORMAT_VERSION, kind, index, runs.pfn_count], np.int64),
+        "lengths": stored.lengths.astype(_smallest_uint(int(stored.lengths.max(initial=0)))),
         "palette": palette.astype(np.uint64),
         "codes": codes.reshape(-1).astype(_smallest_uint(max(palette.size - 1, 0))),
     }
     return arrays, kind
 
 
-def write_npz(path: Path, arrays: dict[str, np.ndarray], level: int = 1) -> int:
-    """Write arrays as an .npz (zip of .npy, deflate level 1: fast) and return its size."""
+def write_npz(path: Path, arrays: dict[str, np.ndarray], level: int = 6) -> int:
+    """Write arrays as an .npz (a zip of .npy members, deflated) and return its size."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as zf:
         for name, arr in arrays.items():
@@ -231,15 +218,11 @@ class Writer:
         path: str | os.PathLike,
         header: dict,
         *,
-        segment_pages: int = DEFAULT_SEGMENT_PAGES,
         key_every: int = DEFAULT_KEY_EVERY,
         force: bool = False,
         owner: tuple[int, int] | None = None,
     ):
-        if segment_pages < 2 or segment_pages > 65535:
-            raise PvrecError("segment_pages must be between 2 and 65535")
         self.path = Path(path)
-        self.segment_pages = segment_pages
         self.key_every = max(1, key_every)
         self.owner = owner
         self.frames = 0
@@ -253,7 +236,6 @@ class Writer:
             "format_version": FORMAT_VERSION,
             "pvrec_version": __version__,
             **header,
-            "segment_pages": segment_pages,
             "key_every": self.key_every,
         }
         if "pfn_count" not in self.header:
@@ -269,14 +251,14 @@ class Writer:
 
     def add_frame(self, frame: Runs | np.ndarray, t: float, context: dict | None = None) -> FrameInfo:
         """Encode and append one frame; raises PvrecError (e.g. disk full) leaving no partial file."""
-        runs = frame if isinstance(frame, Runs) else encode_flags(frame, self.segment_pages)
+        runs = frame if isinstance(frame, Runs) else encode_flags(frame)
         if runs.pfn_count != self.header["pfn_count"]:
             raise PvrecError(
                 f"frame has {runs.pfn_count} pages, the recording {self.header['pfn_count']}"
             )
         index = self.frames
         prev = None if index % self.key_every == 0 else self._prev
-        arrays, kind = frame_arrays(runs, prev, index, self.segment_pages)
+        arrays, kind = frame_arrays(runs, prev, index)
         name = f"frames/{index:06d}.npz"
         final = self.path / name
         tmp = final.with_name(final.name + ".tmp")
@@ -335,11 +317,10 @@ class FrameError(Exception):
     """A frame file is damaged; the reader skips it with a warning."""
 
 
-def _load_frame(path: Path, pfn_count: int, segment_pages: int) -> dict[str, np.ndarray]:
+def _load_frame(path: Path, pfn_count: int) -> dict[str, np.ndarray]:
     """Load and sanity-check one frame file without trusting anything in it."""
-    n_seg = segment_count(pfn_count, segment_pages)
     # No array may inflate beyond what this many pages could need: zip bombs stop here.
-    limit = 16 * (pfn_count + n_seg) + (1 << 16)
+    limit = 8 * pfn_count + (1 << 16)
     try:
         with zipfile.ZipFile(path) as zf:
             arrays = {}
@@ -363,60 +344,36 @@ def _load_frame(path: Path, pfn_count: int, segment_pages: int) -> dict[str, np.
             NotImplementedError, OverflowError, MemoryError) as exc:
         raise FrameError(str(exc) or type(exc).__name__) from None
     meta = arrays["meta"]
-    if meta.size < 5 or meta[0] != FORMAT_VERSION or meta[1] not in (KIND_KEY, KIND_DELTA):
+    if meta.size < 4 or meta[0] != FORMAT_VERSION or meta[1] not in (KIND_KEY, KIND_DELTA):
         raise FrameError("bad meta")
-    if meta[3] != pfn_count or meta[4] != segment_pages:
-        raise FrameError("frame shape does not match the header")
-    seg_ids, seg_runs = arrays["seg_ids"].astype(np.int64), arrays["seg_runs"].astype(np.int64)
-    if seg_ids.size != seg_runs.size or (seg_ids.size and (seg_ids[-1] >= n_seg)):
-        raise FrameError("bad segment table")
-    if seg_ids.size > 1 and np.any(np.diff(seg_ids) <= 0):
-        raise FrameError("segment ids not increasing")
-    if meta[1] == KIND_KEY and seg_ids.size != n_seg:
-        raise FrameError("key frame lacks segments")
+    if meta[3] != pfn_count:
+        raise FrameError(f"frame has {meta[3]} pages, the header says {pfn_count}")
     lengths, codes, palette = arrays["lengths"], arrays["codes"], arrays["palette"]
-    if lengths.size != codes.size or seg_runs.sum() != lengths.size:
+    if lengths.size != codes.size or lengths.size == 0:
         raise FrameError("run table sizes disagree")
-    if codes.size and int(codes.max()) >= palette.size:
+    if int(codes.max()) >= palette.size:
         raise FrameError("run code outside the palette")
-    if lengths.size and int(lengths.min()) == 0:
-        raise FrameError("empty run")
-    seg_sizes = np.full(seg_ids.size, segment_pages, np.int64)
-    last = pfn_count - (n_seg - 1) * segment_pages
-    seg_sizes[seg_ids == n_seg - 1] = last
-    if np.any(seg_runs == 0) or np.any(seg_runs > seg_sizes):
-        raise FrameError("bad run counts")
-    run_seg_end = np.cumsum(seg_runs) - 1
-    sums = np.cumsum(lengths.astype(np.int64))[run_seg_end] if lengths.size else np.zeros(0)
-    seg_sums = np.diff(sums, prepend=0)
-    if not np.array_equal(seg_sums, seg_sizes):
-        raise FrameError("run lengths do not fill their segments")
+    if palette.dtype != np.uint64:
+        raise FrameError("palette is not uint64")
+    # Check without trusting the sum not to wrap: every length in 1..pfn_count, and the float
+    # sum (exact enough below 2**53) agreeing with the integer one.
+    if lengths.size > pfn_count or int(lengths.min()) == 0 or int(lengths.max()) > pfn_count:
+        raise FrameError("run lengths out of range")
+    if round(float(lengths.sum(dtype=np.float64))) != pfn_count or int(
+        lengths.sum(dtype=np.uint64)
+    ) != pfn_count:
+        raise FrameError("run lengths do not add up to the page count")
     return arrays
 
 
-def apply_frame(prev: Runs | None, arrays: dict[str, np.ndarray], n_seg: int) -> Runs:
-    """The frame's runs: the stored segments, the rest taken from the previous frame."""
-    seg_ids = arrays["seg_ids"].astype(np.int64)
-    counts = arrays["seg_runs"].astype(np.int64)
-    lengths = arrays["lengths"].astype(np.uint32)
-    values = arrays["palette"][arrays["codes"]]
+def apply_frame(prev: Runs | None, arrays: dict[str, np.ndarray]) -> Runs:
+    """The frame's runs: stored as they are (key), or XORed onto the previous frame (delta)."""
+    stored = Runs(arrays["lengths"].astype(np.int64), arrays["palette"][arrays["codes"]])
     if arrays["meta"][1] == KIND_KEY:
-        return Runs(counts, lengths, values)
+        return stored
     if prev is None:
         raise FrameError("delta frame without a previous frame")
-    changed = np.zeros(n_seg, bool)
-    changed[seg_ids] = True
-    keep = ~np.repeat(changed, prev.seg_counts)
-    old_seg = np.repeat(np.arange(n_seg), prev.seg_counts)[keep]
-    new_seg = np.repeat(seg_ids, counts)
-    order = np.argsort(np.concatenate((old_seg, new_seg)), kind="stable")
-    seg_counts = prev.seg_counts.copy()
-    seg_counts[seg_ids] = counts
-    return Runs(
-        seg_counts,
-        np.concatenate((prev.lengths[keep], lengths))[order],
-        np.concatenate((prev.values[keep], values))[order],
-    )
+    return xor_runs(prev, stored)
 
 
 def _check_file_name(name: object) -> str:
@@ -438,10 +395,8 @@ class Recording:
         self.warnings: list[str] = []
         self.header = self._read_header()
         self.pfn_count = int(self.header["pfn_count"])
-        self.segment_pages = int(self.header.get("segment_pages", DEFAULT_SEGMENT_PAGES))
-        if not 2 <= self.segment_pages <= 65535 or not 0 < self.pfn_count < 1 << 40:
-            raise PvrecError(f"{self.path}: header has an impossible page count or segment size")
-        self.n_seg = segment_count(self.pfn_count, self.segment_pages)
+        if not 0 < self.pfn_count < 1 << 40:
+            raise PvrecError(f"{self.path}: header has an impossible page count")
         self.end = self._read_end()
         self._entries = self._read_index()
         self.frames: list[FrameInfo] = list(self._entries)
@@ -545,7 +500,7 @@ class Recording:
         # A crash or power loss can leave the last file cut short: check that one fully.
         while good:
             try:
-                _load_frame(self.path / good[-1].file, self.pfn_count, self.segment_pages)
+                _load_frame(self.path / good[-1].file, self.pfn_count)
                 break
             except FrameError as exc:
                 self._warn(f"{self.path}: last frame {good[-1].index} is incomplete ({exc}); skipped")
@@ -567,8 +522,8 @@ class Recording:
 
     def _decode(self, pos: int, prev: Runs | None) -> Runs:
         info = self.frames[pos]
-        arrays = _load_frame(self.path / info.file, self.pfn_count, self.segment_pages)
-        return apply_frame(prev, arrays, self.n_seg)
+        arrays = _load_frame(self.path / info.file, self.pfn_count)
+        return apply_frame(prev, arrays)
 
     def read_runs(self, n: int) -> Runs:
         """Frame n (negative counts from the end) in run-length form."""

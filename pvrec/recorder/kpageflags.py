@@ -89,7 +89,7 @@ class PageFlagsFile:
                 continue
             except OSError as exc:
                 if exc.errno == errno.EIO:
-                    raise SampleError(f"{self.path}: I/O error at PFN {first_pfn + done // 8}")
+                    raise SampleError(f"{self.path}: I/O error at PFN {first_pfn + done // 8}") from None
                 raise open_error(self.path, exc) from None
             if n <= 0:
                 break

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pvrec.errors import PvrecError
-from pvrec.recorder.kpageflags import CHUNK_PAGES, PageFlagsFile, SampleError
+from pvrec.recorder.kpageflags import PageFlagsFile, SampleError
 from pvrec.recorder.procstat import read_context
 from pvrec.recorder.workload import Workload
-from pvrec.recording import Writer, concat_runs, encode_chunk
+from pvrec.recording import Writer, encode_flags, join_runs
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -105,17 +105,13 @@ class Sampler:
         self.writer = writer
         self.t0 = t0
         self.with_context = with_context
-        seg = writer.segment_pages
-        self.chunk_pages = max(seg, CHUNK_PAGES // seg * seg)  # chunks start on segment bounds
         self.stats = SamplerStats()
 
     def take(self, scheduled: float) -> bool:
         """Sample now; False (and counted) when the read failed and the frame was skipped."""
         start, cpu0 = time.monotonic(), time.process_time()
-        seg = self.writer.segment_pages
         try:
-            runs = concat_runs([encode_chunk(c, seg)
-                                for c in self.source.chunks(self.pfn_count, self.chunk_pages)])
+            runs = join_runs([encode_flags(c) for c in self.source.chunks(self.pfn_count)])
         except SampleError as exc:
             self.stats.failed_samples += 1
             self.stats.last_error = str(exc)

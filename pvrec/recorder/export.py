@@ -1,0 +1,64 @@
+"""`pvrec export`: write one frame of a recording back as a raw kpageflags dump.
+
+The dump is byte-identical to what was sampled, so `page-types -F FILE`, `pvrec stats -F FILE`
+and any other kpageflags tool can read it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from pvrec.errors import PvrecError
+from pvrec.recording import open_recording
+from pvrec.units import format_bytes
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export", help="write one frame back as a raw kpageflags dump (for page-types -F)",
+        description="Write frame N of a recording as a raw /proc/kpageflags dump: one "
+                    "little-endian u64 per PFN, byte-identical to what was sampled.",
+        epilog="example:\n  pvrec export pvrec-make-*/ --frame -1 -o last.kpf\n"
+               "  page-types -F last.kpf",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("recording", metavar="RUN", help="recording directory")
+    p.add_argument("-n", "--frame", type=int, default=-1, metavar="N",
+                   help="frame number; negative counts from the end (default -1, the last)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="dump file to write")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite FILE if it exists")
+    p.set_defaults(func=run)
+
+
+def export_frame(recording: str, frame: int, output: str, force: bool = False) -> int:
+    """Write the frame as a raw dump (atomically); returns the bytes written."""
+    out = Path(output)
+    if out.is_dir():
+        raise PvrecError(f"output {out} is a directory; name a file")
+    if out.exists() and not force:
+        raise PvrecError(f"output {out} exists (use --force to overwrite it)")
+    if not out.parent.is_dir():
+        raise PvrecError(f"output directory {out.parent} does not exist")
+    flags = open_recording(recording).read(frame).astype("<u8", copy=False)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        flags.tofile(tmp)
+        os.replace(tmp, out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise PvrecError(f"cannot write {out}: {exc.strerror or exc}", exit_code=1) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return int(flags.nbytes)
+
+
+def run(args: argparse.Namespace) -> int:
+    size = export_frame(args.recording, args.frame, args.output, args.force)
+    print(f"pvrec: wrote frame {args.frame} of {args.recording} to {args.output} "
+          f"({size // 8} pages, {format_bytes(size)})", file=sys.stderr)
+    return 0
+
+
