@@ -46,7 +46,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as one line and exit code 2, like every pvrec error."""
 
     def error(self, message: str):  # type: ignore[override]
-        raise PvrecError(f"{self.prog}: {message} (see {self.prog} --help)")
+        raise PvrecError(f"{message} (see {self.prog} --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:

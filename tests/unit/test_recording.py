@@ -1,0 +1,238 @@
+"""The recording format: codec round trips, key/delta chains, and a lenient but safe reader."""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+import zipfile
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from pvrec.errors import PvrecError
+from pvrec.recording import (
+    FORMAT_VERSION,
+    RecordingWarning,
+    Writer,
+    encode_flags,
+    join_runs,
+    open_recording,
+    xor_runs,
+)
+from tests.conftest import synthetic_flags
+
+flag_arrays = arrays(np.uint64, st.integers(1, 300),
+                     elements=st.sampled_from([0, 1, 0x400, 0x68, 1 << 63, 0x828]))
+
+
+@given(flag_arrays)
+def test_encode_expand_round_trip(flags):
+    runs = encode_flags(flags)
+    assert np.array_equal(runs.expand(), flags)
+    assert runs.pfn_count == flags.size
+    assert np.all(runs.values[1:] != runs.values[:-1])
+
+
+@given(flag_arrays, st.data())
+def test_xor_runs_is_pagewise_xor(a, data):
+    b = data.draw(arrays(np.uint64, a.size, elements=st.sampled_from([0, 2, 0x400, 7])))
+    x = xor_runs(encode_flags(a), encode_flags(b))
+    assert np.array_equal(x.expand(), a ^ b)
+    assert np.all(x.values[1:] != x.values[:-1])
+
+
+@given(flag_arrays, st.lists(st.integers(1, 50), min_size=1, max_size=8))
+def test_join_runs_of_chunks_equals_encoding_of_whole(flags, cuts):
+    bounds = np.unique(np.clip(np.cumsum(cuts), 0, flags.size))
+    parts = [encode_flags(p) for p in np.split(flags, bounds) if p.size]
+    joined = join_runs(parts)
+    whole = encode_flags(flags)
+    assert np.array_equal(joined.lengths, whole.lengths)
+    assert np.array_equal(joined.values, whole.values)
+
+
+def write(tmp_path, frames, key_every=3, **header):
+    w = Writer(tmp_path / "rec", {"pfn_count": frames[0].size, **header}, key_every=key_every)
+    for i, f in enumerate(frames):
+        w.add_frame(f, t=i * 0.5, context={"note": i})
+    w.close({"reason": "test"})
+    return tmp_path / "rec"
+
+
+def test_writer_reader_round_trip_with_key_and_delta_frames(tmp_path):
+    frames = [synthetic_flags(5000, seed=s) for s in (1, 1, 2, 3, 3, 4, 5)]
+    path = write(tmp_path, frames)
+    rec = open_recording(path)
+    assert len(rec) == 7 and rec.complete
+    assert [f.kind for f in rec.frames] == ["key", "delta", "delta"] * 2 + ["key"]
+    assert [f.t for f in rec.frames] == [i * 0.5 for i in range(7)]
+    assert rec.frames[3].context["note"] == 3
+    for i in (6, 0, 4, 5, 2, -1):  # random access, in any order
+        assert np.array_equal(rec.read(i), frames[i])
+    streamed = [flags for _info, flags in rec.iter_frames()]
+    assert all(np.array_equal(a, b) for a, b in zip(streamed, frames, strict=True))
+    assert [i.index for i, _ in rec.iter_frames(1, 7, 2)] == [1, 3, 5]
+
+
+def test_unchanged_frame_is_a_tiny_delta(tmp_path):
+    f = synthetic_flags(100_000, runs=2000)
+    rec = open_recording(write(tmp_path, [f, f]))
+    assert rec.frames[1].context["bytes"] < rec.frames[0].context["bytes"] / 5
+
+
+def test_frames_load_with_allow_pickle_false_and_plain_dtypes(tmp_path):
+    rec = open_recording(write(tmp_path, [synthetic_flags(3000)]))
+    with np.load(rec.path / rec.frames[0].file, allow_pickle=False) as z:
+        assert {k: z[k].dtype.kind for k in z.files} == {
+            "meta": "i", "lengths": "u", "palette": "u", "codes": "u"}
+
+
+def test_not_a_recording(tmp_path):
+    with pytest.raises(PvrecError, match="not a pvrec recording"):
+        open_recording(tmp_path)
+    with pytest.raises(PvrecError, match="not a directory"):
+        open_recording(tmp_path / "missing")
+
+
+def test_newer_format_version_says_upgrade(tmp_path):
+    path = write(tmp_path, [synthetic_flags(100)])
+    header = json.loads((path / "header.json").read_text())
+    header["format_version"] = FORMAT_VERSION + 1
+    (path / "header.json").write_text(json.dumps(header))
+    with pytest.raises(PvrecError, match="upgrade pvrec"):
+        open_recording(path)
+
+
+def test_frame_out_of_range(tmp_path):
+    rec = open_recording(write(tmp_path, [synthetic_flags(100)] * 2))
+    with pytest.raises(PvrecError, match=r"frame 2 is out of range: .* has 2 frames \(0..1\)"):
+        rec.read(2)
+    with pytest.raises(PvrecError, match="out of range"):
+        rec.read(-3)
+
+
+def test_cut_index_line_and_missing_last_frame_are_skipped_with_warning(tmp_path):
+    frames = [synthetic_flags(2000, seed=s) for s in range(4)]
+    path = write(tmp_path, frames)
+    index = (path / "frames.jsonl").read_text().splitlines()
+    (path / "frames.jsonl").write_text("\n".join(index[:3]) + "\n" + index[3][:20])
+    with pytest.warns(RecordingWarning, match="cut short"):
+        rec = open_recording(path)
+    assert len(rec) == 3
+    assert np.array_equal(rec.read(-1), frames[2])
+
+
+def test_truncated_last_frame_file_is_skipped(tmp_path):
+    frames = [synthetic_flags(2000, seed=s) for s in range(3)]
+    path = write(tmp_path, frames)
+    last = path / "frames" / "000002.npz"
+    last.write_bytes(last.read_bytes()[:40])
+    with pytest.warns(RecordingWarning, match="incomplete"):
+        assert len(open_recording(path)) == 2
+
+
+def test_damaged_middle_frame_skips_to_next_key_frame(tmp_path):
+    frames = [synthetic_flags(2000, seed=s) for s in range(7)]
+    path = write(tmp_path, frames, key_every=3)
+    (path / "frames" / "000001.npz").write_bytes(b"garbage")
+    rec = open_recording(path)
+    with pytest.warns(RecordingWarning, match="damaged"):
+        got = [(i.index, flags) for i, flags in rec.iter_frames()]
+    assert [i for i, _ in got] == [0, 3, 4, 5, 6]
+    assert all(np.array_equal(f, frames[i]) for i, f in got)
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "frames/../../x.npz",
+                                  "frames/1.npz.tmp", 7])
+def test_frame_names_escaping_the_recording_are_refused(tmp_path, name):
+    path = write(tmp_path, [synthetic_flags(100)] * 2)
+    lines = (path / "frames.jsonl").read_text().splitlines()
+    bad = json.loads(lines[1])
+    bad["file"] = name
+    (path / "frames.jsonl").write_text(lines[0] + "\n" + json.dumps(bad) + "\n")
+    with pytest.warns(RecordingWarning):
+        assert len(open_recording(path)) == 1
+
+
+def test_symlinked_frame_file_is_refused(tmp_path):
+    path = write(tmp_path, [synthetic_flags(100)] * 2, key_every=1)
+    target = path / "frames" / "000001.npz"
+    outside = tmp_path / "outside.npz"
+    target.rename(outside)
+    target.symlink_to(outside)
+    with pytest.warns(RecordingWarning, match="missing"):
+        assert len(open_recording(path)) == 1
+
+
+def _replace_frame(path, arrays_by_name, raw_members=None):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, arr in arrays_by_name.items():
+            b = io.BytesIO()
+            np.lib.format.write_array(b, arr, allow_pickle=True)
+            zf.writestr(name + ".npy", b.getvalue())
+        for name, data in (raw_members or {}).items():
+            zf.writestr(name, data)
+    path.write_bytes(buf.getvalue())
+
+
+@pytest.mark.parametrize("case", ["object", "float", "2d", "bad_sum", "code_range", "bomb"])
+def test_hostile_frame_files_are_refused_not_trusted(tmp_path, case):
+    path = write(tmp_path, [synthetic_flags(1000)], key_every=1)
+    frame = path / "frames" / "000000.npz"
+    good = dict(np.load(frame, allow_pickle=False))
+    if case == "object":
+        good["codes"] = np.array([{"x": 1}], dtype=object)
+    elif case == "float":
+        good["lengths"] = good["lengths"].astype(np.float64)
+    elif case == "2d":
+        good["palette"] = good["palette"].reshape(1, -1)
+    elif case == "bad_sum":
+        good["lengths"] = good["lengths"].copy()
+        good["lengths"][0] += 1
+    elif case == "code_range":
+        good["codes"] = np.full_like(good["codes"], 250)
+    raw = {}
+    if case == "bomb":  # declares (and inflates to) far more than 1000 pages could need
+        del good["codes"]
+        raw = {"codes.npy": b"\0" * (64 << 20)}
+    _replace_frame(frame, good, raw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RecordingWarning)
+        rec = open_recording(path)
+        assert len(rec) == 0
+
+
+def test_writer_refuses_non_empty_directory_unless_force(tmp_path):
+    (tmp_path / "rec").mkdir()
+    (tmp_path / "rec" / "notes.txt").write_text("mine")
+    with pytest.raises(PvrecError, match="not empty"):
+        Writer(tmp_path / "rec", {"pfn_count": 10})
+    with pytest.raises(PvrecError, match="overwrites recordings only"):
+        Writer(tmp_path / "rec", {"pfn_count": 10}, force=True)
+    (tmp_path / "other").mkdir()
+    path = write(tmp_path / "other", [synthetic_flags(100)] * 3)
+    w = Writer(path, {"pfn_count": 50}, force=True)
+    w.add_frame(np.zeros(50, np.uint64), 0.0)
+    w.close({})
+    assert len(open_recording(path)) == 1
+
+
+def test_output_path_that_is_a_file(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(PvrecError, match="exists and is not a directory"):
+        Writer(tmp_path / "f", {"pfn_count": 10})
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 5), min_size=1, max_size=12), st.integers(1, 4))
+def test_any_chain_of_frames_reads_back(tmp_path_factory, seeds, key_every):
+    tmp = tmp_path_factory.mktemp("chain")
+    frames = [synthetic_flags(700, seed=s, runs=20) for s in seeds]
+    rec = open_recording(write(tmp, frames, key_every=key_every))
+    for i in reversed(range(len(frames))):
+        assert np.array_equal(rec.read(i), frames[i])
