@@ -7,8 +7,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -246,3 +248,55 @@ def test_live_recording_of_a_workload(tmp_path):
     ctx = rec.frames[0].context
     assert "buddyinfo" in ctx and "nr_free_pages" in ctx["vmstat"]
     assert rec.read(-1).size == h["pfn_count"]
+
+
+@pytest.fixture
+def throwaway_user():
+    """A user made for this test and removed after it (needs root and useradd)."""
+    if os.geteuid() != 0 or shutil.which("useradd") is None:
+        pytest.skip("creating a user needs root and useradd")
+    name = f"pvrec{os.getpid() % 100000}"
+    r = subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/sh", name],
+                       capture_output=True, text=True)
+    if r.returncode:
+        pytest.skip(f"useradd failed: {r.stderr.strip()}")
+    import pwd
+
+    try:
+        yield pwd.getpwnam(name)
+    finally:
+        subprocess.run(["userdel", name], capture_output=True)
+
+
+def test_under_sudo_the_workload_runs_as_the_invoking_user(dump, throwaway_user):
+    pw = throwaway_user
+    with tempfile.TemporaryDirectory() as d:  # pytest's tmp_path is private to root
+        shared = Path(d)
+        shared.chmod(0o777)
+        out, ids = shared / "rec", shared / "ids.txt"
+        script = f'echo "$(id -u) $(id -g) $(id -G) $HOME" > {ids}'
+        env = {"SUDO_UID": str(pw.pw_uid), "SUDO_GID": str(pw.pw_gid), "SUDO_USER": pw.pw_name}
+        r = record(dump[0], out, "--", "sh", "-c", script, env=env)
+        assert r.returncode == 0, r.stderr
+        assert ids.read_text().split() == [str(pw.pw_uid), str(pw.pw_gid), str(pw.pw_gid),
+                                           pw.pw_dir]
+        assert {p.stat().st_uid for p in [out, *out.rglob("*")]} == {pw.pw_uid}
+        assert open_recording(out).header["user"] == pw.pw_name
+        r = record(dump[0], shared / "root", "--as-root", "--", "sh", "-c", script, env=env)
+        assert r.returncode == 0 and ids.read_text().startswith("0 0 ")
+
+
+def test_a_dump_cut_short_mid_run_skips_frames_and_goes_on(dump, tmp_path):
+    path, flags = dump
+    out = tmp_path / "rec"
+    p = start_recorder(path, out, "--", "sleep", "1.2")
+    wait_frames(out, 2)
+    path.write_bytes(path.read_bytes()[: 8 * 1000])  # a short read from now on
+    time.sleep(0.4)
+    flags.astype("<u8").tofile(path)  # and whole again
+    _, err = p.communicate(timeout=20)
+    assert p.returncode == 0, err
+    rec = open_recording(out)
+    assert rec.end["failed_samples"] >= 2
+    assert "samples failed" in err and "short read" in err
+    assert np.array_equal(rec.read(-1), flags)
