@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import re
 import shutil
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -317,6 +319,31 @@ class FrameError(Exception):
     """A frame file is damaged; the reader skips it with a warning."""
 
 
+def _read_npy(data: bytes, name: str) -> np.ndarray:
+    """An .npy member parsed by hand: plain dtypes only, and the data must be exactly as large
+    as the header says (np.load would allocate whatever shape a hostile header declares)."""
+    bio = io.BytesIO(data)
+    try:
+        major, _minor = np.lib.format.read_magic(bio)
+        if major == 1:
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(bio)
+        elif major in (2, 3):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(bio)
+        else:
+            raise FrameError(f"array {name!r}: unknown .npy version {major}")
+    except FrameError:
+        raise
+    except Exception as exc:  # numpy raises ValueError, SyntaxError, TypeError, ...
+        raise FrameError(f"array {name!r}: bad .npy header ({exc})") from None
+    if dtype.hasobject or dtype.kind not in "ui" or len(shape) != 1 or fortran:
+        raise FrameError(f"array {name!r} is {dtype} of shape {shape}, not a plain 1-d integer array")
+    offset = bio.tell()
+    if shape[0] * dtype.itemsize != len(data) - offset:
+        raise FrameError(f"array {name!r} holds {len(data) - offset} bytes, its header says "
+                         f"{shape[0] * dtype.itemsize}")
+    return np.frombuffer(data, dtype=dtype, offset=offset)
+
+
 def _load_frame(path: Path, pfn_count: int) -> dict[str, np.ndarray]:
     """Load and sanity-check one frame file without trusting anything in it."""
     # No array may inflate beyond what this many pages could need: zip bombs stop here.
@@ -332,16 +359,17 @@ def _load_frame(path: Path, pfn_count: int) -> dict[str, np.ndarray]:
                 if info.file_size > limit:
                     raise FrameError(f"array {name!r} declares {info.file_size} bytes")
                 with zf.open(info) as member:
-                    arr = np.lib.format.read_array(member, allow_pickle=False)
+                    data = member.read(limit + 1)
+                if len(data) > limit:
+                    raise FrameError(f"array {name!r} inflates beyond {limit} bytes")
+                arr = _read_npy(data, name)
                 if arr.dtype.kind != "u" and not (name == "meta" and arr.dtype == np.int64):
                     raise FrameError(f"array {name!r} has dtype {arr.dtype}")
-                if arr.ndim != 1:
-                    raise FrameError(f"array {name!r} is not one-dimensional")
                 arrays[name] = arr
     except FrameError:
         raise
-    except (OSError, zipfile.BadZipFile, ValueError, EOFError, KeyError, RuntimeError,
-            NotImplementedError, OverflowError, MemoryError) as exc:
+    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, KeyError,
+            RuntimeError, NotImplementedError, OverflowError, MemoryError, zlib.error) as exc:
         raise FrameError(str(exc) or type(exc).__name__) from None
     meta = arrays["meta"]
     if meta.size < 4 or meta[0] != FORMAT_VERSION or meta[1] not in (KIND_KEY, KIND_DELTA):
@@ -418,7 +446,7 @@ class Recording:
         if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
             raise PvrecError(f"{self.path} is not a pvrec recording (header format is not 'pvrec')")
         version = header.get("format_version")
-        if not isinstance(version, int):
+        if type(version) is not int:
             raise PvrecError(f"{p}: format_version is missing")
         if version > FORMAT_VERSION:
             raise PvrecError(
@@ -427,7 +455,7 @@ class Recording:
             )
         if version < 1:
             raise PvrecError(f"{p}: unknown format version {version}")
-        if not isinstance(header.get("pfn_count"), int):
+        if type(header.get("pfn_count")) is not int:
             raise PvrecError(f"{p}: pfn_count is missing")
         return header
 
@@ -458,7 +486,10 @@ class Recording:
                     int(d.pop("index")), float(d.pop("t")), _check_file_name(d.pop("file")),
                     str(d.pop("kind")), d,
                 )
-            except (ValueError, KeyError, TypeError, AttributeError, FrameError) as exc:
+                if not math.isfinite(info.t) or info.kind not in ("key", "delta"):
+                    raise ValueError("bad time or kind")
+            except (ValueError, KeyError, TypeError, AttributeError, OverflowError,
+                    FrameError) as exc:
                 last = lineno == len(lines) or (lineno == len(lines) - 1 and not lines[-1])
                 what = "the last index line is cut short" if last else f"index line {lineno} is damaged"
                 self._warn(f"{self.path}: {what} ({exc}); frame skipped")
