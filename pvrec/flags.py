@@ -76,6 +76,9 @@ ALL_BITS = (1 << 64) - 1
 HACKERS_BITS = 0xFFFF << 32
 OVERLOADED_BITS = 0xFFFF << 48
 COMPOUND_BITS = (1 << COMPOUND_HEAD) | (1 << COMPOUND_TAIL)
+KNOWN_BITS = sum(1 << b for b in FLAG_NAMES)
+_BIT_INDEX = np.array(list(FLAG_NAMES), dtype=np.uint64)
+_LETTERS = np.frombuffer("".join(e[0] for e in FLAG_NAMES.values()).encode(), dtype=np.uint8)
 
 
 def bit(n: int) -> int:
@@ -101,8 +104,27 @@ def long_symbolic(flags: int) -> str:
 
 def unknown_bits(flags: int) -> int:
     """The set bits page-types has no name for (it refuses such data)."""
-    known = sum(1 << b for b in FLAG_NAMES)
-    return flags & ~known & ALL_BITS
+    return flags & ~KNOWN_BITS & ALL_BITS
+
+
+def check_known(values: np.ndarray) -> None:
+    """Raise PvrecError for a flag word with a bit page-types has no name for, as it does."""
+    values = np.asarray(values, dtype=np.uint64)
+    bad = values & np.uint64(~KNOWN_BITS & ALL_BITS)
+    if values.size and bad.any():
+        word = int(np.bitwise_or.reduce(bad))
+        b = (word & -word).bit_length() - 1
+        raise PvrecError(
+            f"unknown flag bit {b} (page-types has no name for it and refuses it too); "
+            f"a newer kernel than pvrec's flag table?"
+        )
+
+
+def symbolic_table(values: np.ndarray) -> np.ndarray:
+    """symbolic() of many words at once: a uint8 array [len(values), len(FLAG_NAMES)] of ASCII."""
+    values = np.asarray(values, dtype=np.uint64).reshape(-1, 1)
+    set_ = ((values >> _BIT_INDEX) & np.uint64(1)).astype(bool)
+    return np.where(set_, _LETTERS, np.uint8(ord("_")))
 
 
 def well_known(flags: np.ndarray) -> np.ndarray:
