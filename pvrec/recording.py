@@ -38,7 +38,8 @@ from pvrec.errors import PvrecError
 FORMAT_NAME = "pvrec"
 FORMAT_VERSION = 1
 DEFAULT_KEY_EVERY = 30
-FRAME_ARRAYS = ("meta", "lengths", "palette", "codes")
+RUN_CHANNELS = ("flags", "cgroup")  # per-PFN u64 channels stored as runs (key or XOR delta)
+RUN_ARRAYS = ("lengths", "palette", "codes")
 KIND_KEY, KIND_DELTA = 0, 1
 _FRAME_NAME = re.compile(r"frames/[0-9]{6,9}\.npz")
 
@@ -131,19 +132,36 @@ def _smallest_uint(max_value: int) -> type:
     return np.uint64
 
 
-def frame_arrays(runs: Runs, prev: Runs | None, index: int) -> tuple[dict[str, np.ndarray], int]:
-    """The arrays of a frame file: the runs themselves (key), or their XOR with prev (delta)."""
-    kind, stored = (KIND_KEY, runs) if prev is None else (KIND_DELTA, xor_runs(runs, prev))
+def _prefix(channel: str) -> str:
+    """Array name prefix of a channel: flags keep the plain names, others are 'cgroup.lengths'."""
+    return "" if channel == "flags" else channel + "."
+
+
+def _runs_arrays(stored: Runs, prefix: str) -> dict[str, np.ndarray]:
     palette, codes = np.unique(stored.values, return_inverse=True)
     lengths = stored.lengths.astype(_smallest_uint(int(stored.lengths.max(initial=0))))
-    width = lengths.itemsize
-    arrays = {
-        "meta": np.array([FORMAT_VERSION, kind, index, runs.pfn_count, width], np.int64),
+    return {
         # Byte planes (all low bytes, then the next...): deflate finds 15% more to squeeze.
-        "lengths": lengths.view(np.uint8).reshape(-1, width).T.reshape(-1),
-        "palette": palette.astype(np.uint64),
-        "codes": codes.reshape(-1).astype(_smallest_uint(max(palette.size - 1, 0))),
+        # The width is lengths.size / codes.size.
+        prefix + "lengths": lengths.view(np.uint8).reshape(-1, lengths.itemsize).T.reshape(-1),
+        prefix + "palette": palette.astype(np.uint64),
+        prefix + "codes": codes.reshape(-1).astype(_smallest_uint(max(palette.size - 1, 0))),
     }
+
+
+def frame_arrays(channels: dict[str, Runs], prev: dict[str, Runs] | None, index: int,
+                 workload: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], int]:
+    """The arrays of a frame file: each channel's runs (key), or their XOR with prev (delta);
+    the workload's PFNs (sorted) as gaps."""
+    kind = KIND_KEY if prev is None else KIND_DELTA
+    pfn_count = channels["flags"].pfn_count
+    arrays = {"meta": np.array([FORMAT_VERSION, kind, index, pfn_count], np.int64)}
+    for channel, runs in channels.items():
+        stored = runs if prev is None else xor_runs(runs, prev[channel])
+        arrays.update(_runs_arrays(stored, _prefix(channel)))
+    if workload is not None:
+        gaps = np.diff(workload, prepend=0) if workload.size else workload
+        arrays["workload"] = gaps.astype(_smallest_uint(int(gaps.max(initial=0))))
     return arrays, kind
 
 
@@ -226,13 +244,18 @@ class Writer:
         key_every: int = DEFAULT_KEY_EVERY,
         force: bool = False,
         owner: tuple[int, int] | None = None,
+        channels: tuple[str, ...] = ("flags",),
+        workload: bool = False,
     ):
+        if channels[:1] != ("flags",) or not set(channels) <= set(RUN_CHANNELS):
+            raise PvrecError(f"channels must start with 'flags' and be among {RUN_CHANNELS}")
         self.path = Path(path)
+        self.channels = tuple(channels)
         self.key_every = max(1, key_every)
         self.owner = owner
         self.frames = 0
         self.bytes = 0
-        self._prev: Runs | None = None
+        self._prev: dict[str, Runs] | None = None
         prepare_directory(self.path, force)
         self._chown(self.path)
         self._chown(self.path / "frames")
@@ -242,6 +265,8 @@ class Writer:
             "pvrec_version": __version__,
             **header,
             "key_every": self.key_every,
+            "channels": list(self.channels),
+            "workload_pages": workload,
         }
         if "pfn_count" not in self.header:
             raise PvrecError("header needs pfn_count")
@@ -254,16 +279,28 @@ class Writer:
         if self.owner is not None:
             os.chown(p, *self.owner)
 
-    def add_frame(self, frame: Runs | np.ndarray, t: float, context: dict | None = None) -> FrameInfo:
-        """Encode and append one frame; raises PvrecError (e.g. disk full) leaving no partial file."""
-        runs = frame if isinstance(frame, Runs) else encode_flags(frame)
-        if runs.pfn_count != self.header["pfn_count"]:
-            raise PvrecError(
-                f"frame has {runs.pfn_count} pages, the recording {self.header['pfn_count']}"
-            )
+    def add_frame(self, frame: Runs | np.ndarray, t: float, context: dict | None = None, *,
+                  cgroup: Runs | np.ndarray | None = None,
+                  workload: np.ndarray | None = None) -> FrameInfo:
+        """Encode and append one frame; raises PvrecError (e.g. disk full) leaving no partial file.
+
+        cgroup (the memcg inode of every PFN) is required when the recording has that channel;
+        workload is the sorted array of PFNs the workload maps.
+        """
+        channels = {"flags": frame}
+        if "cgroup" in self.channels:
+            if cgroup is None:
+                raise PvrecError("this recording stores cgroups: every frame needs them")
+            channels["cgroup"] = cgroup
+        channels = {k: v if isinstance(v, Runs) else encode_flags(v) for k, v in channels.items()}
+        for runs in channels.values():
+            if runs.pfn_count != self.header["pfn_count"]:
+                raise PvrecError(
+                    f"frame has {runs.pfn_count} pages, the recording {self.header['pfn_count']}"
+                )
         index = self.frames
         prev = None if index % self.key_every == 0 else self._prev
-        arrays, kind = frame_arrays(runs, prev, index)
+        arrays, kind = frame_arrays(channels, prev, index, workload)
         name = f"frames/{index:06d}.npz"
         final = self.path / name
         tmp = final.with_name(final.name + ".tmp")
@@ -285,7 +322,7 @@ class Writer:
                 f"cannot write frame {index} to {self.path}: {exc.strerror or exc}; "
                 f"the recording is readable up to frame {index - 1}", exit_code=1
             ) from None
-        self._prev = runs
+        self._prev = channels
         self.frames += 1
         self.bytes += size
         return info
@@ -347,14 +384,17 @@ def _read_npy(data: bytes, name: str) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, offset=offset)
 
 
-def _load_frame(path: Path, pfn_count: int) -> dict[str, np.ndarray]:
+def _load_frame(path: Path, pfn_count: int, channels: tuple[str, ...] = ("flags",)
+                ) -> dict[str, np.ndarray]:
     """Load and sanity-check one frame file without trusting anything in it."""
     # No array may inflate beyond what this many pages could need: zip bombs stop here.
     limit = 8 * pfn_count + (1 << 16)
+    names = ["meta"] + [_prefix(c) + a for c in channels for a in RUN_ARRAYS]
+    arrays = {}
     try:
         with zipfile.ZipFile(path) as zf:
-            arrays = {}
-            for name in FRAME_ARRAYS:
+            members = set(zf.namelist())
+            for name in names + (["workload"] if "workload.npy" in members else []):
                 try:
                     info = zf.getinfo(name + ".npy")
                 except KeyError:
@@ -375,20 +415,29 @@ def _load_frame(path: Path, pfn_count: int) -> dict[str, np.ndarray]:
             RuntimeError, NotImplementedError, OverflowError, MemoryError, zlib.error) as exc:
         raise FrameError(str(exc) or type(exc).__name__) from None
     meta = arrays["meta"]
-    if meta.size < 5 or meta[0] != FORMAT_VERSION or meta[1] not in (KIND_KEY, KIND_DELTA):
+    if meta.size < 4 or meta[0] != FORMAT_VERSION or meta[1] not in (KIND_KEY, KIND_DELTA):
         raise FrameError("bad meta")
-    width = int(meta[4])
-    if width not in (1, 2, 4, 8) or arrays["lengths"].dtype != np.uint8:
-        raise FrameError("bad run length width")
-    if arrays["lengths"].size % width:
-        raise FrameError("run lengths are not whole words")
-    arrays["lengths"] = (arrays["lengths"].reshape(width, -1).T.copy()
-                         .view(f"<u{width}").reshape(-1))
     if meta[3] != pfn_count:
         raise FrameError(f"frame has {meta[3]} pages, the header says {pfn_count}")
-    lengths, codes, palette = arrays["lengths"], arrays["codes"], arrays["palette"]
-    if lengths.size != codes.size or lengths.size == 0:
+    for channel in channels:
+        _check_runs(arrays, _prefix(channel), pfn_count)
+    if "workload" in arrays:
+        gaps = arrays["workload"]
+        if gaps.size > pfn_count or (gaps.size and (
+                float(gaps.sum(dtype=np.float64)) >= pfn_count or int(gaps[1:].min(initial=1)) == 0)):
+            raise FrameError("workload PFNs out of range or not increasing")
+    return arrays
+
+
+def _check_runs(arrays: dict[str, np.ndarray], prefix: str, pfn_count: int) -> None:
+    """Validate one channel's runs in place (and turn its byte planes back into integers)."""
+    planes, palette, codes = (arrays[prefix + a] for a in RUN_ARRAYS)
+    if codes.size == 0 or planes.dtype != np.uint8 or planes.size % codes.size:
         raise FrameError("run table sizes disagree")
+    width = planes.size // codes.size
+    if width not in (1, 2, 4, 8):
+        raise FrameError("bad run length width")
+    lengths = planes.reshape(width, -1).T.copy().view(f"<u{width}").reshape(-1)
     if int(codes.max()) >= palette.size:
         raise FrameError("run code outside the palette")
     if palette.dtype != np.uint64:
@@ -401,17 +450,33 @@ def _load_frame(path: Path, pfn_count: int) -> dict[str, np.ndarray]:
         lengths.sum(dtype=np.uint64)
     ) != pfn_count:
         raise FrameError("run lengths do not add up to the page count")
-    return arrays
+    arrays[prefix + "lengths"] = lengths
 
 
-def apply_frame(prev: Runs | None, arrays: dict[str, np.ndarray]) -> Runs:
-    """The frame's runs: stored as they are (key), or XORed onto the previous frame (delta)."""
-    stored = Runs(arrays["lengths"].astype(np.int64), arrays["palette"][arrays["codes"]])
-    if arrays["meta"][1] == KIND_KEY:
-        return stored
-    if prev is None:
+@dataclass
+class Frame:
+    """One decoded frame: the flags, and the optional channels the recording has."""
+
+    flags: Runs
+    cgroup: Runs | None = None
+    workload: np.ndarray | None = None  # sorted PFNs mapped by the workload's processes
+
+
+def apply_frame(prev: Frame | None, arrays: dict[str, np.ndarray],
+                channels: tuple[str, ...] = ("flags",)) -> Frame:
+    """The frame: each channel stored as it is (key), or XORed onto the previous frame (delta)."""
+    delta = arrays["meta"][1] == KIND_DELTA
+    if delta and prev is None:
         raise FrameError("delta frame without a previous frame")
-    return xor_runs(prev, stored)
+    out = {}
+    for channel in channels:
+        p = _prefix(channel)
+        stored = Runs(arrays[p + "lengths"].astype(np.int64), arrays[p + "palette"][arrays[p + "codes"]])
+        out[channel] = xor_runs(getattr(prev, channel), stored) if delta else stored
+    workload = arrays.get("workload")
+    if workload is not None:
+        workload = np.cumsum(workload, dtype=np.int64)
+    return Frame(workload=workload, **out)
 
 
 def _check_file_name(name: object) -> str:
@@ -435,10 +500,15 @@ class Recording:
         self.pfn_count = int(self.header["pfn_count"])
         if not 0 < self.pfn_count < 1 << 40:
             raise PvrecError(f"{self.path}: header has an impossible page count")
+        channels = self.header.get("channels", ["flags"])
+        if (not isinstance(channels, list) or channels[:1] != ["flags"]
+                or not set(channels) <= set(RUN_CHANNELS) or len(set(channels)) != len(channels)):
+            raise PvrecError(f"{self.path}: header lists unknown channels {channels!r}")
+        self.channels = tuple(channels)
         self.end = self._read_end()
         self._entries = self._read_index()
         self.frames: list[FrameInfo] = list(self._entries)
-        self._cache: tuple[int, Runs] | None = None
+        self._cache: tuple[int, Frame] | None = None
         self._validated = False
 
     # -- metadata
@@ -541,7 +611,7 @@ class Recording:
         # A crash or power loss can leave the last file cut short: check that one fully.
         while good:
             try:
-                _load_frame(self.path / good[-1].file, self.pfn_count)
+                _load_frame(self.path / good[-1].file, self.pfn_count, self.channels)
                 break
             except FrameError as exc:
                 self._warn(f"{self.path}: last frame {good[-1].index} is incomplete ({exc}); skipped")
@@ -561,13 +631,13 @@ class Recording:
             )
         return i
 
-    def _decode(self, pos: int, prev: Runs | None) -> Runs:
+    def _decode(self, pos: int, prev: Frame | None) -> Frame:
         info = self.frames[pos]
-        arrays = _load_frame(self.path / info.file, self.pfn_count)
-        return apply_frame(prev, arrays)
+        arrays = _load_frame(self.path / info.file, self.pfn_count, self.channels)
+        return apply_frame(prev, arrays, self.channels)
 
-    def read_runs(self, n: int) -> Runs:
-        """Frame n (negative counts from the end) in run-length form."""
+    def read_frame(self, n: int) -> Frame:
+        """Frame n (negative counts from the end) with all its channels."""
         i = self._resolve(n)
         if self._cache and self._cache[0] == i:
             return self._cache[1]
@@ -576,29 +646,33 @@ class Recording:
             if self._cache and self._cache[0] == start - 1:
                 break
             start -= 1
-        prev = self._cache[1] if self._cache and self._cache[0] == start - 1 else None
-        runs = prev
+        frame = self._cache[1] if self._cache and self._cache[0] == start - 1 else None
         for pos in range(start, i + 1):
             try:
-                runs = self._decode(pos, runs)
+                frame = self._decode(pos, frame)
             except FrameError as exc:
                 raise PvrecError(
                     f"{self.path}: frame {pos} ({self.frames[pos].file}) is damaged: {exc}"
                 ) from None
-        self._cache = (i, runs)
-        return runs
+        self._cache = (i, frame)
+        return frame
+
+    def read_runs(self, n: int) -> Runs:
+        """Frame n (negative counts from the end) in run-length form."""
+        return self.read_frame(n).flags
 
     def read(self, n: int) -> np.ndarray:
         """Frame n (negative counts from the end) as the uint64 flags of every PFN."""
         return self.read_runs(n).expand()
 
-    def iter_runs(self, start: int = 0, stop: int | None = None, step: int = 1
-                  ) -> Iterator[tuple[FrameInfo, Runs]]:
-        """Frames in order as runs, decoding each file once; damaged ones skipped with a warning."""
+    def iter_decoded(self, start: int = 0, stop: int | None = None, step: int = 1
+                     ) -> Iterator[tuple[FrameInfo, Frame]]:
+        """Frames in order with all channels, decoding each file once; damaged ones skipped
+        with a warning (with the deltas after them up to the next key frame)."""
         count = len(self)
         stop = count if stop is None else min(stop, count)
         wanted = set(range(start, stop, max(1, step)))
-        prev: Runs | None = None
+        prev: Frame | None = None
         pos = start
         while pos > 0 and self.frames[pos].kind != "key":
             pos -= 1
@@ -617,6 +691,12 @@ class Recording:
                 self._cache = (pos, prev)
                 yield self.frames[pos], prev
             pos += 1
+
+    def iter_runs(self, start: int = 0, stop: int | None = None, step: int = 1
+                  ) -> Iterator[tuple[FrameInfo, Runs]]:
+        """Frames in order as flag runs."""
+        for info, frame in self.iter_decoded(start, stop, step):
+            yield info, frame.flags
 
     def iter_frames(self, start: int = 0, stop: int | None = None, step: int = 1
                     ) -> Iterator[tuple[FrameInfo, np.ndarray]]:

@@ -236,3 +236,26 @@ def test_any_chain_of_frames_reads_back(tmp_path_factory, seeds, key_every):
     rec = open_recording(write(tmp, frames, key_every=key_every))
     for i in reversed(range(len(frames))):
         assert np.array_equal(rec.read(i), frames[i])
+
+
+def test_cgroup_channel_and_workload_pages_round_trip(tmp_path):
+    flags = [synthetic_flags(4000, seed=s) for s in range(4)]
+    cgroups = [np.repeat(np.array([0, 17, 4242, 17], np.uint64), 1000)]
+    cgroups += [np.roll(cgroups[0], 7 * s) for s in range(1, 4)]
+    pfns = [np.array([], np.int64), np.array([5, 6, 7, 3999]), np.arange(100, 900, 3),
+            np.array([0])]
+    w = Writer(tmp_path / "rec", {"pfn_count": 4000}, key_every=3,
+               channels=("flags", "cgroup"), workload=True)
+    for i in range(4):
+        w.add_frame(flags[i], i, cgroup=cgroups[i], workload=pfns[i])
+    w.close({})
+    rec = open_recording(tmp_path / "rec")
+    assert rec.channels == ("flags", "cgroup") and rec.header["workload_pages"] is True
+    for i in (3, 1, 0, 2):
+        frame = rec.read_frame(i)
+        assert np.array_equal(frame.flags.expand(), flags[i])
+        assert np.array_equal(frame.cgroup.expand(), cgroups[i])
+        assert np.array_equal(frame.workload, pfns[i])
+    with pytest.raises(PvrecError, match="needs them"):
+        Writer(tmp_path / "r2", {"pfn_count": 10}, channels=("flags", "cgroup")).add_frame(
+            np.zeros(10, np.uint64), 0)

@@ -166,7 +166,7 @@ json_values = st.recursive(
 
 @FUZZ
 @given(key=st.sampled_from(["format", "format_version", "pfn_count", "interval", "key_every",
-                            "ram_ranges", "zones", "command", "new_key"]),
+                            "ram_ranges", "zones", "command", "channels", "new_key"]),
        value=json_values)
 def test_hostile_header_values(victim, key, value):
     victim = victim()
