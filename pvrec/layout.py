@@ -153,3 +153,22 @@ def machine_identity() -> dict:
     """Host name and kernel release for the header."""
     u = os.uname()
     return {"hostname": socket.gethostname(), "kernel": u.release, "machine": u.machine}
+
+
+def cgroup_names(root: Path = Path("/sys/fs/cgroup")) -> dict[str, str]:
+    """Memory cgroups by inode ({"1234": "/system.slice/ssh.service"}), as kpagecgroup names them.
+
+    cgroup v1 has one tree per controller (each with its own inode 1): only the memory one counts.
+    """
+    if (root / "memory").is_dir() and not (root / "cgroup.controllers").exists():
+        root = root / "memory"
+    names: dict[str, str] = {}
+    if not root.is_dir():
+        return names
+    for dirpath, _dirs, _files in os.walk(root):
+        try:
+            rel = os.path.relpath(dirpath, root)
+            names[str(os.stat(dirpath).st_ino)] = "/" if rel == "." else "/" + rel
+        except OSError:
+            continue
+    return names

@@ -12,10 +12,16 @@ from datetime import datetime
 from pathlib import Path
 
 from pvrec.errors import PvrecError
-from pvrec.layout import flat_layout, live_layout, machine_identity, max_pfn
-from pvrec.recorder.kpageflags import KPAGEFLAGS, PageFlagsFile
+from pvrec.layout import cgroup_names, flat_layout, live_layout, machine_identity, max_pfn
+from pvrec.recorder.kpageflags import KPAGECGROUP, KPAGEFLAGS, PageFlagsFile
 from pvrec.recorder.sampler import Sampler, StopNow, StopSignals, record_loop
-from pvrec.recorder.workload import Workload, become_subreaper, invoking_user, resolve_command
+from pvrec.recorder.workload import (
+    Workload,
+    become_subreaper,
+    descendants,
+    invoking_user,
+    resolve_command,
+)
 from pvrec.recording import DEFAULT_KEY_EVERY, Writer, disk_usage
 from pvrec.units import format_bytes, format_duration, parse_duration
 
@@ -67,6 +73,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stop-on-error", action="store_true",
                    help="if writing fails (disk full), stop the workload too (default: let it "
                         "finish and stop sampling)")
+    p.add_argument("--track-workload", action=argparse.BooleanOptionalAction, default=None,
+                   help="store the PFNs the workload's processes map in every frame, for "
+                        "`pvrec render --highlight workload` (default: on with CMD)")
+    p.add_argument("--cgroups", action="store_true",
+                   help="also sample /proc/kpagecgroup (each page's memory cgroup), for "
+                        "`pvrec render --color-by cgroup`; doubles the kernel read cost")
+    p.add_argument("--kpagecgroup", metavar="FILE",
+                   help="with --kpageflags and --cgroups: a raw kpagecgroup dump to read")
     p.add_argument("--key-every", type=int, default=DEFAULT_KEY_EVERY, metavar="N",
                    help=f"a key frame every N frames; the others store only what changed "
                         f"(default {DEFAULT_KEY_EVERY})")
@@ -88,6 +102,13 @@ def run(args: argparse.Namespace) -> int:
     kill_after = parse_duration(args.kill_after, "--kill-after", True) if args.kill_after else None
     if args.key_every < 1:
         raise PvrecError("--key-every must be at least 1")
+    if args.track_workload and not cmd:
+        raise PvrecError("--track-workload needs a workload: pvrec record --track-workload -- CMD")
+    if args.track_workload and args.kpageflags:
+        raise PvrecError("--track-workload reads this machine's page tables; it does not go "
+                         "with --kpageflags")
+    if args.kpagecgroup and not (args.cgroups and args.kpageflags):
+        raise PvrecError("--kpagecgroup goes with --kpageflags and --cgroups")
     run_as = invoking_user(args.as_root)
     if cmd:
         resolve_command(cmd, run_as)  # 127 before anything is written
@@ -103,6 +124,13 @@ class Recorder:
         self.args, self.cmd, self.interval, self.out, self.run_as = args, cmd, interval, out, run_as
         path = args.kpageflags or KPAGEFLAGS
         self.source = PageFlagsFile(path)
+        self.cgroups = None
+        if args.cgroups:
+            cg_path = args.kpagecgroup or ("" if args.kpageflags else KPAGECGROUP)
+            if not cg_path:
+                raise PvrecError("--cgroups with --kpageflags needs --kpagecgroup FILE")
+            self.cgroups = PageFlagsFile(cg_path)
+        self.track = bool(cmd) and not args.kpageflags and args.track_workload is not False
         if self.source.is_dump:
             self.pfn_count = self.source.dump_pages()
             layout = flat_layout(self.pfn_count)
@@ -122,20 +150,23 @@ class Recorder:
             "source": path,
             "start_wall": datetime.fromtimestamp(now).astimezone().isoformat(timespec="seconds"),
             "start_unix": now,
-            "extras": [],
+            "cgroup_names": cgroup_names() if args.cgroups and not args.kpageflags else {},
             "user": self.run_as.user if self.run_as else None,
         }
 
     def run(self, duration, kill_after) -> int:
         owner = (self.run_as.uid, self.run_as.gid) if self.run_as else None
         writer = Writer(self.out, self.header, key_every=self.args.key_every,
-                        force=self.args.force, owner=owner)
+                        force=self.args.force, owner=owner,
+                        channels=("flags", "cgroup") if self.cgroups else ("flags",),
+                        workload=self.track)
         if self.cmd:
             become_subreaper()
         stop = StopSignals()
         t0 = time.monotonic()
         sampler = Sampler(self.source, self.pfn_count, writer, t0,
-                          with_context=not self.source.is_dump)
+                          with_context=not self.source.is_dump, cgroups=self.cgroups,
+                          workload_pids=(lambda: descendants(os.getpid())) if self.track else None)
         status = StatusLine(sampler, t0, self.interval, enabled=not self.args.quiet)
         start = (lambda: Workload(self.cmd, self.run_as)) if self.cmd else None
         workload_ref: list = []
@@ -175,7 +206,11 @@ class Recorder:
     def _end(self, reason, sampler, exit_code, workload_ref) -> dict:
         s = sampler.stats
         w = workload_ref[0] if workload_ref else None
+        extra = {}
+        if self.cgroups is not None and not self.args.kpageflags:
+            extra["cgroup_names"] = cgroup_names()  # cgroups made during the run
         return {
+            **extra,
             "reason": reason,
             "exit_code": exit_code,
             "workload_status": w.status if w else None,

@@ -16,6 +16,7 @@ import numpy as np
 from pvrec.errors import PvrecError
 
 KPAGEFLAGS = "/proc/kpageflags"
+KPAGECGROUP = "/proc/kpagecgroup"
 READ_BYTES = 4 << 20  # per preadv call: large enough that syscall overhead vanishes
 CHUNK_PAGES = 1 << 20  # pages per chunk handed to the encoder: 8 MiB, bounded memory on any box
 

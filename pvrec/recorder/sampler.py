@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pvrec.errors import PvrecError
 from pvrec.recorder.kpageflags import PageFlagsFile, SampleError
 from pvrec.recorder.procstat import read_context
-from pvrec.recorder.workload import Workload
+from pvrec.recorder.workload import Workload, mapped_pfns
 from pvrec.recording import Writer, encode_flags, join_runs
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -99,8 +99,11 @@ class Sampler:
     """Takes one frame: read every PFN in chunks, encode, add context, append to the writer."""
 
     def __init__(self, source: PageFlagsFile, pfn_count: int, writer: Writer, t0: float,
-                 with_context: bool = True):
+                 with_context: bool = True, cgroups: PageFlagsFile | None = None,
+                 workload_pids: Callable[[], list[int]] | None = None):
         self.source = source
+        self.cgroups = cgroups
+        self.workload_pids = workload_pids
         self.pfn_count = pfn_count
         self.writer = writer
         self.t0 = t0
@@ -110,17 +113,24 @@ class Sampler:
     def take(self, scheduled: float) -> bool:
         """Sample now; False (and counted) when the read failed and the frame was skipped."""
         start, cpu0 = time.monotonic(), time.process_time()
+        cgroup = workload = None
         try:
             runs = join_runs([encode_flags(c) for c in self.source.chunks(self.pfn_count)])
+            if self.cgroups is not None:
+                cgroup = join_runs([encode_flags(c) for c in self.cgroups.chunks(self.pfn_count)])
         except SampleError as exc:
             self.stats.failed_samples += 1
             self.stats.last_error = str(exc)
             return False
         read_done = time.monotonic()
         context = {"late": round(start - scheduled, 6), "sample_s": round(read_done - start, 6)}
+        if self.workload_pids is not None:
+            workload = mapped_pfns(self.workload_pids(), self.pfn_count)
+            context["workload_pages"] = int(workload.size)
+            context["workload_s"] = round(time.monotonic() - read_done, 6)
         if self.with_context:
             context.update(read_context())
-        self.writer.add_frame(runs, start - self.t0, context)
+        self.writer.add_frame(runs, start - self.t0, context, cgroup=cgroup, workload=workload)
         cost, cpu = time.monotonic() - start, time.process_time() - cpu0
         s = self.stats
         s.frames, s.bytes, s.last_cost = self.writer.frames, self.writer.bytes, cost

@@ -300,3 +300,42 @@ def test_a_dump_cut_short_mid_run_skips_frames_and_goes_on(dump, tmp_path):
     assert rec.end["failed_samples"] >= 2
     assert "samples failed" in err and "short read" in err
     assert np.array_equal(rec.read(-1), flags)
+
+
+def test_cgroups_from_dumps_are_recorded_as_a_channel(dump, tmp_path):
+    path, flags = dump
+    cg = np.repeat(np.array([1, 35, 2741, 35], np.uint64), flags.size // 4)
+    cg_path = tmp_path / "cg.kpc"
+    cg.astype("<u8").tofile(cg_path)
+    r = record(path, tmp_path / "rec", "--duration", "0.3s", "--cgroups",
+               "--kpagecgroup", cg_path)
+    assert r.returncode == 0, r.stderr
+    rec = open_recording(tmp_path / "rec")
+    assert rec.channels == ("flags", "cgroup")
+    assert np.array_equal(rec.read_frame(-1).cgroup.expand(), cg)
+    r = record(path, tmp_path / "rec2", "--duration", "0.3s", "--cgroups")
+    assert r.returncode == 2 and "needs --kpagecgroup FILE" in r.stderr
+
+
+def test_track_workload_needs_a_live_workload(dump, tmp_path):
+    r = record(dump[0], tmp_path / "a", "--track-workload", "--duration", "1s")
+    assert r.returncode == 2 and "needs a workload" in r.stderr
+    r = record(dump[0], tmp_path / "b", "--track-workload", "--", "true")
+    assert r.returncode == 2 and "does not go with --kpageflags" in r.stderr
+
+
+@needs_kpageflags
+def test_workload_pages_and_cgroups_live(tmp_path):
+    out = tmp_path / "rec"
+    code = "import time; x = bytearray(256 << 20); time.sleep(1.6)"
+    r = run_pvrec("record", "-q", "-o", out, "--cgroups", "--", sys.executable, "-c", code)
+    assert r.returncode == 0, r.stderr
+    rec = open_recording(out)
+    assert rec.header["workload_pages"] is True and rec.channels == ("flags", "cgroup")
+    pages = [f.context["workload_pages"] for f in rec.frames]
+    assert pages[0] == 0 and max(pages) >= (256 << 20) // 4096  # the bytearray is resident
+    frame = rec.read_frame(pages.index(max(pages)))
+    flags = frame.flags.expand()
+    anon = (flags[frame.workload] >> np.uint64(12)) & np.uint64(1)  # KPF_ANON
+    assert anon.mean() > 0.8
+    assert frame.cgroup.values.max() > 0
