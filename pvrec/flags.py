@@ -7,6 +7,8 @@ page-types prints for the same data.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from pvrec.errors import PvrecError
@@ -154,23 +156,25 @@ def expand_overloaded(flags: np.ndarray) -> np.ndarray:
     return f
 
 
-def _valid_names() -> str:
+def valid_names() -> str:
+    """The names a bits-spec accepts, as one comma-separated line (for error messages)."""
     return ", ".join(["compound"] + [e[2:] for e in FLAG_NAMES.values()])
 
 
-def _parse_number(text: str) -> int:
-    """strtoull(text, 0) as page-types uses it, but refusing what is not a number at all."""
+_NUMBER = re.compile(r"0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*")
+
+
+def parse_number(text: str) -> int | None:
+    """A number as page-types' strtoull(text, 0) reads it (0x hex, 0 octal, decimal), else None.
+
+    Stricter than strtoull: trailing garbage and signs are refused instead of ignored.
+    """
     t = text.strip()
-    try:
-        if t.lower().startswith("0x"):
-            return int(t, 16)
-        if t.startswith("0") and len(t) > 1 and t.isdigit():
-            return int(t, 8)
-        return int(t, 10)
-    except ValueError:
-        raise PvrecError(
-            f"unknown flag name or number {text!r}; valid names: {_valid_names()}"
-        ) from None
+    if not _NUMBER.fullmatch(t):
+        return None
+    if t[:2] in ("0x", "0X"):
+        return int(t[2:], 16)
+    return int(t, 8) if t.startswith("0") else int(t)
 
 
 def _parse_flag_name(name: str) -> int:
@@ -182,13 +186,16 @@ def _parse_flag_name(name: str) -> int:
     for b, entry in FLAG_NAMES.items():
         if entry[2:].startswith(name):
             return bit(b)
-    value = _parse_number(name)
-    if value >= 1 << 64:
+    value = parse_number(name)
+    if value is None:
+        raise PvrecError(f"unknown flag name or number {name!r}; valid names: {valid_names()}")
+    if value > ALL_BITS:
         raise PvrecError(f"flag number {name!r} does not fit in 64 bits")
     return value
 
 
 def _parse_flag_names(text: str, include_negated: bool) -> int:
+    """OR of a comma-separated list; `~name` items count only when include_negated."""
     flags = 0
     for item in text.split(","):
         if item.startswith("~"):
@@ -197,6 +204,12 @@ def _parse_flag_names(text: str, include_negated: bool) -> int:
         else:
             flags |= _parse_flag_name(item)
     return flags
+
+
+def parse_flags(text: str) -> int:
+    """The flag word of a comma-separated list of names or numbers, as page-types' --describe."""
+    # page-types stops at '=' and skips ~negated items here; so do we.
+    return _parse_flag_names(text.split("=", 1)[0], False)
 
 
 def parse_bits_spec(spec: str) -> tuple[int, int]:

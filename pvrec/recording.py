@@ -38,7 +38,9 @@ from pvrec.errors import PvrecError
 FORMAT_NAME = "pvrec"
 FORMAT_VERSION = 1
 DEFAULT_KEY_EVERY = 30
-RUN_CHANNELS = ("flags", "cgroup")  # per-PFN u64 channels stored as runs (key or XOR delta)
+# Per-PFN channels stored as runs (key or XOR delta): the flags, each page's memcg inode, and
+# whether the workload maps the page (0/1).
+RUN_CHANNELS = ("flags", "cgroup", "workload")
 RUN_ARRAYS = ("lengths", "palette", "codes")
 KIND_KEY, KIND_DELTA = 0, 1
 _FRAME_NAME = re.compile(r"frames/[0-9]{6,9}\.npz")
@@ -132,6 +134,22 @@ def _smallest_uint(max_value: int) -> type:
     return np.uint64
 
 
+def pfns_to_runs(pfns: np.ndarray, pfn_count: int) -> Runs:
+    """A 0/1 run channel from sorted unique PFNs (1 where the PFN is listed)."""
+    pfns = np.asarray(pfns, dtype=np.int64)
+    if pfns.size == 0:
+        return Runs(np.array([pfn_count], np.int64), np.zeros(1, np.uint64))
+    breaks = np.flatnonzero(np.diff(pfns) != 1) + 1
+    ones = pfns[np.r_[0, breaks]]
+    zeros = pfns[np.r_[breaks - 1, pfns.size - 1]] + 1
+    zeros = zeros[zeros < pfn_count]
+    starts = np.concatenate((ones, zeros, [0] if ones[0] > 0 else []))
+    values = np.concatenate((np.ones(ones.size, np.uint64), np.zeros(zeros.size + (ones[0] > 0),
+                                                                      np.uint64)))
+    order = np.argsort(starts, kind="stable")
+    return _from_starts(starts[order].astype(np.int64), values[order], pfn_count)
+
+
 def _prefix(channel: str) -> str:
     """Array name prefix of a channel: flags keep the plain names, others are 'cgroup.lengths'."""
     return "" if channel == "flags" else channel + "."
@@ -149,19 +167,15 @@ def _runs_arrays(stored: Runs, prefix: str) -> dict[str, np.ndarray]:
     }
 
 
-def frame_arrays(channels: dict[str, Runs], prev: dict[str, Runs] | None, index: int,
-                 workload: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], int]:
-    """The arrays of a frame file: each channel's runs (key), or their XOR with prev (delta);
-    the workload's PFNs (sorted) as gaps."""
+def frame_arrays(channels: dict[str, Runs], prev: dict[str, Runs] | None, index: int
+                 ) -> tuple[dict[str, np.ndarray], int]:
+    """The arrays of a frame file: each channel's runs (key), or their XOR with prev (delta)."""
     kind = KIND_KEY if prev is None else KIND_DELTA
     pfn_count = channels["flags"].pfn_count
     arrays = {"meta": np.array([FORMAT_VERSION, kind, index, pfn_count], np.int64)}
     for channel, runs in channels.items():
         stored = runs if prev is None else xor_runs(runs, prev[channel])
         arrays.update(_runs_arrays(stored, _prefix(channel)))
-    if workload is not None:
-        gaps = np.diff(workload, prepend=0) if workload.size else workload
-        arrays["workload"] = gaps.astype(_smallest_uint(int(gaps.max(initial=0))))
     return arrays, kind
 
 
@@ -245,7 +259,6 @@ class Writer:
         force: bool = False,
         owner: tuple[int, int] | None = None,
         channels: tuple[str, ...] = ("flags",),
-        workload: bool = False,
     ):
         if channels[:1] != ("flags",) or not set(channels) <= set(RUN_CHANNELS):
             raise PvrecError(f"channels must start with 'flags' and be among {RUN_CHANNELS}")
@@ -266,7 +279,6 @@ class Writer:
             **header,
             "key_every": self.key_every,
             "channels": list(self.channels),
-            "workload_pages": workload,
         }
         if "pfn_count" not in self.header:
             raise PvrecError("header needs pfn_count")
@@ -284,14 +296,17 @@ class Writer:
                   workload: np.ndarray | None = None) -> FrameInfo:
         """Encode and append one frame; raises PvrecError (e.g. disk full) leaving no partial file.
 
-        cgroup (the memcg inode of every PFN) is required when the recording has that channel;
-        workload is the sorted array of PFNs the workload maps.
+        cgroup (the memcg inode of every PFN) and workload (sorted PFNs the workload maps) are
+        required when the recording has those channels.
         """
         channels = {"flags": frame}
-        if "cgroup" in self.channels:
-            if cgroup is None:
-                raise PvrecError("this recording stores cgroups: every frame needs them")
-            channels["cgroup"] = cgroup
+        for name, data in (("cgroup", cgroup), ("workload", workload)):
+            if name in self.channels:
+                if data is None:
+                    raise PvrecError(f"this recording stores {name}: every frame needs it")
+                if name == "workload" and not isinstance(data, Runs):
+                    data = pfns_to_runs(data, self.header["pfn_count"])
+                channels[name] = data
         channels = {k: v if isinstance(v, Runs) else encode_flags(v) for k, v in channels.items()}
         for runs in channels.values():
             if runs.pfn_count != self.header["pfn_count"]:
@@ -300,7 +315,7 @@ class Writer:
                 )
         index = self.frames
         prev = None if index % self.key_every == 0 else self._prev
-        arrays, kind = frame_arrays(channels, prev, index, workload)
+        arrays, kind = frame_arrays(channels, prev, index)
         name = f"frames/{index:06d}.npz"
         final = self.path / name
         tmp = final.with_name(final.name + ".tmp")
@@ -393,8 +408,7 @@ def _load_frame(path: Path, pfn_count: int, channels: tuple[str, ...] = ("flags"
     arrays = {}
     try:
         with zipfile.ZipFile(path) as zf:
-            members = set(zf.namelist())
-            for name in names + (["workload"] if "workload.npy" in members else []):
+            for name in names:
                 try:
                     info = zf.getinfo(name + ".npy")
                 except KeyError:
@@ -421,11 +435,6 @@ def _load_frame(path: Path, pfn_count: int, channels: tuple[str, ...] = ("flags"
         raise FrameError(f"frame has {meta[3]} pages, the header says {pfn_count}")
     for channel in channels:
         _check_runs(arrays, _prefix(channel), pfn_count)
-    if "workload" in arrays:
-        gaps = arrays["workload"]
-        if gaps.size > pfn_count or (gaps.size and (
-                float(gaps.sum(dtype=np.float64)) >= pfn_count or int(gaps[1:].min(initial=1)) == 0)):
-            raise FrameError("workload PFNs out of range or not increasing")
     return arrays
 
 
@@ -458,8 +467,18 @@ class Frame:
     """One decoded frame: the flags, and the optional channels the recording has."""
 
     flags: Runs
-    cgroup: Runs | None = None
-    workload: np.ndarray | None = None  # sorted PFNs mapped by the workload's processes
+    cgroup: Runs | None = None  # memcg inode per PFN
+    workload: Runs | None = None  # 1 where the workload's processes map the PFN, else 0
+
+    def workload_pfns(self) -> np.ndarray:
+        """Sorted PFNs the workload maps (empty when the recording did not track it)."""
+        if self.workload is None:
+            return np.zeros(0, np.int64)
+        starts = self.workload.starts()
+        ones = self.workload.values != 0
+        return np.concatenate([np.arange(s, s + n) for s, n in
+                               zip(starts[ones], self.workload.lengths[ones], strict=True)]
+                              or [np.zeros(0, np.int64)])
 
 
 def apply_frame(prev: Frame | None, arrays: dict[str, np.ndarray],
@@ -473,10 +492,7 @@ def apply_frame(prev: Frame | None, arrays: dict[str, np.ndarray],
         p = _prefix(channel)
         stored = Runs(arrays[p + "lengths"].astype(np.int64), arrays[p + "palette"][arrays[p + "codes"]])
         out[channel] = xor_runs(getattr(prev, channel), stored) if delta else stored
-    workload = arrays.get("workload")
-    if workload is not None:
-        workload = np.cumsum(workload, dtype=np.int64)
-    return Frame(workload=workload, **out)
+    return Frame(**out)
 
 
 def _check_file_name(name: object) -> str:

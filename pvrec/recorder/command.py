@@ -158,8 +158,8 @@ class Recorder:
         owner = (self.run_as.uid, self.run_as.gid) if self.run_as else None
         writer = Writer(self.out, self.header, key_every=self.args.key_every,
                         force=self.args.force, owner=owner,
-                        channels=("flags", "cgroup") if self.cgroups else ("flags",),
-                        workload=self.track)
+                        channels=("flags",) + ("cgroup",) * bool(self.cgroups)
+                        + ("workload",) * self.track)
         if self.cmd:
             become_subreaper()
         stop = StopSignals()

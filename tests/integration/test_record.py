@@ -331,11 +331,11 @@ def test_workload_pages_and_cgroups_live(tmp_path):
     r = run_pvrec("record", "-q", "-o", out, "--cgroups", "--", sys.executable, "-c", code)
     assert r.returncode == 0, r.stderr
     rec = open_recording(out)
-    assert rec.header["workload_pages"] is True and rec.channels == ("flags", "cgroup")
+    assert rec.channels == ("flags", "cgroup", "workload")
     pages = [f.context["workload_pages"] for f in rec.frames]
     assert pages[0] == 0 and max(pages) >= (256 << 20) // 4096  # the bytearray is resident
     frame = rec.read_frame(pages.index(max(pages)))
     flags = frame.flags.expand()
-    anon = (flags[frame.workload] >> np.uint64(12)) & np.uint64(1)  # KPF_ANON
+    anon = (flags[frame.workload_pfns()] >> np.uint64(12)) & np.uint64(1)  # KPF_ANON
     assert anon.mean() > 0.8
     assert frame.cgroup.values.max() > 0

@@ -245,17 +245,28 @@ def test_cgroup_channel_and_workload_pages_round_trip(tmp_path):
     pfns = [np.array([], np.int64), np.array([5, 6, 7, 3999]), np.arange(100, 900, 3),
             np.array([0])]
     w = Writer(tmp_path / "rec", {"pfn_count": 4000}, key_every=3,
-               channels=("flags", "cgroup"), workload=True)
+               channels=("flags", "cgroup", "workload"))
     for i in range(4):
         w.add_frame(flags[i], i, cgroup=cgroups[i], workload=pfns[i])
     w.close({})
     rec = open_recording(tmp_path / "rec")
-    assert rec.channels == ("flags", "cgroup") and rec.header["workload_pages"] is True
+    assert rec.channels == ("flags", "cgroup", "workload")
     for i in (3, 1, 0, 2):
         frame = rec.read_frame(i)
         assert np.array_equal(frame.flags.expand(), flags[i])
         assert np.array_equal(frame.cgroup.expand(), cgroups[i])
-        assert np.array_equal(frame.workload, pfns[i])
-    with pytest.raises(PvrecError, match="needs them"):
+        assert np.array_equal(frame.workload_pfns(), pfns[i])
+    with pytest.raises(PvrecError, match="stores cgroup: every frame needs it"):
         Writer(tmp_path / "r2", {"pfn_count": 10}, channels=("flags", "cgroup")).add_frame(
             np.zeros(10, np.uint64), 0)
+
+
+@given(st.sets(st.integers(0, 199)))
+def test_pfns_to_runs(pfns):
+    from pvrec.recording import pfns_to_runs
+
+    runs = pfns_to_runs(np.array(sorted(pfns), dtype=np.int64), 200)
+    expected = np.zeros(200, np.uint64)
+    expected[list(pfns)] = 1
+    assert np.array_equal(runs.expand(), expected)
+    assert np.all(runs.values[1:] != runs.values[:-1])
