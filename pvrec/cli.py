@@ -21,6 +21,7 @@ COMMAND_MODULES = {
     "stats": "pvrec.inspect.command",
     "list": "pvrec.inspect.command",
     "info": "pvrec.inspect.info",
+    "metrics": "pvrec.inspect.fragmentation",
 }
 
 DESCRIPTION = """\

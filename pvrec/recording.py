@@ -625,13 +625,19 @@ class Recording:
             good.append(info)
             prev_ok = True
         # A crash or power loss can leave the last file cut short: check that one fully.
+        dropped, reason = [], ""
         while good:
             try:
                 _load_frame(self.path / good[-1].file, self.pfn_count, self.channels)
                 break
             except FrameError as exc:
-                self._warn(f"{self.path}: last frame {good[-1].index} is incomplete ({exc}); skipped")
-                good.pop()
+                dropped.append(good.pop().index)
+                reason = str(exc)
+        if len(dropped) == 1:
+            self._warn(f"{self.path}: last frame {dropped[0]} is incomplete ({reason}); skipped")
+        elif dropped:
+            self._warn(f"{self.path}: the last {len(dropped)} frames ({dropped[-1]}..{dropped[0]}) "
+                       f"are unreadable ({reason}); skipped")
         self.frames = good
 
     # -- frames

@@ -1,0 +1,175 @@
+"""Fragmentation metrics of one frame, per zone, computed from the page flags alone.
+
+All of it works on the run-length form (never a per-page array), so a frame of a 1 TiB machine
+costs what its runs cost. docs/metrics.md defines each figure; in short, per zone:
+
+    free_pages        pages with KPF_BUDDY
+    free_hp_blocks    aligned huge-page-sized blocks (hpage_pages) that are entirely free: how
+                      many THP / hugetlb allocations could succeed now without compaction
+    unusable_index    Gorman's unusable free space index at the huge page order:
+                      1 - (free pages in free blocks of at least that order) / free pages
+    largest_free_run  the longest run of consecutive free pages
+    mixed_blocks      share of huge-page blocks with in-use pages that hold both movable
+                      (on an LRU, anonymous or file-mapped) and unmovable pages (slab, page
+                      tables, reserved, or kernel pages with no user flag): the "marbled meat"
+    buddy_order_N     free blocks of order N, decomposing free runs as the buddy allocator
+                      would (aligned power-of-two blocks up to MAX_ORDER); compare /proc/buddyinfo
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pvrec import flags as kpf
+from pvrec.errors import PvrecError
+from pvrec.recording import Runs
+
+MAX_ORDER = 10  # largest buddy order of x86-64 kernels up to 6.x (4 MiB blocks)
+U = np.uint64
+MOVABLE = U(kpf.bit(kpf.LRU) | kpf.bit(kpf.ANON) | kpf.bit(kpf.MMAP) | kpf.bit(kpf.SWAPBACKED))
+UNMOVABLE = U(kpf.bit(kpf.SLAB) | kpf.bit(kpf.PGTABLE) | kpf.bit(kpf.RESERVED))
+USER_BITS = MOVABLE | U(kpf.bit(kpf.HUGE) | kpf.bit(kpf.THP) | kpf.bit(kpf.COMPOUND_TAIL)
+                        | kpf.bit(kpf.COMPOUND_HEAD) | kpf.bit(kpf.BUDDY) | kpf.bit(kpf.OFFLINE)
+                        | kpf.bit(kpf.HWPOISON) | kpf.bit(kpf.NOPAGE))
+METRICS = ("free_pages", "free_hp_blocks", "unusable_index", "largest_free_run", "mixed_blocks")
+
+
+def zones_of(header: dict) -> list[tuple[str, list[list[int]]]]:
+    """(name, RAM ranges) per zone; one zone 'all' when the header knows none."""
+    n = int(header["pfn_count"])
+    ram = header.get("ram_ranges") or [[0, n]]
+    zones = header.get("zones") or []
+    if not zones:
+        return [("all", ram)]
+    out = []
+    multi_node = len({z.get("node", 0) for z in zones}) > 1
+    for z in zones:
+        span = [[max(s, z["start_pfn"]), min(e, z["end_pfn"])] for s, e in ram]
+        span = [r for r in span if r[0] < r[1]]
+        name = f"{z['name']}@{z.get('node', 0)}" if multi_node else z["name"]
+        out.append((name, span))
+    return out
+
+
+def free_intervals(runs: Runs) -> tuple[np.ndarray, np.ndarray]:
+    """[start, end) of every maximal stretch of free (buddy) pages."""
+    free = (runs.values & U(kpf.bit(kpf.BUDDY))) != 0
+    starts = runs.starts()
+    ends = starts + runs.lengths
+    edge = np.diff(np.r_[0, free.astype(np.int8), 0])
+    first = np.flatnonzero(edge == 1)
+    last = np.flatnonzero(edge == -1) - 1
+    return starts[first], ends[last]
+
+
+def _clip(s: np.ndarray, e: np.ndarray, ranges: list[list[int]]):
+    """The intervals cut to a list of ranges (each interval may fall in several)."""
+    cs, ce = [], []
+    for lo, hi in ranges:
+        a, b = np.maximum(s, lo), np.minimum(e, hi)
+        keep = a < b
+        cs.append(a[keep])
+        ce.append(b[keep])
+    return np.concatenate(cs or [np.zeros(0, np.int64)]), np.concatenate(ce or [np.zeros(0, np.int64)])
+
+
+def buddy_blocks(s: np.ndarray, e: np.ndarray, max_order: int = MAX_ORDER) -> np.ndarray:
+    """Free blocks per order (0..max_order) of free intervals, split as the buddy allocator does."""
+    counts = np.zeros(max_order + 1, dtype=np.int64)
+    s, e = s.copy(), e.copy()
+    for order in range(max_order + 1):  # climb: align each start with the smallest blocks
+        size = 1 << order
+        take = ((s & size) != 0) & (s + size <= e) if order < max_order else s + size <= e
+        if order == max_order:
+            nblocks = np.where(take, (e - s) >> order, 0)
+            counts[order] += int(nblocks.sum())
+            s = s + (nblocks << order)
+            break
+        counts[order] += int(take.sum())
+        s = np.where(take, s + size, s)
+    for order in range(max_order - 1, -1, -1):  # descend: what is left at the end
+        size = 1 << order
+        take = s + size <= e
+        counts[order] += int(take.sum())
+        s = np.where(take, s + size, s)
+    return counts
+
+
+def _block_has(runs: Runs, mask: np.ndarray, block: int, nblocks: int) -> np.ndarray:
+    """Per block of `block` pages: does any run selected by mask touch it."""
+    starts = runs.starts()[mask]
+    ends = starts + runs.lengths[mask]
+    diff = np.zeros(nblocks + 1, dtype=np.int64)
+    np.add.at(diff, starts // block, 1)
+    np.add.at(diff, (ends - 1) // block + 1, -1)
+    return np.cumsum(diff[:-1]) > 0
+
+
+def frame_metrics(runs: Runs, header: dict) -> dict[str, dict[str, float]]:
+    """{zone: {metric: value}} for one frame, plus buddy_order_N counts."""
+    hp = int(header.get("hpage_pages", 512))
+    n = runs.pfn_count
+    nblocks = -(-n // hp)
+    s, e = free_intervals(runs)
+    v = runs.values
+    free = (v & U(kpf.bit(kpf.BUDDY))) != 0
+    movable = ((v & MOVABLE) != 0) & ~free
+    unmovable = ((v & UNMOVABLE) != 0) | ((v & USER_BITS) == 0)
+    has_mov = _block_has(runs, movable, hp, nblocks)
+    has_unmov = _block_has(runs, unmovable & ~free, hp, nblocks)
+    mixed_block = has_mov & has_unmov
+    used_block = _block_has(runs, ~free, hp, nblocks)
+    out: dict[str, dict[str, float]] = {}
+    for name, ranges in zones_of(header):
+        zs, ze = _clip(s, e, ranges)
+        free_pages = int((ze - zs).sum())
+        full = np.maximum(ze // hp - (zs + hp - 1) // hp, 0)
+        hp_blocks = int(full.sum())
+        blocks = np.zeros(nblocks, dtype=bool)
+        for lo, hi in ranges:  # whole blocks of this zone
+            blocks[-(-lo // hp): hi // hp] = True
+        used = blocks & used_block
+        m = {
+            "free_pages": free_pages,
+            "free_hp_blocks": hp_blocks,
+            "unusable_index": round(1 - hp_blocks * hp / free_pages, 6) if free_pages else 0.0,
+            "largest_free_run": int((ze - zs).max(initial=0)),
+            "mixed_blocks": round(float((mixed_block & used).sum() / used.sum()), 6)
+            if used.any() else 0.0,
+        }
+        for order, count in enumerate(buddy_blocks(zs, ze)):
+            m[f"buddy_order_{order}"] = int(count)
+        out[name] = m
+    return out
+
+
+def kernel_figures(context: dict, zone: str, hpage_pages: int = 512) -> dict[str, int]:
+    """The same moment's free pages and free huge-page blocks by the kernel's own /proc/buddyinfo
+    (read just after the flags, so a busy machine may have moved a little in between)."""
+    counts = kernel_buddy(context, zone)
+    if counts is None:
+        return {}
+    hp_order = hpage_pages.bit_length() - 1
+    return {
+        "kernel_free_pages": sum(c << k for k, c in enumerate(counts)),
+        "kernel_free_hp_blocks": sum(c << (k - hp_order) for k, c in enumerate(counts)
+                                     if k >= hp_order),
+    }
+
+
+def kernel_buddy(context: dict, zone: str) -> list[int] | None:
+    """The /proc/buddyinfo counts of a zone stored with a frame ('Normal' or 'Normal@1')."""
+    info = context.get("buddyinfo") or {}
+    name, _, node = zone.partition("@")
+    counts = info.get(f"{node or 0}/{name}")
+    return counts if isinstance(counts, list) else None
+
+
+def check_metric_names(names: list[str]) -> list[str]:
+    """The names, or a PvrecError naming the unknown one and the valid ones."""
+    valid = list(METRICS) + [f"buddy_order_{i}" for i in range(MAX_ORDER + 1)]
+    for name in names:
+        if name not in valid:
+            raise PvrecError(f"unknown metric {name!r}; valid metrics: {', '.join(METRICS)}, "
+                             f"buddy_order_0..{MAX_ORDER}")
+    return names
