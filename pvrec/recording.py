@@ -110,8 +110,38 @@ def xor_runs(a: Runs, b: Runs) -> Runs:
     """a XOR b, page by page, computed on the runs alone (never the full arrays).
 
     A delta frame stores xor_runs(frame, previous): mostly one huge zero run, a few thousand
-    runs where pages changed; applying it is xor_runs(previous, delta).
+    runs where pages changed; applying it is xor_runs(previous, delta). When one side has few
+    non-zero runs (a delta) only the stretches it touches are cut and flipped: a few passes
+    over the other side's runs instead of a merge sort of both.
     """
+    if b.lengths.size > a.lengths.size:
+        a, b = b, a
+    nonzero = b.values != 0
+    if 16 * int(np.count_nonzero(nonzero)) > a.lengths.size:
+        return _xor_merge(a, b)
+    n = a.pfn_count
+    sb = b.starts()
+    cs, ce, cx = sb[nonzero], sb[nonzero] + b.lengths[nonzero], b.values[nonzero]
+    if cs.size == 0:
+        return a
+    sa = a.starts()
+    cuts = np.concatenate((cs, ce[ce < n]))
+    pos = np.searchsorted(sa, cuts)
+    present = sa[np.minimum(pos, sa.size - 1)] == cuts
+    cuts = np.unique(cuts[~present])
+    pos = np.searchsorted(sa, cuts)
+    starts = np.insert(sa, pos, cuts)
+    values = np.insert(a.values, pos, a.values[pos - 1])  # a cut inherits its run's value
+    first, last = np.searchsorted(starts, cs), np.searchsorted(starts, ce)
+    counts = last - first
+    offsets = np.repeat(first - np.cumsum(counts) + counts, counts)
+    inside = np.arange(int(counts.sum()), dtype=np.int64) + offsets
+    values[inside] ^= np.repeat(cx, counts)
+    return _from_starts(starts, values, n)
+
+
+def _xor_merge(a: Runs, b: Runs) -> Runs:
+    """a XOR b when both sides change often: merge the two boundary lists."""
     n = a.pfn_count
     sa, sb = a.starts(), b.starts()
     merged = np.concatenate((sa, sb))

@@ -270,3 +270,16 @@ def test_pfns_to_runs(pfns):
     expected[list(pfns)] = 1
     assert np.array_equal(runs.expand(), expected)
     assert np.all(runs.values[1:] != runs.values[:-1])
+
+
+@given(st.lists(st.tuples(st.integers(0, 1999), st.integers(1, 40), st.sampled_from([1, 4, 0x400])),
+                max_size=12), st.integers(0, 3))
+def test_sparse_xor_matches_pagewise_xor(changes, seed):
+    a = synthetic_flags(2000, seed=seed, runs=300)
+    b = np.zeros(2000, np.uint64)
+    for start, n, x in changes:
+        b[start:start + n] ^= np.uint64(x)
+    for x, y in ((a, b), (b, a)):
+        out = xor_runs(encode_flags(x), encode_flags(y))
+        assert np.array_equal(out.expand(), a ^ b)
+        assert np.all(out.values[1:] != out.values[:-1])
