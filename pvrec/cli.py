@@ -50,7 +50,8 @@ class _Parser(argparse.ArgumentParser):
         raise PvrecError(f"{message} (see {self.prog} --help)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with a known command name only that command's module is imported."""
     parser = _Parser(
         prog="pvrec",
         description=DESCRIPTION,
@@ -59,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pvrec {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    registered: set[str] = set()
-    for module_name in dict.fromkeys(COMMAND_MODULES.values()):
+    wanted = [COMMAND_MODULES[command]] if command in COMMAND_MODULES else COMMAND_MODULES.values()
+    for module_name in dict.fromkeys(wanted):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -68,14 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
-        registered.update(sub.choices)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run pvrec; every PvrecError becomes one line on stderr and its exit code."""
     try:
-        parser = build_parser()
+        argv = sys.argv[1:] if argv is None else argv
+        command = next((a for a in argv if not a.startswith("-")), None)
+        parser = build_parser(command)
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):
             parser.print_help()

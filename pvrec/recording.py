@@ -38,6 +38,7 @@ from pvrec.errors import PvrecError
 FORMAT_NAME = "pvrec"
 FORMAT_VERSION = 1
 DEFAULT_KEY_EVERY = 30
+CHUNK_PAGES = 1 << 20  # the writer diffs and the recorder reads frames in chunks of 8 MiB of flags
 # Per-PFN channels stored as runs (key or XOR delta): the flags, each page's memcg inode, and
 # whether the workload maps the page (0/1).
 RUN_CHANNELS = ("flags", "cgroup", "workload")
@@ -104,6 +105,33 @@ def join_runs(parts: list[Runs]) -> Runs:
     starts = np.zeros(lengths.size, dtype=np.int64)
     np.cumsum(lengths[:-1], out=starts[1:])
     return _from_starts(starts, values, int(starts[-1] + lengths[-1]))
+
+
+def split_runs(runs: Runs, chunk: int = CHUNK_PAGES) -> list[Runs]:
+    """The runs cut at every multiple of chunk pages: one Runs per chunk."""
+    n = runs.pfn_count
+    if n <= chunk:
+        return [runs]
+    starts = runs.starts()
+    out = []
+    for lo in range(0, n, chunk):
+        hi = min(lo + chunk, n)
+        i, j = np.searchsorted(starts, lo, "right") - 1, np.searchsorted(starts, hi, "left")
+        s = np.maximum(starts[i:j], lo)
+        e = np.minimum(starts[i:j] + runs.lengths[i:j], hi)
+        out.append(Runs(e - s, runs.values[i:j]))
+    return out
+
+
+def _compact(runs: Runs) -> Runs:
+    """The same runs with 32-bit lengths where they fit: what a writer keeps between frames."""
+    if runs.lengths.dtype != np.uint32 and runs.lengths.size and runs.lengths.max() < 1 << 32:
+        return Runs(runs.lengths.astype(np.uint32), runs.values)
+    return runs
+
+
+def _same(a: Runs, b: Runs) -> bool:
+    return np.array_equal(a.lengths, b.lengths) and np.array_equal(a.values, b.values)
 
 
 def xor_runs(a: Runs, b: Runs) -> Runs:
@@ -185,27 +213,40 @@ def _prefix(channel: str) -> str:
     return "" if channel == "flags" else channel + "."
 
 
-def _runs_arrays(stored: Runs, prefix: str) -> dict[str, np.ndarray]:
-    palette, codes = np.unique(stored.values, return_inverse=True)
+def _runs_arrays(pieces: list[Runs], prefix: str) -> dict[str, np.ndarray]:
+    """The stored arrays of one channel from its pieces (consecutive chunks, joined here)."""
+    stored = join_runs(pieces)
+    palette = np.unique(np.concatenate([np.unique(p.values) for p in pieces]))
+    code_type = _smallest_uint(max(palette.size - 1, 0))
+    codes = np.searchsorted(palette, stored.values).astype(code_type)
     lengths = stored.lengths.astype(_smallest_uint(int(stored.lengths.max(initial=0))))
     return {
         # Byte planes (all low bytes, then the next...): deflate finds 15% more to squeeze.
         # The width is lengths.size / codes.size.
         prefix + "lengths": lengths.view(np.uint8).reshape(-1, lengths.itemsize).T.reshape(-1),
         prefix + "palette": palette.astype(np.uint64),
-        prefix + "codes": codes.reshape(-1).astype(_smallest_uint(max(palette.size - 1, 0))),
+        prefix + "codes": codes,
     }
 
 
-def frame_arrays(channels: dict[str, Runs], prev: dict[str, Runs] | None, index: int
-                 ) -> tuple[dict[str, np.ndarray], int]:
-    """The arrays of a frame file: each channel's runs (key), or their XOR with prev (delta)."""
+def frame_arrays(channels: dict[str, list[Runs]], prev: dict[str, list[Runs]] | None,
+                 index: int) -> tuple[dict[str, np.ndarray], int]:
+    """The arrays of a frame file: each channel's runs (key), or their XOR with prev (delta).
+
+    Channels come as chunks (split_runs), so a delta costs a comparison for every chunk that
+    did not change and a small XOR for the others, with memory bounded by a chunk.
+    """
     kind = KIND_KEY if prev is None else KIND_DELTA
-    pfn_count = channels["flags"].pfn_count
+    pfn_count = sum(p.pfn_count for p in channels["flags"])
     arrays = {"meta": np.array([FORMAT_VERSION, kind, index, pfn_count], np.int64)}
-    for channel, runs in channels.items():
-        stored = runs if prev is None else xor_runs(runs, prev[channel])
-        arrays.update(_runs_arrays(stored, _prefix(channel)))
+    for channel, chunks in channels.items():
+        if prev is None:
+            pieces = chunks
+        else:
+            pieces = [Runs(np.array([c.pfn_count], np.int64), np.zeros(1, np.uint64))
+                      if _same(c, p) else xor_runs(c, p)
+                      for c, p in zip(chunks, prev[channel], strict=True)]
+        arrays.update(_runs_arrays(pieces, _prefix(channel)))
     return arrays, kind
 
 
@@ -298,7 +339,7 @@ class Writer:
         self.owner = owner
         self.frames = 0
         self.bytes = 0
-        self._prev: dict[str, Runs] | None = None
+        self._prev: dict[str, list[Runs]] | None = None
         prepare_directory(self.path, force)
         self._chown(self.path)
         self._chown(self.path / "frames")
@@ -321,8 +362,9 @@ class Writer:
         if self.owner is not None:
             os.chown(p, *self.owner)
 
-    def add_frame(self, frame: Runs | np.ndarray, t: float, context: dict | None = None, *,
-                  cgroup: Runs | np.ndarray | None = None,
+    def add_frame(self, frame: Runs | np.ndarray | list[Runs], t: float,
+                  context: dict | None = None, *,
+                  cgroup: Runs | np.ndarray | list[Runs] | None = None,
                   workload: np.ndarray | None = None) -> FrameInfo:
         """Encode and append one frame; raises PvrecError (e.g. disk full) leaving no partial file.
 
@@ -337,11 +379,12 @@ class Writer:
                 if name == "workload" and not isinstance(data, Runs):
                     data = pfns_to_runs(data, self.header["pfn_count"])
                 channels[name] = data
-        channels = {k: v if isinstance(v, Runs) else encode_flags(v) for k, v in channels.items()}
-        for runs in channels.values():
-            if runs.pfn_count != self.header["pfn_count"]:
+        channels = {k: _as_chunks(v) for k, v in channels.items()}
+        for chunks in channels.values():
+            pages = sum(c.pfn_count for c in chunks)
+            if pages != self.header["pfn_count"]:
                 raise PvrecError(
-                    f"frame has {runs.pfn_count} pages, the recording {self.header['pfn_count']}"
+                    f"frame has {pages} pages, the recording {self.header['pfn_count']}"
                 )
         index = self.frames
         prev = None if index % self.key_every == 0 else self._prev
@@ -384,6 +427,18 @@ class Writer:
             self._chown(self.path / "end.json")
         except OSError:
             (self.path / "end.json.tmp").unlink(missing_ok=True)
+
+
+def _as_chunks(data: Runs | np.ndarray | list[Runs]) -> list[Runs]:
+    """A channel as runs per chunk of CHUNK_PAGES (the last may be shorter), compacted."""
+    if isinstance(data, list):
+        if any(c.pfn_count != CHUNK_PAGES for c in data[:-1]):
+            raise PvrecError(f"chunked frames need chunks of {CHUNK_PAGES} pages")
+        return [_compact(c) for c in data]
+    if isinstance(data, np.ndarray):
+        return [_compact(encode_flags(data[i:i + CHUNK_PAGES]))
+                for i in range(0, data.size, CHUNK_PAGES)]
+    return [_compact(c) for c in split_runs(data)]
 
 
 def disk_usage(path: Path) -> int:

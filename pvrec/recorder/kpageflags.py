@@ -14,11 +14,11 @@ from collections.abc import Iterator
 import numpy as np
 
 from pvrec.errors import PvrecError
+from pvrec.recording import CHUNK_PAGES
 
 KPAGEFLAGS = "/proc/kpageflags"
 KPAGECGROUP = "/proc/kpagecgroup"
 READ_BYTES = 4 << 20  # per preadv call: large enough that syscall overhead vanishes
-CHUNK_PAGES = 1 << 20  # pages per chunk handed to the encoder: 8 MiB, bounded memory on any box
 
 
 class SampleError(Exception):

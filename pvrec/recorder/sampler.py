@@ -20,7 +20,7 @@ from pvrec.errors import PvrecError
 from pvrec.recorder.kpageflags import PageFlagsFile, SampleError
 from pvrec.recorder.procstat import read_context
 from pvrec.recorder.workload import Workload, mapped_pfns
-from pvrec.recording import Writer, encode_flags, join_runs
+from pvrec.recording import Writer, encode_flags
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -115,9 +115,9 @@ class Sampler:
         start, cpu0 = time.monotonic(), time.process_time()
         cgroup = workload = None
         try:
-            runs = join_runs([encode_flags(c) for c in self.source.chunks(self.pfn_count)])
+            runs = [encode_flags(c) for c in self.source.chunks(self.pfn_count)]
             if self.cgroups is not None:
-                cgroup = join_runs([encode_flags(c) for c in self.cgroups.chunks(self.pfn_count)])
+                cgroup = [encode_flags(c) for c in self.cgroups.chunks(self.pfn_count)]
         except SampleError as exc:
             self.stats.failed_samples += 1
             self.stats.last_error = str(exc)
