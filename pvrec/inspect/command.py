@@ -25,6 +25,8 @@ negative N counts from the end).
 LIST_DESCRIPTION = """\
 List the pages as page-types -Nl does: one line per maximal run of PFN-contiguous pages
 with equal (filtered) flags, `offset<TAB>len<TAB>flags` in hex. -L lists every page.
+Like page-types, a line also ends every 65536 pages of a walked range (its read batch),
+so the output is line for line what page-types prints.
 """
 
 SPECS_EPILOG = """\

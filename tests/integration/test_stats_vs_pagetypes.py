@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import FIXTURES, REPO, run_pvrec
+from pvrec.inspect.pagetypes import SUMMARY_HEADER
+from tests.conftest import FIXTURES, REPO, needs_kpageflags, run_pvrec
 
 GOLDEN = REPO / "tests" / "data" / "page-types"
 SLOB_FREE_COLUMN = 39  # index of bit 49 in 6.1's 45-letter symbolic string
@@ -255,3 +256,45 @@ def test_recording_frame_out_of_range_and_not_a_recording(tmp_path, small_dump):
     _one_line_error(run_pvrec("stats", f"{run}@x"), "RUN@N")
     _one_line_error(run_pvrec("stats", small_dump), "-F")
     _one_line_error(run_pvrec("stats", tmp_path), "not a pvrec recording")
+
+
+# -- the live source
+
+
+def test_live_source_not_readable_says_sudo(monkeypatch):
+    import errno
+
+    from pvrec.errors import PvrecError
+    from pvrec.inspect import source
+
+    real_open = os.open
+
+    def denied(path, *args, **kwargs):
+        if str(path) == "/proc/kpageflags":
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", denied)
+    with pytest.raises(PvrecError) as err:
+        source.read_live()
+    assert "sudo pvrec stats" in err.value.message and err.value.exit_code == 2
+
+
+def test_live_source_missing_says_config_proc_page_monitor():
+    from pvrec.errors import PvrecError
+    from pvrec.inspect import source
+
+    with pytest.raises(PvrecError, match="CONFIG_PROC_PAGE_MONITOR"):
+        source.read_live("/proc/pvrec-test-no-such-kpageflags")
+
+
+@needs_kpageflags
+def test_live_source_prints_a_consistent_summary():
+    result = run_pvrec("stats")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] + "\n" == SUMMARY_HEADER and lines[-1].startswith("             total\t")
+    total = int(lines[-1].split("\t")[1].split()[0])
+    assert total == sum(int(line.split("\t")[1].split()[0]) for line in lines[1:-1])
+    listed = run_pvrec("list", "-L", "-a", "0x1000+1000")
+    assert listed.returncode == 0 and len(listed.stdout.splitlines()) == 1001
