@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -72,20 +71,23 @@ def bytes_ratio(path: str) -> None:
 
 
 def memory(source: str, seconds: float) -> None:
+    """Peak RSS (VmHWM) of a real `pvrec record` process; ru_maxrss would count this process's
+    memory at fork, which Linux carries across exec."""
     with tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "r")
-        cmd = [sys.executable, "-m", "pvrec", "record", "-q", "--interval", "1s",
-               "--duration", f"{seconds}s", "-o", out]
+        args = ["record", "-q", "--interval", "1s", "--duration", f"{seconds}s", "-o", out]
         if source != KPAGEFLAGS:
-            cmd += ["--kpageflags", source]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL)
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            args += ["--kpageflags", source]
+        code = ("import sys, pvrec.cli; rc = pvrec.cli.main(sys.argv[1:]); "
+                "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0], "
+                "file=sys.stderr); sys.exit(rc)")
+        r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                           check=True)
+        peak = int(r.stderr.strip().splitlines()[-1])
         n = open_recording(out).pfn_count
     frame_mib = n * 8 / 2**20
     print(f"recorder peak RSS:            {peak / 1024:8.1f} MiB = "
-          f"{peak / 1024 / frame_mib:.2f}x one frame's flags ({frame_mib:.1f} MiB)"
-          + ("" if peak > before else " (an earlier child was bigger)"))
+          f"{peak / 1024 / frame_mib:.2f}x one frame's flags ({frame_mib:.1f} MiB)")
 
 
 def main() -> None:

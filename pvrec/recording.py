@@ -94,7 +94,11 @@ def encode_flags(flags: np.ndarray) -> Runs:
 
 
 def join_runs(parts: list[Runs]) -> Runs:
-    """The runs of consecutive chunks as one, merging equal runs across the joins."""
+    """The runs of consecutive chunks as one, merging equal runs across the joins.
+
+    Only the joins are looked at (no per-run pass beyond the concatenation): on a 1 TiB frame
+    this is what keeps a key frame's memory at its runs and not several copies of them.
+    """
     parts = [p for p in parts if p.lengths.size]
     if len(parts) == 1:
         return parts[0]
@@ -102,9 +106,15 @@ def join_runs(parts: list[Runs]) -> Runs:
         return Runs(np.zeros(0, np.int64), np.zeros(0, np.uint64))
     lengths = np.concatenate([p.lengths for p in parts])
     values = np.concatenate([p.values for p in parts])
-    starts = np.zeros(lengths.size, dtype=np.int64)
-    np.cumsum(lengths[:-1], out=starts[1:])
-    return _from_starts(starts, values, int(starts[-1] + lengths[-1]))
+    joins = np.cumsum([p.lengths.size for p in parts[:-1]])
+    same = joins[values[joins] == values[joins - 1]]
+    if same.size:
+        keep = np.ones(values.size, dtype=bool)
+        keep[same] = False
+        heads = np.flatnonzero(keep)
+        lengths = np.add.reduceat(lengths, heads)
+        values = values[heads]
+    return Runs(lengths, values)
 
 
 def split_runs(runs: Runs, chunk: int = CHUNK_PAGES) -> list[Runs]:
@@ -218,7 +228,8 @@ def _runs_arrays(pieces: list[Runs], prefix: str) -> dict[str, np.ndarray]:
     stored = join_runs(pieces)
     palette = np.unique(np.concatenate([np.unique(p.values) for p in pieces]))
     code_type = _smallest_uint(max(palette.size - 1, 0))
-    codes = np.searchsorted(palette, stored.values).astype(code_type)
+    codes = np.concatenate([np.searchsorted(palette, stored.values[i:i + CHUNK_PAGES])
+                            .astype(code_type) for i in range(0, stored.values.size, CHUNK_PAGES)])
     lengths = stored.lengths.astype(_smallest_uint(int(stored.lengths.max(initial=0))))
     return {
         # Byte planes (all low bytes, then the next...): deflate finds 15% more to squeeze.
