@@ -114,7 +114,10 @@ def run(args: argparse.Namespace) -> int:
     from pvrec.inspect import source
 
     snap = source.load(args.run, args.dump)
-    w = pt.walk(snap.lengths, snap.values, raw=args.raw, filters=filters, ranges=ranges)
+    # Only -l needs the walk cut at page-types' read batches.
+    batch = pt.KPAGEFLAGS_BATCH if args.list_mode == pt.LIST_RANGES else 0
+    w = pt.walk(snap.lengths, snap.values, raw=args.raw, filters=filters, ranges=ranges,
+                batch=batch)
     out = sys.stdout.buffer
     if args.json:
         doc: dict = {

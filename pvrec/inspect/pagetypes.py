@@ -121,6 +121,7 @@ def walk(
     page-types reads each range in batches of 65536 pages and, in -l mode, never joins pages
     of different batches into one line (its walk_pfn restarts the virtual offset it compares
     at each batch), so segments are also cut at batch boundaries and carry their batch number.
+    batch=0 skips that (all batch numbers 0): enough for the summary, not for -l.
     """
     lengths = np.asarray(lengths, dtype=np.int64)
     shown = view(np.asarray(values, dtype=np.uint64), raw)
@@ -139,8 +140,8 @@ def walk(
         s = starts[i0:i1].copy()
         s[0] = lo
         v = shown[i0:i1]
-        cuts = np.arange(lo + batch, hi, batch, dtype=np.int64)
-        if cuts.size:
+        cuts = np.arange(lo + batch, hi, batch, dtype=np.int64) if batch else None
+        if cuts is not None and cuts.size:
             # Both sorted: insert the cuts that are not run starts already (a linear merge).
             at = np.searchsorted(s, cuts)
             new = (at == s.size) | (s[np.minimum(at, s.size - 1)] != cuts)
@@ -150,7 +151,7 @@ def walk(
         e = np.empty_like(s)
         e[:-1] = s[1:]
         e[-1] = hi
-        parts.append((s, e - s, v, (s - lo) // batch))
+        parts.append((s, e - s, v, (s - lo) // batch if batch else np.zeros_like(s)))
     if not parts:
         empty = np.zeros(0, np.int64)
         return Walk(empty, empty, np.zeros(0, np.uint64), empty)

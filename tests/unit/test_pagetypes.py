@@ -332,3 +332,12 @@ def test_matches_a_page_by_page_page_types(runs, raw, specs, ranges, list_mode):
     w = pt.walk(*pt.runs_of(flags), raw=raw, filters=filters, ranges=ranges, batch=37)
     got = b"".join(bytes(c) for c in pt.render(w, list_mode=list_mode)).decode()
     assert got == reference_page_types(flags.tolist(), raw, filters, ranges, list_mode, 37)
+
+
+def test_walk_without_batches_gives_the_same_summary():
+    flags = np.repeat(np.array([0, 0x28, BUDDY], dtype=np.uint64), [70000, 3, 200000])
+    ranges = [(5, 200000), (0, 10)]
+    a = pt.walk(*pt.runs_of(flags), ranges=ranges)
+    b = pt.walk(*pt.runs_of(flags), ranges=ranges, batch=0)
+    assert pt.summary(a) == pt.summary(b) == [(0, 70005), (0x28, 3), (BUDDY, 130002)]
+    assert a.values.size > b.values.size and not b.batches.any()
