@@ -23,10 +23,11 @@ import math
 import os
 import re
 import shutil
+import time
 import warnings
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,7 +91,9 @@ def encode_flags(flags: np.ndarray) -> Runs:
     starts = np.flatnonzero(flags[1:] != flags[:-1])
     starts += 1
     starts = np.concatenate((np.zeros(1, starts.dtype), starts))
-    return Runs(np.diff(starts, append=flags.size).astype(np.int64), flags[starts])
+    # 32-bit lengths while they fit: a frame's runs are what the writer keeps between frames.
+    length_type = np.uint32 if flags.size < 1 << 32 else np.int64
+    return Runs(np.diff(starts, append=flags.size).astype(length_type), flags[starts])
 
 
 def join_runs(parts: list[Runs]) -> Runs:
@@ -223,51 +226,99 @@ def _prefix(channel: str) -> str:
     return "" if channel == "flags" else channel + "."
 
 
-def _runs_arrays(pieces: list[Runs], prefix: str) -> dict[str, np.ndarray]:
-    """The stored arrays of one channel from its pieces (consecutive chunks, joined here)."""
-    stored = join_runs(pieces)
+@dataclass
+class Streamed:
+    """A 1-d array written to a frame file block by block, never whole in memory."""
+
+    dtype: np.dtype
+    count: int
+    blocks: Callable[[], Iterator[bytes]]
+
+
+def _join_pieces(pieces: list[Runs]) -> list[Runs]:
+    """Consecutive pieces with equal runs across their joins merged (the pieces stay untouched:
+    they may be the frame the writer keeps)."""
+    out: list[Runs] = []
+    for p in pieces:
+        if out and p.values.size and out[-1].values[-1] == p.values[0]:
+            last = out[-1]
+            lengths = last.lengths.astype(np.int64)
+            lengths[-1] += int(p.lengths[0])
+            out[-1] = Runs(lengths, last.values)
+            p = Runs(p.lengths[1:], p.values[1:])
+        if p.values.size:
+            out.append(p)
+    return out
+
+
+def _runs_arrays(pieces: list[Runs], prefix: str) -> dict[str, np.ndarray | Streamed]:
+    """The stored arrays of one channel, streamed from its pieces (consecutive chunks)."""
+    pieces = _join_pieces(pieces)
     palette = np.unique(np.concatenate([np.unique(p.values) for p in pieces]))
-    code_type = _smallest_uint(max(palette.size - 1, 0))
-    codes = np.concatenate([np.searchsorted(palette, stored.values[i:i + CHUNK_PAGES])
-                            .astype(code_type) for i in range(0, stored.values.size, CHUNK_PAGES)])
-    lengths = stored.lengths.astype(_smallest_uint(int(stored.lengths.max(initial=0))))
-    return {
+    code_type = np.dtype(_smallest_uint(max(palette.size - 1, 0)))
+    length_type = np.dtype(_smallest_uint(max(int(p.lengths.max()) for p in pieces)))
+    count = sum(p.lengths.size for p in pieces)
+    width = length_type.itemsize
+
+    def codes():
+        for p in pieces:
+            yield np.searchsorted(palette, p.values).astype(code_type).tobytes()
+
+    def planes():
         # Byte planes (all low bytes, then the next...): deflate finds 15% more to squeeze.
         # The width is lengths.size / codes.size.
-        prefix + "lengths": lengths.view(np.uint8).reshape(-1, lengths.itemsize).T.reshape(-1),
+        for b in range(width):
+            for p in pieces:
+                by_byte = p.lengths.astype(length_type).view(np.uint8).reshape(-1, width)
+                yield np.ascontiguousarray(by_byte[:, b]).tobytes()
+
+    return {
+        prefix + "lengths": Streamed(np.dtype(np.uint8), width * count, planes),
         prefix + "palette": palette.astype(np.uint64),
-        prefix + "codes": codes,
+        prefix + "codes": Streamed(code_type, count, codes),
     }
 
 
-def frame_arrays(channels: dict[str, list[Runs]], prev: dict[str, list[Runs]] | None,
-                 index: int) -> tuple[dict[str, np.ndarray], int]:
-    """The arrays of a frame file: each channel's runs (key), or their XOR with prev (delta).
+ZERO = np.zeros(1, np.uint64)
 
-    Channels come as chunks (split_runs), so a delta costs a comparison for every chunk that
-    did not change and a small XOR for the others, with memory bounded by a chunk.
-    """
-    kind = KIND_KEY if prev is None else KIND_DELTA
-    pfn_count = sum(p.pfn_count for p in channels["flags"])
-    arrays = {"meta": np.array([FORMAT_VERSION, kind, index, pfn_count], np.int64)}
-    for channel, chunks in channels.items():
+
+def channel_pieces(chunks: Iterable[Runs], prev: list[Runs] | None, kept: list[Runs]
+                   ) -> list[Runs]:
+    """What a frame stores of one channel, chunk by chunk: the chunk (key) or its XOR with the
+    previous frame's chunk (delta). Each chunk read is appended to kept, and the previous
+    frame's chunk is let go as soon as it is used, so one frame's runs is the memory bound."""
+    pieces = []
+    for i, chunk in enumerate(chunks):
+        chunk = _compact(chunk)
+        kept.append(chunk)
         if prev is None:
-            pieces = chunks
-        else:
-            pieces = [Runs(np.array([c.pfn_count], np.int64), np.zeros(1, np.uint64))
-                      if _same(c, p) else xor_runs(c, p)
-                      for c, p in zip(chunks, prev[channel], strict=True)]
-        arrays.update(_runs_arrays(pieces, _prefix(channel)))
-    return arrays, kind
+            pieces.append(chunk)
+            continue
+        if i >= len(prev) or prev[i] is None:
+            raise PvrecError("frame does not have the previous frame's shape")
+        before, prev[i] = prev[i], None
+        if before.pfn_count != chunk.pfn_count:
+            raise PvrecError("frame chunks do not have the previous frame's shape")
+        pieces.append(Runs(np.array([chunk.pfn_count], np.int64), ZERO)
+                      if _same(chunk, before) else xor_runs(chunk, before))
+    return pieces
 
 
-def write_npz(path: Path, arrays: dict[str, np.ndarray], level: int = 6) -> int:
+def write_npz(path: Path, arrays: dict[str, np.ndarray | Streamed], level: int = 6) -> int:
     """Write arrays as an .npz (a zip of .npy members, deflated) and return its size."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as zf:
         for name, arr in arrays.items():
-            with zf.open(name + ".npy", "w", force_zip64=False) as member:
-                np.lib.format.write_array(member, np.ascontiguousarray(arr), allow_pickle=False)
+            with zf.open(name + ".npy", "w", force_zip64=True) as member:
+                if isinstance(arr, Streamed):
+                    np.lib.format.write_array_header_1_0(
+                        member, {"descr": np.lib.format.dtype_to_descr(arr.dtype),
+                                 "fortran_order": False, "shape": (arr.count,)})
+                    for block in arr.blocks():
+                        member.write(block)
+                else:
+                    np.lib.format.write_array(member, np.ascontiguousarray(arr),
+                                              allow_pickle=False)
     data = buf.getbuffer()
     with open(path, "wb") as f:
         f.write(data)
@@ -390,16 +441,25 @@ class Writer:
                 if name == "workload" and not isinstance(data, Runs):
                     data = pfns_to_runs(data, self.header["pfn_count"])
                 channels[name] = data
-        channels = {k: _as_chunks(v) for k, v in channels.items()}
-        for chunks in channels.values():
-            pages = sum(c.pfn_count for c in chunks)
+        index = self.frames
+        kind = KIND_KEY if index % self.key_every == 0 or self._prev is None else KIND_DELTA
+        prev, self._prev = self._prev, None  # a frame that fails half-way leaves a key next
+        kept: dict[str, list[Runs]] = {}
+        arrays: dict[str, np.ndarray | Streamed] = {}
+        began = time.monotonic()
+        for channel, data in channels.items():
+            kept[channel] = []
+            pieces = channel_pieces(_as_chunks(data), None if kind == KIND_KEY
+                                    else prev[channel], kept[channel])
+            pages = sum(p.pfn_count for p in pieces)
             if pages != self.header["pfn_count"]:
                 raise PvrecError(
-                    f"frame has {pages} pages, the recording {self.header['pfn_count']}"
-                )
-        index = self.frames
-        prev = None if index % self.key_every == 0 else self._prev
-        arrays, kind = frame_arrays(channels, prev, index)
+                    f"frame has {pages} pages, the recording {self.header['pfn_count']}")
+            arrays.update(_runs_arrays(pieces, _prefix(channel)))
+        arrays["meta"] = np.array([FORMAT_VERSION, kind, index, self.header["pfn_count"]],
+                                  np.int64)
+        # Chunks may be read lazily while they are encoded: this is the sample's read + encode.
+        context = {**(context or {}), "sample_s": round(time.monotonic() - began, 6)}
         name = f"frames/{index:06d}.npz"
         final = self.path / name
         tmp = final.with_name(final.name + ".tmp")
@@ -421,7 +481,7 @@ class Writer:
                 f"cannot write frame {index} to {self.path}: {exc.strerror or exc}; "
                 f"the recording is readable up to frame {index - 1}", exit_code=1
             ) from None
-        self._prev = channels
+        self._prev = kept
         self.frames += 1
         self.bytes += size
         return info
@@ -440,16 +500,13 @@ class Writer:
             (self.path / "end.json.tmp").unlink(missing_ok=True)
 
 
-def _as_chunks(data: Runs | np.ndarray | list[Runs]) -> list[Runs]:
-    """A channel as runs per chunk of CHUNK_PAGES (the last may be shorter), compacted."""
-    if isinstance(data, list):
-        if any(c.pfn_count != CHUNK_PAGES for c in data[:-1]):
-            raise PvrecError(f"chunked frames need chunks of {CHUNK_PAGES} pages")
-        return [_compact(c) for c in data]
+def _as_chunks(data: Runs | np.ndarray | Iterable[Runs]) -> Iterable[Runs]:
+    """A channel as runs per chunk of CHUNK_PAGES (the last may be shorter)."""
     if isinstance(data, np.ndarray):
-        return [_compact(encode_flags(data[i:i + CHUNK_PAGES]))
-                for i in range(0, data.size, CHUNK_PAGES)]
-    return [_compact(c) for c in split_runs(data)]
+        return (encode_flags(data[i:i + CHUNK_PAGES]) for i in range(0, data.size, CHUNK_PAGES))
+    if isinstance(data, Runs):
+        return split_runs(data)
+    return data
 
 
 def disk_usage(path: Path) -> int:

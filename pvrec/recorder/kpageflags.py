@@ -31,7 +31,7 @@ def open_error(path: str, exc: OSError) -> PvrecError:
         if path.startswith("/proc/"):
             return PvrecError(
                 f"cannot read {path}: permission denied. It needs root (CAP_SYS_ADMIN): "
-                f"run with sudo, e.g. `sudo pvrec record ...`"
+                f"run pvrec with sudo"
             )
         return PvrecError(f"cannot read {path}: permission denied")
     if exc.errno == errno.ENOENT:
@@ -139,10 +139,18 @@ class PageFlagsFile:
 
 
 def read_kpageflags(path: str = KPAGEFLAGS, pfn_count: int = 0) -> np.ndarray:
-    """Every PFN's flags from a kpageflags file or dump (pfn_count 0: all of it)."""
+    """Every PFN's flags from a kpageflags file or dump (pfn_count 0: all of it, read once)."""
     with PageFlagsFile(path) as f:
-        count = pfn_count or f.probe_pages(0)
         try:
-            return f.read_all(count)
+            if pfn_count or f.is_dump:
+                return f.read_all(pfn_count or f.dump_pages())
+            parts, start = [], 0
+            while True:
+                buf = np.empty(CHUNK_PAGES, dtype=np.uint64)
+                got = f.read_into(buf, start)
+                parts.append(buf[:got])
+                start += got
+                if got < buf.size:
+                    return np.concatenate(parts)
         except SampleError as exc:
             raise PvrecError(str(exc)) from None

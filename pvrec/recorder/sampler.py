@@ -113,24 +113,26 @@ class Sampler:
     def take(self, scheduled: float) -> bool:
         """Sample now; False (and counted) when the read failed and the frame was skipped."""
         start, cpu0 = time.monotonic(), time.process_time()
+        # Chunks are read, encoded and diffed one at a time inside add_frame (bounded memory).
+        runs = (encode_flags(c) for c in self.source.chunks(self.pfn_count))
         cgroup = workload = None
+        if self.cgroups is not None:
+            cgroup = (encode_flags(c) for c in self.cgroups.chunks(self.pfn_count))
+        context = {"late": round(start - scheduled, 6)}
+        if self.workload_pids is not None:
+            t = time.monotonic()
+            workload = mapped_pfns(self.workload_pids(), self.pfn_count)
+            context["workload_pages"] = int(workload.size)
+            context["workload_s"] = round(time.monotonic() - t, 6)
+        if self.with_context:
+            context.update(read_context())
         try:
-            runs = [encode_flags(c) for c in self.source.chunks(self.pfn_count)]
-            if self.cgroups is not None:
-                cgroup = [encode_flags(c) for c in self.cgroups.chunks(self.pfn_count)]
+            self.writer.add_frame(runs, start - self.t0, context, cgroup=cgroup,
+                                  workload=workload)
         except SampleError as exc:
             self.stats.failed_samples += 1
             self.stats.last_error = str(exc)
             return False
-        read_done = time.monotonic()
-        context = {"late": round(start - scheduled, 6), "sample_s": round(read_done - start, 6)}
-        if self.workload_pids is not None:
-            workload = mapped_pfns(self.workload_pids(), self.pfn_count)
-            context["workload_pages"] = int(workload.size)
-            context["workload_s"] = round(time.monotonic() - read_done, 6)
-        if self.with_context:
-            context.update(read_context())
-        self.writer.add_frame(runs, start - self.t0, context, cgroup=cgroup, workload=workload)
         cost, cpu = time.monotonic() - start, time.process_time() - cpu0
         s = self.stats
         s.frames, s.bytes, s.last_cost = self.writer.frames, self.writer.bytes, cost
