@@ -1,0 +1,788 @@
+"""`pvrec render`, `pvrec snapshot` and `pvrec classes`: recordings (or live memory) to pictures.
+
+One drawing path for all three: a Source gives frames as runs, the scheme classifies the run
+values, the layout turns class runs into pixels, the Picture adds legend and header, an Encoder
+streams the result. `render_recording()` is the entry point for other code (`pvrec demo`):
+
+    from pvrec.render.command import render_recording
+    summary = render_recording("pvrec-make-x/", "make.mp4", classes="default", changes=True)
+
+It raises PvrecError for bad input, prints nothing unless given `progress`/`warn` callbacks,
+and returns a RenderSummary (path, size, frames, duration, dimensions, elapsed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pvrec.errors import PvrecError
+from pvrec.recording import RecordingWarning, Runs, encode_flags, open_recording
+from pvrec.render import classify
+from pvrec.render.classify import Scheme, ValueClassifier, make_scheme
+from pvrec.render.compose import FIT_DEFAULT, Options, Picture, choose_layout
+from pvrec.render.encode import DEFAULT_CRF, DEFAULT_PRESET, make_encoder, output_kind
+from pvrec.render.raster import MapLayout
+from pvrec.units import format_bytes, format_duration
+
+# ------------------------------------------------------------------------------ sources
+
+
+class Source:
+    """Frames to draw: a header, the time of each frame, and the frames as runs."""
+
+    header: dict
+    times: list[float]
+    name: str
+    complete: bool = True
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def iter_runs(self, start: int, stop: int, step: int) -> Iterator[tuple[int, float, Runs]]:
+        raise NotImplementedError
+
+    def read_runs(self, pos: int) -> Runs:
+        raise NotImplementedError
+
+    def key_positions(self) -> list[int]:
+        """Positions cheap to read alone (key frames)."""
+        return list(range(len(self)))
+
+
+class RecordingSource(Source):
+    """A recording directory, read through pvrec.recording."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.rec = open_recording(path)
+        self.header = self.rec.header
+        self.times = [f.t for f in self.rec.frames] if len(self.rec) else []
+        self.name = Path(path).resolve().name
+        self.complete = self.rec.complete
+        self._pos = {f.index: i for i, f in enumerate(self.rec.frames)}
+
+    def iter_runs(self, start, stop, step):
+        for info, runs in self.rec.iter_runs(start, stop, step):
+            yield self._pos[info.index], info.t, runs
+
+    def read_runs(self, pos):
+        return self.rec.read_runs(pos)
+
+    def key_positions(self):
+        return [i for i, f in enumerate(self.rec.frames) if f.kind == "key"]
+
+
+class ArraySource(Source):
+    """One frame held in memory (a snapshot of live memory or of a raw dump)."""
+
+    def __init__(self, flags: np.ndarray, header: dict, name: str):
+        self.runs = encode_flags(flags)
+        self.header = header
+        self.times = [0.0]
+        self.name = name
+
+    def iter_runs(self, start, stop, step):
+        if start <= 0 < stop:
+            yield 0, 0.0, self.runs
+
+    def read_runs(self, pos):
+        return self.runs
+
+
+# ------------------------------------------------------------------------- frame choice
+
+_TIME = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|min|h)\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_position(text: str | int | float | None, times: list[float], what: str,
+                   end: bool = False) -> int | None:
+    """A frame number (negative from the end) or a time with a unit (12s, 1.5m) -> position."""
+    if text is None:
+        return None
+    n = len(times)
+    if isinstance(text, int) or (isinstance(text, str) and re.fullmatch(r"\s*-?\d+\s*", text)):
+        i = int(text)
+        j = i + n if i < 0 else i
+        if not 0 <= j < n:
+            raise PvrecError(f"{what} {text}: frame number out of range; the recording has "
+                             f"{n} frames (0..{n - 1}, or -1 for the last)")
+        return j
+    m = _TIME.match(str(text)) if isinstance(text, str) else None
+    if isinstance(text, float):
+        seconds = text
+    elif m:
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    else:
+        raise PvrecError(f"{what} {text!r}: give a frame number (12, -1) or a time with a "
+                         f"unit (12s, 1.5m)")
+    t0 = times[0]
+    if end:
+        pos = int(np.searchsorted(times, t0 + seconds + 1e-9, "right")) - 1
+        return max(pos, 0)
+    pos = int(np.searchsorted(times, t0 + seconds - 1e-9, "left"))
+    if pos >= n:
+        raise PvrecError(f"{what} {text}: the recording is only "
+                         f"{format_duration(times[-1] - t0)} long")
+    return pos
+
+
+def frame_plan(times: list[float], start: int, end: int, every: int, fps: float,
+               speed: float | None, hold: float) -> list[tuple[int, int]]:
+    """[(position, times shown)] in order: each frame once, or timed by --speed; then --hold."""
+    chosen = list(range(start, end + 1, every))
+    if speed is None:
+        plan = [(p, 1) for p in chosen]
+    else:
+        ts = np.array([times[p] for p in chosen])
+        span = ts[-1] - ts[0]
+        count = int(math.floor(span / speed * fps + 1e-9)) + 1
+        targets = ts[0] + np.arange(count) * speed / fps
+        idx = np.searchsorted(ts, targets + 1e-9, "right") - 1
+        plan = []
+        for i in idx:
+            p = chosen[int(i)]
+            if plan and plan[-1][0] == p:
+                plan[-1] = (p, plan[-1][1] + 1)
+            else:
+                plan.append((p, 1))
+    extra = int(round(hold * fps))
+    if extra and plan:
+        plan[-1] = (plan[-1][0], plan[-1][1] + extra)
+    return plan
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+@dataclass
+class RenderSummary:
+    """What a render wrote."""
+
+    path: Path
+    kind: str
+    frames: int  # frames in the output (with repeats)
+    rendered: int  # distinct frames drawn
+    fps: float
+    width: int
+    height: int
+    bytes: int
+    elapsed: float
+    pages_per_pixel: int = 1
+    scale: int = 1
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.fps if self.fps else 0.0
+
+    def line(self) -> str:
+        """The one-line summary the command prints."""
+        what = f"{self.frames} frame{'s' if self.frames != 1 else ''}"
+        if self.kind in ("mp4", "gif", "webp"):
+            what += f", {self.duration:.1f} s at {self.fps:g} fps"
+        speed = f" ({self.rendered / self.elapsed:.1f} frames/s)" if self.elapsed > 0 and \
+            self.rendered > 1 else ""
+        target = f"{self.path}/" if self.kind == "dir" else str(self.path)
+        return (f"wrote {target} ({format_bytes(self.bytes)}, {what}, {self.width}x{self.height}"
+                f", {self.pages_per_pixel} page{'s' if self.pages_per_pixel > 1 else ''}"
+                f"/pixel) in {self.elapsed:.1f} s{speed}")
+
+
+class _Interrupt:
+    """SIGINT/SIGTERM set a flag (the encoder then closes normally and the temp file goes);
+    a second signal raises KeyboardInterrupt at once. Main thread only."""
+
+    def __init__(self):
+        self.hit = False
+        self._old: dict[int, object] = {}
+
+    def __enter__(self) -> _Interrupt:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.hit:
+            raise KeyboardInterrupt
+        self.hit = True
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)  # type: ignore[arg-type]
+
+
+def _warn_stderr(message: str) -> None:
+    print(f"pvrec: warning: {message}", file=sys.stderr)
+
+
+def _check_output(out: Path, kind: str, force: bool) -> None:
+    if kind == "dir":
+        if not force and any(out.glob("frame-*.png")):
+            raise PvrecError(f"{out}/ already holds frame-*.png files (use --force to "
+                             f"overwrite them)")
+        return
+    parent = out.parent
+    if not parent.is_dir():
+        raise PvrecError(f"output directory {parent} does not exist")
+    if out.exists() and not force:
+        raise PvrecError(f"{out} already exists (use --force to overwrite it)")
+    if not os.access(parent, os.W_OK):
+        raise PvrecError(f"cannot write to {parent}/: permission denied")
+
+
+def _ram_header(header: dict) -> dict:
+    """The header with pfn_count checked; ram_ranges [] (unknown) means all RAM."""
+    h = dict(header)
+    if not h.get("ram_ranges"):
+        h.pop("ram_ranges", None)
+    return h
+
+
+def _fit_data_scheme(scheme: Scheme, source: Source, start: int, end: int) -> None:
+    """Show a data-driven scheme (--classes flags) up to 32 frames spread over the range."""
+    if not scheme.needs_data:
+        return
+    keys = [p for p in source.key_positions() if start <= p <= end]
+    if len(keys) > 32:
+        keys = [keys[int(i)] for i in np.linspace(0, len(keys) - 1, 32)]
+    picks = sorted(set(keys) | {start, end})
+    classify.fit_scheme(scheme, ((r.values, r.lengths) for r in
+                                 (source.read_runs(p) for p in picks)))
+
+
+def render_source(source: Source, out_path: str | os.PathLike, *, classes: str | None = None,
+                  ignore_flags: str | None = None, theme: str = "light", layout: str = "tiles",
+                  width: int | None = None, pages_per_pixel: int | None = None,
+                  scale: int | None = None, fit: tuple[int, int] = FIT_DEFAULT,
+                  map_only: bool = False, changes: bool = False, timeline: bool = False,
+                  fps: float = 10.0, speed: float | None = None, start: str | int | None = None,
+                  end: str | int | None = None, every: int = 1, hold: float = 0.0,
+                  frame: str | int | None = None, crf: int = DEFAULT_CRF,
+                  preset: str = DEFAULT_PRESET, title: str | None = None, force: bool = True,
+                  progress: Callable[[int, int], None] | None = None,
+                  warn: Callable[[str], None] | None = None) -> RenderSummary:
+    """Draw a source's frames into out_path (type from the suffix); see render_recording."""
+    t_begin = time.perf_counter()
+    out = Path(out_path)
+    kind = output_kind(out)
+    _check_output(out, kind, force)
+    if not (isinstance(fps, int | float) and 0 < fps <= 240 and math.isfinite(fps)):
+        raise PvrecError(f"--fps must be between 0 and 240, not {fps}")
+    if speed is not None and not (speed > 0 and math.isfinite(speed)):
+        raise PvrecError(f"--speed must be greater than zero, not {speed}")
+    if every < 1:
+        raise PvrecError(f"--every must be at least 1, not {every}")
+    if hold < 0 or not math.isfinite(hold):
+        raise PvrecError(f"--hold must be zero or more seconds, not {hold}")
+    if scale is not None and not 1 <= scale <= 16:
+        raise PvrecError(f"--scale must be a whole number from 1 to 16, not {scale}")
+    if not 0 <= crf <= 51:
+        raise PvrecError(f"--crf must be between 0 and 51, not {crf}")
+    if kind != "png" and frame is not None:
+        raise PvrecError("--frame picks the one picture of a .png output; for a video "
+                         "use --start/--end")
+    scheme = make_scheme(classes, ignore_flags)
+    n = len(source)
+    if n == 0:
+        raise PvrecError(f"{source.name} has no frames to render")
+    times = source.times
+    if kind == "png":
+        if start is not None or end is not None or speed is not None:
+            raise PvrecError("a .png output is one frame: choose it with --frame N (or a time "
+                             "like --frame 12s), not --start/--end/--speed")
+        p = parse_position(-1 if frame is None else frame, times, "--frame")
+        first = last = p  # type: ignore[assignment]
+    else:
+        first = parse_position(start, times, "--start") or 0
+        last = parse_position(end, times, "--end", end=True)
+        last = n - 1 if last is None else last
+        if last < first:
+            raise PvrecError(f"--end ({end}) comes before --start ({start}): no frames")
+    assert first is not None and last is not None
+    plan = frame_plan(times, first, last, every, fps, speed, hold if kind != "png" else 0.0)
+
+    header = _ram_header(source.header)
+    _fit_data_scheme(scheme, source, first, last)
+    opts = Options(theme=theme, map_only=map_only, changes=changes and not map_only,
+                   timeline=timeline and not map_only, title=title)
+    if map_only and (changes or timeline):
+        pass  # map-only draws the map alone: the contract is exact pixels, nothing on top
+    probe = MapLayout.build(header, kind=layout, ppp=pages_per_pixel or 1, width=width)
+    ram_pages = probe.ram_pages
+    if layout == "rows" and pages_per_pixel is None:
+        lay = probe if map_only else choose_layout(header, scheme, opts, kind="rows", ppp=1,
+                                                   width=width, fit=fit, ram_pages=ram_pages)
+    else:
+        lay = choose_layout(header, scheme, opts, kind=layout, ppp=pages_per_pixel,
+                            width=width, fit=fit, ram_pages=ram_pages)
+    classifier = ValueClassifier(scheme)
+    n_cls = len(scheme)
+    tl = None
+    if opts.timeline:  # a video's strip spans what it shows; a picture's the whole recording
+        tl = _timeline(source, classifier, lay, *((0, n - 1) if kind == "png" else
+                                                  (first, last)), every, n_cls)
+    pic = Picture(lay, scheme, header, opts, frame_count=n, ram_pages=ram_pages, timeline=tl)
+    if scale is None:
+        scale = 2 if kind == "mp4" else 1
+    w, h = pic.size
+    if kind == "mp4" and max(w, h) * scale > 4096 and warn:
+        warn(f"the video is {w * scale}x{h * scale}: sides above 4096 px need H.264 level 6, "
+             f"which some players and browsers refuse; try --pages-per-pixel or --scale 1")
+    if kind == "mp4" and scale % 2 and warn:
+        warn("an odd --scale in an MP4 lets chroma subsampling blur single pages into their "
+             "neighbours' colours; the default 2 keeps them exact")
+    enc = make_encoder(out, kind, (w, h), pic.palette.colors, scale=scale, fps=fps, crf=crf,
+                       preset=preset, pad_color=pic.palette.bg)
+    total = len(plan)
+    counts = dict(plan)
+    step = every if speed is None else 1
+    rendered = 0
+    prev = None
+    if opts.changes and first > 0:  # the first frame's changes are against the frame before
+        r = source.read_runs(first - step if first - step >= 0 else first - 1)
+        prev = lay.class_runs(classifier(r.values), r.lengths)
+    with _Interrupt() as interrupt:
+        try:
+            for pos, t, runs in source.iter_runs(first, last + 1, step):
+                if interrupt.hit:
+                    break
+                reps = counts.get(pos)
+                if reps is None:
+                    continue
+                cruns = lay.class_runs(classifier(runs.values), runs.lengths)
+                px = lay.pixel_classes(cruns)
+                changed = None
+                if opts.changes:
+                    changed = lay.changed_blocks(prev, cruns) if prev is not None else \
+                        (np.zeros(px.size, dtype=bool), 0)
+                    prev = cruns
+                img = pic.frame(px, t=t, index=pos, pages=lay.class_pages(cruns, n_cls),
+                                changed=changed)
+                enc.write(img)
+                if reps > 1:
+                    enc.repeat(reps - 1)
+                rendered += 1
+                if progress:
+                    progress(rendered, total)
+            if interrupt.hit:
+                raise PvrecError(f"interrupted; {out} was not written", exit_code=130)
+            if rendered == 0:
+                raise PvrecError(f"{source.name}: no frame in the chosen range could be read")
+            enc.close()
+        except BaseException:
+            enc.abort()
+            raise
+    out_w, out_h = getattr(enc, "enc_size", enc.out_size)
+    return RenderSummary(out, kind, enc.frames, rendered, fps, out_w, out_h, _size_of(out, enc),
+                         time.perf_counter() - t_begin, lay.ppp, scale)
+
+
+def _size_of(out: Path, enc) -> int:
+    if enc.kind == "dir":
+        return sum(p.stat().st_size for p in getattr(enc, "written", []) if p.exists())
+    return out.stat().st_size if out.exists() else 0
+
+
+def _timeline(source: Source, classifier: ValueClassifier, lay: MapLayout, first: int,
+              last: int, every: int, n_cls: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pages per class of every frame in the range (one pass over the runs, no pixels)."""
+    ts, rows = [], []
+    for _pos, t, runs in source.iter_runs(first, last + 1, every):
+        ts.append(t)
+        rows.append(lay.class_pages(lay.class_runs(classifier(runs.values), runs.lengths),
+                                    n_cls))
+    return np.array(ts, dtype=np.float64), np.array(rows, dtype=np.int64).reshape(-1, n_cls)
+
+
+def render_recording(rec_path: str | os.PathLike, out_path: str | os.PathLike | None = None,
+                     **options) -> RenderSummary:
+    """Render a recording to out_path (default: the recording's name + .mp4).
+
+    Options are the keyword forms of `pvrec render`'s flags: classes, ignore_flags, theme,
+    layout, width, pages_per_pixel, scale, fit, map_only, changes, timeline, fps, speed, start,
+    end, every, hold, frame, crf, preset, title, force (default True here: the caller chose the
+    path; the CLI defaults to refusing), progress(done, total) and warn(message) callbacks
+    (default: warnings go to stderr as one line each). Damaged frames are skipped with a
+    warning; an incomplete recording renders up to its last complete frame.
+    """
+    warn = options.pop("warn", _warn_stderr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RecordingWarning)
+        seen: list[str] = []
+        source = RecordingSource(rec_path)
+        n = len(source)  # validates the frames: warnings for damaged ones
+        for msg in source.rec.warnings:
+            seen.append(msg)
+            if warn:
+                warn(msg)
+        if not source.complete and n and warn:
+            warn(f"{rec_path} has no end.json (still being written, or cut short by a "
+                 f"crash): rendering its {n} complete frames")
+        out = Path(out_path) if out_path is not None else \
+            Path(str(rec_path).rstrip("/") + ".mp4")
+        user_progress = options.pop("progress", None)
+
+        def relay_warnings() -> None:
+            for msg in source.rec.warnings[len(seen):]:
+                seen.append(msg)
+                if warn:
+                    warn(msg)
+
+        def progress(done: int, total: int) -> None:
+            relay_warnings()  # damaged frames met while streaming
+            if user_progress:
+                user_progress(done, total)
+
+        summary = render_source(source, out, progress=progress, warn=warn, **options)
+        relay_warnings()
+        summary.warnings = list(seen)
+        return summary
+
+
+# ---------------------------------------------------------------------------- the CLI
+
+RENDER_HELP = "turn a recording into an MP4 / GIF / WebP / PNG where every pixel is one page"
+RENDER_DESCRIPTION = """\
+Draw every frame of a recording as the seed article's map of physical memory: one
+pixel per page frame in PFN order, one row per huge page (2 MiB), 1 GiB tiles side by
+side, coloured by what the kernel uses each page for, with a legend of live sizes, a
+header (command, host, elapsed time) and zone boundaries. The output type comes from
+the suffix of -o: .mp4 (H.264, plays in every browser), .gif, .webp (animated,
+lossless), .png (one frame: --frame), or an existing directory (a PNG per frame).
+
+By default the picture fits in 1920x1080 by letting one pixel stand for K pages of a
+row (the most common class among them); MP4 frames are then enlarged 2x so that
+chroma subsampling cannot blur single pages. Frames are streamed: memory stays flat
+however long the recording. Ctrl-C stops and leaves no partial file.
+"""
+RENDER_EPILOG = """\
+examples:
+  pvrec render pvrec-make-*/                          -> pvrec-make-*.mp4
+  pvrec render RUN -o run.gif --every 2 --fps 20     a GIF for a blog post
+  pvrec render RUN -o last.png --frame -1            the last frame as a picture
+  pvrec render RUN -o diff.mp4 --changes --timeline  highlight what changed
+  pvrec render RUN -o map.png --map-only --layout rows --width 512
+                                                      pixel (x, y) = PFN y*512 + x
+  pvrec render RUN --classes flags --ignore-flags referenced,uptodate,idle_page
+  pvrec render RUN --classes my-classes.toml          your own classes (see pvrec classes)
+"""
+
+
+def _add_picture_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("picture")
+    g.add_argument("--classes", metavar="SCHEME", default=None,
+                   help="default (semantic classes), flags (each flag combination a state, "
+                        "as the seed article), or FILE.toml (your classes: pvrec classes "
+                        "--help)")
+    g.add_argument("--ignore-flags", metavar="NAMES", default=None,
+                   help="with --classes flags: flags to drop before combining "
+                        f"(default {classify.DEFAULT_IGNORE})")
+    g.add_argument("--theme", choices=("light", "dark"), default="light",
+                   help="colours for a light or dark page (default light)")
+    g.add_argument("--layout", choices=("tiles", "rows"), default="tiles",
+                   help="tiles: 1 GiB tiles of 2 MiB rows, holes skipped (default); rows: "
+                        "pixel (x, y) is PFN y*WIDTH + x")
+    g.add_argument("--width", type=int, metavar="PAGES",
+                   help="pages per row with --layout rows (default: one huge page, 512)")
+    g.add_argument("-k", "--pages-per-pixel", type=int, metavar="K",
+                   help="pages one pixel stands for (divides the row); default: the smallest "
+                        "K that fits --fit")
+    g.add_argument("--scale", type=int, metavar="S",
+                   help="enlarge by S, nearest neighbour (default 2 for .mp4, else 1)")
+    g.add_argument("--fit", default="1920x1080", metavar="WxH",
+                   help="the picture (before --scale) fits in this size (default 1920x1080)")
+    g.add_argument("--map-only", action="store_true",
+                   help="just the map: no legend, header, labels or gaps between tiles")
+    g.add_argument("--title", metavar="TEXT", help="header title instead of the command")
+
+
+def _parse_fit(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
+    if not m or int(m.group(1)) < 16 or int(m.group(2)) < 16:
+        raise PvrecError(f"--fit {text!r}: give WIDTHxHEIGHT in pixels, e.g. 1920x1080")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _picture_kwargs(args: argparse.Namespace) -> dict:
+    return dict(classes=args.classes, ignore_flags=args.ignore_flags, theme=args.theme,
+                layout=args.layout, width=args.width, pages_per_pixel=args.pages_per_pixel,
+                scale=args.scale, fit=_parse_fit(args.fit), map_only=args.map_only,
+                title=args.title)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("render", help=RENDER_HELP, description=RENDER_DESCRIPTION,
+                       epilog=RENDER_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("recording", metavar="RUN", help="recording directory")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="FILE.mp4|.gif|.webp|.png or an existing directory "
+                        "(default: RUN.mp4 beside the recording)")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_picture_options(p)
+    g = p.add_argument_group("what is drawn on top")
+    g.add_argument("--changes", action="store_true",
+                   help="highlight pages whose class changed since the previous frame")
+    g.add_argument("--timeline", action="store_true",
+                   help="a strip under the map: each class's size over the recording")
+    t = p.add_argument_group("time")
+    t.add_argument("--fps", type=float, default=10.0, help="video frames per second "
+                   "(default 10; GIF delays are in 1/100 s, so 10, 20, 25, 50 play true)")
+    t.add_argument("--speed", type=float, metavar="X",
+                   help="recording seconds per video second (frames are repeated or "
+                        "skipped to keep time); default: each frame once")
+    t.add_argument("--start", metavar="POS", help="first frame: a frame number, or a time "
+                   "with a unit (30s, 2m)")
+    t.add_argument("--end", metavar="POS", help="last frame (included), as --start")
+    t.add_argument("--every", type=int, default=1, metavar="N", help="use every Nth frame")
+    t.add_argument("--hold", type=float, default=0.0, metavar="S",
+                   help="hold the last frame S seconds")
+    t.add_argument("--frame", metavar="N", help="for .png: which frame (default -1, the last)")
+    e = p.add_argument_group("encoding")
+    e.add_argument("--crf", type=int, default=DEFAULT_CRF,
+                   help=f"MP4 quality, lower is better (default {DEFAULT_CRF})")
+    e.add_argument("--preset", default=DEFAULT_PRESET,
+                   choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium",
+                            "slow"), help=f"x264 preset (default {DEFAULT_PRESET})")
+    p.set_defaults(func=run_render)
+
+    s = sub.add_parser(
+        "snapshot", help="one picture of memory now (or of a dump, or RUN@N)",
+        description="Draw one picture of the physical memory: the live system (needs root), "
+                    "a raw kpageflags dump (-F FILE), or frame N of a recording (RUN@N). "
+                    "Same picture, options and classes as pvrec render.",
+        epilog="examples:\n  sudo pvrec snapshot -o now.png\n"
+               "  pvrec snapshot -F dump.kpf -o dump.png\n"
+               "  pvrec snapshot pvrec-make-*/@-1 -o last.png --theme dark",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("source", nargs="?", metavar="RUN[@N]",
+                   help="a recording (frame N, default the last); omit for live memory")
+    s.add_argument("-F", "--kpageflags", metavar="FILE",
+                   help="a raw kpageflags dump instead of /proc/kpageflags")
+    s.add_argument("-o", "--output", required=True, metavar="FILE.png", help="picture to write")
+    s.add_argument("-f", "--force", action="store_true", help="overwrite FILE if it exists")
+    _add_picture_options(s)
+    s.set_defaults(func=run_snapshot)
+
+    c = sub.add_parser(
+        "classes", help="print the page classes (and their colours) a render would use",
+        description="Print the active class scheme as a table: number, colour, name, the "
+                    "page-types bits-spec that selects it. With RUN[@N], also each class's "
+                    "size in that frame.",
+        epilog=TOML_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("source", nargs="?", metavar="RUN[@N]", help="a recording (and frame)")
+    c.add_argument("--classes", metavar="SCHEME", default=None,
+                   help="default, flags, or FILE.toml")
+    c.add_argument("--ignore-flags", metavar="NAMES", default=None,
+                   help="with --classes flags: flags to drop")
+    c.add_argument("--theme", choices=("light", "dark"), default="light")
+    c.set_defaults(func=run_classes)
+
+
+TOML_HELP = """\
+your own classes (--classes FILE.toml): tried in order, the first match wins;
+pages no class matches are "other". bits are page-types bits-specs:
+
+  [[class]]
+  name = "THP"
+  bits = "thp"                  # any of these flags set
+  color = "#D55E00"             # #rrggbb, #rgb or a CSS name
+  dark = "#FF7A1A"              # optional: colour for --theme dark
+
+  [[class]]
+  name = "small anon"
+  bits = "anonymous,~thp"       # anonymous set, thp clear
+  color = "#E69F00"
+
+  [[class]]
+  name = "active file"
+  bits = ["=lru,active", "=lru,active,referenced"]   # exactly these flags
+  color = "#56B4E9"
+
+  [other]
+  color = "#BBBBBB"
+"""
+
+
+class _Progress:
+    """A rich progress bar on stderr (frames/s and ETA), only on a terminal."""
+
+    def __init__(self, enabled: bool, label: str):
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(TextColumn("[bold]rendering[/] " + label), BarColumn(),
+                                MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                                TimeRemainingColumn(), console=Console(stderr=True),
+                                transient=True)
+            self.task = None
+            self.t0 = time.perf_counter()
+
+    def __enter__(self):
+        if self.bar:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar:
+            self.bar.__exit__(*exc)
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.bar:
+            return
+        if self.task is None:
+            self.task = self.bar.add_task("render", total=total, rate="")
+        dt = time.perf_counter() - self.t0
+        self.bar.update(self.task, completed=done, rate=f"{done / dt:.1f} frames/s" if dt else "")
+
+    def warn(self, message: str) -> None:
+        if self.bar:
+            self.bar.console.print(f"pvrec: warning: {message}", markup=False, highlight=False)
+        else:
+            _warn_stderr(message)
+
+
+def run_render(args: argparse.Namespace) -> int:
+    out = args.output
+    with _Progress(not args.quiet, Path(args.recording).name) as prog:
+        summary = render_recording(
+            args.recording, out, force=args.force, changes=args.changes,
+            timeline=args.timeline, fps=args.fps, speed=args.speed, start=args.start,
+            end=args.end, every=args.every, hold=args.hold, frame=args.frame, crf=args.crf,
+            preset=args.preset, progress=prog, warn=prog.warn, **_picture_kwargs(args))
+    print(f"pvrec: {summary.line()}", file=sys.stderr)
+    return 0
+
+
+def split_run_at(text: str) -> tuple[str, str | None]:
+    """'RUN@N' -> ('RUN', 'N'); 'RUN' -> ('RUN', None) (a directory name may contain '@')."""
+    if "@" in text and not Path(text).is_dir():
+        run, _, n = text.rpartition("@")
+        return run, n
+    return text, None
+
+
+def open_source(source: str | None, kpageflags: str | None) -> tuple[Source, str | None]:
+    """(source, frame) for snapshot/classes: RUN[@N], -F dump, or the live system."""
+    if source and kpageflags:
+        raise PvrecError("give either RUN[@N] or -F FILE, not both")
+    if source:
+        run, n = split_run_at(source)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RecordingWarning)
+            src = RecordingSource(run)
+            len(src)
+        for msg in src.rec.warnings:
+            _warn_stderr(msg)
+        return src, n
+    from pvrec.layout import flat_layout, live_layout, machine_identity, max_pfn
+
+    try:
+        from pvrec.recorder.kpageflags import read_kpageflags
+    except ImportError:  # the recorder half is not there: read it ourselves
+        read_kpageflags = _read_kpageflags
+    if kpageflags:
+        flags = read_kpageflags(kpageflags)
+        header = {**flat_layout(int(flags.size)), "pfn_count": int(flags.size),
+                  "hostname": Path(kpageflags).name}
+        return ArraySource(flags, header, Path(kpageflags).name), None
+    layout = live_layout()
+    flags = read_kpageflags("/proc/kpageflags", max_pfn(layout))
+    header = {**layout, **machine_identity(), "pfn_count": int(flags.size),
+              "start_wall": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": []}
+    return ArraySource(flags, header, "live memory"), None
+
+
+def _read_kpageflags(path: str, pfn_count: int = 0) -> np.ndarray:
+    """Fallback reader: whole file (or pfn_count words) with os.preadv in 1 MiB chunks."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise PvrecError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        n = pfn_count or os.fstat(fd).st_size // 8
+        out = np.empty(n, dtype=np.uint64)
+        view, done = memoryview(out).cast("B"), 0
+        while done < view.nbytes:
+            got = os.preadv(fd, [view[done:done + (1 << 20)]], done)
+            if got <= 0:
+                break
+            done += got
+        return out[: done // 8]
+    finally:
+        os.close(fd)
+
+
+def run_snapshot(args: argparse.Namespace) -> int:
+    out = Path(args.output)
+    if output_kind(out) != "png":
+        raise PvrecError(f"snapshot writes a .png picture, not {out}")
+    source, n = open_source(args.source, args.kpageflags)
+    summary = render_source(source, out, frame=n, force=args.force, **_picture_kwargs(args))
+    print(f"pvrec: {summary.line()}", file=sys.stderr)
+    return 0
+
+
+def run_classes(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    scheme = make_scheme(args.classes, args.ignore_flags)
+    pages = ram = None
+    if args.source:
+        source, n = open_source(args.source, None)
+        if len(source) == 0:
+            raise PvrecError(f"{source.name} has no frames")
+        pos = parse_position(-1 if n is None else n, source.times, "frame")
+        assert pos is not None
+        _fit_data_scheme(scheme, source, pos, pos)
+        runs = source.read_runs(pos)
+        lay = MapLayout.build(_ram_header(source.header))
+        cruns = lay.class_runs(ValueClassifier(scheme)(runs.values), runs.lengths)
+        pages, ram = lay.class_pages(cruns, len(scheme)), lay.ram_pages
+        page_size = lay.page_size
+    elif scheme.needs_data:
+        print("pvrec: --classes flags makes one class per flag combination of the data "
+              "(most common first); give a recording to see them: pvrec classes RUN "
+              "--classes flags", file=sys.stderr)
+    table = Table(title=f"page classes: {scheme.name}", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("colour")
+    table.add_column("class")
+    table.add_column("bits-spec")
+    if pages is not None:
+        table.add_column("MiB", justify="right")
+        table.add_column("% RAM", justify="right")
+    table.add_column("what it is")
+    for i, c in enumerate(scheme.classes):
+        rgb = classify.hex_color(c.color(args.theme))
+        row = [str(i), f"[on {rgb}]    [/] {rgb}", c.name, c.rule.replace("[", r"\["),
+               ]
+        if pages is not None:
+            row += [f"{pages[i] * page_size / (1 << 20):,.1f}", f"{100 * pages[i] / ram:.1f}"]
+        row.append(c.description)
+        table.add_row(*row)
+    Console().print(table)
+    return 0
