@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from pvrec.errors import PvrecError
 from pvrec.render.classify import HOLE, Scheme
-from pvrec.render.raster import MapLayout, format_offset
+from pvrec.render.raster import MapLayout, format_offset, format_range
 
 THEME_UI = {
     #         background  text       dim text   ribbon A   ribbon B   changed    tile frame
@@ -117,7 +117,7 @@ class Text:
             ImageDraw.Draw(img).text((0, 0), text, font=self.font(size), fill=255)
             cov = np.asarray(img, dtype=np.uint16)
             got = ((cov * (RAMP_STEPS - 1) + 127) // 255).astype(np.uint8)
-            if len(self._cache) > 4096:  # sizes of a long recording: keep the memory flat
+            if len(self._cache) > 512:  # a long recording's times: keep the memory flat
                 self._cache.clear()
             self._cache[key] = got
         return got
@@ -259,8 +259,7 @@ class Picture:
         lay, ps = self.layout, self.page_size
         lines: list[tuple[str, str]] = [("", "dim"),
                                         (f"RAM {format_offset(self.ram_pages * ps)}", "dim")]
-        px = lay.ppp * ps
-        size = format_offset(px) if px >= 1 << 20 else f"{px >> 10} KiB"
+        size = format_offset(lay.ppp * ps)
         lines.append((f"1 pixel = {'1 page' if lay.ppp == 1 else f'{lay.ppp} pages'} ({size})",
                       "dim"))
         lines.append((f"1 row = {format_offset(lay.row_pages * ps)}", "dim"))
@@ -271,8 +270,8 @@ class Picture:
             marks = [m for m in lay.marks if m.kind == kind]
             if marks:
                 lines += [("", "dim"), (title, "fg")]
-                lines += [(f"{m.name}: {format_offset(m.pfn * ps)} - "
-                           f"{format_offset(m.end_pfn * ps)}", "dim") for m in marks]
+                lines += [(f"{m.name}: {format_range(m.pfn * ps, m.end_pfn * ps)}", "dim")
+                          for m in marks]
         if self.opt.changes:
             lines += [("", "dim"), ("changed since last frame", "changed")]
         return lines
@@ -327,6 +326,8 @@ class Picture:
         for key, fmt in (("hostname", "{}"), ("kernel", "Linux {}"), ("start_wall", "{}")):
             v = self.header.get(key)
             if isinstance(v, str) and v:
+                if key == "start_wall":  # ISO 8601 -> '2026-11-26 17:40'
+                    v = v.replace("T", " ")[:16]
                 info.append(fmt.format(v[:48]))
         info.append(f"{format_offset(self.ram_pages * self.page_size)} RAM")
         T.draw(canvas, MARGIN, MARGIN + T.height(F_TITLE) + 4, "   ".join(info), F_INFO,

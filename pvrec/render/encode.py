@@ -34,6 +34,10 @@ def output_kind(path: Path) -> str:
     if path.is_dir():
         return "dir"
     kind = SUFFIXES.get(path.suffix.lower())
+    if kind is None and not path.suffix:
+        raise PvrecError(f"output {path} has no suffix and is not a directory: name a .mp4, "
+                         f".gif, .webp or .png file, or create the directory first for one "
+                         f"PNG per frame")
     if kind is None:
         known = ", ".join(SUFFIXES)
         raise PvrecError(f"cannot tell the output type of {path}: use a suffix of {known}, "

@@ -199,12 +199,13 @@ class MapLayout:
         return -(-len(self.tiles) // self.cols)
 
     def size_for(self, cols: int) -> tuple[int, int]:
-        """(width, height) of the map if arranged in `cols` columns."""
+        """(width, height) of the map if arranged in `cols` columns (a last, partial tile is
+        only as tall as its rows)."""
         cols = max(1, min(cols, len(self.tiles)))
         rows = -(-len(self.tiles) // cols)
-        vgap = self.vgap
+        last_row = max(t.rows for t in self.tiles[(rows - 1) * cols:])
         return (cols * self.tile_width + (cols - 1) * self.gap,
-                rows * self.tile_rows + (rows - 1) * vgap)
+                (rows - 1) * (self.tile_rows + self.vgap) + last_row)
 
     def tile_label(self, tile: Tile) -> str:
         """The tile's offset in physical memory, e.g. '4 GiB'."""
@@ -399,10 +400,16 @@ def _int(v: object, default: int) -> int:
 
 
 def format_offset(nbytes: int) -> str:
-    """A physical address as the label of a tile: '0 GiB', '3.5 GiB', '512 MiB'."""
-    gib = nbytes / (1 << 30)
-    if nbytes % (1 << 30) == 0:
-        return f"{nbytes >> 30} GiB"
-    if gib >= 1:
-        return f"{gib:.1f} GiB"
-    return f"{nbytes >> 20} MiB"
+    """A physical address or size as a label: '0 GiB', '3.5 GiB', '512 MiB', '256 KiB'."""
+    for shift, unit in ((30, "GiB"), (20, "MiB"), (10, "KiB")):
+        if nbytes >= 1 << shift or (nbytes == 0 and shift == 30):
+            v = nbytes / (1 << shift)
+            return f"{v:.0f} {unit}" if nbytes % (1 << shift) == 0 else f"{v:.1f} {unit}"
+    return f"{nbytes} B"
+
+
+def format_range(start: int, end: int) -> str:
+    """A span of bytes in one unit, that of its end: '16 MiB - 4 GiB' stays, '0 - 8 MiB'."""
+    if start == 0:
+        return f"0 - {format_offset(end)}"
+    return f"{format_offset(start)} - {format_offset(end)}"
