@@ -1,0 +1,208 @@
+"""`pvrec info`: what a recording holds, how well it was sampled, and how memory changed in it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+from pvrec.errors import PvrecError
+from pvrec.metrics import frame_metrics
+from pvrec.recording import Recording, disk_usage, open_recording
+from pvrec.render.classify import HOLE, ValueClassifier, default_scheme
+from pvrec.render.raster import MapLayout
+from pvrec.units import format_bytes, format_duration
+
+SPARKS = " ▁▂▃▄▅▆▇█"
+FRAG_SHOWN = ("free_hp_blocks", "unusable_index", "largest_free_run", "mixed_blocks")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "info", help="summary of a recording: machine, sampling quality, class sizes, fragmentation",
+        description="Summarise a recording: host, kernel, memory size and layout, command, "
+                    "duration, frames, the interval and its measured jitter (delay between "
+                    "scheduled and actual sample start, p50/p99), skipped ticks, mean sample "
+                    "cost, bytes per frame; per page class its size at the start and end and "
+                    "its minimum and maximum; and per zone the fragmentation figures of "
+                    "docs/metrics.md with a sparkline over time.",
+        epilog="examples:\n  pvrec info RUN\n  pvrec info RUN --json | jq .classes",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("recording", metavar="RUN", help="recording directory")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run)
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+def summarize(rec: Recording) -> dict:
+    """Everything `pvrec info` shows, as plain data."""
+    h, frames = rec.header, rec.frames
+    n = len(rec)
+    layout = MapLayout.build(h)
+    page = int(h.get("page_size", 4096))
+    ctx = [f.context for f in frames]
+    lates = [c["late"] * 1000 for c in ctx[1:] if isinstance(c.get("late"), int | float)]
+    costs = [c["sample_s"] for c in ctx if isinstance(c.get("sample_s"), int | float)]
+    sizes = [c["bytes"] for c in ctx if isinstance(c.get("bytes"), int)]
+    key = [s for s, f in zip(sizes, frames, strict=False) if f.kind == "key"]
+    delta = [s for s, f in zip(sizes, frames, strict=False) if f.kind == "delta"]
+    scheme = default_scheme()
+    classify = ValueClassifier(scheme)
+    class_series: list[np.ndarray] = []
+    frag: dict[str, dict[str, list[float]]] = {}
+    times = []
+    for info, runs in rec.iter_runs():
+        times.append(info.t)
+        class_series.append(layout.class_pages(layout.class_runs(classify(runs.values), runs.lengths),
+                                               len(scheme)))
+        for zone, values in frame_metrics(runs, h).items():
+            z = frag.setdefault(zone, {})
+            for name, value in values.items():
+                z.setdefault(name, []).append(value)
+    series = np.array(class_series) if class_series else np.zeros((0, len(scheme)), np.int64)
+    classes = []
+    for i, name in enumerate(scheme.names):
+        if i == HOLE or not series.size or not series[:, i].any():
+            continue
+        col = series[:, i] * page
+        classes.append({"class": name, "start": int(col[0]), "end": int(col[-1]),
+                        "min": int(col.min()), "max": int(col.max())})
+    end = rec.end or {}
+    return {
+        "path": str(rec.path),
+        "complete": rec.complete,
+        "host": h.get("hostname"),
+        "kernel": h.get("kernel"),
+        "machine": h.get("machine"),
+        "ram_bytes": layout.ram_pages * page,
+        "pfn_count": rec.pfn_count,
+        "page_size": page,
+        "hpage_pages": h.get("hpage_pages"),
+        "ram_ranges": h.get("ram_ranges"),
+        "zones": h.get("zones"),
+        "nodes": h.get("nodes"),
+        "layout_source": h.get("layout_source"),
+        "command": h.get("command") or [],
+        "user": h.get("user"),
+        "channels": list(rec.channels),
+        "start": h.get("start_wall"),
+        "duration_s": rec.duration,
+        "frames": n,
+        "interval_s": h.get("interval"),
+        "jitter_ms": {"p50": _pct(lates, 50), "p99": _pct(lates, 99),
+                      "max": max(lates) if lates else None},
+        "skipped_ticks": end.get("skipped_ticks"),
+        "failed_samples": end.get("failed_samples"),
+        "mean_sample_s": float(np.mean(costs)) if costs else None,
+        "bytes_on_disk": disk_usage(rec.path),
+        "bytes_per_frame": {"all": float(np.mean(sizes)) if sizes else None,
+                            "key": float(np.mean(key)) if key else None,
+                            "delta": float(np.mean(delta)) if delta else None},
+        "end": {"reason": end.get("reason"), "exit_code": end.get("exit_code")} if end else None,
+        "warnings": rec.warnings,
+        "classes": classes,
+        "fragmentation": {
+            zone: {name: {"start": v[0], "end": v[-1], "min": min(v), "max": max(v),
+                          "series": v} for name, v in values.items() if name in FRAG_SHOWN}
+            for zone, values in frag.items()
+        },
+        "times": times,
+    }
+
+
+def sparkline(values: list[float], width: int = 24) -> str:
+    """Values over time as block characters (resampled to width)."""
+    if not values:
+        return ""
+    v = np.asarray(values, dtype=float)
+    if v.size > width:
+        v = np.array([chunk.mean() for chunk in np.array_split(v, width)])
+    lo, hi = v.min(), v.max()
+    if hi - lo <= 0.01 * max(abs(hi), abs(lo)):  # flat to the eye: do not magnify noise
+        return SPARKS[4] * v.size
+    idx = np.rint((v - lo) / (hi - lo) * (len(SPARKS) - 2)).astype(int) + 1
+    return "".join(SPARKS[i] for i in idx)
+
+
+def _fmt_metric(name: str, value: float, page: int) -> str:
+    if name in ("unusable_index", "mixed_blocks"):
+        return f"{value:.3f}"
+    if name == "largest_free_run":
+        return format_bytes(value * page)
+    return f"{int(value):,}"
+
+
+def _print(s: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console(width=max(Console().width, 100))
+    state = "complete" if s["complete"] else "[yellow]incomplete[/] (no end.json: still recording, or killed)"
+    con.print(f"[bold]{s['path']}[/]  {state}")
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    zones = ", ".join(z["name"] for z in s["zones"] or []) or "unknown"
+    nodes = len(s["nodes"] or []) or "?"
+    grid.add_row("host", f"{s['host']} (kernel {s['kernel']}, {s['machine']})")
+    grid.add_row("memory", f"{format_bytes(s['ram_bytes'])} RAM in {len(s['ram_ranges'] or [])} "
+                           f"ranges, {s['pfn_count']:,} PFNs of {s['page_size']} B; zones {zones}; "
+                           f"{nodes} node(s); layout {s['layout_source']}")
+    cmd = " ".join(s["command"]) or "(whole system)"
+    grid.add_row("command", cmd + (f" (as {s['user']})" if s["user"] else ""))
+    grid.add_row("recorded", f"{s['start']}, {format_duration(s['duration_s'])}, {s['frames']} "
+                             f"frames every {s['interval_s']} s; channels {', '.join(s['channels'])}")
+    j = s["jitter_ms"]
+    if j["p50"] is not None:
+        grid.add_row("sampling", f"start jitter p50 {j['p50']:.1f} ms, p99 {j['p99']:.1f} ms, "
+                                 f"max {j['max']:.1f} ms; {s['skipped_ticks'] or 0} ticks skipped, "
+                                 f"{s['failed_samples'] or 0} samples failed; mean sample "
+                                 f"{(s['mean_sample_s'] or 0):.3f} s")
+    b = s["bytes_per_frame"]
+    if b["all"]:
+        grid.add_row("size", f"{format_bytes(s['bytes_on_disk'])} on disk; per frame "
+                             f"{format_bytes(b['all'])} (key {format_bytes(b['key'] or 0)}, "
+                             f"delta {format_bytes(b['delta'] or 0)})")
+    if s["end"]:
+        grid.add_row("ended", f"{s['end']['reason']} (exit code {s['end']['exit_code']})")
+    con.print(grid)
+    for w in s["warnings"]:
+        con.print(f"[yellow]warning:[/] {w}")
+    t = Table(title="page classes (RAM only)", title_justify="left")
+    for col in ("class", "start", "end", "min", "max"):
+        t.add_column(col, justify="left" if col == "class" else "right")
+    for c in s["classes"]:
+        t.add_row(c["class"], *(format_bytes(c[k]) for k in ("start", "end", "min", "max")))
+    con.print(t)
+    f = Table(title="fragmentation (docs/metrics.md)", title_justify="left")
+    for col in ("zone", "metric", "start", "end", "min", "max", "over time"):
+        f.add_column(col, justify="left" if col in ("zone", "metric", "over time") else "right",
+                     no_wrap=True)
+    for zone, values in s["fragmentation"].items():
+        for name, v in values.items():
+            f.add_row(zone, name, *(_fmt_metric(name, v[k], s["page_size"])
+                                    for k in ("start", "end", "min", "max")),
+                      sparkline(v["series"], 16))
+    con.print(f)
+
+
+def run(args: argparse.Namespace) -> int:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # they are listed in the summary
+        rec = open_recording(args.recording)
+        if len(rec) == 0:
+            raise PvrecError(f"{args.recording} has no readable frames")
+        summary = summarize(rec)
+    if args.json:
+        json.dump(summary, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        _print(summary)
+    return 0
