@@ -84,6 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--key-every", type=int, default=DEFAULT_KEY_EVERY, metavar="N",
                    help=f"a key frame every N frames; the others store only what changed "
                         f"(default {DEFAULT_KEY_EVERY})")
+    p.add_argument("--no-next", action="store_true", help=argparse.SUPPRESS)  # for pvrec demo
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARGS",
                    help="the workload to run and record")
     p.set_defaults(func=run)
@@ -234,6 +235,8 @@ class Recorder:
         print(f"pvrec: {s.frames} frames over {format_duration(dur)} in {self.out}/ "
               f"({format_bytes(size)}, mean sample {mean:.3f} s{extra}); {reason}",
               file=sys.stderr)
+        if self.args.no_next:
+            return
         target = shlex.quote(str(self.out).rstrip("/") + ".mp4")
         print(f"next:  pvrec render {shlex.quote(str(self.out))} -o {target}", file=sys.stderr)
 

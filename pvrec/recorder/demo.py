@@ -11,6 +11,7 @@ from pathlib import Path
 from pvrec.errors import PvrecError
 from pvrec.recorder import command as record_command
 from pvrec.recorder.kpageflags import KPAGEFLAGS, PageFlagsFile
+from pvrec.units import format_bytes
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,12 +43,13 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     recording = out / "recording"
     with tempfile.TemporaryDirectory(prefix="pvrec-demo-") as work:
-        rec_args = argparse.Namespace(
-            cmd=[sys.executable, "-m", "pvrec.recorder.demo_workload", work],
-            interval=args.interval, duration=None, output=str(recording), force=True,
-            quiet=args.quiet, kpageflags=None, as_root=True, kill_after="5s",
-            stop_on_error=True, key_every=30,
-        )
+        # Through the record parser itself, so the demo takes every default `record` has.
+        parser = argparse.ArgumentParser(prog="pvrec")
+        record_command.register(parser.add_subparsers())
+        rec_args = parser.parse_args(
+            ["record", "--force", "--as-root", "--no-next", "--kill-after", "5s", "--stop-on-error",
+             "--interval", args.interval, "-o", str(recording)] + ["-q"] * args.quiet
+            + ["--", sys.executable, "-m", "pvrec.recorder.demo_workload", work])
         code = record_command.run(rec_args)
     if code != 0 or args.no_render:
         return code
@@ -56,12 +58,13 @@ def run(args: argparse.Namespace) -> int:
 
 def render_demo(recording: Path, out: Path) -> int:
     """Render the demo recording to demo.mp4 and demo.gif beside it."""
-    try:
-        from pvrec.render.command import render_recording
-    except ImportError:
-        print(f"pvrec: demo recorded in {recording}/", file=sys.stderr)
-        return 0
+    from pvrec.render.command import render_recording  # the render half, only now
+
     for name in ("demo.mp4", "demo.gif"):
-        render_recording(recording, out / name)
-    print(f"pvrec: demo written to {out}/: recording/, demo.mp4, demo.gif", file=sys.stderr)
+        r = render_recording(recording, out / name, title="pvrec demo: page cache, THP, hugetlb")
+        print(f"pvrec: wrote {r.path} ({format_bytes(r.bytes)}, {r.frames} frames, "
+              f"{r.width}x{r.height})", file=sys.stderr)
+    print(f"pvrec: demo written to {out}/: recording/ (the recording), demo.mp4, demo.gif",
+          file=sys.stderr)
+    print(f"next:  pvrec info {out}/recording", file=sys.stderr)
     return 0

@@ -85,13 +85,13 @@ def drop_file(path: Path) -> None:
 def main(workdir: str) -> int:
     work = Path(workdir)
     free = shutil.disk_usage(work).free
-    file_size = max(64 * MiB, min(1536 * MiB, free // 4) // (64 * MiB) * 64 * MiB)
+    file_size = max(64 * MiB, min(1024 * MiB, free // 4) // (64 * MiB) * 64 * MiB)
     data = work / "pvrec-demo.data"
     try:
         time.sleep(1.0)
-        page_cache_fill(data, file_size, 4.0)
+        page_cache_fill(data, file_size, 3.0)
         time.sleep(1.0)
-        anon_thp(1024 * MiB, 4.0)
+        anon_thp(1024 * MiB, 3.0)
         time.sleep(1.0)
         hugetlb(256, 3.0)
         time.sleep(1.0)
