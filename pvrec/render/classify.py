@@ -96,7 +96,7 @@ _DEFAULT_TABLE: list[tuple[str, tuple[str, ...], str, str | None, str]] = [
     ("page cache", ("lru,mmap,uptodate,dirty,writeback",), "#56B4E9", None,
      "file pages: page cache, mapped files"),
     ("reserved", ("reserved",), "#5E5E5E", "#B0B0B0", "reserved at boot (kernel image, memmap)"),
-    ("other kernel", ("",), "#0072B2", "#3D9BE0", "flags set, but none of the above"),
+    ("other kernel", ("",), "#0072B2", None, "flags set, but none of the above"),
     ("no flags", ("=",), "#9E9E9E", "#646464", "no flags: kernel-owned or untracked"),
 ]
 
@@ -412,10 +412,19 @@ class ValueClassifier:
             return np.zeros(0, dtype=np.uint8)
         got = self._lookup(values)
         if got is None:
-            self._learn(values)
+            self._learn(self._unknown(values))
             got = self._lookup(values)
             assert got is not None
         return got
+
+    def _unknown(self, values: np.ndarray) -> np.ndarray:
+        """The values not in the table (a few new ones among 300k, usually)."""
+        if self._table_v is not None:
+            return values[self._table_v[self._slots(values)] != values]
+        if self.known.size == 0:
+            return values
+        pos = np.minimum(np.searchsorted(self.known, values), self.known.size - 1)
+        return values[self.known[pos] != values]
 
     def _slots(self, values: np.ndarray) -> np.ndarray:
         h = values * self._MULT

@@ -225,6 +225,24 @@ class _Interrupt:
             signal.signal(sig, old)  # type: ignore[arg-type]
 
 
+def _keep_heap() -> None:
+    """Ask glibc to serve big arrays from the heap and keep it between frames.
+
+    Every frame allocates a few dozen temporaries of 0.1-3 MB; by default each is a fresh
+    mmap that faults in page by page and is unmapped again: ~1,300 page faults and 2-3 ms of
+    kernel time per 24 GiB frame. Reused heap memory costs none (measured: 106 faults/frame).
+    Process-wide and harmless elsewhere; ignored where there is no glibc."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 256 << 20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 512 << 20)  # M_TRIM_THRESHOLD
+        libc.mallopt(-2, 64 << 20)  # M_TOP_PAD
+    except (OSError, AttributeError):
+        pass
+
+
 def _warn_stderr(message: str) -> None:
     print(f"pvrec: warning: {message}", file=sys.stderr)
 
@@ -277,6 +295,7 @@ def render_source(source: Source, out_path: str | os.PathLike, *, classes: str |
                   warn: Callable[[str], None] | None = None) -> RenderSummary:
     """Draw a source's frames into out_path (type from the suffix); see render_recording."""
     t_begin = time.perf_counter()
+    _keep_heap()
     out = Path(out_path)
     kind = output_kind(out)
     _check_output(out, kind, force)
@@ -350,29 +369,34 @@ def render_source(source: Source, out_path: str | os.PathLike, *, classes: str |
     total = len(plan)
     counts = dict(plan)
     step = every if speed is None else 1
-    rendered = 0
     prev = None
     if opts.changes and first > 0:  # the first frame's changes are against the frame before
         r = source.read_runs(first - step if first - step >= 0 else first - 1)
         prev = lay.class_runs(classifier(r.values), r.lengths)
+
+    def prepared() -> Iterator[tuple]:
+        """The frames to draw, decoded and turned into pixels."""
+        nonlocal prev
+        for pos, t, runs in source.iter_runs(first, last + 1, step):
+            reps = counts.get(pos)
+            if reps is None:
+                continue
+            cruns = lay.class_runs(classifier(runs.values), runs.lengths)
+            px = lay.pixel_classes(cruns)
+            changed = None
+            if opts.changes:
+                changed = lay.changed_blocks(prev, cruns) if prev is not None else \
+                    (np.zeros(px.size, dtype=bool), 0)
+                prev = cruns
+            yield pos, t, reps, px, lay.class_pages(cruns, n_cls), changed
+
+    rendered = 0
     with _Interrupt() as interrupt:
         try:
-            for pos, t, runs in source.iter_runs(first, last + 1, step):
+            for pos, t, reps, px, pages, changed in prepared():
                 if interrupt.hit:
                     break
-                reps = counts.get(pos)
-                if reps is None:
-                    continue
-                cruns = lay.class_runs(classifier(runs.values), runs.lengths)
-                px = lay.pixel_classes(cruns)
-                changed = None
-                if opts.changes:
-                    changed = lay.changed_blocks(prev, cruns) if prev is not None else \
-                        (np.zeros(px.size, dtype=bool), 0)
-                    prev = cruns
-                img = pic.frame(px, t=t, index=pos, pages=lay.class_pages(cruns, n_cls),
-                                changed=changed)
-                enc.write(img)
+                enc.write(pic.frame(px, t=t, index=pos, pages=pages, changed=changed))
                 if reps > 1:
                     enc.repeat(reps - 1)
                 rendered += 1
