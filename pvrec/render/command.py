@@ -103,13 +103,14 @@ class ArraySource(Source):
 
 # ------------------------------------------------------------------------- frame choice
 
-_TIME = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|min|h)\s*$")
+_TIME = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|min|h)\s*$|^\s*([0-9]*\.[0-9]+)\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
 
 def parse_position(text: str | int | float | None, times: list[float], what: str,
                    end: bool = False) -> int | None:
-    """A frame number (negative from the end) or a time with a unit (12s, 1.5m) -> position."""
+    """A frame number (12, -1) or a time (12s, 1.5m, or 12.0: a decimal point means seconds)
+    -> position."""
     if text is None:
         return None
     n = len(times)
@@ -123,11 +124,13 @@ def parse_position(text: str | int | float | None, times: list[float], what: str
     m = _TIME.match(str(text)) if isinstance(text, str) else None
     if isinstance(text, float):
         seconds = text
+    elif m and m.group(3):
+        seconds = float(m.group(3))
     elif m:
         seconds = float(m.group(1)) * _UNITS[m.group(2)]
     else:
-        raise PvrecError(f"{what} {text!r}: give a frame number (12, -1) or a time with a "
-                         f"unit (12s, 1.5m)")
+        raise PvrecError(f"{what} {text!r}: give a frame number (12, -1) or a time (12s, "
+                         f"1.5m, 12.0)")
     t0 = times[0]
     if end:
         pos = int(np.searchsorted(times, t0 + seconds + 1e-9, "right")) - 1
@@ -290,7 +293,8 @@ def render_source(source: Source, out_path: str | os.PathLike, *, classes: str |
                   fps: float = 10.0, speed: float | None = None, start: str | int | None = None,
                   end: str | int | None = None, every: int = 1, hold: float = 0.0,
                   frame: str | int | None = None, crf: int = DEFAULT_CRF,
-                  preset: str = DEFAULT_PRESET, title: str | None = None, force: bool = True,
+                  preset: str = DEFAULT_PRESET, title: str | None = None, clock: bool = True,
+                  force: bool = True,
                   progress: Callable[[int, int], None] | None = None,
                   warn: Callable[[str], None] | None = None) -> RenderSummary:
     """Draw a source's frames into out_path (type from the suffix); see render_recording."""
@@ -337,7 +341,7 @@ def render_source(source: Source, out_path: str | os.PathLike, *, classes: str |
     header = _ram_header(source.header)
     _fit_data_scheme(scheme, source, first, last)
     opts = Options(theme=theme, map_only=map_only, changes=changes and not map_only,
-                   timeline=timeline and not map_only, title=title)
+                   timeline=timeline and not map_only, title=title, clock=clock)
     if map_only and (changes or timeline):
         pass  # map-only draws the map alone: the contract is exact pixels, nothing on top
     probe = MapLayout.build(header, kind=layout, ppp=pages_per_pixel or 1, width=width)
@@ -361,6 +365,9 @@ def render_source(source: Source, out_path: str | os.PathLike, *, classes: str |
     if kind == "mp4" and max(w, h) * scale > 4096 and warn:
         warn(f"the video is {w * scale}x{h * scale}: sides above 4096 px need H.264 level 6, "
              f"which some players and browsers refuse; try --pages-per-pixel or --scale 1")
+    if kind == "gif" and abs(100 / fps - round(100 / fps)) > 1e-9 and warn:
+        warn(f"GIF frame delays are whole 1/100 s: {fps:g} fps plays at "
+             f"{100 / max(1, round(100 / fps)):.1f} fps; 10, 20, 25 or 50 play true")
     if kind == "mp4" and scale % 2 and warn:
         warn("an odd --scale in an MP4 lets chroma subsampling blur single pages into their "
              "neighbours' colours; the default 2 keeps them exact")
@@ -729,14 +736,14 @@ def open_source(source: str | None, kpageflags: str | None) -> tuple[Source, str
         read_kpageflags = _read_kpageflags
     if kpageflags:
         flags = read_kpageflags(kpageflags)
-        header = {**flat_layout(int(flags.size)), "pfn_count": int(flags.size),
-                  "hostname": Path(kpageflags).name}
-        return ArraySource(flags, header, Path(kpageflags).name), None
+        header = {**flat_layout(int(flags.size)), "pfn_count": int(flags.size)}
+        return ArraySource(flags, header, f"kpageflags dump {Path(kpageflags).name}"), None
     layout = live_layout()
     flags = read_kpageflags("/proc/kpageflags", max_pfn(layout))
     header = {**layout, **machine_identity(), "pfn_count": int(flags.size),
               "start_wall": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": []}
-    return ArraySource(flags, header, "live memory"), None
+    return ArraySource(flags, header, f"memory of {header.get('hostname', 'this machine')}"), \
+        None
 
 
 def _read_kpageflags(path: str, pfn_count: int = 0) -> np.ndarray:
@@ -764,7 +771,10 @@ def run_snapshot(args: argparse.Namespace) -> int:
     if output_kind(out) != "png":
         raise PvrecError(f"snapshot writes a .png picture, not {out}")
     source, n = open_source(args.source, args.kpageflags)
-    summary = render_source(source, out, frame=n, force=args.force, **_picture_kwargs(args))
+    kw = _picture_kwargs(args)
+    if isinstance(source, ArraySource):  # memory now, or a dump: no recording time to show
+        kw.update(clock=False, title=args.title or source.name)
+    summary = render_source(source, out, frame=n, force=args.force, **kw)
     print(f"pvrec: {summary.line()}", file=sys.stderr)
     return 0
 

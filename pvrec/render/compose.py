@@ -206,6 +206,7 @@ class Options:
     changes: bool = False
     timeline: bool = False
     title: str | None = None
+    clock: bool = True  # the time and frame number (not for a one-off snapshot)
 
 
 @dataclass
@@ -488,9 +489,10 @@ class Picture:
         lay.place(px, canvas, g.map_x, g.map_y)
         if self.opt.map_only:
             return canvas
-        self._text("time", g.width - MARGIN, MARGIN,
-                   f"{format_time(t)}   frame {index + 1}/{self.frame_count}", F_TITLE,
-                   pal.fg_ramp)
+        if self.opt.clock:
+            self._text("time", g.width - MARGIN, MARGIN,
+                       f"{format_time(t)}   frame {index + 1}/{self.frame_count}", F_TITLE,
+                       pal.fg_ramp)
         if changed is not None:
             self._text("changed", g.width - MARGIN, MARGIN + T.height(F_TITLE) + 4,
                        f"{changed[1]:,} pages changed", F_INFO, pal.fg_ramp)

@@ -140,8 +140,12 @@ def test_png_frames_and_time_options(rec, tmp_path):
     ok(run_pvrec("render", rec, "-o", tmp_path / "last.png"))
     ok(run_pvrec("render", rec, "-o", tmp_path / "f7.png", "--frame", "7"))
     ok(run_pvrec("render", rec, "-o", tmp_path / "t7.png", "--frame", "7s"))
-    a, b, c = (np.asarray(Image.open(tmp_path / n)) for n in ("last.png", "f7.png", "t7.png"))
-    assert np.array_equal(a, b) and np.array_equal(a, c)
+    ok(run_pvrec("render", rec, "-o", tmp_path / "d7.png", "--frame", "6.5"))  # seconds
+    a, b, c, d = (np.asarray(Image.open(tmp_path / n)) for n in
+                  ("last.png", "f7.png", "t7.png", "d7.png"))
+    assert np.array_equal(a, b) and np.array_equal(a, c) and np.array_equal(a, d)
+    err = ok(run_pvrec("render", rec, "-o", tmp_path / "f30.gif", "--fps", "30"))
+    assert "warning: GIF frame delays are whole 1/100 s: 30 fps plays at 33.3 fps" in err
     err = ok(run_pvrec("render", rec, "-o", tmp_path / "e.gif", "--every", "3"))
     assert " 3 frames" in err  # 0, 3, 6
     err = ok(run_pvrec("render", rec, "-o", tmp_path / "s.gif", "--start", "2", "--end", "5s"))
@@ -286,6 +290,9 @@ def test_map_only_contract_on_a_real_fixture(kbuild_dump, tmp_path):
     # Every pixel's colour is its page's class colour, page for page.
     cols = scheme.colors("light")[scheme.classify_values(flags)]
     assert np.array_equal(rgb, cols)
+    # The full picture of the same dump: no recording time on it, the dump named instead.
+    err = ok(run_pvrec("snapshot", "-F", kbuild_dump, "-o", tmp_path / "full.png"))
+    assert "16 pages/pixel" in err  # 25 tiles (a dump has no layout: all of it is RAM)
 
 
 def test_real_fixture_as_a_recording_with_the_vm_layout(kbuild_dump, tmp_path):
