@@ -253,6 +253,7 @@ class Picture:
         self.text = text or Text()
         self.timeline = timeline  # (t per frame, pages per class per frame)
         self._cols = self._legend_columns()
+        self._legend: tuple[int, int] | None = None
         self.geo = self._measure()
         self._palette: Palette | None = None
         self._static: np.ndarray | None = None
@@ -314,20 +315,25 @@ class Picture:
         return w, (len(self.scheme) - 1 + len(self.legend_lines())) * LEGEND_LINE
 
     def _measure(self) -> Geometry:
-        lay = self.layout
+        return self.geometry_for(self.layout.width, self.layout.height)
+
+    def geometry_for(self, map_w: int, map_h: int) -> Geometry:
+        """The canvas around a map of this size (choose_layout tries many sizes)."""
         if self.opt.map_only:
-            return Geometry(lay.width, lay.height, 0, 0)
+            return Geometry(map_w, map_h, 0, 0)
         header_h = self.text.height(F_TITLE) + 4 + self.text.height(F_INFO) + 8
         top = MARGIN + header_h
         map_x = MARGIN + 6  # room for the zone ribbon of the first tile
         map_y = top + TILE_LABEL_H
-        bottom = map_y + lay.height + ZONE_LABEL_H
+        bottom = map_y + map_h + ZONE_LABEL_H
         tl_x = tl_y = tl_w = 0
         if self.opt.timeline:
-            tl_x, tl_y, tl_w = map_x, bottom + 8, max(lay.width, 240)
+            tl_x, tl_y, tl_w = map_x, bottom + 8, max(map_w, 240)
             bottom = tl_y + TIMELINE_H + TILE_LABEL_H
-        legend_w, legend_h = self._legend_size()
-        legend_x = map_x + max(lay.width, tl_w) + 20
+        if self._legend is None:
+            self._legend = self._legend_size()
+        legend_w, legend_h = self._legend
+        legend_x = map_x + max(map_w, tl_w) + 20
         width = max(legend_x + legend_w + MARGIN,
                     MARGIN * 2 + self.text.width(TIME_TEMPLATE, F_TITLE) + 240)
         height = max(bottom, top + legend_h) + MARGIN
@@ -390,7 +396,7 @@ class Picture:
         lay, pal, g, T = self.layout, self.palette, self.geo, self.text
         zones = [m for m in lay.marks if m.kind == "zone"]
         rw = 3 if lay.gap >= 7 or len(lay.tiles) == 1 else 2
-        if zones:
+        if zones and (lay.gap >= rw + 2 or len(lay.tiles) == 1):
             for t in lay.tiles:
                 x, y = g.map_x + t.x, g.map_y + t.y
                 first = t.first_pfn + np.arange(t.rows) * lay.row_pages
@@ -546,8 +552,8 @@ def choose_layout(header: dict, scheme: Scheme, options: Options, *, kind: str =
     """
     def build(k: int) -> MapLayout:
         lay = MapLayout.build(header, kind=kind, ppp=k, width=width, gap=0)
-        if not options.map_only:
-            lay.gap = GAP if len(lay.tiles) <= 8 else GAP_MANY
+        if not options.map_only:  # the gap holds the zone ribbon, if the tiles leave room
+            lay.gap = GAP if len(lay.tiles) <= 8 else GAP_MANY if lay.tile_width >= 16 else 1
             lay.arrange(len(lay.tiles), TILE_LABEL_H + ZONE_LABEL_H + 4)
         return lay
 
@@ -559,13 +565,13 @@ def choose_layout(header: dict, scheme: Scheme, options: Options, *, kind: str =
     best: tuple[float, int, int] | None = None
     for k in ks:
         lay = build(k)
+        pic = Picture(lay, scheme, header, options, ram_pages=ram_pages, text=text)
         for cols in range(len(lay.tiles), 0, -1):
-            lay.arrange(cols)
-            pic = Picture(lay, scheme, header, options, ram_pages=ram_pages, text=text)
-            w, h = pic.size
-            if w <= fit[0] and h <= fit[1]:
+            g = pic.geometry_for(*lay.size_for(cols))
+            if g.width <= fit[0] and g.height <= fit[1]:
+                lay.arrange(cols)
                 return lay
-            over = max(w / fit[0], h / fit[1])
+            over = max(g.width / fit[0], g.height / fit[1])
             if best is None or over < best[0] - 1e-9:
                 best = (over, k, cols)
             if lay.kind == "rows":
