@@ -210,6 +210,7 @@ class _Interrupt:
 
     def __init__(self):
         self.hit = False
+        self.signum = signal.SIGINT
         self._old: dict[int, object] = {}
 
     def __enter__(self) -> _Interrupt:
@@ -221,7 +222,7 @@ class _Interrupt:
     def _handle(self, signum, frame) -> None:
         if self.hit:
             raise KeyboardInterrupt
-        self.hit = True
+        self.hit, self.signum = True, signum
 
     def __exit__(self, *exc) -> None:
         for sig, old in self._old.items():
@@ -410,7 +411,8 @@ def render_source(source: Source, out_path: str | os.PathLike, *, classes: str |
                 if progress:
                     progress(rendered, total)
             if interrupt.hit:
-                raise PvrecError(f"interrupted; {out} was not written", exit_code=130)
+                raise PvrecError(f"interrupted; {out} was not written",
+                                 exit_code=128 + int(interrupt.signum))
             if rendered == 0:
                 raise PvrecError(f"{source.name}: no frame in the chosen range could be read")
             enc.close()
