@@ -341,10 +341,11 @@ def render_source(source: Source, out_path: str | os.PathLike, *, classes: str |
 
     header = _ram_header(source.header)
     _fit_data_scheme(scheme, source, first, last)
-    opts = Options(theme=theme, map_only=map_only, changes=changes and not map_only,
-                   timeline=timeline and not map_only, title=title, clock=clock)
-    if map_only and (changes or timeline):
-        pass  # map-only draws the map alone: the contract is exact pixels, nothing on top
+    if map_only and (changes or timeline):  # the contract: every pixel is its page's class
+        raise PvrecError("--map-only draws the map alone; --changes and --timeline draw on "
+                         "top of the picture around it")
+    opts = Options(theme=theme, map_only=map_only, changes=changes, timeline=timeline,
+                   title=title, clock=clock)
     probe = MapLayout.build(header, kind=layout, ppp=pages_per_pixel or 1, width=width)
     ram_pages = probe.ram_pages
     if layout == "rows" and pages_per_pixel is None:

@@ -196,6 +196,7 @@ def test_bad_input_is_one_line_and_exit_2(rec, tmp_path):
          "does not divide the row of 64 pages"),
         (["render", rec, "-o", tmp_path / "x.mp4", "--fps", "0"], "--fps"),
         (["render", rec, "-o", tmp_path / "x.mp4", "--frame", "2"], "--frame picks"),
+        (["render", rec, "-o", tmp_path / "x.mp4", "--map-only", "--changes"], "map alone"),
         (["snapshot", f"{rec}@99", "-o", tmp_path / "x.png"], "out of range"),
         (["snapshot", "-F", tmp_path / "nope.kpf", "-o", tmp_path / "x.png"], "nope.kpf"),
         (["classes", "--classes", tmp_path / "bad.toml"], "line 4"),
