@@ -304,7 +304,8 @@ def channel_pieces(chunks: Iterable[Runs], prev: list[Runs] | None, kept: list[R
     return pieces
 
 
-def write_npz(path: Path, arrays: dict[str, np.ndarray | Streamed], level: int = 6) -> int:
+def write_npz(path: Path, arrays: dict[str, np.ndarray | Streamed], level: int = 6,
+              durable: bool = True) -> int:
     """Write arrays as an .npz (a zip of .npy members, deflated) and return its size."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as zf:
@@ -323,7 +324,8 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray | Streamed], level: int =
     with open(path, "wb") as f:
         f.write(data)
         f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            os.fsync(f.fileno())
     return len(data)
 
 
@@ -392,11 +394,13 @@ class Writer:
         force: bool = False,
         owner: tuple[int, int] | None = None,
         channels: tuple[str, ...] = ("flags",),
+        durable: bool = True,
     ):
         if channels[:1] != ("flags",) or not set(channels) <= set(RUN_CHANNELS):
             raise PvrecError(f"channels must start with 'flags' and be among {RUN_CHANNELS}")
         self.path = Path(path)
         self.channels = tuple(channels)
+        self.durable = durable  # fsync every frame (a power cut loses at most the last one)
         self.key_every = max(1, key_every)
         self.owner = owner
         self.frames = 0
@@ -464,7 +468,7 @@ class Writer:
         final = self.path / name
         tmp = final.with_name(final.name + ".tmp")
         try:
-            size = write_npz(tmp, arrays)
+            size = write_npz(tmp, arrays, durable=self.durable)
             self._chown(tmp)
             os.replace(tmp, final)
             info = FrameInfo(index, round(t, 6), name, "key" if kind == KIND_KEY else "delta",

@@ -155,3 +155,56 @@ def test_reading_commands_need_no_privilege(dump, tmp_path):
         r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                            env=env, cwd="/")
         assert r.returncode == 0, (args, r.stderr)
+
+
+def rss_during(args: list[str], every: float = 0.1) -> list[int]:
+    """Run pvrec ARGS and sample its resident memory (kB) while it runs."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    p = subprocess.Popen([sys.executable, "-m", "pvrec", *args], stderr=subprocess.PIPE,
+                         text=True, env=env)
+    samples = []
+    while p.poll() is None:
+        try:
+            status = open(f"/proc/{p.pid}/status").read()
+            samples.append(int(status.split("VmRSS:")[1].split()[0]))
+        except (OSError, IndexError):
+            pass
+        time.sleep(every)
+    assert p.returncode == 0, p.stderr.read()
+    return samples
+
+
+@pytest.mark.slow
+def test_a_10000_frame_recording_renders_with_flat_memory(tmp_path):
+    from tests.unit.test_render_data import evolve, synthetic_frame
+
+    w = Writer(tmp_path / "long", {"pfn_count": 2048, "hpage_pages": 512}, durable=False)
+    rng = np.random.default_rng(0)
+    flags = synthetic_frame(0, 2048)
+    for i in range(10_000):
+        w.add_frame(flags, i * 0.1)
+        flags = evolve(flags, rng)
+    w.close({"reason": "test"})
+    # The map alone: the chrome is drawn the same way every frame, the 2,000-frame render test
+    # covers it; here the reader and the encoder stream 10,000 frames (1,700 frames/s).
+    samples = rss_during(["render", "-q", str(tmp_path / "long"), "--map-only", "--changes",
+                          "-o", str(tmp_path / "long.mp4")], every=0.05)
+    assert len(samples) >= 20
+    early = max(samples[len(samples) // 5: len(samples) // 5 + 5])
+    late = max(samples[-6:-1])
+    assert late - early < 16 * 1024, (early, late)
+
+
+def test_render_killed_with_sigkill_never_leaves_a_broken_output(tmp_path):
+    from tests.unit.test_render_data import make_recording
+
+    rec = make_recording(tmp_path / "rec", 400, pages=1 << 15)
+    out = tmp_path / "out.gif"
+    out.write_bytes(b"the old one")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    p = subprocess.Popen([sys.executable, "-m", "pvrec", "render", "-q", "-f", str(rec), "-o",
+                          str(out)], env=env)
+    time.sleep(1.5)
+    p.kill()
+    p.wait()
+    assert out.read_bytes() == b"the old one"  # the new one was never renamed in place
