@@ -187,7 +187,7 @@ def test_a_10000_frame_recording_renders_with_flat_memory(tmp_path):
     w.close({"reason": "test"})
     # The map alone: the chrome is drawn the same way every frame, the 2,000-frame render test
     # covers it; here the reader and the encoder stream 10,000 frames (1,700 frames/s).
-    samples = rss_during(["render", "-q", str(tmp_path / "long"), "--map-only", "--changes",
+    samples = rss_during(["render", "-q", str(tmp_path / "long"), "--map-only",
                           "-o", str(tmp_path / "long.mp4")], every=0.05)
     assert len(samples) >= 20
     early = max(samples[len(samples) // 5: len(samples) // 5 + 5])
