@@ -22,5 +22,5 @@ pvrec record --as-root --force --interval 500ms -o hugetlb-fresh -- bash -c rese
 for i in $(seq 1 4000); do head -c 300000 /dev/urandom > "$work/f$i"; done
 for i in $(seq 1 2 4000); do rm "$work/f$i"; done
 pvrec record --as-root --force --interval 500ms -o hugetlb-fragmented -- bash -c reserve
-pvrec render hugetlb-fresh hugetlb-fragmented -o hugetlb-fresh-vs-fragmented.gif --force
+pvrec render hugetlb-fresh hugetlb-fragmented -o hugetlb-fresh-vs-fragmented.gif --fps 4 --force
 echo "wrote hugetlb-fresh/ hugetlb-fragmented/ hugetlb-fresh-vs-fragmented.gif"

@@ -19,5 +19,5 @@ pvrec record --as-root --force --interval 500ms -o pagecache-flood -- bash -c '
     dd if=/dev/zero of="$file" bs=1M count="$mib" status=none; sync
     cat "$file" > /dev/null; sleep 1
     echo 1 > /proc/sys/vm/drop_caches; sleep 2'
-pvrec render pagecache-flood -o pagecache-flood.gif --force
+pvrec render pagecache-flood -o pagecache-flood.gif --fps 4 --title "2 GiB file written, read, then drop_caches" --force
 echo "wrote pagecache-flood/ pagecache-flood.gif"

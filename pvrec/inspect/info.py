@@ -153,7 +153,7 @@ def _print(s: dict) -> None:
     grid.add_row("memory", f"{format_bytes(s['ram_bytes'])} RAM in {len(s['ram_ranges'] or [])} "
                            f"ranges, {s['pfn_count']:,} PFNs of {s['page_size']} B; zones {zones}; "
                            f"{nodes} node(s); layout {s['layout_source']}")
-    cmd = " ".join(s["command"]) or "(whole system)"
+    cmd = " ".join(" ".join(str(a).split()) for a in s["command"]) or "(whole system)"
     grid.add_row("command", cmd + (f" (as {s['user']})" if s["user"] else ""))
     grid.add_row("recorded", f"{s['start']}, {format_duration(s['duration_s'])}, {s['frames']} "
                              f"frames every {s['interval_s']} s; channels {', '.join(s['channels'])}")
