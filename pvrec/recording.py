@@ -17,6 +17,7 @@ version of this module.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import math
@@ -421,7 +422,10 @@ class Writer:
             raise PvrecError("header needs pfn_count")
         _atomic_json(self.path / "header.json", self.header)
         self._chown(self.path / "header.json")
-        self._index = open(self.path / "frames.jsonl", "a")
+        # Unbuffered appends: a line is on disk (or cut short, which readers skip) the moment
+        # it is written; a buffer could flush a line later for a frame that was removed.
+        self._index = os.open(self.path / "frames.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT
+                              | os.O_CLOEXEC, 0o644)
         self._chown(self.path / "frames.jsonl")
 
     def _chown(self, p: Path) -> None:
@@ -473,8 +477,9 @@ class Writer:
             os.replace(tmp, final)
             info = FrameInfo(index, round(t, 6), name, "key" if kind == KIND_KEY else "delta",
                              dict(context or {}, bytes=size))
-            self._index.write(info.to_json() + "\n")
-            self._index.flush()
+            line = (info.to_json() + "\n").encode()
+            if os.write(self._index, line) != len(line):
+                raise OSError(errno.ENOSPC, "No space left on device")
         except BaseException as exc:  # a second Ctrl-C included: leave no partial frame
             tmp.unlink(missing_ok=True)
             if final.exists() and self.frames == index:
@@ -483,7 +488,8 @@ class Writer:
                 raise
             raise PvrecError(
                 f"cannot write frame {index} to {self.path}: {exc.strerror or exc}; "
-                f"the recording is readable up to frame {index - 1}", exit_code=1
+                + (f"the recording is readable up to frame {index - 1}" if index
+                   else "nothing was recorded"), exit_code=1
             ) from None
         self._prev = kept
         self.frames += 1
@@ -493,7 +499,7 @@ class Writer:
     def close(self, end: dict) -> None:
         """Write end.json (best effort: a full disk still leaves a readable recording)."""
         try:
-            self._index.close()
+            os.close(self._index)
         except OSError:
             pass
         end = {"frames": self.frames, "bytes": self.bytes, **end}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shlex
 import statistics
@@ -12,7 +13,14 @@ from datetime import datetime
 from pathlib import Path
 
 from pvrec.errors import PvrecError
-from pvrec.layout import cgroup_names, flat_layout, live_layout, machine_identity, max_pfn
+from pvrec.layout import (
+    cgroup_names,
+    flat_layout,
+    live_layout,
+    machine_identity,
+    max_pfn,
+    merge_ranges,
+)
 from pvrec.recorder.kpageflags import KPAGECGROUP, KPAGEFLAGS, PageFlagsFile
 from pvrec.recorder.sampler import Sampler, StopNow, StopSignals, record_loop
 from pvrec.recorder.workload import (
@@ -36,7 +44,8 @@ the whole system until --duration passes or Ctrl-C. Needs root: reading
 /proc/kpageflags takes CAP_SYS_ADMIN. Under sudo, CMD runs as the invoking user.
 
 Ctrl-C (or SIGTERM/SIGHUP) stops cleanly: the workload gets the signal, pvrec takes a
-last frame and exits 130. A second Ctrl-C stops at once; the recording stays readable.
+last frame and exits 128+signal (130 for Ctrl-C). A second one stops at once; the
+recording stays readable.
 """
 EPILOG = """\
 examples:
@@ -53,7 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("record", help=HELP, description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-i", "--interval", default="1s", metavar="TIME",
-                   help="time between samples: 250ms, 1s, 1.5s, 2m (default 1s). A full read "
+                   help="time between samples: 250ms, 1s, 1.5s, 2m; a bare number is seconds "
+                        "(default 1s). A full read "
                         "of kpageflags costs ~0.6 s of CPU on 24 GiB, so keep it above that")
     p.add_argument("-d", "--duration", metavar="TIME",
                    help="stop after this long (with CMD: whichever ends first)")
@@ -62,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-f", "--force", action="store_true",
                    help="overwrite an existing recording in DIR")
     p.add_argument("-q", "--quiet", action="store_true", help="no live status line")
-    p.add_argument("--kpageflags", metavar="FILE",
+    p.add_argument("-F", "--kpageflags", metavar="FILE",
                    help="read a saved raw kpageflags dump (as page-types -F) instead of "
                         "/proc/kpageflags; it is re-read at every tick")
     p.add_argument("--as-root", action="store_true",
@@ -138,9 +148,11 @@ class Recorder:
         else:
             layout = live_layout()
             self.pfn_count = self.source.probe_pages(max_pfn(layout))
-            if not layout["ram_ranges"]:
-                layout["ram_ranges"] = [[0, self.pfn_count]]
-                layout["layout_source"] = "live, RAM ranges unknown"
+            if not layout["ram_ranges"]:  # /proc/iomem hides addresses without CAP_SYS_ADMIN
+                blocks = merge_ranges([r for n in layout["nodes"] for r in n["ranges"]])
+                layout["ram_ranges"] = blocks or [[0, self.pfn_count]]
+                layout["layout_source"] = ("live, RAM from memory blocks" if blocks
+                                           else "live, RAM ranges unknown")
         now = time.time()
         self.header = {
             **machine_identity(),
@@ -200,7 +212,7 @@ class Recorder:
                 stop.restore()
                 self.source.close()
         if result.error is not None:
-            raise result.error
+            return result.exit_code  # its message was shown when it happened
         self._summary(sampler, result.reason)
         return result.exit_code
 
@@ -231,7 +243,7 @@ class Recorder:
             extra += f", {s.skipped_ticks} ticks skipped (sampler fell behind)"
         if s.failed_samples:
             extra += f", {s.failed_samples} samples failed ({s.last_error})"
-        dur = s.frames and (time.monotonic() - sampler.t0)
+        dur = s.last_t
         print(f"pvrec: {s.frames} frames over {format_duration(dur)} in {self.out}/ "
               f"({format_bytes(size)}, mean sample {mean:.3f} s{extra}); {reason}",
               file=sys.stderr)
@@ -283,7 +295,8 @@ class StatusLine:
                     f"sample {s.last_cost:.2f} s  {format_bytes(s.bytes)}")
         if s.skipped_ticks:
             text.append(f"  falling behind: {s.skipped_ticks} ticks skipped; "
-                        f"raise --interval above {s.last_cost:.1f}s", style="yellow")
+                        f"raise --interval to {math.ceil(s.last_cost * 12) / 10:.1f}s or more",
+                        style="yellow")
         if s.failed_samples:
             text.append(f"  {s.failed_samples} samples failed", style="yellow")
         return text

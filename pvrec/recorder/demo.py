@@ -11,7 +11,7 @@ from pathlib import Path
 from pvrec.errors import PvrecError
 from pvrec.recorder import command as record_command
 from pvrec.recorder.kpageflags import KPAGEFLAGS, PageFlagsFile
-from pvrec.units import format_bytes
+from pvrec.units import format_bytes, parse_duration
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
         PageFlagsFile(KPAGEFLAGS).close()
     except PvrecError as exc:
         raise PvrecError(f"the demo records this machine's memory, and {exc.message}") from None
+    parse_duration(args.interval, "--interval")  # before anything is made on disk
     out = Path(args.output or f"pvrec-demo-{datetime.now():%Y%m%d-%H%M%S}")
     if out.exists() and any(out.iterdir()) and not (out / "recording" / "header.json").exists():
         raise PvrecError(f"{out} exists and is not an earlier demo; choose another -o")

@@ -32,8 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def export_frame(recording: str, frame: int, output: str, force: bool = False) -> int:
-    """Write the frame as a raw dump (atomically); returns the bytes written."""
+def export_frame(recording: str, frame: int, output: str, force: bool = False
+                 ) -> tuple[int, int]:
+    """Write the frame as a raw dump (atomically); returns (its frame number, bytes written)."""
     out = Path(output)
     if out.is_dir():
         raise PvrecError(f"output {out} is a directory; name a file")
@@ -41,7 +42,8 @@ def export_frame(recording: str, frame: int, output: str, force: bool = False) -
         raise PvrecError(f"output {out} exists (use --force to overwrite it)")
     if not out.parent.is_dir():
         raise PvrecError(f"output directory {out.parent} does not exist")
-    flags = open_recording(recording).read(frame).astype("<u8", copy=False)
+    rec = open_recording(recording)
+    flags = rec.read(frame).astype("<u8", copy=False)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         flags.tofile(tmp)
@@ -52,12 +54,12 @@ def export_frame(recording: str, frame: int, output: str, force: bool = False) -
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return int(flags.nbytes)
+    return rec.frames[frame].index, int(flags.nbytes)
 
 
 def run(args: argparse.Namespace) -> int:
-    size = export_frame(args.recording, args.frame, args.output, args.force)
-    print(f"pvrec: wrote frame {args.frame} of {args.recording} to {args.output} "
+    number, size = export_frame(args.recording, args.frame, args.output, args.force)
+    print(f"pvrec: wrote frame {number} of {args.recording} to {args.output} "
           f"({size // 8} pages, {format_bytes(size)})", file=sys.stderr)
     return 0
 

@@ -91,6 +91,7 @@ class SamplerStats:
     cpu: list[float] = field(default_factory=list)  # CPU seconds per frame
     lates: list[float] = field(default_factory=list)  # actual start - scheduled start
     bytes: int = 0
+    last_t: float = 0.0  # seconds since frame 0 of the last frame written
     last_error: str = ""
     behind: bool = False
 
@@ -136,6 +137,7 @@ class Sampler:
         cost, cpu = time.monotonic() - start, time.process_time() - cpu0
         s = self.stats
         s.frames, s.bytes, s.last_cost = self.writer.frames, self.writer.bytes, cost
+        s.last_t = start - self.t0
         s.costs.append(cost)
         s.cpu.append(cpu)
         s.lates.append(start - scheduled)
@@ -211,6 +213,7 @@ def record_loop(
     try:
         sampler.take(time.monotonic())
     except PvrecError as exc:
+        notify(exc.message)
         return RunResult(reason, 1, exc)
     on_update()
     if stop.count:

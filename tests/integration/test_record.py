@@ -327,7 +327,7 @@ def test_track_workload_needs_a_live_workload(dump, tmp_path):
 @needs_kpageflags
 def test_workload_pages_and_cgroups_live(tmp_path):
     out = tmp_path / "rec"
-    code = "import time; x = b'x' * (256 << 20); time.sleep(1.6)"
+    code = "import time; x = b'x' * (256 << 20); time.sleep(3.5)"
     r = run_pvrec("record", "-q", "-o", out, "--cgroups", "--", sys.executable, "-c", code)
     assert r.returncode == 0, r.stderr
     rec = open_recording(out)
