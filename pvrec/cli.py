@@ -29,7 +29,7 @@ A time-lapse camera for Linux physical memory.
 
 pvrec samples /proc/kpageflags (every physical page frame's flags, the data of the
 kernel's tools/mm/page-types) at a fixed interval while a workload runs, and renders
-the recording as a video in which every pixel is one 4 KiB page and every row one
+the recording as a video in which every pixel is a 4 KiB page (or K pages) and every row one
 2 MiB huge page.
 """
 
@@ -37,7 +37,7 @@ EPILOG = """\
 typical use:
   sudo pvrec record --interval 1s -- make -j8     record while make runs
   pvrec render pvrec-make-*/ -o build.mp4         turn the recording into a video
-  pvrec demo                                      a 20 s built-in workload, recorded
+  pvrec demo                                      a 30 s built-in workload, recorded and rendered
 
 `pvrec COMMAND --help` explains each command.
 """

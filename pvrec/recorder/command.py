@@ -41,7 +41,7 @@ and write each sample as a compressed frame into a recording directory.
 With `-- CMD ARGS...` pvrec takes a frame, starts CMD, samples while it runs, takes a
 last frame after it exits, and exits with CMD's exit status. Without CMD it records
 the whole system until --duration passes or Ctrl-C. Needs root: reading
-/proc/kpageflags takes CAP_SYS_ADMIN. Under sudo, CMD runs as the invoking user.
+/proc/kpageflags needs root. Under sudo, CMD runs as the invoking user.
 
 Ctrl-C (or SIGTERM/SIGHUP) stops cleanly: the workload gets the signal, pvrec takes a
 last frame and exits 128+signal (130 for Ctrl-C). A second one stops at once; the

@@ -16,8 +16,8 @@ from pvrec.units import format_bytes, parse_duration
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "demo", help="record (and render) a 20 s built-in workload: the quickest first look",
-        description="Record about 20 seconds of a built-in workload that visibly changes "
+        "demo", help="record and render a 30 s built-in workload: the quickest first look",
+        description="Record about 30 seconds of a built-in workload that visibly changes "
                     "memory: page cache filling and dropping, a 1 GiB anonymous THP-backed "
                     "allocation growing and freed, 256 hugetlb pages reserved and released "
                     "(vm.nr_hugepages is restored). Needs root, like `pvrec record`.",

@@ -30,7 +30,7 @@ def open_error(path: str, exc: OSError) -> PvrecError:
     if exc.errno in (errno.EPERM, errno.EACCES):
         if path.startswith("/proc/"):
             return PvrecError(
-                f"cannot read {path}: permission denied. It needs root (CAP_SYS_ADMIN): "
+                f"cannot read {path}: permission denied. It is readable by root only: "
                 f"run pvrec with sudo"
             )
         return PvrecError(f"cannot read {path}: permission denied")
