@@ -17,6 +17,7 @@ import argparse
 import math
 import os
 import re
+import shlex
 import signal
 import sys
 import threading
@@ -32,7 +33,7 @@ from pvrec.errors import PvrecError
 from pvrec.recording import RecordingWarning, Runs, encode_flags, open_recording
 from pvrec.render import classify
 from pvrec.render.classify import Scheme, ValueClassifier, make_scheme
-from pvrec.render.compose import FIT_DEFAULT, Options, Picture, choose_layout
+from pvrec.render.compose import FIT_DEFAULT, MARGIN, Options, Picture, choose_layout
 from pvrec.render.encode import DEFAULT_CRF, DEFAULT_PRESET, make_encoder, output_kind
 from pvrec.render.raster import MapLayout
 from pvrec.units import format_bytes, format_duration
@@ -274,36 +275,25 @@ def _ram_header(header: dict) -> dict:
     return h
 
 
-def _fit_data_scheme(scheme: Scheme, source: Source, start: int, end: int) -> None:
-    """Show a data-driven scheme (--classes flags) up to 32 frames spread over the range."""
+def _fit_data_scheme(scheme: Scheme, ranges: list[tuple[Source, int, int]]) -> None:
+    """Show a data-driven scheme (--classes flags) up to 32 frames spread over each range."""
     if not scheme.needs_data:
         return
-    keys = [p for p in source.key_positions() if start <= p <= end]
-    if len(keys) > 32:
-        keys = [keys[int(i)] for i in np.linspace(0, len(keys) - 1, 32)]
-    picks = sorted(set(keys) | {start, end})
-    classify.fit_scheme(scheme, ((r.values, r.lengths) for r in
-                                 (source.read_runs(p) for p in picks)))
+
+    def frames():
+        for source, start, end in ranges:
+            keys = [p for p in source.key_positions() if start <= p <= end]
+            if len(keys) > 32:
+                keys = [keys[int(i)] for i in np.linspace(0, len(keys) - 1, 32)]
+            for p in sorted(set(keys) | {start, end}):
+                r = source.read_runs(p)
+                yield r.values, r.lengths
+
+    classify.fit_scheme(scheme, frames())
 
 
-def render_source(source: Source, out_path: str | os.PathLike, *, classes: str | None = None,
-                  ignore_flags: str | None = None, theme: str = "light", layout: str = "tiles",
-                  width: int | None = None, pages_per_pixel: int | None = None,
-                  scale: int | None = None, fit: tuple[int, int] = FIT_DEFAULT,
-                  map_only: bool = False, changes: bool = False, timeline: bool = False,
-                  fps: float = 10.0, speed: float | None = None, start: str | int | None = None,
-                  end: str | int | None = None, every: int = 1, hold: float = 0.0,
-                  frame: str | int | None = None, crf: int = DEFAULT_CRF,
-                  preset: str = DEFAULT_PRESET, title: str | None = None, clock: bool = True,
-                  force: bool = True,
-                  progress: Callable[[int, int], None] | None = None,
-                  warn: Callable[[str], None] | None = None) -> RenderSummary:
-    """Draw a source's frames into out_path (type from the suffix); see render_recording."""
-    t_begin = time.perf_counter()
-    _keep_heap()
-    out = Path(out_path)
-    kind = output_kind(out)
-    _check_output(out, kind, force)
+def _check_options(kind: str, fps: float, speed: float | None, every: int, hold: float,
+                   scale: int | None, crf: int, frame: str | int | None) -> None:
     if not (isinstance(fps, int | float) and 0 < fps <= 240 and math.isfinite(fps)):
         raise PvrecError(f"--fps must be between 0 and 240, not {fps}")
     if speed is not None and not (speed > 0 and math.isfinite(speed)):
@@ -319,11 +309,133 @@ def render_source(source: Source, out_path: str | os.PathLike, *, classes: str |
     if kind != "png" and frame is not None:
         raise PvrecError("--frame picks the one picture of a .png output; for a video "
                          "use --start/--end")
+
+
+def _check_same_size(a: Source, b: Source) -> None:
+    """Two runs side by side: one pixel must be the same memory in both."""
+    ha, hb = _ram_header(a.header), _ram_header(b.header)
+    ra, rb = MapLayout.build(ha).ram_pages, MapLayout.build(hb).ram_pages
+    psa, psb = ha.get("page_size", 4096), hb.get("page_size", 4096)
+    if ha["pfn_count"] != hb["pfn_count"] or ra != rb or psa != psb:
+        def size(h: dict, ram: int, ps: int) -> str:
+            return (f"{format_bytes(ram * ps)} of RAM in {h['pfn_count']:,} page frames "
+                    f"of {ps // 1024} KiB")
+
+        raise PvrecError(f"{a.name} has {size(ha, ra, psa)}, {b.name} {size(hb, rb, psb)}: "
+                         f"side by side needs two recordings of machines with the same memory "
+                         f"size, so that both maps draw the same pages in the same places")
+
+
+def _pair_title(source: Source) -> str:
+    cmd = source.header.get("command")
+    if isinstance(cmd, list) and cmd and all(isinstance(c, str) for c in cmd):
+        return f"{source.name}: {shlex.join(cmd)}"
+    return source.name
+
+
+class _Side:
+    """One map of the output (two with runs side by side): its source, layout and picture,
+    reading its frames forward and drawing the one asked for."""
+
+    def __init__(self, source: Source, lay: MapLayout, pic: Picture,
+                 classifier: ValueClassifier, n_cls: int, changes: bool):
+        self.source, self.lay, self.pic = source, lay, pic
+        self.classifier, self.n_cls, self.changes = classifier, n_cls, changes
+        self.prev = None  # class runs of the frame drawn last (for --changes)
+        self.drawn = -1  # position drawn last
+        self.canvas: np.ndarray | None = None
+        self._it: Iterator[tuple[int, float, Runs]] | None = None
+        self._pending: tuple[int, float, Runs] | None = None
+        self._current: tuple[int, float, Runs] | None = None
+        self._held: tuple | None = None
+
+    def start(self, first: int, last: int, step: int, before: int | None) -> None:
+        """Read positions first..last (every `step`); `before`: the frame --changes compares
+        the first one with."""
+        if self.changes and before is not None and before >= 0:
+            r = self.source.read_runs(before)
+            self.prev = self.lay.class_runs(self.classifier(r.values), r.lengths)
+        self._it = self.source.iter_runs(first, last + 1, step)
+        self._pending = next(self._it, None)
+
+    def get(self, pos: int) -> tuple[int, float, Runs] | None:
+        """The last readable frame at or before pos (damaged ones are skipped)."""
+        while self._pending is not None and self._pending[0] <= pos:
+            self._current = self._pending
+            self._pending = next(self._it, None)  # type: ignore[arg-type]
+        return self._current
+
+    def draw(self, item: tuple[int, float, Runs]) -> np.ndarray:
+        """The side's picture of a frame (drawn again only when it is another frame)."""
+        pos, t, runs = item
+        lay = self.lay
+        if pos == self.drawn:
+            if self._held is not None:  # held: nothing changes any more
+                px, pages = self._held
+                self._held = None
+                self.canvas = self.pic.frame(px, t=t, index=pos, pages=pages,
+                                             changed=(np.zeros(px.size, dtype=bool), 0))
+            return self.canvas  # type: ignore[return-value]
+        cruns = lay.class_runs(self.classifier(runs.values), runs.lengths)
+        px = lay.pixel_classes(cruns)
+        pages = lay.class_pages(cruns, self.n_cls)
+        changed = None
+        if self.changes:
+            changed = lay.changed_blocks(self.prev, cruns) if self.prev is not None else \
+                (np.zeros(px.size, dtype=bool), 0)
+            self.prev = cruns
+            self._held = (px, pages) if changed[1] else None
+        self.drawn = pos
+        self.canvas = self.pic.frame(px, t=t, index=pos, pages=pages, changed=changed)
+        return self.canvas
+
+
+PAIR_GAP = 12  # pixels between two maps side by side (a thin rule in the middle)
+
+
+def render_source(source: Source, out_path: str | os.PathLike, *, classes: str | None = None,
+                  ignore_flags: str | None = None, theme: str = "light", layout: str = "tiles",
+                  width: int | None = None, pages_per_pixel: int | None = None,
+                  scale: int | None = None, fit: tuple[int, int] = FIT_DEFAULT,
+                  map_only: bool = False, changes: bool = False, timeline: bool = False,
+                  fps: float = 10.0, speed: float | None = None, start: str | int | None = None,
+                  end: str | int | None = None, every: int = 1, hold: float = 0.0,
+                  frame: str | int | None = None, crf: int = DEFAULT_CRF,
+                  preset: str = DEFAULT_PRESET, title: str | list[str] | None = None,
+                  clock: bool = True, force: bool = True, beside: Source | None = None,
+                  progress: Callable[[int, int], None] | None = None,
+                  warn: Callable[[str], None] | None = None) -> RenderSummary:
+    """Draw a source's frames into out_path (type from the suffix); see render_recording.
+
+    beside: a second source drawn to the right on the same time axis (elapsed time since each
+    one's first frame); the output follows the longer one and the shorter holds its last frame.
+    """
+    t_begin = time.perf_counter()
+    _keep_heap()
+    out = Path(out_path)
+    kind = output_kind(out)
+    _check_output(out, kind, force)
+    _check_options(kind, fps, speed, every, hold, scale, crf, frame)
     scheme = make_scheme(classes, ignore_flags)
-    n = len(source)
-    if n == 0:
-        raise PvrecError(f"{source.name} has no frames to render")
-    times = source.times
+    sources = [source] if beside is None else [source, beside]
+    for s in sources:
+        if len(s) == 0:
+            raise PvrecError(f"{s.name} has no frames to render")
+    if beside is not None:
+        _check_same_size(source, beside)
+        if map_only:
+            raise PvrecError("--map-only draws one bare map; two runs side by side need their "
+                             "headers and legends")
+    titles = list(title) if isinstance(title, list | tuple) else [title] * len(sources)
+    if len(titles) != len(sources):
+        raise PvrecError(f"give one --title per run ({len(sources)}), not {len(titles)}")
+    if beside is not None:
+        titles = [t or _pair_title(s) for t, s in zip(titles, sources, strict=True)]
+    # The run that lasts longer sets the time axis; the other shows its frame of that moment.
+    rel = [np.asarray(s.times, dtype=np.float64) - s.times[0] for s in sources]
+    m = 0 if len(sources) == 1 or rel[0][-1] >= rel[1][-1] else 1
+    times = sources[m].times
+    n = len(times)
     if kind == "png":
         if start is not None or end is not None or speed is not None:
             raise PvrecError("a .png output is one frame: choose it with --frame N (or a time "
@@ -338,32 +450,65 @@ def render_source(source: Source, out_path: str | os.PathLike, *, classes: str |
             raise PvrecError(f"--end ({end}) comes before --start ({start}): no frames")
     assert first is not None and last is not None
     plan = frame_plan(times, first, last, every, fps, speed, hold if kind != "png" else 0.0)
+    # Each side's position at each planned moment (the master's own position for itself).
+    at = []
+    for i in range(len(sources)):
+        if i == m:
+            at.append([p for p, _ in plan])
+        else:
+            q = np.searchsorted(rel[i], rel[m][[p for p, _ in plan]] + 1e-9, "right") - 1
+            at.append([max(0, int(x)) for x in q])
+    ranges = [(s, min(a), max(a)) for s, a in zip(sources, at, strict=True)]
 
-    header = _ram_header(source.header)
-    _fit_data_scheme(scheme, source, first, last)
+    headers = [_ram_header(s.header) for s in sources]
+    _fit_data_scheme(scheme, ranges)
     if map_only and (changes or timeline):  # the contract: every pixel is its page's class
         raise PvrecError("--map-only draws the map alone; --changes and --timeline draw on "
                          "top of the picture around it")
-    opts = Options(theme=theme, map_only=map_only, changes=changes, timeline=timeline,
-                   title=title, clock=clock)
-    probe = MapLayout.build(header, kind=layout, ppp=pages_per_pixel or 1, width=width)
-    ram_pages = probe.ram_pages
-    if layout == "rows" and pages_per_pixel is None:
-        lay = probe if map_only else choose_layout(header, scheme, opts, kind="rows", ppp=1,
-                                                   width=width, fit=fit, ram_pages=ram_pages)
-    else:
-        lay = choose_layout(header, scheme, opts, kind=layout, ppp=pages_per_pixel,
-                            width=width, fit=fit, ram_pages=ram_pages)
+    opts = [Options(theme=theme, map_only=map_only, changes=changes, timeline=timeline,
+                    title=t, clock=clock) for t in titles]
+    side_fit = fit if len(sources) == 1 else ((fit[0] - PAIR_GAP) // 2, fit[1])
+    lays: list[MapLayout] = []
+    ram_pages = 0
+    for i, header in enumerate(headers):
+        probe = MapLayout.build(header, kind=layout, ppp=pages_per_pixel or 1, width=width)
+        ram_pages = probe.ram_pages
+        k = pages_per_pixel if not lays else lays[0].ppp  # both sides: one K
+        if layout == "rows" and k is None:
+            lay = probe if map_only else choose_layout(header, scheme, opts[i], kind="rows",
+                                                       ppp=1, width=width, fit=side_fit,
+                                                       ram_pages=ram_pages)
+        else:
+            lay = choose_layout(header, scheme, opts[i], kind=layout, ppp=k, width=width,
+                                fit=side_fit, ram_pages=ram_pages)
+        lays.append(lay)
     classifier = ValueClassifier(scheme)
     n_cls = len(scheme)
-    tl = None
-    if opts.timeline:  # a video's strip spans what it shows; a picture's the whole recording
-        tl = _timeline(source, classifier, lay, *((0, n - 1) if kind == "png" else
-                                                  (first, last)), every, n_cls)
-    pic = Picture(lay, scheme, header, opts, frame_count=n, ram_pages=ram_pages, timeline=tl)
+    sides = []
+    span_end = rel[m][n - 1] if kind == "png" else rel[m][last]
+    for i, s in enumerate(sources):
+        tl = None
+        if timeline:  # a video's strip spans what it shows; a picture's the whole recording
+            a, b = (0, len(s) - 1) if kind == "png" else ranges[i][1:]
+            tl = _timeline(s, classifier, lays[i], a, b, every if i == m else 1, n_cls)
+            if i != m and len(tl[0]) and tl[0][-1] - s.times[0] < span_end:
+                # the shorter run's strip holds its last sizes up to the end of the longer one
+                tl = (np.append(tl[0], s.times[0] + span_end), np.vstack((tl[1], tl[1][-1:])))
+        pic = Picture(lays[i], scheme, headers[i], opts[i], frame_count=len(s),
+                      ram_pages=ram_pages, timeline=tl)
+        sides.append(_Side(s, lays[i], pic, classifier, n_cls, changes))
+    if len(sides) == 1:
+        w, h = sides[0].pic.size
+        offsets = [0]
+    else:
+        sizes = [sd.pic.size for sd in sides]
+        offsets = [0, sizes[0][0] + PAIR_GAP]
+        w = offsets[1] + sizes[1][0]
+        h = max(sz[1] for sz in sizes)
+        w, h = w + w % 2, h + h % 2
+    pal = sides[0].pic.palette
     if scale is None:
         scale = 2 if kind == "mp4" else 1
-    w, h = pic.size
     if kind == "mp4" and max(w, h) * scale > 4096 and warn:
         warn(f"the video is {w * scale}x{h * scale}: sides above 4096 px need H.264 level 6, "
              f"which some players and browsers refuse; try --pages-per-pixel or --scale 1")
@@ -373,39 +518,40 @@ def render_source(source: Source, out_path: str | os.PathLike, *, classes: str |
     if kind == "mp4" and scale % 2 and warn:
         warn("an odd --scale in an MP4 lets chroma subsampling blur single pages into their "
              "neighbours' colours; the default 2 keeps them exact")
-    enc = make_encoder(out, kind, (w, h), pic.palette.colors, scale=scale, fps=fps, crf=crf,
-                       preset=preset, pad_color=pic.palette.bg)
+    enc = make_encoder(out, kind, (w, h), pal.colors, scale=scale, fps=fps, crf=crf,
+                       preset=preset, pad_color=pal.bg)
     total = len(plan)
-    counts = dict(plan)
     step = every if speed is None else 1
-    prev = None
-    if opts.changes and first > 0:  # the first frame's changes are against the frame before
-        r = source.read_runs(first - step if first - step >= 0 else first - 1)
-        prev = lay.class_runs(classifier(r.values), r.lengths)
-
-    def prepared() -> Iterator[tuple]:
-        """The frames to draw, decoded and turned into pixels."""
-        nonlocal prev
-        for pos, t, runs in source.iter_runs(first, last + 1, step):
-            reps = counts.get(pos)
-            if reps is None:
-                continue
-            cruns = lay.class_runs(classifier(runs.values), runs.lengths)
-            px = lay.pixel_classes(cruns)
-            changed = None
-            if opts.changes:
-                changed = lay.changed_blocks(prev, cruns) if prev is not None else \
-                    (np.zeros(px.size, dtype=bool), 0)
-                prev = cruns
-            yield pos, t, reps, px, lay.class_pages(cruns, n_cls), changed
+    for i, sd in enumerate(sides):
+        a, b = ranges[i][1:]
+        if i == m:
+            before = (a - step if a - step >= 0 else a - 1) if a > 0 else None
+            sd.start(a, b, step, before)
+        else:
+            sd.start(a, b, 1, a - 1 if a > 0 else None)
+    combined = None
+    if len(sides) > 1:
+        combined = np.full((h, w), pal.bg, dtype=np.uint8)
+        rule = offsets[1] - PAIR_GAP // 2
+        combined[MARGIN:h - MARGIN, rule:rule + 1] = pal.frame
 
     rendered = 0
     with _Interrupt() as interrupt:
         try:
-            for pos, t, reps, px, pages, changed in prepared():
+            for k, (pos, reps) in enumerate(plan):
                 if interrupt.hit:
                     break
-                enc.write(pic.frame(px, t=t, index=pos, pages=pages, changed=changed))
+                got = [sd.get(a[k]) for sd, a in zip(sides, at, strict=True)]
+                if got[m] is None or got[m][0] != pos:
+                    continue  # a damaged frame of the run that sets the time: skipped
+                if combined is None:
+                    picture = sides[0].draw(got[0])  # type: ignore[arg-type]
+                else:
+                    for sd, item, x0 in zip(sides, got, offsets, strict=True):
+                        img = sd.draw(item) if item is not None else sd.pic.static
+                        combined[:img.shape[0], x0:x0 + img.shape[1]] = img
+                    picture = combined
+                enc.write(picture)
                 if reps > 1:
                     enc.repeat(reps - 1)
                 rendered += 1
@@ -415,14 +561,15 @@ def render_source(source: Source, out_path: str | os.PathLike, *, classes: str |
                 raise PvrecError(f"interrupted; {out} was not written",
                                  exit_code=128 + int(interrupt.signum))
             if rendered == 0:
-                raise PvrecError(f"{source.name}: no frame in the chosen range could be read")
+                raise PvrecError(f"{sources[m].name}: no frame in the chosen range could be "
+                                 f"read")
             enc.close()
         except BaseException:
             enc.abort()
             raise
     out_w, out_h = getattr(enc, "enc_size", enc.out_size)
     return RenderSummary(out, kind, enc.frames, rendered, fps, out_w, out_h, _size_of(out, enc),
-                         time.perf_counter() - t_begin, lay.ppp, scale)
+                         time.perf_counter() - t_begin, lays[0].ppp, scale)
 
 
 def _size_of(out: Path, enc) -> int:
@@ -442,9 +589,14 @@ def _timeline(source: Source, classifier: ValueClassifier, lay: MapLayout, first
     return np.array(ts, dtype=np.float64), np.array(rows, dtype=np.int64).reshape(-1, n_cls)
 
 
-def render_recording(rec_path: str | os.PathLike, out_path: str | os.PathLike | None = None,
-                     **options) -> RenderSummary:
+def render_recording(rec_path: str | os.PathLike | list | tuple,
+                     out_path: str | os.PathLike | None = None, **options) -> RenderSummary:
     """Render a recording to out_path (default: the recording's name + .mp4).
+
+    rec_path may be a list of two recordings: drawn side by side on one time axis (elapsed time
+    since each one's first frame), each with its own header and legend, in one set of colours;
+    the output lasts as long as the longer run, the shorter holds its last frame. Both must be
+    of machines with the same memory size. `title` may then be a list of two titles.
 
     Options are the keyword forms of `pvrec render`'s flags: classes, ignore_flags, theme,
     layout, width, pages_per_pixel, scale, fit, map_only, changes, timeline, fps, speed, start,
@@ -454,36 +606,50 @@ def render_recording(rec_path: str | os.PathLike, out_path: str | os.PathLike | 
     warning; an incomplete recording renders up to its last complete frame.
     """
     warn = options.pop("warn", _warn_stderr)
+    paths = list(rec_path) if isinstance(rec_path, list | tuple) else [rec_path]
+    if not 1 <= len(paths) <= 2:
+        raise PvrecError(f"render draws one recording, or two side by side; not {len(paths)}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RecordingWarning)
-        seen: list[str] = []
-        source = RecordingSource(rec_path)
-        n = len(source)  # validates the frames: warnings for damaged ones
-        for msg in source.rec.warnings:
-            seen.append(msg)
-            if warn:
-                warn(msg)
-        if not source.complete and n and warn:
-            warn(f"{rec_path} has no end.json (still being written, or cut short by a "
-                 f"crash): rendering its {n} complete frames")
-        out = Path(out_path) if out_path is not None else \
-            Path(str(rec_path).rstrip("/") + ".mp4")
+        seen: list[list[str]] = []
+        sources = []
+        for path in paths:
+            source = RecordingSource(path)
+            n = len(source)  # validates the frames: warnings for damaged ones
+            seen.append([])
+            for msg in source.rec.warnings:
+                seen[-1].append(msg)
+                if warn:
+                    warn(msg)
+            if not source.complete and n and warn:
+                warn(f"{path} has no end.json (still being written, or cut short by a "
+                     f"crash): rendering its {n} complete frames")
+            sources.append(source)
+        if out_path is not None:
+            out = Path(out_path)
+        elif len(paths) == 1:
+            out = Path(str(rec_path).rstrip("/") + ".mp4")
+        else:
+            a = str(paths[0]).rstrip("/")
+            out = Path(a + "-vs-" + Path(str(paths[1]).rstrip("/")).name + ".mp4")
         user_progress = options.pop("progress", None)
 
         def relay_warnings() -> None:
-            for msg in source.rec.warnings[len(seen):]:
-                seen.append(msg)
-                if warn:
-                    warn(msg)
+            for source, done in zip(sources, seen, strict=True):
+                for msg in source.rec.warnings[len(done):]:
+                    done.append(msg)
+                    if warn:
+                        warn(msg)
 
         def progress(done: int, total: int) -> None:
             relay_warnings()  # damaged frames met while streaming
             if user_progress:
                 user_progress(done, total)
 
-        summary = render_source(source, out, progress=progress, warn=warn, **options)
+        summary = render_source(sources[0], out, beside=sources[1] if len(sources) > 1 else None,
+                                progress=progress, warn=warn, **options)
         relay_warnings()
-        summary.warnings = list(seen)
+        summary.warnings = [m for done in seen for m in done]
         return summary
 
 
@@ -541,7 +707,9 @@ def _add_picture_options(p: argparse.ArgumentParser) -> None:
                    help="the picture (before --scale) fits in this size (default 1920x1080)")
     g.add_argument("--map-only", action="store_true",
                    help="just the map: no legend, header, labels or gaps between tiles")
-    g.add_argument("--title", metavar="TEXT", help="header title instead of the command")
+    g.add_argument("--title", metavar="TEXT", action="append",
+                   help="header title instead of the command (with two runs: give it twice, "
+                        "once per run)")
 
 
 def _parse_fit(text: str) -> tuple[int, int]:
@@ -561,7 +729,9 @@ def _picture_kwargs(args: argparse.Namespace) -> dict:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("render", help=RENDER_HELP, description=RENDER_DESCRIPTION,
                        epilog=RENDER_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("recording", metavar="RUN", help="recording directory")
+    p.add_argument("recording", metavar="RUN", nargs="+",
+                   help="recording directory; two of them: drawn side by side on one time "
+                        "axis (same memory size)")
     p.add_argument("-o", "--output", metavar="OUT",
                    help="FILE.mp4|.gif|.webp|.png or an existing directory "
                         "(default: RUN.mp4 beside the recording)")
@@ -700,9 +870,14 @@ class _Progress:
 
 def run_render(args: argparse.Namespace) -> int:
     out = args.output
-    with _Progress(not args.quiet, Path(args.recording).name) as prog:
+    if len(args.recording) > 2:
+        raise PvrecError(f"render draws one recording, or two side by side "
+                         f"(RUN_A RUN_B); not {len(args.recording)}")
+    runs = args.recording if len(args.recording) > 1 else args.recording[0]
+    label = " + ".join(Path(r).name for r in args.recording)
+    with _Progress(not args.quiet, label) as prog:
         summary = render_recording(
-            args.recording, out, force=args.force, changes=args.changes,
+            runs, out, force=args.force, changes=args.changes,
             timeline=args.timeline, fps=args.fps, speed=args.speed, start=args.start,
             end=args.end, every=args.every, hold=args.hold, frame=args.frame, crf=args.crf,
             preset=args.preset, progress=prog, warn=prog.warn, **_picture_kwargs(args))
@@ -794,7 +969,7 @@ def run_classes(args: argparse.Namespace) -> int:
             raise PvrecError(f"{source.name} has no frames")
         pos = parse_position(-1 if n is None else n, source.times, "frame")
         assert pos is not None
-        _fit_data_scheme(scheme, source, pos, pos)
+        _fit_data_scheme(scheme, [(source, pos, pos)])
         runs = source.read_runs(pos)
         lay = MapLayout.build(_ram_header(source.header))
         cruns = lay.class_runs(ValueClassifier(scheme)(runs.values), runs.lengths)
