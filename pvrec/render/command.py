@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from pvrec.errors import PvrecError
-from pvrec.recording import RecordingWarning, Runs, encode_flags, open_recording
+from pvrec.recording import Frame, RecordingWarning, Runs, encode_flags, open_recording
 from pvrec.render import classify
 from pvrec.render.classify import Scheme, ValueClassifier, make_scheme
 from pvrec.render.compose import FIT_DEFAULT, MARGIN, Options, Picture, choose_layout
@@ -62,6 +62,18 @@ class Source:
         """Positions cheap to read alone (key frames)."""
         return list(range(len(self)))
 
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return ("flags",)
+
+    def iter_frames(self, start: int, stop: int, step: int) -> Iterator[tuple[int, float, Frame]]:
+        """As iter_runs, with every channel of the frame."""
+        for pos, t, runs in self.iter_runs(start, stop, step):
+            yield pos, t, Frame(runs)
+
+    def read_frame(self, pos: int) -> Frame:
+        return Frame(self.read_runs(pos))
+
 
 class RecordingSource(Source):
     """A recording directory, read through pvrec.recording."""
@@ -83,6 +95,17 @@ class RecordingSource(Source):
 
     def key_positions(self):
         return [i for i, f in enumerate(self.rec.frames) if f.kind == "key"]
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return self.rec.channels
+
+    def iter_frames(self, start, stop, step):
+        for info, frame in self.rec.iter_decoded(start, stop, step):
+            yield self._pos[info.index], info.t, frame
+
+    def read_frame(self, pos):
+        return self.rec.read_frame(pos)
 
 
 class ArraySource(Source):
@@ -338,15 +361,18 @@ class _Side:
     reading its frames forward and drawing the one asked for."""
 
     def __init__(self, source: Source, lay: MapLayout, pic: Picture,
-                 classifier: ValueClassifier, n_cls: int, changes: bool):
+                 classifier: ValueClassifier, n_cls: int, changes: bool,
+                 highlight: str | None = None):
         self.source, self.lay, self.pic = source, lay, pic
         self.classifier, self.n_cls, self.changes = classifier, n_cls, changes
+        self.highlight = highlight
+        self.frames = highlight is not None  # read every channel, not just the flags
         self.prev = None  # class runs of the frame drawn last (for --changes)
         self.drawn = -1  # position drawn last
         self.canvas: np.ndarray | None = None
-        self._it: Iterator[tuple[int, float, Runs]] | None = None
-        self._pending: tuple[int, float, Runs] | None = None
-        self._current: tuple[int, float, Runs] | None = None
+        self._it: Iterator | None = None
+        self._pending: tuple | None = None
+        self._current: tuple | None = None
         self._held: tuple | None = None
 
     def start(self, first: int, last: int, step: int, before: int | None) -> None:
@@ -355,27 +381,35 @@ class _Side:
         if self.changes and before is not None and before >= 0:
             r = self.source.read_runs(before)
             self.prev = self.lay.class_runs(self.classifier(r.values), r.lengths)
-        self._it = self.source.iter_runs(first, last + 1, step)
+        self._it = (self.source.iter_frames if self.frames else self.source.iter_runs)(
+            first, last + 1, step)
         self._pending = next(self._it, None)
 
-    def get(self, pos: int) -> tuple[int, float, Runs] | None:
+    def get(self, pos: int) -> tuple[int, float, Runs | Frame] | None:
         """The last readable frame at or before pos (damaged ones are skipped)."""
         while self._pending is not None and self._pending[0] <= pos:
             self._current = self._pending
             self._pending = next(self._it, None)  # type: ignore[arg-type]
         return self._current
 
-    def draw(self, item: tuple[int, float, Runs]) -> np.ndarray:
+    def draw(self, item: tuple[int, float, Runs | Frame]) -> np.ndarray:
         """The side's picture of a frame (drawn again only when it is another frame)."""
-        pos, t, runs = item
+        pos, t, data = item
         lay = self.lay
         if pos == self.drawn:
             if self._held is not None:  # held: nothing changes any more
-                px, pages = self._held
+                px, pages, hl = self._held
                 self._held = None
-                self.canvas = self.pic.frame(px, t=t, index=pos, pages=pages,
+                self.canvas = self.pic.frame(px, t=t, index=pos, pages=pages, highlight=hl,
                                              changed=(np.zeros(px.size, dtype=bool), 0))
             return self.canvas  # type: ignore[return-value]
+        hl = None
+        if isinstance(data, Frame):
+            runs = data.flags
+            if self.highlight == "workload":
+                hl = workload_blocks(data.workload, lay.ppp, lay.blocks)
+        else:
+            runs = data
         cruns = lay.class_runs(self.classifier(runs.values), runs.lengths)
         px = lay.pixel_classes(cruns)
         pages = lay.class_pages(cruns, self.n_cls)
@@ -384,10 +418,24 @@ class _Side:
             changed = lay.changed_blocks(self.prev, cruns) if self.prev is not None else \
                 (np.zeros(px.size, dtype=bool), 0)
             self.prev = cruns
-            self._held = (px, pages) if changed[1] else None
+            self._held = (px, pages, hl) if changed[1] else None
         self.drawn = pos
-        self.canvas = self.pic.frame(px, t=t, index=pos, pages=pages, changed=changed)
+        self.canvas = self.pic.frame(px, t=t, index=pos, pages=pages, changed=changed,
+                                     highlight=hl)
         return self.canvas
+
+
+def workload_blocks(workload: Runs | None, k: int, blocks: int) -> tuple[np.ndarray, int]:
+    """(bool per pixel of K pages: the workload maps one of them, pages the workload maps)."""
+    marks = np.zeros(blocks + 1, dtype=np.int32)
+    if workload is None:
+        return marks[:-1] > 0, 0
+    on = workload.values != 0
+    s = workload.starts()[on]
+    e = s + workload.lengths[on]
+    np.add.at(marks, s // k, 1)
+    np.add.at(marks, (e - 1) // k + 1, -1)
+    return np.cumsum(marks[:-1]) > 0, int((e - s).sum())
 
 
 PAIR_GAP = 12  # pixels between two maps side by side (a thin rule in the middle)
@@ -403,6 +451,7 @@ def render_source(source: Source, out_path: str | os.PathLike, *, classes: str |
                   frame: str | int | None = None, crf: int = DEFAULT_CRF,
                   preset: str = DEFAULT_PRESET, title: str | list[str] | None = None,
                   clock: bool = True, force: bool = True, beside: Source | None = None,
+                  highlight: str | None = None,
                   progress: Callable[[int, int], None] | None = None,
                   warn: Callable[[str], None] | None = None) -> RenderSummary:
     """Draw a source's frames into out_path (type from the suffix); see render_recording.
@@ -426,6 +475,17 @@ def render_source(source: Source, out_path: str | os.PathLike, *, classes: str |
         if map_only:
             raise PvrecError("--map-only draws one bare map; two runs side by side need their "
                              "headers and legends")
+    if highlight is not None:
+        if highlight != "workload":
+            raise PvrecError(f"--highlight {highlight!r}: the one thing to highlight is "
+                             f"'workload' (the pages the recorded command maps)")
+        if map_only:
+            raise PvrecError("--map-only draws each page in its class colour; --highlight "
+                             "dims some of them")
+        for s in sources:
+            if "workload" not in s.channels:
+                raise PvrecError(f"{s.name} has no workload pages: record it with "
+                                 f"--track-workload (on by default with -- CMD)")
     titles = list(title) if isinstance(title, list | tuple) else [title] * len(sources)
     if len(titles) != len(sources):
         raise PvrecError(f"give one --title per run ({len(sources)}), not {len(titles)}")
@@ -466,7 +526,7 @@ def render_source(source: Source, out_path: str | os.PathLike, *, classes: str |
         raise PvrecError("--map-only draws the map alone; --changes and --timeline draw on "
                          "top of the picture around it")
     opts = [Options(theme=theme, map_only=map_only, changes=changes, timeline=timeline,
-                    title=t, clock=clock) for t in titles]
+                    title=t, clock=clock, highlight=highlight) for t in titles]
     side_fit = fit if len(sources) == 1 else ((fit[0] - PAIR_GAP) // 2, fit[1])
     lays: list[MapLayout] = []
     ram_pages = 0
@@ -496,7 +556,7 @@ def render_source(source: Source, out_path: str | os.PathLike, *, classes: str |
                 tl = (np.append(tl[0], s.times[0] + span_end), np.vstack((tl[1], tl[1][-1:])))
         pic = Picture(lays[i], scheme, headers[i], opts[i], frame_count=len(s),
                       ram_pages=ram_pages, timeline=tl)
-        sides.append(_Side(s, lays[i], pic, classifier, n_cls, changes))
+        sides.append(_Side(s, lays[i], pic, classifier, n_cls, changes, highlight))
     if len(sides) == 1:
         w, h = sides[0].pic.size
         offsets = [0]
@@ -743,6 +803,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="highlight pages whose class changed since the previous frame")
     g.add_argument("--timeline", action="store_true",
                    help="a strip under the map: each class's size over the recording")
+    g.add_argument("--highlight", choices=("workload",), default=None,
+                   help="workload: the pages the recorded command's processes map in full "
+                        "colour, every other page dimmed, their resident size in the legend "
+                        "(needs a recording made with --track-workload)")
     t = p.add_argument_group("time")
     t.add_argument("--fps", type=float, default=10.0, help="video frames per second "
                    "(default 10; GIF delays are in 1/100 s, so 10, 20, 25, 50 play true)")
@@ -878,7 +942,8 @@ def run_render(args: argparse.Namespace) -> int:
     with _Progress(not args.quiet, label) as prog:
         summary = render_recording(
             runs, out, force=args.force, changes=args.changes,
-            timeline=args.timeline, fps=args.fps, speed=args.speed, start=args.start,
+            timeline=args.timeline, highlight=args.highlight, fps=args.fps, speed=args.speed,
+            start=args.start,
             end=args.end, every=args.every, hold=args.hold, frame=args.frame, crf=args.crf,
             preset=args.preset, progress=prog, warn=prog.warn, **_picture_kwargs(args))
     print(f"pvrec: {summary.line()}", file=sys.stderr)

@@ -26,6 +26,7 @@ THEME_UI = {
     "dark": ("#101010", "#EDEDED", "#9C9C9C", "#4A4A4A", "#7E7E7E", "#FFFFFF", "#1C1C1C"),
 }
 RAMP_STEPS = 8
+DIM = 0.7  # --highlight: pages not highlighted are their class colour blended this far to the bg
 FIT_DEFAULT = (1920, 1080)
 
 # Font sizes (pixels at scale 1).
@@ -50,9 +51,10 @@ class Palette:
     frame: int
     fg_ramp: np.ndarray  # RAMP_STEPS indices, from background to text colour
     dim_ramp: np.ndarray
+    dimmed: np.ndarray | None = None  # with dim: class -> index of its dimmed colour (256)
 
     @classmethod
-    def make(cls, scheme: Scheme, theme: str) -> Palette:
+    def make(cls, scheme: Scheme, theme: str, dimming: float = 0.0) -> Palette:
         n = len(scheme)
         colors = np.zeros((256, 3), dtype=np.uint8)
         colors[:n] = scheme.colors(theme)
@@ -70,10 +72,21 @@ class Palette:
                 idx.append(pos)
                 pos += 1
             ramps.append(np.array(idx, dtype=np.uint8))
+        dimmed = None
+        if dimming:  # a dimmed copy of every class; the hole stays the hole
+            if pos + n > 256:
+                raise PvrecError(f"too many classes ({n}) to dim the others with --highlight "
+                                 f"in a 256-colour picture")
+            c = colors[:n].astype(np.float64)
+            colors[pos:pos + n] = np.rint(c + (np.array(bg, np.float64) - c) * dimming)
+            dimmed = np.arange(256, dtype=np.uint8)
+            dimmed[:n] = np.arange(pos, pos + n)
+            dimmed[HOLE] = HOLE
+            pos += n
         if pos > 256:
             raise PvrecError(f"too many classes ({n}) for a 256-colour picture")
         return cls(colors, base, base + 1, base + 2, (base + 3, base + 4), base + 5, base + 6,
-                   ramps[0], ramps[1])
+                   ramps[0], ramps[1], dimmed)
 
     def trailer(self) -> bytes:
         """The palette as ffmpeg's pal8 wants it after each frame: 256 x 0xAARRGGBB, LE."""
@@ -207,6 +220,7 @@ class Options:
     timeline: bool = False
     title: str | None = None
     clock: bool = True  # the time and frame number (not for a one-off snapshot)
+    highlight: str | None = None  # "workload": its pages in full colour, the rest dimmed
 
 
 @dataclass
@@ -263,7 +277,8 @@ class Picture:
     @property
     def palette(self) -> Palette:
         if self._palette is None:
-            self._palette = Palette.make(self.scheme, self.opt.theme)
+            self._palette = Palette.make(self.scheme, self.opt.theme,
+                                         DIM if self.opt.highlight else 0.0)
         return self._palette
 
     @property
@@ -305,6 +320,9 @@ class Picture:
                           for m in marks]
         if self.opt.changes:
             lines += [("", "dim"), ("changed since last frame", "changed")]
+        if self.opt.highlight:
+            lines += [("", "dim"), (self.opt.highlight, "highlight"),
+                      ("in full colour, the rest dimmed", "dim")]
         return lines
 
     def _legend_size(self) -> tuple[int, int]:
@@ -445,7 +463,7 @@ class Picture:
                 T.draw(canvas, g.legend_x + SWATCH + 6, y, text, F_LEGEND, pal.fg_ramp)
             elif text:
                 T.draw(canvas, g.legend_x, y, text, F_LEGEND,
-                       pal.fg_ramp if kind == "fg" else pal.dim_ramp)
+                       pal.fg_ramp if kind in ("fg", "highlight") else pal.dim_ramp)
             y += LEGEND_LINE
 
     def _swatch(self, canvas: np.ndarray, x: int, y: int, color: int) -> None:
@@ -480,8 +498,12 @@ class Picture:
     # -- per frame
 
     def frame(self, px: np.ndarray, *, t: float, index: int, pages: np.ndarray,
-              changed: tuple[np.ndarray, int] | None = None) -> np.ndarray:
+              changed: tuple[np.ndarray, int] | None = None,
+              highlight: tuple[np.ndarray, int] | None = None) -> np.ndarray:
         """The picture of one frame: px from MapLayout.pixel_classes, pages per class (RAM).
+
+        highlight: (bool per pixel: drawn in full colour, pages highlighted); the other pixels
+        are dimmed (Options.highlight names what is highlighted).
 
         Returns the picture's own canvas, updated in place next frame (copy what you keep):
         the map is pasted and only the strings that differ from the last frame are redrawn.
@@ -490,6 +512,9 @@ class Picture:
         if self._canvas is None:
             self._canvas = self.static.copy()
         canvas = self._canvas
+        if highlight is not None and pal.dimmed is not None:
+            keep = highlight[0]
+            px = np.where(keep, px, pal.dimmed[px])
         if changed is not None:
             px = np.where(changed[0], np.uint8(pal.changed), px)
         lay.place(px, canvas, g.map_x, g.map_y)
@@ -514,6 +539,13 @@ class Picture:
             self._text(("pct", i), xp, y, f"{100.0 * n / self.ram_pages:.1f}%", F_LEGEND,
                        pal.dim_ramp)
             y += LEGEND_LINE
+        if highlight is not None:
+            line = [k for _, k in self.legend_lines()].index("highlight")
+            y = g.legend_y + (len(self.scheme) - 1 + line) * LEGEND_LINE
+            n = int(highlight[1])
+            self._text("hl-mib", xm, y, format_mib(n, self.page_size), F_LEGEND, pal.fg_ramp)
+            self._text("hl-pct", xp, y, f"{100.0 * n / self.ram_pages:.1f}%", F_LEGEND,
+                       pal.dim_ramp)
         if self.opt.timeline and self.timeline is not None and len(self.timeline[0]):
             times = self.timeline[0]
             span = max(float(times[-1] - times[0]), 1e-9)

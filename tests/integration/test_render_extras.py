@@ -89,3 +89,150 @@ def test_pair_of_different_memory_sizes_says_why(pair, tmp_path):
     fails(run_pvrec("render", a, a, a, "-o", tmp_path / "x.mp4"), "two side by side")
     fails(run_pvrec("render", a, a, "-o", tmp_path / "x.mp4", "--title", "one"), "--title")
     fails(run_pvrec("render", a, a, "-o", tmp_path / "x.png", "--map-only"), "--map-only")
+
+
+# ------------------------------------------------------------- recordings with channels
+
+CGROUPS = {"0": "/", "101": "/system.slice/sshd.service", "102": "/user.slice/user-1000.slice",
+           "103": "/workload", "104": "/system.slice/journald.service"}
+
+
+def workload_pfns(flags: np.ndarray, i: int) -> np.ndarray:
+    """The workload maps the anonymous and THP pages of the first (i+1)/8 of memory."""
+    from tests.unit.test_render_data import CLASS_FLAGS
+
+    mine = np.isin(flags, [CLASS_FLAGS["anonymous"], CLASS_FLAGS["THP"]])
+    mine[(i + 1) * flags.size // 8:] = False
+    return np.flatnonzero(mine)
+
+
+def cgroup_of(flags: np.ndarray, i: int) -> np.ndarray:
+    """Inodes by region (free and hole pages: 0); /workload grows each frame."""
+    from tests.unit.test_render_data import CLASS_FLAGS
+
+    n = flags.size
+    inode = np.full(n, 101, dtype=np.uint64)
+    inode[n // 4:n // 2] = 102
+    inode[n // 2:n // 2 + (i + 1) * n // 16] = 103
+    inode[7 * n // 8:] = 104
+    inode[3 * n // 4:3 * n // 4 + 64] = 105 + np.arange(64) % 12  # many small cgroups
+    inode[(flags == CLASS_FLAGS["free"]) | (flags == 0)] = 0
+    return inode
+
+
+def make_channel_recording(path: Path, frames: int = 6, channels=("flags", "cgroup", "workload"),
+                           pages: int | None = None) -> Path:
+    """make_recording's frames with the workload and cgroup channels filled in."""
+    from pvrec.recording import Writer
+    from tests.unit.test_render_data import PAGES, evolve, synthetic_frame
+
+    pages = pages or PAGES
+    rng = np.random.default_rng(1)
+    names = dict(CGROUPS)
+    w = Writer(path, {**HEADER, "pfn_count": pages, "cgroup_names": names}, channels=channels)
+    flags = synthetic_frame(0, pages)
+    for i in range(frames):
+        kw = {}
+        if "cgroup" in channels:
+            kw["cgroup"] = cgroup_of(flags, i)
+        if "workload" in channels:
+            kw["workload"] = workload_pfns(flags, i)
+        w.add_frame(flags, float(i), {}, **kw)
+        flags = evolve(flags, rng)
+    w.close({"reason": "test", "cgroup_names": {**names, "105": "/late/arrival"}})
+    return path
+
+
+@pytest.fixture(scope="module")
+def chan(tmp_path_factory) -> Path:
+    return make_channel_recording(tmp_path_factory.mktemp("chan") / "pvrec-chan", frames=6)
+
+
+# -------------------------------------------------------------------- --highlight workload
+
+
+def map_of(path: Path, header: dict, **opt) -> tuple[np.ndarray, np.ndarray]:
+    """(the map part of a rendered PNG of the 4096-page test layout as RGB, its palette)."""
+    from pvrec.render.classify import default_scheme
+    from pvrec.render.compose import Options, Picture, choose_layout
+    from pvrec.render.raster import MapLayout
+
+    scheme, o = default_scheme(), Options(**opt)
+    ram = MapLayout.build(header).ram_pages
+    pic = Picture(choose_layout(header, scheme, o, ram_pages=ram), scheme, header, o,
+                  ram_pages=ram)
+    g = pic.geo
+    img = png(path)
+    return img[g.map_y:g.map_y + 64, g.map_x:g.map_x + 64].reshape(-1, 3), pic.palette.colors
+
+
+def test_highlight_workload_full_colour_and_the_rest_dimmed(chan, tmp_path):
+    from pvrec.recording import open_recording
+    from pvrec.render.classify import ValueClassifier, default_scheme
+
+    out = tmp_path / "hl.png"
+    ok(run_pvrec("render", chan, "-o", out, "--highlight", "workload", "--frame", "3"))
+    rec = open_recording(chan)
+    frame = rec.read_frame(3)
+    header = {**HEADER, "pfn_count": 4096}
+    got, colors = map_of(out, header, highlight="workload")
+    cls = ValueClassifier(default_scheme())(frame.flags.expand())
+    mine = np.zeros(4096, bool)
+    mine[frame.workload_pfns()] = True
+    assert 100 < mine.sum() < 2000
+    ram = np.ones(4096, bool)
+    ram[1536:1792] = False
+    n = len(default_scheme())
+    bg = colors[n].astype(float)
+    dimmed = np.rint(colors[:n] + (bg - colors[:n]) * 0.7).astype(np.uint8)
+    assert np.array_equal(got[mine], colors[cls[mine]])
+    other = ~mine & ram
+    assert np.array_equal(got[other], dimmed[cls[other]])
+    # dimmed means paler: every dimmed colour is nearer the (white) background
+    assert (got[other].astype(int).sum(1) >= colors[cls[other]].astype(int).sum(1)).all()
+
+
+def test_highlight_counts_pixels_with_any_workload_page():
+    from pvrec.recording import pfns_to_runs
+    from pvrec.render.command import workload_blocks
+
+    runs = pfns_to_runs(np.array([0, 1, 9, 30, 31, 32]), 40)
+    mask, pages = workload_blocks(runs, 8, 5)
+    assert pages == 6
+    assert mask.tolist() == [True, True, False, True, True]
+    mask, pages = workload_blocks(pfns_to_runs(np.zeros(0, np.int64), 40), 8, 5)
+    assert pages == 0 and not mask.any()
+
+
+def test_highlight_video_and_the_resident_size(chan, tmp_path):
+    seen = []
+    from pvrec.render import compose
+
+    orig = compose.Picture.frame
+
+    def spy(self, px, **kw):
+        seen.append(kw["highlight"][1])
+        return orig(self, px, **kw)
+
+    compose.Picture.frame = spy
+    try:
+        s = render_recording(chan, tmp_path / "hl.gif", highlight="workload", changes=True)
+    finally:
+        compose.Picture.frame = orig
+    assert s.frames == 6
+    from pvrec.recording import open_recording
+
+    rec = open_recording(chan)
+    assert seen == [int(rec.read_frame(i).workload_pfns().size) for i in range(6)]
+    assert seen[-1] > seen[0]  # the workload grows
+
+
+def test_highlight_without_workload_pages_says_which_record_flag(tmp_path):
+    plain = make_recording(tmp_path / "plain", frames=2)
+    msg = fails(run_pvrec("render", plain, "-o", tmp_path / "x.mp4", "--highlight",
+                          "workload"), "plain has no workload pages", "--track-workload",
+                "(on by default with -- CMD)")
+    assert msg.startswith("pvrec: ")
+    fails(run_pvrec("render", plain, "-o", tmp_path / "x.mp4", "--highlight", "cgroup"),
+          "--highlight")
+    assert not (tmp_path / "x.mp4").exists()
