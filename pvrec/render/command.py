@@ -362,11 +362,12 @@ class _Side:
 
     def __init__(self, source: Source, lay: MapLayout, pic: Picture,
                  classifier: ValueClassifier, n_cls: int, changes: bool,
-                 highlight: str | None = None):
+                 highlight: str | None = None, channel: str = "flags"):
         self.source, self.lay, self.pic = source, lay, pic
         self.classifier, self.n_cls, self.changes = classifier, n_cls, changes
-        self.highlight = highlight
-        self.frames = highlight is not None  # read every channel, not just the flags
+        self.highlight, self.channel = highlight, channel
+        # read every channel, not just the flags
+        self.frames = highlight is not None or channel != "flags"
         self.prev = None  # class runs of the frame drawn last (for --changes)
         self.drawn = -1  # position drawn last
         self.canvas: np.ndarray | None = None
@@ -379,7 +380,7 @@ class _Side:
         """Read positions first..last (every `step`); `before`: the frame --changes compares
         the first one with."""
         if self.changes and before is not None and before >= 0:
-            r = self.source.read_runs(before)
+            r = getattr(self.source.read_frame(before), self.channel)
             self.prev = self.lay.class_runs(self.classifier(r.values), r.lengths)
         self._it = (self.source.iter_frames if self.frames else self.source.iter_runs)(
             first, last + 1, step)
@@ -405,7 +406,7 @@ class _Side:
             return self.canvas  # type: ignore[return-value]
         hl = None
         if isinstance(data, Frame):
-            runs = data.flags
+            runs = getattr(data, self.channel)
             if self.highlight == "workload":
                 hl = workload_blocks(data.workload, lay.ppp, lay.blocks)
         else:
@@ -438,6 +439,31 @@ def workload_blocks(workload: Runs | None, k: int, blocks: int) -> tuple[np.ndar
     return np.cumsum(marks[:-1]) > 0, int((e - s).sum())
 
 
+def _cgroup_tally(source: Source, start: int, end: int) -> tuple[dict[int, int], dict[int, str]]:
+    """({memcg inode: pages}, {inode: path}) of a recording over up to 32 key frames of the
+    range and its ends; names from the header (start) and end.json (end), the later winning."""
+    keys = [p for p in source.key_positions() if start <= p <= end]
+    if len(keys) > 32:
+        keys = [keys[int(i)] for i in np.linspace(0, len(keys) - 1, 32)]
+    pages: dict[int, int] = {}
+    for p in sorted(set(keys) | {start, end}):
+        c = source.read_frame(p).cgroup
+        if c is None:
+            continue
+        uniq, inv = np.unique(c.values, return_inverse=True)
+        counts = np.bincount(inv.reshape(-1), weights=c.lengths, minlength=uniq.size)
+        for v, n in zip(uniq.tolist(), counts.tolist(), strict=True):
+            pages[v] = pages.get(v, 0) + int(n)
+    names: dict[int, str] = {}
+    end_json = getattr(getattr(source, "rec", None), "end", None) or {}
+    for table in (source.header.get("cgroup_names"), end_json.get("cgroup_names")):
+        if isinstance(table, dict):
+            for k, v in table.items():
+                if isinstance(v, str) and str(k).isdigit():
+                    names[int(k)] = v
+    return pages, names
+
+
 PAIR_GAP = 12  # pixels between two maps side by side (a thin rule in the middle)
 
 
@@ -451,7 +477,7 @@ def render_source(source: Source, out_path: str | os.PathLike, *, classes: str |
                   frame: str | int | None = None, crf: int = DEFAULT_CRF,
                   preset: str = DEFAULT_PRESET, title: str | list[str] | None = None,
                   clock: bool = True, force: bool = True, beside: Source | None = None,
-                  highlight: str | None = None,
+                  highlight: str | None = None, color_by: str | None = None, top: int = 8,
                   progress: Callable[[int, int], None] | None = None,
                   warn: Callable[[str], None] | None = None) -> RenderSummary:
     """Draw a source's frames into out_path (type from the suffix); see render_recording.
@@ -486,6 +512,16 @@ def render_source(source: Source, out_path: str | os.PathLike, *, classes: str |
             if "workload" not in s.channels:
                 raise PvrecError(f"{s.name} has no workload pages: record it with "
                                  f"--track-workload (on by default with -- CMD)")
+    if color_by is not None:
+        if color_by != "cgroup":
+            raise PvrecError(f"--color-by {color_by!r}: pages can be coloured by their page "
+                             f"class (the default) or by 'cgroup'")
+        if classes is not None:
+            raise PvrecError("--color-by cgroup colours pages by memory cgroup; --classes "
+                             "chooses page classes: give one or the other")
+        for s in sources:
+            if "cgroup" not in s.channels:
+                raise PvrecError(f"{s.name} has no cgroup pages: record it with --cgroups")
     titles = list(title) if isinstance(title, list | tuple) else [title] * len(sources)
     if len(titles) != len(sources):
         raise PvrecError(f"give one --title per run ({len(sources)}), not {len(titles)}")
@@ -522,11 +558,20 @@ def render_source(source: Source, out_path: str | os.PathLike, *, classes: str |
 
     headers = [_ram_header(s.header) for s in sources]
     _fit_data_scheme(scheme, ranges)
+    schemes = [scheme] * len(sources)
+    if color_by == "cgroup":
+        schemes = classify.cgroup_schemes([_cgroup_tally(*r) for r in ranges], top)
+        scheme = schemes[0]
     if map_only and (changes or timeline):  # the contract: every pixel is its page's class
         raise PvrecError("--map-only draws the map alone; --changes and --timeline draw on "
                          "top of the picture around it")
+    note = None
+    if color_by == "cgroup":
+        named = len(scheme) - 3  # hole, other, none/free
+        note = f"memory cgroups: the {named} with most pages" if named > 1 else \
+            "memory cgroup with most pages" if named else "no memory cgroup has pages"
     opts = [Options(theme=theme, map_only=map_only, changes=changes, timeline=timeline,
-                    title=t, clock=clock, highlight=highlight) for t in titles]
+                    title=t, clock=clock, highlight=highlight, note=note) for t in titles]
     side_fit = fit if len(sources) == 1 else ((fit[0] - PAIR_GAP) // 2, fit[1])
     lays: list[MapLayout] = []
     ram_pages = 0
@@ -535,28 +580,30 @@ def render_source(source: Source, out_path: str | os.PathLike, *, classes: str |
         ram_pages = probe.ram_pages
         k = pages_per_pixel if not lays else lays[0].ppp  # both sides: one K
         if layout == "rows" and k is None:
-            lay = probe if map_only else choose_layout(header, scheme, opts[i], kind="rows",
+            lay = probe if map_only else choose_layout(header, schemes[i], opts[i], kind="rows",
                                                        ppp=1, width=width, fit=side_fit,
                                                        ram_pages=ram_pages)
         else:
-            lay = choose_layout(header, scheme, opts[i], kind=layout, ppp=k, width=width,
+            lay = choose_layout(header, schemes[i], opts[i], kind=layout, ppp=k, width=width,
                                 fit=side_fit, ram_pages=ram_pages)
         lays.append(lay)
-    classifier = ValueClassifier(scheme)
+    classifiers = [ValueClassifier(sch) for sch in schemes]
     n_cls = len(scheme)
+    channel = "cgroup" if color_by == "cgroup" else "flags"
     sides = []
     span_end = rel[m][n - 1] if kind == "png" else rel[m][last]
     for i, s in enumerate(sources):
         tl = None
         if timeline:  # a video's strip spans what it shows; a picture's the whole recording
             a, b = (0, len(s) - 1) if kind == "png" else ranges[i][1:]
-            tl = _timeline(s, classifier, lays[i], a, b, every if i == m else 1, n_cls)
+            tl = _timeline(s, classifiers[i], lays[i], a, b, every if i == m else 1, n_cls,
+                           channel)
             if i != m and len(tl[0]) and tl[0][-1] - s.times[0] < span_end:
                 # the shorter run's strip holds its last sizes up to the end of the longer one
                 tl = (np.append(tl[0], s.times[0] + span_end), np.vstack((tl[1], tl[1][-1:])))
-        pic = Picture(lays[i], scheme, headers[i], opts[i], frame_count=len(s),
+        pic = Picture(lays[i], schemes[i], headers[i], opts[i], frame_count=len(s),
                       ram_pages=ram_pages, timeline=tl)
-        sides.append(_Side(s, lays[i], pic, classifier, n_cls, changes, highlight))
+        sides.append(_Side(s, lays[i], pic, classifiers[i], n_cls, changes, highlight, channel))
     if len(sides) == 1:
         w, h = sides[0].pic.size
         offsets = [0]
@@ -639,10 +686,13 @@ def _size_of(out: Path, enc) -> int:
 
 
 def _timeline(source: Source, classifier: ValueClassifier, lay: MapLayout, first: int,
-              last: int, every: int, n_cls: int) -> tuple[np.ndarray, np.ndarray]:
+              last: int, every: int, n_cls: int, channel: str = "flags"
+              ) -> tuple[np.ndarray, np.ndarray]:
     """Pages per class of every frame in the range (one pass over the runs, no pixels)."""
     ts, rows = [], []
-    for _pos, t, runs in source.iter_runs(first, last + 1, every):
+    frames = source.iter_runs(first, last + 1, every) if channel == "flags" else \
+        ((p, t, getattr(f, channel)) for p, t, f in source.iter_frames(first, last + 1, every))
+    for _pos, t, runs in frames:
         ts.append(t)
         rows.append(lay.class_pages(lay.class_runs(classifier(runs.values), runs.lengths),
                                     n_cls))
@@ -803,6 +853,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="highlight pages whose class changed since the previous frame")
     g.add_argument("--timeline", action="store_true",
                    help="a strip under the map: each class's size over the recording")
+    g.add_argument("--color-by", choices=("cgroup",), default=None,
+                   help="cgroup: colour pages by memory cgroup instead of page class: the "
+                        "--top N cgroups with most pages, the rest 'other', pages with no "
+                        "cgroup 'none/free' (needs a recording made with --cgroups)")
+    g.add_argument("--top", type=int, default=8, metavar="N",
+                   help="with --color-by cgroup: how many cgroups get a colour (default 8, "
+                        f"at most {classify.CgroupScheme.TOP_MAX})")
     g.add_argument("--highlight", choices=("workload",), default=None,
                    help="workload: the pages the recorded command's processes map in full "
                         "colour, every other page dimmed, their resident size in the legend "
@@ -942,7 +999,8 @@ def run_render(args: argparse.Namespace) -> int:
     with _Progress(not args.quiet, label) as prog:
         summary = render_recording(
             runs, out, force=args.force, changes=args.changes,
-            timeline=args.timeline, highlight=args.highlight, fps=args.fps, speed=args.speed,
+            timeline=args.timeline, highlight=args.highlight, color_by=args.color_by,
+            top=args.top, fps=args.fps, speed=args.speed,
             start=args.start,
             end=args.end, every=args.every, hold=args.hold, frame=args.frame, crf=args.crf,
             preset=args.preset, progress=prog, warn=prog.warn, **_picture_kwargs(args))

@@ -221,6 +221,7 @@ class Options:
     title: str | None = None
     clock: bool = True  # the time and frame number (not for a one-off snapshot)
     highlight: str | None = None  # "workload": its pages in full colour, the rest dimmed
+    note: str | None = None  # a line of the legend saying what the colours are
 
 
 @dataclass
@@ -303,8 +304,10 @@ class Picture:
     def legend_lines(self) -> list[tuple[str, str]]:
         """The legend's text lines below the classes: (text, 'dim' | 'fg' | 'changed')."""
         lay, ps = self.layout, self.page_size
-        lines: list[tuple[str, str]] = [("", "dim"),
-                                        (f"RAM {format_offset(self.ram_pages * ps)}", "dim")]
+        lines: list[tuple[str, str]] = [("", "dim")]
+        if self.opt.note:
+            lines += [(self.opt.note, "dim")]
+        lines += [(f"RAM {format_offset(self.ram_pages * ps)}", "dim")]
         size = format_offset(lay.ppp * ps)
         lines.append((f"1 pixel = {'1 page' if lay.ppp == 1 else f'{lay.ppp} pages'} ({size})",
                       "dim"))

@@ -236,3 +236,62 @@ def test_highlight_without_workload_pages_says_which_record_flag(tmp_path):
     fails(run_pvrec("render", plain, "-o", tmp_path / "x.mp4", "--highlight", "cgroup"),
           "--highlight")
     assert not (tmp_path / "x.mp4").exists()
+
+
+# ---------------------------------------------------------------------- --color-by cgroup
+
+
+def test_color_by_cgroup_colours_each_page_by_its_cgroup(chan, tmp_path):
+    from pvrec.recording import open_recording
+    from pvrec.render.classify import OTHER_COLOR, SERIES_COLORS, parse_color
+
+    out = tmp_path / "cg.png"
+    ok(run_pvrec("render", chan, "-o", out, "--color-by", "cgroup", "--top", "3",
+                 "--frame", "5"))
+    got, _ = map_of(out, {**HEADER, "pfn_count": 4096})
+    inode = open_recording(chan).read_frame(5).cgroup.expand()
+    # /workload grows to the largest; then sshd (101), user-1000 (102); the rest "other"
+    want = {103: SERIES_COLORS[0], 101: SERIES_COLORS[1], 102: SERIES_COLORS[2]}
+    ram = np.ones(4096, bool)
+    ram[1536:1792] = False
+    for ino, color in want.items():
+        sel = (inode == ino) & ram
+        assert sel.sum() > 50
+        assert (got[sel] == parse_color(color)).all(), ino
+    other = np.isin(inode, [104] + list(range(105, 117))) & ram
+    assert other.sum() > 50 and (got[other] == OTHER_COLOR[0]).all()
+    free = (inode == 0) & ram
+    assert free.sum() > 50 and (got[free] == parse_color("#DCDCDC")).all()
+
+
+def test_cgroup_names_merge_header_and_end_and_pairs_share_colours_by_name(chan):
+    from pvrec.render.classify import cgroup_schemes
+    from pvrec.render.command import RecordingSource, _cgroup_tally
+
+    pages, names = _cgroup_tally(RecordingSource(chan), 0, 5)
+    assert names[103] == "/workload" and names[105] == "/late/arrival"  # end.json only
+    assert pages[0] > 0 and pages[103] > pages[104]
+    a = ({7: 500, 8: 100, 0: 50}, {7: "/a", 8: "/b"})
+    b = ({9: 300, 5: 400, 0: 10}, {9: "/a", 5: "/c"})  # other inodes, same name /a
+    sa, sb = cgroup_schemes([a, b], 2)
+    assert sa.names == sb.names == ["hole", "/a", "/c", "other", "none/free"]
+    vals = np.array([7, 8, 0, 9, 5], np.uint64)
+    assert sa.classify_values(vals).tolist() == [1, 3, 4, 3, 3]
+    assert sb.classify_values(vals).tolist() == [3, 3, 4, 1, 2]
+    long = cgroup_schemes([({1: 5}, {1: "/system.slice/very-long-unit-name-here.service"})], 8)
+    assert long[0].names[1].startswith("...") and len(long[0].names[1]) == 30
+    assert cgroup_schemes([({4: 5}, {})], 8)[0].names[1] == "cgroup #4"
+
+
+def test_color_by_cgroup_video_with_timeline_and_bad_input(chan, tmp_path):
+    s = render_recording(chan, tmp_path / "cg.gif", color_by="cgroup", timeline=True,
+                         changes=True)
+    assert s.frames == 6
+    plain = make_recording(tmp_path / "plain", frames=2)
+    fails(run_pvrec("render", plain, "-o", tmp_path / "x.mp4", "--color-by", "cgroup"),
+          "plain has no cgroup pages", "record it with --cgroups")
+    fails(run_pvrec("render", chan, "-o", tmp_path / "x.mp4", "--color-by", "cgroup",
+                    "--top", "0"), "--top")
+    fails(run_pvrec("render", chan, "-o", tmp_path / "x.mp4", "--color-by", "cgroup",
+                    "--classes", "flags"), "--classes")
+    assert not (tmp_path / "x.mp4").exists()
