@@ -86,7 +86,10 @@ _DEFAULT_TABLE: list[tuple[str, tuple[str, ...], str, str | None, str]] = [
     ("offline", ("offline",), "#AA4499", "#CC66BB", "logically offline (balloon, hotplug)"),
     ("free", ("buddy",), "#DCDCDC", "#303030", "free: in the buddy allocator"),
     ("hugetlb", ("huge",), "#332288", "#7766DD", "hugetlbfs huge pages (reserved or in use)"),
-    ("THP", ("thp",), "#D55E00", None, "transparent huge pages (anon or file)"),
+    # The kernel sets thp on every large folio on an LRU, file ones included: those are page
+    # cache (below), or the page cache of a busy machine would be drawn as THP.
+    ("THP", ("thp,anonymous=thp,anonymous",), "#D55E00", None,
+     "anonymous transparent huge pages"),
     ("slab", ("slab",), "#009E73", None, "kernel slab caches"),
     ("page table", ("pgtable",), "#F0E442", None, "page tables"),
     ("zero/KSM", ("zero_page,ksm",), "#999933", "#BBBB55", "the zero page and KSM-merged pages"),
@@ -94,7 +97,7 @@ _DEFAULT_TABLE: list[tuple[str, tuple[str, ...], str, str | None, str]] = [
     ("anonymous", ("anonymous",), "#E69F00", None, "anonymous memory (heap, stack)"),
     ("shmem", ("swapbacked",), "#CC79A7", None, "shared memory and tmpfs"),
     ("page cache", ("lru,mmap,uptodate,dirty,writeback",), "#56B4E9", None,
-     "file pages: page cache, mapped files"),
+     "file pages: page cache (large folios too), mapped files"),
     ("reserved", ("reserved",), "#5E5E5E", "#B0B0B0", "reserved at boot (kernel image, memmap)"),
     ("other kernel", ("",), "#0072B2", None, "flags set, but none of the above"),
     ("no flags", ("=",), "#9E9E9E", "#646464", "no flags: kernel-owned or untracked"),
