@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import lzma
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +64,18 @@ def synthetic_flags(pages: int, seed: int = 0, runs: int = 50) -> np.ndarray:
     for i, (s, e) in enumerate(zip(np.r_[0, cuts], np.r_[cuts, pages], strict=True)):
         flags[s:e] = values[rng.integers(values.size)] if i % 7 else values[i % values.size]
     return flags
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path):
+    """A 400 KiB tmpfs, to fill up (root only; unmounted after)."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mnt)],
+                       capture_output=True)
+    if r.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)

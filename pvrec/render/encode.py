@@ -125,6 +125,7 @@ class FfmpegEncoder(Encoder):
         self.buf[w * h:] = np.frombuffer(argb.astype("<u4").tobytes(), dtype=np.uint8)
         self.tmp = temp_path(self.path)
         self._gen = None
+        self._proc = None
         self._start(crf, preset)
 
     def _start(self, crf: int, preset: str) -> None:
@@ -148,6 +149,9 @@ class FfmpegEncoder(Encoder):
             self._gen = imageio_ffmpeg.write_frames(str(self.tmp), self.enc_size,
                                                     **common, **params)
             self._gen.send(None)
+            # write_frames never checks how ffmpeg exited (a full disk still "succeeds"):
+            # keep its process to look at the exit status after close.
+            self._proc = self._gen.gi_frame.f_locals.get("p")
         except (OSError, RuntimeError) as exc:
             raise PvrecError(f"cannot start ffmpeg for {self.path}: {exc}") from None
 
@@ -174,6 +178,11 @@ class FfmpegEncoder(Encoder):
         gen, self._gen = self._gen, None
         if gen is not None:
             gen.close()  # ffmpeg finishes the file (moov atom, GIF trailer) and exits
+        code = getattr(self._proc, "returncode", 0)
+        if code:
+            self.tmp.unlink(missing_ok=True)
+            raise PvrecError(f"ffmpeg failed writing {self.path} (exit status {code}; its "
+                             f"message is above); nothing was written", exit_code=1)
         if not self.tmp.exists() or self.tmp.stat().st_size == 0:
             self.tmp.unlink(missing_ok=True)
             raise PvrecError(f"ffmpeg wrote nothing for {self.path} (its message is above)",

@@ -208,3 +208,13 @@ def test_render_killed_with_sigkill_never_leaves_a_broken_output(tmp_path):
     p.kill()
     p.wait()
     assert out.read_bytes() == b"the old one"  # the new one was never renamed in place
+
+
+def test_render_to_a_full_disk_fails_and_leaves_nothing(tiny_tmpfs):
+    from tests.unit.test_render_data import make_recording
+
+    rec = make_recording(tiny_tmpfs.parent / "rec", 30, pages=1 << 16)
+    r = run_pvrec("render", "-q", rec, "-o", tiny_tmpfs / "x.mp4")
+    assert r.returncode == 1
+    assert "pvrec: ffmpeg failed writing" in r.stderr and "nothing was written" in r.stderr
+    assert not list(tiny_tmpfs.iterdir())

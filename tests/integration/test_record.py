@@ -183,20 +183,6 @@ def test_sigkill_mid_run_leaves_a_readable_recording(dump, tmp_path):
     assert r.returncode == 0, r.stderr
 
 
-@pytest.fixture
-def tiny_tmpfs(tmp_path):
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mnt)],
-                       capture_output=True)
-    if r.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
 def test_disk_full_stops_sampling_with_one_line_and_a_readable_recording(tmp_path, tiny_tmpfs):
     # Incompressible flags: every frame is ~100 KB, so 400 KB fill up within a few frames.
     rng = np.random.default_rng(0)
