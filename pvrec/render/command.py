@@ -478,6 +478,7 @@ def render_source(source: Source, out_path: str | os.PathLike, *, classes: str |
                   preset: str = DEFAULT_PRESET, title: str | list[str] | None = None,
                   clock: bool = True, force: bool = True, beside: Source | None = None,
                   highlight: str | None = None, color_by: str | None = None, top: int = 8,
+                  timeline_metrics: str | list[str] | None = None,
                   progress: Callable[[int, int], None] | None = None,
                   warn: Callable[[str], None] | None = None) -> RenderSummary:
     """Draw a source's frames into out_path (type from the suffix); see render_recording.
@@ -522,6 +523,13 @@ def render_source(source: Source, out_path: str | os.PathLike, *, classes: str |
         for s in sources:
             if "cgroup" not in s.channels:
                 raise PvrecError(f"{s.name} has no cgroup pages: record it with --cgroups")
+    metric_list = None
+    if timeline_metrics is not None:
+        if map_only:
+            raise PvrecError("--map-only draws the map alone; --timeline-metrics draws a "
+                             "strip under it")
+        metric_list = [parse_timeline_metrics(timeline_metrics, s.header) for s in sources]
+        timeline = True
     titles = list(title) if isinstance(title, list | tuple) else [title] * len(sources)
     if len(titles) != len(sources):
         raise PvrecError(f"give one --title per run ({len(sources)}), not {len(titles)}")
@@ -590,19 +598,32 @@ def render_source(source: Source, out_path: str | os.PathLike, *, classes: str |
     classifiers = [ValueClassifier(sch) for sch in schemes]
     n_cls = len(scheme)
     channel = "cgroup" if color_by == "cgroup" else "flags"
-    sides = []
+    sides: list[_Side] = []
+    tls: list[tuple] = []
     span_end = rel[m][n - 1] if kind == "png" else rel[m][last]
     for i, s in enumerate(sources):
-        tl = None
+        tl = mt = None
         if timeline:  # a video's strip spans what it shows; a picture's the whole recording
             a, b = (0, len(s) - 1) if kind == "png" else ranges[i][1:]
-            tl = _timeline(s, classifiers[i], lays[i], a, b, every if i == m else 1, n_cls,
-                           channel)
-            if i != m and len(tl[0]) and tl[0][-1] - s.times[0] < span_end:
+            ts, tp, tm = _timeline(s, classifiers[i], lays[i], a, b, every if i == m else 1,
+                                   n_cls, channel, metric_list[i] if metric_list else None)
+            if i != m and len(ts) and ts[-1] - s.times[0] < span_end:
                 # the shorter run's strip holds its last sizes up to the end of the longer one
-                tl = (np.append(tl[0], s.times[0] + span_end), np.vstack((tl[1], tl[1][-1:])))
+                ts = np.append(ts, s.times[0] + span_end)
+                tp, tm = np.vstack((tp, tp[-1:])), np.vstack((tm, tm[-1:]))
+            tl = (ts, tp)
+            if metric_list:
+                mt = ([f"{name} ({zone})" for name, zone in metric_list[i]], tm)
+        tls.append((tl, mt))
+    if len(tls) > 1 and all(mt is not None and len(mt[1]) for _, mt in tls):
+        # two runs: one scale per metric for both, so that the lines compare
+        both = np.vstack([mt[1] for _, mt in tls])  # type: ignore[index]
+        shared = (both.min(axis=0), both.max(axis=0))
+        tls = [(tl, (*mt, shared)) for tl, mt in tls]  # type: ignore[misc]
+    for i, s in enumerate(sources):
+        tl, mt = tls[i]
         pic = Picture(lays[i], schemes[i], headers[i], opts[i], frame_count=len(s),
-                      ram_pages=ram_pages, timeline=tl)
+                      ram_pages=ram_pages, timeline=tl, metrics=mt)
         sides.append(_Side(s, lays[i], pic, classifiers[i], n_cls, changes, highlight, channel))
     if len(sides) == 1:
         w, h = sides[0].pic.size
@@ -686,17 +707,58 @@ def _size_of(out: Path, enc) -> int:
 
 
 def _timeline(source: Source, classifier: ValueClassifier, lay: MapLayout, first: int,
-              last: int, every: int, n_cls: int, channel: str = "flags"
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """Pages per class of every frame in the range (one pass over the runs, no pixels)."""
-    ts, rows = [], []
-    frames = source.iter_runs(first, last + 1, every) if channel == "flags" else \
-        ((p, t, getattr(f, channel)) for p, t, f in source.iter_frames(first, last + 1, every))
-    for _pos, t, runs in frames:
+              last: int, every: int, n_cls: int, channel: str = "flags",
+              metrics: list[tuple[str, str]] | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pages per class of every frame in the range (one pass over the runs, no pixels), and
+    the values of the (metric, zone) pairs asked for."""
+    from pvrec.metrics import frame_metrics
+
+    ts, rows, mrows = [], [], []
+    if channel == "flags" and not metrics:
+        frames = ((p, t, Frame(r)) for p, t, r in source.iter_runs(first, last + 1, every))
+    else:
+        frames = source.iter_frames(first, last + 1, every)
+    header = source.header
+    for _pos, t, frame in frames:
+        runs = getattr(frame, channel)
         ts.append(t)
         rows.append(lay.class_pages(lay.class_runs(classifier(runs.values), runs.lengths),
                                     n_cls))
-    return np.array(ts, dtype=np.float64), np.array(rows, dtype=np.int64).reshape(-1, n_cls)
+        if metrics:
+            fm = frame_metrics(frame.flags, header)
+            mrows.append([float(fm[zone][name]) for name, zone in metrics])
+    values = np.array(mrows, dtype=np.float64).reshape(-1, len(metrics)) if metrics else \
+        np.zeros((len(ts), 0))
+    return (np.array(ts, dtype=np.float64), np.array(rows, dtype=np.int64).reshape(-1, n_cls),
+            values)
+
+
+def parse_timeline_metrics(spec: str | list[str], header: dict) -> list[tuple[str, str]]:
+    """'free_hp_blocks,unusable_index@DMA32' -> [(metric, zone)]; a metric without @ZONE is
+    that of the largest zone (Normal on most machines; 'all' for a recording without zones)."""
+    from pvrec.metrics import check_metric_names, zones_of
+
+    items = spec if isinstance(spec, list) else [x for x in str(spec).split(",")]
+    items = [x.strip() for x in items if x.strip()]
+    if not items:
+        raise PvrecError("--timeline-metrics needs metric names, e.g. free_hp_blocks,"
+                         "unusable_index")
+    if len(items) > 4:
+        raise PvrecError(f"--timeline-metrics draws at most 4 lines, not {len(items)}")
+    zones = zones_of(header)
+    names = [z for z, _ in zones]
+    largest = max(zones, key=lambda z: sum(e - s for s, e in z[1]))[0]
+    out = []
+    for item in items:
+        name, _, zone = item.partition("@")
+        check_metric_names([name])
+        zone = zone or largest
+        if zone not in names:
+            raise PvrecError(f"--timeline-metrics {item}: no zone {zone!r}; the recording's "
+                             f"zones are {', '.join(names)}")
+        out.append((name, zone))
+    return out
 
 
 def render_recording(rec_path: str | os.PathLike | list | tuple,
@@ -853,6 +915,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="highlight pages whose class changed since the previous frame")
     g.add_argument("--timeline", action="store_true",
                    help="a strip under the map: each class's size over the recording")
+    g.add_argument("--timeline-metrics", metavar="NAME[,NAME]",
+                   help="fragmentation metrics drawn as lines under the --timeline strip (implies "
+                        "it), each scaled to its own range: free_pages, free_hp_blocks, "
+                        "unusable_index, largest_free_run, mixed_blocks, buddy_order_N; of the "
+                        "largest zone, or NAME@ZONE (e.g. free_hp_blocks@DMA32); at most 4")
     g.add_argument("--color-by", choices=("cgroup",), default=None,
                    help="cgroup: colour pages by memory cgroup instead of page class: the "
                         "--top N cgroups with most pages, the rest 'other', pages with no "
@@ -999,7 +1066,8 @@ def run_render(args: argparse.Namespace) -> int:
     with _Progress(not args.quiet, label) as prog:
         summary = render_recording(
             runs, out, force=args.force, changes=args.changes,
-            timeline=args.timeline, highlight=args.highlight, color_by=args.color_by,
+            timeline=args.timeline, timeline_metrics=args.timeline_metrics,
+            highlight=args.highlight, color_by=args.color_by,
             top=args.top, fps=args.fps, speed=args.speed,
             start=args.start,
             end=args.end, every=args.every, hold=args.hold, frame=args.frame, crf=args.crf,

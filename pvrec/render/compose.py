@@ -26,6 +26,9 @@ THEME_UI = {
     "dark": ("#101010", "#EDEDED", "#9C9C9C", "#4A4A4A", "#7E7E7E", "#FFFFFF", "#1C1C1C"),
 }
 RAMP_STEPS = 8
+METRIC_COLORS = ("#1A1A1A", "#D55E00", "#0072B2", "#009E73")  # --timeline-metrics lines
+METRIC_COLORS_DARK = ("#EDEDED", "#FF7A1A", "#56B4E9", "#33CC99")
+METRICS_H = 48
 DIM = 0.7  # --highlight: pages not highlighted are their class colour blended this far to the bg
 FIT_DEFAULT = (1920, 1080)
 
@@ -52,9 +55,11 @@ class Palette:
     fg_ramp: np.ndarray  # RAMP_STEPS indices, from background to text colour
     dim_ramp: np.ndarray
     dimmed: np.ndarray | None = None  # with dim: class -> index of its dimmed colour (256)
+    lines: tuple[int, ...] = ()  # colours of the metric lines
 
     @classmethod
-    def make(cls, scheme: Scheme, theme: str, dimming: float = 0.0) -> Palette:
+    def make(cls, scheme: Scheme, theme: str, dimming: float = 0.0, lines: int = 0
+             ) -> Palette:
         n = len(scheme)
         colors = np.zeros((256, 3), dtype=np.uint8)
         colors[:n] = scheme.colors(theme)
@@ -83,10 +88,16 @@ class Palette:
             dimmed[:n] = np.arange(pos, pos + n)
             dimmed[HOLE] = HOLE
             pos += n
+        line_idx = []
+        for c in (METRIC_COLORS_DARK if theme == "dark" else METRIC_COLORS)[:lines]:
+            if pos < 256:
+                colors[pos] = _rgb(c)
+            line_idx.append(pos)
+            pos += 1
         if pos > 256:
             raise PvrecError(f"too many classes ({n}) for a 256-colour picture")
         return cls(colors, base, base + 1, base + 2, (base + 3, base + 4), base + 5, base + 6,
-                   ramps[0], ramps[1], dimmed)
+                   ramps[0], ramps[1], dimmed, tuple(line_idx))
 
     def trailer(self) -> bytes:
         """The palette as ffmpeg's pal8 wants it after each frame: 256 x 0xAARRGGBB, LE."""
@@ -199,6 +210,13 @@ def format_mib(pages: int, page_size: int) -> str:
     return f"{mib:,.0f} MiB" if mib >= 100 else f"{mib:.1f} MiB"
 
 
+def _metric_value(v: float) -> str:
+    """A metric's end of range: whole counts with thousands commas, ratios to 3 places."""
+    if v == int(v):
+        return f"{int(v):,}"
+    return f"{v:.3f}"
+
+
 def format_time(t: float) -> str:
     """t=+12.0s, t=+2m05.0s, t=+1h02m03s (equal-width digits keep it still)."""
     if t < 60:
@@ -258,6 +276,7 @@ class Picture:
     def __init__(self, layout: MapLayout, scheme: Scheme, header: dict, options: Options, *,
                  frame_count: int = 1, ram_pages: int = 0,
                  timeline: tuple[np.ndarray, np.ndarray] | None = None,
+                 metrics: tuple | None = None,
                  text: Text | None = None):
         if options.theme not in THEME_UI:
             raise PvrecError(f"unknown --theme {options.theme!r}: use light or dark")
@@ -267,6 +286,8 @@ class Picture:
         self.page_size = layout.page_size
         self.text = text or Text()
         self.timeline = timeline  # (t per frame, pages per class per frame)
+        # (labels, values per frame of the timeline x metric[, (lows, highs) of the scales])
+        self.metrics = metrics
         self._cols = self._legend_columns()
         self._legend: tuple[int, int] | None = None
         self.geo = self._measure()
@@ -279,7 +300,8 @@ class Picture:
     def palette(self) -> Palette:
         if self._palette is None:
             self._palette = Palette.make(self.scheme, self.opt.theme,
-                                         DIM if self.opt.highlight else 0.0)
+                                         DIM if self.opt.highlight else 0.0,
+                                         len(self.metrics[0]) if self.metrics else 0)
         return self._palette
 
     @property
@@ -351,6 +373,8 @@ class Picture:
         if self.opt.timeline:
             tl_x, tl_y, tl_w = map_x, bottom + 8, max(map_w, 240)
             bottom = tl_y + TIMELINE_H + TILE_LABEL_H
+            if self.metrics:
+                bottom += 4 + METRICS_H + 4 + len(self.metrics[0]) * LEGEND_LINE
         if self._legend is None:
             self._legend = self._legend_size()
         legend_w, legend_h = self._legend
@@ -497,6 +521,35 @@ class Picture:
         T.draw(canvas, x0, y0 + h + 2, format_time(0)[2:], F_LABEL, pal.dim_ramp)
         T.draw(canvas, x0 + w, y0 + h + 2, format_time(span)[2:], F_LABEL, pal.dim_ramp,
                align="right")
+        if self.metrics:
+            self._draw_metrics(canvas, idx)
+
+    def _draw_metrics(self, canvas: np.ndarray, idx: np.ndarray) -> None:
+        """Each metric a line under the class strip, scaled to its own range, labelled."""
+        g, pal, T = self.geo, self.palette, self.text
+        labels, values = self.metrics[:2]  # type: ignore[index]
+        scale = self.metrics[2] if len(self.metrics) > 2 else None  # type: ignore[arg-type]
+        w, h = g.timeline_w, METRICS_H
+        x0, y0 = g.timeline_x, g.timeline_y + TIMELINE_H + TILE_LABEL_H + 4
+        canvas[y0 - 1:y0 + h + 1, x0 - 1:x0 + w + 1] = pal.frame
+        canvas[y0:y0 + h, x0:x0 + w] = pal.bg
+        for j, label in enumerate(labels):
+            v = values[idx, j].astype(np.float64)
+            if scale is not None:
+                lo, hi = float(scale[0][j]), float(scale[1][j])
+            else:
+                lo, hi = float(np.nanmin(values[:, j])), float(np.nanmax(values[:, j]))
+            frac = (v - lo) / (hi - lo) if hi > lo else np.full(w, 0.5)
+            y = 2 + np.rint((1 - np.nan_to_num(frac, nan=0.5)) * (h - 5)).astype(np.int64)
+            top = np.minimum(y, np.r_[y[:1], y[:-1]])  # join each column to the one before
+            bot = np.maximum(y, np.r_[y[:1], y[:-1]])
+            ys = np.arange(h)[:, None]
+            strip = canvas[y0:y0 + h, x0:x0 + w]
+            strip[(ys >= top[None, :]) & (ys <= bot[None, :])] = pal.lines[j]
+            ly = y0 + h + 4 + j * LEGEND_LINE
+            canvas[ly + 6:ly + 8, x0:x0 + 14] = pal.lines[j]
+            text = f"{label}  {_metric_value(lo)} .. {_metric_value(hi)}"
+            T.draw(canvas, x0 + 20, ly, text, F_LABEL, pal.dim_ramp, max_width=w - 20)
 
     # -- per frame
 
@@ -555,6 +608,8 @@ class Picture:
             w = g.timeline_w
             cx = g.timeline_x + min(w - 1, max(0, int((t - float(times[0])) / span * w)))
             y0, y1 = g.timeline_y - 3, g.timeline_y + TIMELINE_H + 3
+            if self.metrics:
+                y1 += TILE_LABEL_H + 4 + METRICS_H
             old = self._slots.pop("cursor", None)
             if old is not None:
                 a, b, c, d = old[1]

@@ -295,3 +295,82 @@ def test_color_by_cgroup_video_with_timeline_and_bad_input(chan, tmp_path):
     fails(run_pvrec("render", chan, "-o", tmp_path / "x.mp4", "--color-by", "cgroup",
                     "--classes", "flags"), "--classes")
     assert not (tmp_path / "x.mp4").exists()
+
+
+# ------------------------------------------------------------------- --timeline-metrics
+
+
+def test_timeline_metrics_lines_are_the_frames_metrics(tmp_path):
+    from pvrec.metrics import frame_metrics
+    from pvrec.recording import open_recording
+    from pvrec.render import compose
+    from pvrec.render.classify import parse_color
+    from pvrec.render.compose import METRIC_COLORS
+
+    rec = make_recording(tmp_path / "rec", frames=6)
+    got = {}
+    orig = compose.Picture.__init__
+
+    def spy(self, *a, **kw):
+        got["metrics"] = kw.get("metrics")
+        got["timeline"] = kw.get("timeline")
+        orig(self, *a, **kw)
+
+    compose.Picture.__init__ = spy
+    try:
+        render_recording(rec, tmp_path / "m.png",
+                         timeline_metrics="free_hp_blocks,unusable_index@DMA32")
+    finally:
+        compose.Picture.__init__ = orig
+    labels, values = got["metrics"]
+    assert labels == ["free_hp_blocks (Normal)", "unusable_index (DMA32)"]  # Normal: largest
+    r = open_recording(rec)
+    want = [[frame_metrics(r.read_runs(i), r.header)["Normal"]["free_hp_blocks"],
+             frame_metrics(r.read_runs(i), r.header)["DMA32"]["unusable_index"]]
+            for i in range(6)]
+    assert np.allclose(values, want)
+    assert got["timeline"] is not None  # implies --timeline
+    img = png(tmp_path / "m.png")
+    for c in METRIC_COLORS[:2]:  # both lines are drawn
+        assert (img == parse_color(c)).all(-1).sum() > 10
+    plain = tmp_path / "plain.png"
+    ok(run_pvrec("render", rec, "-o", plain, "--timeline"))
+    from pvrec.render.classify import default_scheme
+    from pvrec.render.compose import TIMELINE_H, Options, Picture, choose_layout
+
+    header, o = {**HEADER, "pfn_count": 4096}, Options(timeline=True)
+    g = Picture(choose_layout(header, default_scheme(), o), default_scheme(), header, o).geo
+    base = png(plain)
+    rows = np.flatnonzero((img[:base.shape[0]] != base).any(-1).any(1))
+    assert rows.size and rows.min() >= g.timeline_y + TIMELINE_H  # below the class strip
+
+
+def test_timeline_metrics_video_pair_and_bad_names(pair, tmp_path):
+    from pvrec.render import compose
+
+    a, b = pair
+    got = []
+    orig = compose.Picture.__init__
+
+    def spy(self, *args, **kw):
+        got.append(kw.get("metrics"))
+        orig(self, *args, **kw)
+
+    compose.Picture.__init__ = spy
+    try:
+        s = render_recording([a, b], tmp_path / "ab.gif", timeline_metrics=["mixed_blocks"])
+    finally:
+        compose.Picture.__init__ = orig
+    assert s.frames == 8
+    (_, va, sa), (_, vb, sb) = got[-2:]  # one scale for both runs: the lines compare
+    assert np.array_equal(sa[0], sb[0]) and np.array_equal(sa[1], sb[1])
+    assert sa[0][0] == min(va.min(), vb.min()) and sa[1][0] == max(va.max(), vb.max())
+    ok(run_pvrec("render", a, "-o", tmp_path / "m.gif", "--timeline-metrics",
+                 "buddy_order_9,largest_free_run"))
+    fails(run_pvrec("render", a, "-o", tmp_path / "x.mp4", "--timeline-metrics",
+                    "free_hp_blocks,bogus"), "unknown metric 'bogus'", "valid metrics")
+    fails(run_pvrec("render", a, "-o", tmp_path / "x.mp4", "--timeline-metrics",
+                    "free_pages@HighMem"), "no zone 'HighMem'", "DMA32, Normal")
+    fails(run_pvrec("render", a, "-o", tmp_path / "x.mp4", "--timeline-metrics",
+                    "free_pages,free_pages,free_pages,free_pages,free_pages"), "at most 4")
+    assert not (tmp_path / "x.mp4").exists()
