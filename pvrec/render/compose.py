@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from pvrec.errors import PvrecError
 from pvrec.render.classify import HOLE, Scheme
-from pvrec.render.raster import MapLayout, format_offset, format_range
+from pvrec.render.raster import PANEL_GAP, MapLayout, format_offset, format_range
 
 THEME_UI = {
     #         background  text       dim text   ribbon A   ribbon B   changed    tile frame
@@ -416,6 +416,10 @@ class Picture:
         for t in lay.tiles:  # a frame around each tile, so pale classes keep an edge
             x, y = g.map_x + t.x, g.map_y + t.y
             canvas[max(0, y - 1):y + t.rows + 1, max(0, x - 1):x + lay.tile_width + 1] = pal.frame
+        for tiles in lay.panels[1:]:  # a rule between the panels of NUMA nodes
+            x = g.map_x + min(t.x for t in tiles) - PANEL_GAP // 2
+            canvas[g.map_y - TILE_LABEL_H:g.map_y + lay.height + ZONE_LABEL_H, x:x + 1] = \
+                pal.ribbon[1]
         self._draw_tile_labels(canvas)
         self._draw_zones(canvas)
         self._draw_legend(canvas)
@@ -644,7 +648,7 @@ def choose_layout(header: dict, scheme: Scheme, options: Options, *, kind: str =
         lay = MapLayout.build(header, kind=kind, ppp=k, width=width, gap=0)
         if not options.map_only:  # the gap holds the zone ribbon, if the tiles leave room
             lay.gap = GAP if len(lay.tiles) <= 8 else GAP_MANY if lay.tile_width >= 16 else 1
-            lay.arrange(len(lay.tiles), TILE_LABEL_H + ZONE_LABEL_H + 4)
+            lay.arrange(lay.max_cols, TILE_LABEL_H + ZONE_LABEL_H + 4)
         return lay
 
     text = Text()  # one text measurer for every candidate: widths are cached
@@ -656,7 +660,7 @@ def choose_layout(header: dict, scheme: Scheme, options: Options, *, kind: str =
     for k in ks:
         lay = build(k)
         pic = Picture(lay, scheme, header, options, ram_pages=ram_pages, text=text)
-        for cols in range(len(lay.tiles), 0, -1):
+        for cols in range(lay.max_cols, 0, -1):
             g = pic.geometry_for(*lay.size_for(cols))
             if g.width <= fit[0] and g.height <= fit[1]:
                 lay.arrange(cols)

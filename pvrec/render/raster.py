@@ -23,6 +23,7 @@ from pvrec.errors import PvrecError
 from pvrec.render.classify import HOLE
 
 TILE_ROWS = 512  # rows (huge pages) per tile: 1 GiB with 4 KiB pages and 2 MiB huge pages
+PANEL_GAP = 24  # pixels between the panels of NUMA nodes
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Tile:
     rows: int
     x: int = 0
     y: int = 0
+    panel: int = 0  # the NUMA node panel it is drawn in (0 with one node)
 
 
 @dataclass
@@ -112,6 +114,25 @@ def marks_of(header: dict) -> list[Mark]:
     return marks
 
 
+def node_spans(header: dict) -> list[tuple[int, int, int]]:
+    """(node, first PFN, end PFN) of each NUMA node with memory, in PFN order; [] for one node
+    (or a header that does not say)."""
+    n = int(header["pfn_count"])
+    nodes = header.get("nodes")
+    if not isinstance(nodes, list) or len(nodes) < 2:
+        return []
+    spans = []
+    for nd in nodes:
+        if isinstance(nd, dict):
+            rs = _ranges(nd.get("ranges"), n)
+            if rs:
+                spans.append((nd.get("node"), rs[0][0], rs[-1][1]))
+    spans.sort(key=lambda x: x[1])
+    if len(spans) < 2 or any(a[2] > b[1] for a, b in zip(spans, spans[1:], strict=False)):
+        return []  # one node with memory, or interleaved nodes: one map
+    return spans
+
+
 def divisors(n: int) -> list[int]:
     """The divisors of n, ascending."""
     return [k for k in range(1, n + 1) if n % k == 0]
@@ -168,26 +189,54 @@ class MapLayout:
             tile_rows = TILE_ROWS
             tile_pages = row * tile_rows
             tiles = []
-            for first in range(0, n, tile_pages):
-                last = min(first + tile_pages, n)
-                if not _covered(holes, first, last):
-                    tiles.append(Tile(first, -(-(last - first) // row)))
+            spans = node_spans(header)
+            if spans:  # one panel per node: its tiles start where the node starts
+                for panel, (_node, s, e) in enumerate(spans):
+                    for first in range(s - s % row, e, tile_pages):
+                        last = min(first + tile_pages, e)
+                        if not _covered(holes, first, last):
+                            tiles.append(Tile(first, -(-(last - first) // row), panel=panel))
+            else:
+                for first in range(0, n, tile_pages):
+                    last = min(first + tile_pages, n)
+                    if not _covered(holes, first, last):
+                        tiles.append(Tile(first, -(-(last - first) // row)))
         lay = cls(n, row, ppp, tile_rows, tiles, holes, page_size, kind, gap, gap,
                   marks=marks_of(header))
         lay.arrange(cols or len(tiles), vgap)
         return lay
 
+    @property
+    def panels(self) -> list[list[Tile]]:
+        """The tiles of each NUMA node panel (one panel on a single-node machine)."""
+        out: list[list[Tile]] = []
+        for t in self.tiles:
+            while len(out) <= t.panel:
+                out.append([])
+            out[t.panel].append(t)
+        return [p for p in out if p]
+
+    @property
+    def max_cols(self) -> int:
+        """The most columns arrange() can use: the tiles of the largest panel."""
+        return max((len(p) for p in self.panels), default=1)
+
     def arrange(self, cols: int, vgap: int | None = None) -> None:
         """Place the tiles in a grid of `cols` columns (row-major): `gap` pixels apart
-        side by side, `vgap` between grid rows (room for labels; default: as before)."""
-        self.cols = max(1, min(cols, len(self.tiles)))
+        side by side, `vgap` between grid rows (room for labels; default: as before). With
+        several NUMA nodes each node's tiles get such a grid, the grids side by side."""
+        self.cols = max(1, min(cols, self.max_cols))
         if vgap is not None:
             self.vgap = vgap
         w = self.tile_width
-        for i, t in enumerate(self.tiles):
-            r, c = divmod(i, self.cols)
-            t.x = c * (w + self.gap)
-            t.y = r * (self.tile_rows + self.vgap)
+        x0 = 0
+        for tiles in self.panels:
+            c_n = min(self.cols, len(tiles))
+            for i, t in enumerate(tiles):
+                r, c = divmod(i, c_n)
+                t.x = x0 + c * (w + self.gap)
+                t.y = r * (self.tile_rows + self.vgap)
+            x0 += c_n * w + (c_n - 1) * self.gap + PANEL_GAP
         self.width, self.height = self.size_for(self.cols)
 
     @property
@@ -201,11 +250,15 @@ class MapLayout:
     def size_for(self, cols: int) -> tuple[int, int]:
         """(width, height) of the map if arranged in `cols` columns (a last, partial tile is
         only as tall as its rows)."""
-        cols = max(1, min(cols, len(self.tiles)))
-        rows = -(-len(self.tiles) // cols)
-        last_row = max(t.rows for t in self.tiles[(rows - 1) * cols:])
-        return (cols * self.tile_width + (cols - 1) * self.gap,
-                (rows - 1) * (self.tile_rows + self.vgap) + last_row)
+        cols = max(1, min(cols, self.max_cols))
+        width = height = 0
+        for tiles in self.panels:
+            c_n = min(cols, len(tiles))
+            rows = -(-len(tiles) // c_n)
+            last_row = max(t.rows for t in tiles[(rows - 1) * c_n:])
+            width += c_n * self.tile_width + (c_n - 1) * self.gap
+            height = max(height, (rows - 1) * (self.tile_rows + self.vgap) + last_row)
+        return width + PANEL_GAP * (len(self.panels) - 1), height
 
     def tile_label(self, tile: Tile) -> str:
         """The tile's offset in physical memory, e.g. '4 GiB'."""

@@ -374,3 +374,86 @@ def test_timeline_metrics_video_pair_and_bad_names(pair, tmp_path):
     fails(run_pvrec("render", a, "-o", tmp_path / "x.mp4", "--timeline-metrics",
                     "free_pages,free_pages,free_pages,free_pages,free_pages"), "at most 4")
     assert not (tmp_path / "x.mp4").exists()
+
+
+# ------------------------------------------------------------------------- NUMA panels
+
+G = 262144  # pages in 1 GiB
+
+
+def numa_header() -> dict:
+    """2 nodes, 4 GiB of RAM: node 0 0-1.5 GiB, a hole to 2 GiB, node 1 2-4.5 GiB."""
+    n = 4 * G + G // 2
+    return {"page_size": 4096, "hpage_pages": 512, "pfn_count": n,
+            "ram_ranges": [[0, 3 * G // 2], [2 * G, n]],
+            "zones": [{"node": 0, "name": "DMA32", "start_pfn": 0, "end_pfn": 3 * G // 2},
+                      {"node": 1, "name": "DMA32", "start_pfn": 2 * G, "end_pfn": 4 * G},
+                      {"node": 1, "name": "Normal", "start_pfn": 4 * G, "end_pfn": n}],
+            "nodes": [{"node": 0, "ranges": [[0, 3 * G // 2]]},
+                      {"node": 1, "ranges": [[2 * G, n]]}],
+            "hostname": "numa", "kernel": "6.1", "command": ["stress"]}
+
+
+@pytest.fixture(scope="module")
+def numa(tmp_path_factory) -> Path:
+    from pvrec.recording import Writer
+    from tests.unit.test_render_data import synthetic_frame
+
+    h = numa_header()
+    w = Writer(tmp_path_factory.mktemp("numa") / "rec", h, durable=False)
+    f = synthetic_frame(0, h["pfn_count"])
+    f[3 * G // 2:2 * G] = 0
+    w.add_frame(f, 0.0, {})
+    w.add_frame(f, 1.0, {})
+    w.close({"reason": "test"})
+    return w.path
+
+
+def test_numa_nodes_get_a_panel_each_with_their_own_tiles():
+    from pvrec.render.raster import PANEL_GAP, MapLayout
+
+    lay = MapLayout.build(numa_header())
+    assert [(t.panel, t.first_pfn) for t in lay.tiles] == [
+        (0, 0), (0, G), (1, 2 * G), (1, 3 * G), (1, 4 * G)]  # node 1 starts its own tiles
+    assert [t.rows for t in lay.tiles] == [512, 256, 512, 512, 256]
+    lay.arrange(2)  # 2 columns in each panel: node 0 one row of 2, node 1 two rows
+    x = [t.x for t in lay.tiles]
+    assert x[2] - (x[1] + 512) == PANEL_GAP and x[4] == x[2]
+    assert lay.size_for(2) == (4 * 512 + 2 * lay.gap + PANEL_GAP, 512 + lay.vgap + 256)
+    one = MapLayout.build({**numa_header(), "nodes": numa_header()["nodes"][:1]})
+    assert [t.first_pfn for t in one.tiles] == [0, G, 2 * G, 3 * G, 4 * G]
+    assert all(t.panel == 0 for t in one.tiles)
+
+
+def test_numa_map_pixels_are_their_pages(numa, tmp_path):
+    from pvrec.recording import open_recording
+    from pvrec.render.classify import ValueClassifier, default_scheme
+    from pvrec.render.compose import Options, choose_layout
+
+    out = tmp_path / "map.png"
+    ok(run_pvrec("render", numa, "-o", out, "--map-only", "-k", "1"))
+    img = np.asarray(Image.open(out))  # palette indices: class numbers
+    cls = ValueClassifier(default_scheme())(open_recording(numa).read(-1))
+    cls[3 * G // 2:2 * G] = 0
+    lay = choose_layout(numa_header(), default_scheme(), Options(map_only=True), ppp=1,
+                        ram_pages=4 * G)
+    assert lay.cols == 2  # 2 tiles wide in each panel: 2584 px would not fit 1920
+    assert img.shape == (lay.height, lay.width)
+    for t in lay.tiles:
+        want = cls[t.first_pfn:t.first_pfn + t.rows * 512].reshape(t.rows, 512)
+        assert np.array_equal(img[t.y:t.y + t.rows, t.x:t.x + 512], want), t
+
+
+def test_numa_picture_is_labelled_per_node(numa, tmp_path):
+    out = tmp_path / "numa.png"
+    ok(run_pvrec("render", numa, "-o", out, "--timeline"))
+    from pvrec.render.classify import default_scheme
+    from pvrec.render.compose import Options, Picture, choose_layout
+
+    h, o = numa_header(), Options(timeline=True)
+    lay = choose_layout(h, default_scheme(), o, ram_pages=4 * G)
+    assert len(lay.panels) == 2
+    names = [m.name for m in lay.marks if m.kind == "node"]
+    assert names == ["node 0", "node 1"]
+    pic = Picture(lay, default_scheme(), h, o, ram_pages=4 * G)
+    assert png(out).shape[:2] == (pic.size[1], pic.size[0])
