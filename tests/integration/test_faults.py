@@ -203,8 +203,10 @@ def test_render_killed_with_sigkill_never_leaves_a_broken_output(tmp_path):
     out.write_bytes(b"the old one")
     env = dict(os.environ, PYTHONPATH=str(REPO))
     p = subprocess.Popen([sys.executable, "-m", "pvrec", "render", "-q", "-f", str(rec), "-o",
-                          str(out)], env=env)
-    time.sleep(1.5)
+                          str(out)], env=env, stderr=subprocess.DEVNULL)
+    end = time.monotonic() + 30
+    while not list(tmp_path.glob(".out.pvrec-*.tmp.gif")) and time.monotonic() < end:
+        time.sleep(0.005)  # kill it while the new file is being written
     p.kill()
     p.wait()
     assert out.read_bytes() == b"the old one"  # the new one was never renamed in place
