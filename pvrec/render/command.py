@@ -34,7 +34,14 @@ from pvrec.recording import Frame, RecordingWarning, Runs, encode_flags, open_re
 from pvrec.render import classify
 from pvrec.render.classify import Scheme, ValueClassifier, make_scheme
 from pvrec.render.compose import FIT_DEFAULT, MARGIN, Options, Picture, choose_layout
-from pvrec.render.encode import DEFAULT_CRF, DEFAULT_PRESET, make_encoder, output_kind
+from pvrec.render.encode import (
+    DEFAULT_CRF,
+    DEFAULT_PRESET,
+    Cancelled,
+    FfmpegEncoder,
+    make_encoder,
+    output_kind,
+)
 from pvrec.render.raster import MapLayout
 from pvrec.units import format_bytes, format_duration
 
@@ -691,7 +698,14 @@ def render_source(source: Source, out_path: str | os.PathLike, *, classes: str |
             if rendered == 0:
                 raise PvrecError(f"{sources[m].name}: no frame in the chosen range could be "
                                  f"read")
-            enc.close()
+            if isinstance(enc, FfmpegEncoder):
+                try:
+                    enc.close(cancelled=lambda: interrupt.hit)
+                except Cancelled:
+                    raise PvrecError(f"interrupted; {out} was not written",
+                                     exit_code=128 + int(interrupt.signum)) from None
+            else:
+                enc.close()
         except BaseException:
             enc.abort()
             raise
@@ -854,6 +868,16 @@ examples:
 """
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number of pages")
+    return value
+
+
 def _add_picture_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("picture")
     g.add_argument("--classes", metavar="SCHEME", default=None,
@@ -870,7 +894,7 @@ def _add_picture_options(p: argparse.ArgumentParser) -> None:
                         "pixel (x, y) is PFN y*WIDTH + x")
     g.add_argument("--width", type=int, metavar="PAGES",
                    help="pages per row with --layout rows (default: one huge page, 512)")
-    g.add_argument("-k", "--pages-per-pixel", type=int, metavar="K",
+    g.add_argument("-k", "--pages-per-pixel", type=_positive_int, metavar="K",
                    help="pages one pixel stands for (divides the row); default: the smallest "
                         "K that fits --fit")
     g.add_argument("--scale", type=int, metavar="S",
@@ -1098,11 +1122,7 @@ def open_source(source: str | None, kpageflags: str | None) -> tuple[Source, str
             _warn_stderr(msg)
         return src, n
     from pvrec.layout import flat_layout, live_layout, machine_identity, max_pfn
-
-    try:
-        from pvrec.recorder.kpageflags import read_kpageflags
-    except ImportError:  # the recorder half is not there: read it ourselves
-        read_kpageflags = _read_kpageflags
+    from pvrec.recorder.kpageflags import read_kpageflags
     if kpageflags:
         flags = read_kpageflags(kpageflags)
         header = {**flat_layout(int(flags.size)), "pfn_count": int(flags.size)}
@@ -1115,31 +1135,16 @@ def open_source(source: str | None, kpageflags: str | None) -> tuple[Source, str
         None
 
 
-def _read_kpageflags(path: str, pfn_count: int = 0) -> np.ndarray:
-    """Fallback reader: whole file (or pfn_count words) with os.preadv in 1 MiB chunks."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as exc:
-        raise PvrecError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        n = pfn_count or os.fstat(fd).st_size // 8
-        out = np.empty(n, dtype=np.uint64)
-        view, done = memoryview(out).cast("B"), 0
-        while done < view.nbytes:
-            got = os.preadv(fd, [view[done:done + (1 << 20)]], done)
-            if got <= 0:
-                break
-            done += got
-        return out[: done // 8]
-    finally:
-        os.close(fd)
-
-
 def run_snapshot(args: argparse.Namespace) -> int:
     out = Path(args.output)
-    if output_kind(out) != "png":
-        raise PvrecError(f"snapshot writes a .png picture, not {out}")
+    if out.suffix.lower() != ".png":
+        raise PvrecError(f"snapshot writes one .png picture, not {out}; for a video of a "
+                         f"recording use pvrec render")
     source, n = open_source(args.source, args.kpageflags)
+    count = len(source)
+    if n is not None and n.lstrip("-").isdigit() and not -count <= int(n) < count:
+        raise PvrecError(f"frame {n} is out of range: {source.name} has {count} frames "
+                         f"(0..{count - 1})")
     kw = _picture_kwargs(args)
     if isinstance(source, ArraySource):  # memory now, or a dump: no recording time to show
         kw.update(clock=False, title=args.title or source.name)

@@ -17,6 +17,7 @@ abort() removes the temp file, so an interrupted render leaves nothing behind.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,10 @@ class Encoder:
         """Stop and remove whatever was written."""
 
 
+class Cancelled(Exception):
+    """The render was interrupted while an encoder was finishing its file."""
+
+
 class FfmpegEncoder(Encoder):
     """MP4 / GIF / WebP through imageio-ffmpeg's write_frames, pal8 in."""
 
@@ -174,10 +179,13 @@ class FfmpegEncoder(Encoder):
         for _ in range(n):
             self._send()
 
-    def close(self) -> None:
+    def close(self, cancelled: Callable[[], bool] = lambda: False) -> None:
         gen, self._gen = self._gen, None
         if gen is not None:
             gen.close()  # ffmpeg finishes the file (moov atom, GIF trailer) and exits
+        if cancelled():  # Ctrl-C while ffmpeg was finishing: nothing goes in place
+            self.tmp.unlink(missing_ok=True)
+            raise Cancelled()
         code = getattr(self._proc, "returncode", 0)
         if code:
             self.tmp.unlink(missing_ok=True)
@@ -196,6 +204,8 @@ class FfmpegEncoder(Encoder):
 
     def abort(self) -> None:
         gen, self._gen = self._gen, None
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()  # no point waiting for it to encode what is thrown away
         try:
             if gen is not None:
                 gen.close()
