@@ -843,7 +843,7 @@ def render_recording(rec_path: str | os.PathLike | list | tuple,
 
 RENDER_HELP = "turn a recording into an MP4 / GIF / WebP / PNG where every pixel is one page"
 RENDER_DESCRIPTION = """\
-Draw every frame of a recording as the seed article's map of physical memory: one
+Draw every frame of a recording as a map of physical memory: one
 pixel per page frame in PFN order, one row per huge page (2 MiB), 1 GiB tiles side by
 side, coloured by what the kernel uses each page for, with a legend of live sizes, a
 header (command, host, elapsed time) and zone boundaries. The output type comes from
@@ -882,8 +882,8 @@ def _add_picture_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("picture")
     g.add_argument("--classes", metavar="SCHEME", default=None,
                    help="default (semantic classes), flags (each flag combination a state, "
-                        "as the seed article), or FILE.toml (your classes: pvrec classes "
-                        "--help)")
+                        "after dropping referenced and uptodate), or FILE.toml (your classes: "
+                        "pvrec classes --help)")
     g.add_argument("--ignore-flags", metavar="NAMES", default=None,
                    help="with --classes flags: flags to drop before combining "
                         f"(default {classify.DEFAULT_IGNORE})")
@@ -1192,5 +1192,5 @@ def run_classes(args: argparse.Namespace) -> int:
             row += [f"{pages[i] * page_size / (1 << 20):,.1f}", f"{100 * pages[i] / ram:.1f}"]
         row.append(c.description)
         table.add_row(*row)
-    Console().print(table)
+    Console(width=max(Console().width, 120)).print(table)  # piped: keep the colour column whole
     return 0
