@@ -79,3 +79,12 @@ def tiny_tmpfs(tmp_path):
         pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
     yield mnt
     subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.fixture
+def dump(tmp_path):
+    """A small raw kpageflags dump (64 Ki pages) that records in milliseconds: (path, flags)."""
+    flags = synthetic_flags(1 << 16, seed=3, runs=400)
+    path = tmp_path / "small.kpf"
+    flags.astype("<u8").tofile(path)
+    return path, flags

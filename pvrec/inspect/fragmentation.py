@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
 import sys
 from pathlib import Path
 
 from pvrec.errors import PvrecError
 from pvrec.metrics import METRICS, check_metric_names, frame_metrics, kernel_figures
+from pvrec.output import check_output, write_atomically
 from pvrec.recording import open_recording
 
 
@@ -78,15 +78,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(buf.getvalue())
         return 0
     out = Path(args.output)
-    if out.exists() and not args.force:
-        raise PvrecError(f"{out} exists (use --force to overwrite it)")
-    if not out.parent.is_dir():
-        raise PvrecError(f"output directory {out.parent} does not exist")
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(buf.getvalue())
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    check_output(out, args.force)
+    write_atomically(out, lambda tmp: tmp.write_text(buf.getvalue()))
     print(f"pvrec: wrote {len(rec)} rows to {out}", file=sys.stderr)
     return 0

@@ -7,11 +7,10 @@ and any other kpageflags tool can read it.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from pvrec.errors import PvrecError
+from pvrec.output import check_output, write_atomically
 from pvrec.recording import open_recording
 from pvrec.units import format_bytes
 
@@ -36,24 +35,10 @@ def export_frame(recording: str, frame: int, output: str, force: bool = False
                  ) -> tuple[int, int]:
     """Write the frame as a raw dump (atomically); returns (its frame number, bytes written)."""
     out = Path(output)
-    if out.is_dir():
-        raise PvrecError(f"output {out} is a directory; name a file")
-    if out.exists() and not force:
-        raise PvrecError(f"output {out} exists (use --force to overwrite it)")
-    if not out.parent.is_dir():
-        raise PvrecError(f"output directory {out.parent} does not exist")
+    check_output(out, force)
     rec = open_recording(recording)
     flags = rec.read(frame).astype("<u8", copy=False)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        flags.tofile(tmp)
-        os.replace(tmp, out)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise PvrecError(f"cannot write {out}: {exc.strerror or exc}", exit_code=1) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomically(out, flags.tofile)
     return rec.frames[frame].index, int(flags.nbytes)
 
 

@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 from pvrec.errors import PvrecError
 from pvrec.render.classify import HOLE, Scheme
 from pvrec.render.raster import PANEL_GAP, MapLayout, format_offset, format_range
+from pvrec.units import format_duration
 
 THEME_UI = {
     #         background  text       dim text   ribbon A   ribbon B   changed    tile frame
@@ -219,13 +220,7 @@ def _metric_value(v: float) -> str:
 
 def format_time(t: float) -> str:
     """t=+12.0s, t=+2m05.0s, t=+1h02m03s (equal-width digits keep it still)."""
-    if t < 60:
-        return f"t=+{t:.1f}s"
-    m, s = divmod(t, 60)
-    if m < 60:
-        return f"t=+{int(m)}m{s:04.1f}s"
-    h, m = divmod(int(m), 60)
-    return f"t=+{h}h{m:02d}m{int(s):02d}s"
+    return "t=+" + format_duration(t)
 
 
 @dataclass

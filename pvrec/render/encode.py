@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from pvrec.errors import PvrecError
+from pvrec.output import temp_beside, write_atomically
 
 SUFFIXES = {".mp4": "mp4", ".gif": "gif", ".webp": "webp", ".png": "png"}
 DEFAULT_CRF = 20
@@ -44,11 +45,6 @@ def output_kind(path: Path) -> str:
         raise PvrecError(f"cannot tell the output type of {path}: use a suffix of {known}, "
                          f"or an existing directory for one PNG per frame")
     return kind
-
-
-def temp_path(path: Path) -> Path:
-    """A hidden name beside path, keeping the suffix (ffmpeg picks the format by it)."""
-    return path.with_name(f".{path.stem}.pvrec-{os.getpid()}.tmp{path.suffix}")
 
 
 def upscale(img: np.ndarray, scale: int, out: np.ndarray | None = None) -> np.ndarray:
@@ -128,7 +124,7 @@ class FfmpegEncoder(Encoder):
         c = palette.astype(np.uint32)
         argb = (np.uint32(0xFF) << 24) | (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
         self.buf[w * h:] = np.frombuffer(argb.astype("<u4").tobytes(), dtype=np.uint8)
-        self.tmp = temp_path(self.path)
+        self.tmp = temp_beside(self.path)
         self._gen = None
         self._proc = None
         self._start(crf, preset)
@@ -219,16 +215,7 @@ def write_png(path: Path, img: np.ndarray, palette: np.ndarray, scale: int = 1) 
 
     im = Image.fromarray(np.ascontiguousarray(upscale(img, scale)), "P")
     im.putpalette(palette.reshape(-1).tolist())
-    tmp = temp_path(path)
-    try:
-        im.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise PvrecError(f"cannot write {path}: {exc.strerror or exc}", exit_code=1) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda tmp: im.save(tmp, format="PNG"))
 
 
 class PngEncoder(Encoder):

@@ -18,16 +18,8 @@ from pvrec.recorder import kpageflags
 from pvrec.recorder.kpageflags import PageFlagsFile
 from pvrec.recorder.sampler import Sampler
 from pvrec.recording import RecordingWarning, Writer, open_recording
-from tests.conftest import REPO, run_pvrec, synthetic_flags
+from tests.conftest import REPO, run_pvrec
 from tests.integration.test_record import record, start_recorder, wait_frames
-
-
-@pytest.fixture
-def dump(tmp_path):
-    flags = synthetic_flags(1 << 16, seed=5, runs=300)
-    path = tmp_path / "small.kpf"
-    flags.astype("<u8").tofile(path)
-    return path, flags
 
 
 def alive(pid: int) -> bool:

@@ -16,16 +16,7 @@ import numpy as np
 import pytest
 
 from pvrec.recording import RecordingWarning, open_recording
-from tests.conftest import REPO, needs_kpageflags, run_pvrec, synthetic_flags
-
-
-@pytest.fixture
-def dump(tmp_path):
-    """A small raw kpageflags dump (64 Ki pages) that records in milliseconds."""
-    flags = synthetic_flags(1 << 16, seed=3, runs=400)
-    path = tmp_path / "small.kpf"
-    flags.astype("<u8").tofile(path)
-    return path, flags
+from tests.conftest import REPO, needs_kpageflags, run_pvrec
 
 
 def record(dump_path, out, *extra, **kw):
