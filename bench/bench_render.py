@@ -158,7 +158,7 @@ def premade_frames(rec_path: Path, frames: int, kind: str = "mp4") -> tuple[list
             made.append(bytes(self.buf))
             self.frames += 1
 
-        def close(self):
+        def close(self, cancelled=None):
             pass
 
     encode.FfmpegEncoder = Capture

@@ -38,7 +38,6 @@ from pvrec.render.encode import (
     DEFAULT_CRF,
     DEFAULT_PRESET,
     Cancelled,
-    FfmpegEncoder,
     make_encoder,
     output_kind,
 )
@@ -698,14 +697,11 @@ def render_source(source: Source, out_path: str | os.PathLike, *, classes: str |
             if rendered == 0:
                 raise PvrecError(f"{sources[m].name}: no frame in the chosen range could be "
                                  f"read")
-            if isinstance(enc, FfmpegEncoder):
-                try:
-                    enc.close(cancelled=lambda: interrupt.hit)
-                except Cancelled:
-                    raise PvrecError(f"interrupted; {out} was not written",
-                                     exit_code=128 + int(interrupt.signum)) from None
-            else:
-                enc.close()
+            try:
+                enc.close(cancelled=lambda: interrupt.hit)
+            except Cancelled:
+                raise PvrecError(f"interrupted; {out} was not written",
+                                 exit_code=128 + int(interrupt.signum)) from None
         except BaseException:
             enc.abort()
             raise

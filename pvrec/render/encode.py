@@ -93,8 +93,8 @@ class Encoder:
         """Send the last frame n more times (held frames, slow --speed)."""
         raise NotImplementedError
 
-    def close(self) -> None:
-        """Finish the file and put it in place."""
+    def close(self, cancelled: Callable[[], bool] = lambda: False) -> None:
+        """Finish the file and put it in place (unless cancelled() says otherwise by then)."""
 
     def abort(self) -> None:
         """Stop and remove whatever was written."""
@@ -234,7 +234,7 @@ class PngEncoder(Encoder):
     def repeat(self, n: int) -> None:
         pass
 
-    def close(self) -> None:
+    def close(self, cancelled: Callable[[], bool] = lambda: False) -> None:
         if self.last is None:
             raise PvrecError(f"no frame to write to {self.path}")
         write_png(self.path, self.last, self.palette, self.scale)
