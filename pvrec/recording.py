@@ -80,8 +80,12 @@ def _from_starts(starts: np.ndarray, values: np.ndarray, n: int) -> Runs:
     keep = np.empty(values.size, dtype=bool)
     keep[:1] = True
     np.not_equal(values[1:], values[:-1], out=keep[1:])
-    starts, values = starts[keep], values[keep]
-    return Runs(np.diff(starts, append=n).astype(np.int64), values)
+    if not keep.all():
+        starts, values = starts[keep], values[keep]
+    lengths = np.empty(starts.size, dtype=np.int64)
+    np.subtract(starts[1:], starts[:-1], out=lengths[:-1])
+    lengths[-1:] = n - starts[-1:]
+    return Runs(lengths, values)
 
 
 def encode_flags(flags: np.ndarray) -> Runs:
@@ -188,15 +192,15 @@ def _xor_merge(a: Runs, b: Runs) -> Runs:
     sa, sb = a.starts(), b.starts()
     merged = np.concatenate((sa, sb))
     order = np.argsort(merged, kind="stable")  # two sorted runs: a linear merge
-    from_a = order < sa.size
-    ia = np.cumsum(from_a) - 1
-    ib = np.cumsum(~from_a) - 1
     s = merged[order]
-    last = np.empty(s.size, dtype=bool)  # of equal starts keep the last: both indexes advanced
+    # Of equal starts keep the last, where both run indexes have advanced.
+    last = np.empty(s.size, dtype=bool)
     last[-1:] = True
     np.not_equal(s[1:], s[:-1], out=last[:-1])
-    values = a.values[ia[last]] ^ b.values[ib[last]]
-    return _from_starts(s[last], values, n)
+    at = np.flatnonzero(last)
+    from_a = np.cumsum(order < sa.size)[at]  # runs of a begun so far
+    values = a.values[from_a - 1] ^ b.values[at - from_a]
+    return _from_starts(s[at], values, n)
 
 
 def _smallest_uint(max_value: int) -> type:
