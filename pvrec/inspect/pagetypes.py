@@ -19,6 +19,7 @@ import numpy as np
 
 from pvrec import flags as kpf
 from pvrec.errors import PvrecError
+from pvrec.recording import encode_flags
 
 SUMMARY_HEADER = (
     "             flags\tpage-count       MB  symbolic-flags\t\t\tlong-symbolic-flags\n"
@@ -41,14 +42,8 @@ _POW16 = np.array([16**k for k in range(1, 16)], dtype=np.uint64)
 
 def runs_of(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Run-length form of a flags array: (lengths int64, values uint64), neighbours differ."""
-    flags = np.ascontiguousarray(flags, dtype=np.uint64)
-    if flags.size == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
-    starts = np.flatnonzero(flags[1:] != flags[:-1])
-    starts += 1
-    starts = np.concatenate((np.zeros(1, starts.dtype), starts))
-    lengths = np.diff(starts, append=flags.size).astype(np.int64)
-    return lengths, flags[starts]
+    runs = encode_flags(flags)
+    return runs.lengths.astype(np.int64), runs.values
 
 
 def parse_addr_spec(spec: str) -> tuple[int, int]:

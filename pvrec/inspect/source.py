@@ -18,7 +18,7 @@ import numpy as np
 
 from pvrec.errors import PvrecError
 from pvrec.inspect.pagetypes import runs_of
-from pvrec.recorder.kpageflags import CHUNK_PAGES, KPAGEFLAGS, PageFlagsFile, SampleError
+from pvrec.recorder.kpageflags import KPAGEFLAGS, PageFlagsFile, SampleError, read_kpageflags
 
 _RUN_AT = re.compile(r"(?P<path>.*)@(?P<frame>[+-]?[0-9]+)")
 
@@ -65,7 +65,7 @@ def _live_error(path: str, exc: PvrecError) -> PvrecError:
     except OSError as probe:
         if probe.errno in (errno.EPERM, errno.EACCES):
             return PvrecError(
-                f"cannot read {path}: permission denied; it needs root (CAP_SYS_ADMIN): "
+                f"cannot read {path}: permission denied; it is readable by root only: "
                 f"run `sudo pvrec stats` (or `sudo pvrec list`), or read a dump with -F FILE"
             )
     return exc
@@ -74,26 +74,12 @@ def _live_error(path: str, exc: PvrecError) -> PvrecError:
 def read_live(path: str = KPAGEFLAGS) -> Snapshot:
     """Every PFN of the running system, read once up to the end of the file as page-types does."""
     try:
-        with PageFlagsFile(path) as f:
-            # The kernel costs ~0.1 s per GiB here: read once, to EOF, in big chunks, and keep
-            # only the runs of each chunk.
-            chunks, pfn = [], 0
-            buf = np.empty(CHUNK_PAGES, dtype=np.uint64)
-            while True:
-                try:
-                    got = f.read_into(buf, pfn)
-                except SampleError as exc:
-                    raise PvrecError(str(exc)) from None
-                if got:
-                    chunks.append(buf[:got].copy())
-                pfn += got
-                if got < buf.size:
-                    break
+        flags = read_kpageflags(path)
     except PvrecError as exc:
         raise _live_error(path, exc) from None
-    if pfn == 0:
+    if flags.size == 0:
         raise PvrecError(f"{path} is empty")
-    lengths, values = runs_of(np.concatenate(chunks) if len(chunks) > 1 else chunks[0])
+    lengths, values = runs_of(flags)
     return Snapshot(lengths, values, local_page_size(), path)
 
 

@@ -93,8 +93,8 @@ class RecordingSource(Source):
         self._pos = {f.index: i for i, f in enumerate(self.rec.frames)}
 
     def iter_runs(self, start, stop, step):
-        for info, runs in self.rec.iter_runs(start, stop, step):
-            yield self._pos[info.index], info.t, runs
+        for pos, t, frame in self.iter_frames(start, stop, step):
+            yield pos, t, frame.flags
 
     def read_runs(self, pos):
         return self.rec.read_runs(pos)
