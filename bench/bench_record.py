@@ -23,9 +23,11 @@ import time
 
 import numpy as np
 
-from pvrec.recorder.kpageflags import KPAGEFLAGS, PageFlagsFile
+from pvrec.kernel.kpageflags import KPAGEFLAGS, PageFlagsFile
 from pvrec.recorder.sampler import Sampler
-from pvrec.recording import Writer, disk_usage, open_recording
+from pvrec.recording.format import disk_usage
+from pvrec.recording.reader import open_recording
+from pvrec.recording.writer import Writer
 
 
 def cpu_ratio(frames: int, source: str) -> None:

@@ -37,8 +37,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pvrec import flags as F  # noqa: E402
-from pvrec.recording import Writer, open_recording  # noqa: E402
-from pvrec.render.command import render_recording  # noqa: E402
+from pvrec.recording.reader import open_recording  # noqa: E402
+from pvrec.recording.writer import Writer  # noqa: E402
+from pvrec.render.pipeline import render_recording  # noqa: E402
 
 FIXTURES = REPO.parent / "shared" / "fixtures"
 VM_HEADER = {
@@ -109,11 +110,12 @@ def make_recording(path: Path, frames: int, pages: int | None = None, seed: int 
 
 def pipeline_stages(rec_path: Path, frames: int) -> dict[str, float]:
     """Seconds per frame of each stage alone, over the same frames (cumulative stages)."""
-    from pvrec.render.classify import ValueClassifier, default_scheme
-    from pvrec.render.command import RecordingSource, _ram_header
+    from pvrec.classes import ValueClassifier, default_scheme
     from pvrec.render.compose import Options, Picture, choose_layout
     from pvrec.render.encode import upscale
+    from pvrec.render.pipeline import _ram_header
     from pvrec.render.raster import MapLayout
+    from pvrec.sources import RecordingSource
 
     src = RecordingSource(rec_path)
     header = _ram_header(src.header)

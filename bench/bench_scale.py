@@ -117,10 +117,10 @@ def bench_recorder(flags: np.ndarray, work: Path, frames: int) -> dict:
 
 def bench_renderer(flags: np.ndarray, work: Path, frames: int) -> dict | None:
     try:
-        import pvrec.render.command  # noqa: F401
+        import pvrec.render.pipeline  # noqa: F401
     except ImportError:
         return None
-    from pvrec.recording import Writer
+    from pvrec.recording.writer import Writer
 
     rec = work / "synthetic"
     w = Writer(rec, header(flags.size), force=True)

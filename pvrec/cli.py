@@ -1,4 +1,4 @@
-"""The `pvrec` command line: the subcommand list, and the one place errors become exit codes."""
+"""The `pvrec` command line: the table of subcommands, and the one place errors become exit codes."""
 
 from __future__ import annotations
 
@@ -8,20 +8,24 @@ import sys
 
 from pvrec import __version__
 from pvrec.errors import PvrecError
+from pvrec.messages import say
 
-# Each module has register(subparsers) that adds its subcommands with set_defaults(func=...);
-# func(args) returns the exit code. Imported lazily so `pvrec record` never loads Pillow.
-COMMAND_MODULES = {
-    "record": "pvrec.recorder.command",
-    "demo": "pvrec.recorder.demo",
-    "export": "pvrec.recorder.export",
-    "render": "pvrec.render.command",
-    "snapshot": "pvrec.render.command",
-    "classes": "pvrec.render.command",
-    "stats": "pvrec.inspect.command",
-    "list": "pvrec.inspect.command",
-    "info": "pvrec.inspect.info",
-    "metrics": "pvrec.inspect.fragmentation",
+# command -> (module in pvrec.commands, one-line help). Only the command being run is imported,
+# so `pvrec record` never loads Pillow and `pvrec --help` loads nothing.
+COMMANDS = {
+    "record": ("record", "record every page frame's flags at a fixed interval while a workload "
+                         "runs"),
+    "demo": ("demo", "record and render a 30 s built-in workload: the quickest first look"),
+    "export": ("export", "write one frame back as a raw kpageflags dump (for page-types -F)"),
+    "render": ("render", "turn a recording into an MP4 / GIF / WebP / PNG where every pixel is "
+                         "one page"),
+    "snapshot": ("snapshot", "one picture of memory now (or of a dump, or RUN@N)"),
+    "classes": ("classes", "print the page classes (and their colours) a render would use"),
+    "stats": ("stats", "page-types summary: pages per flag combination"),
+    "list": ("list", "page-types -Nl: runs of pages with equal flags"),
+    "info": ("info", "summary of a recording: machine, sampling quality, class sizes, "
+                     "fragmentation"),
+    "metrics": ("metrics", "fragmentation metrics per frame and zone, as CSV"),
 }
 
 DESCRIPTION = """\
@@ -50,8 +54,20 @@ class _Parser(argparse.ArgumentParser):
         raise PvrecError(f"{message} (see {self.prog} --help)")
 
 
+def add_command(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
+    """The full parser of one command, from its module in pvrec.commands."""
+    module_name, help_text = COMMANDS[name]
+    module = importlib.import_module(f"pvrec.commands.{module_name}")
+    p = sub.add_parser(name, help=help_text, description=module.DESCRIPTION,
+                       epilog=getattr(module, "EPILOG", None),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.register(p)
+    p.set_defaults(func=module.run)
+    return p
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The parser; with a known command name only that command's module is imported."""
+    """The parser; only the named command's module is imported (the others are listed)."""
     parser = _Parser(
         prog="pvrec",
         description=DESCRIPTION,
@@ -60,15 +76,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pvrec {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    wanted = [COMMAND_MODULES[command]] if command in COMMAND_MODULES else COMMAND_MODULES.values()
-    for module_name in dict.fromkeys(wanted):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:  # a half of pvrec not built yet
-                continue
-            raise
-        module.register(sub)
+    for name, (_module, help_text) in COMMANDS.items():
+        if name == command:
+            add_command(sub, name)
+        else:
+            sub.add_parser(name, help=help_text)
     return parser
 
 
@@ -84,10 +96,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return int(args.func(args) or 0)
     except PvrecError as exc:
-        print(f"pvrec: {exc.message}", file=sys.stderr)
+        say(exc.message)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("pvrec: interrupted", file=sys.stderr)
+        say("interrupted")
         return 130
     except BrokenPipeError:
         # `pvrec list ... | head`: the reader left; that is not an error.

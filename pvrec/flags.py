@@ -76,7 +76,6 @@ FLAG_NAMES = dict(sorted(FLAG_NAMES.items()))
 
 ALL_BITS = (1 << 64) - 1
 HACKERS_BITS = 0xFFFF << 32
-OVERLOADED_BITS = 0xFFFF << 48
 COMPOUND_BITS = (1 << COMPOUND_HEAD) | (1 << COMPOUND_TAIL)
 KNOWN_BITS = sum(1 << b for b in FLAG_NAMES)
 _BIT_INDEX = np.array(list(FLAG_NAMES), dtype=np.uint64)

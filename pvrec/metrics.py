@@ -22,7 +22,7 @@ import numpy as np
 
 from pvrec import flags as kpf
 from pvrec.errors import PvrecError
-from pvrec.recording import Runs
+from pvrec.runs import Runs
 
 MAX_ORDER = 10  # largest buddy order of x86-64 kernels up to 6.x (4 MiB blocks)
 U = np.uint64

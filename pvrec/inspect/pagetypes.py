@@ -19,7 +19,7 @@ import numpy as np
 
 from pvrec import flags as kpf
 from pvrec.errors import PvrecError
-from pvrec.recording import encode_flags
+from pvrec.runs import encode_flags
 
 SUMMARY_HEADER = (
     "             flags\tpage-count       MB  symbolic-flags\t\t\tlong-symbolic-flags\n"

@@ -17,10 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pvrec.errors import PvrecError
-from pvrec.recorder.kpageflags import PageFlagsFile, SampleError
-from pvrec.recorder.procstat import read_context
-from pvrec.recorder.workload import Workload, mapped_pfns
-from pvrec.recording import Writer, encode_flags
+from pvrec.kernel.kpageflags import PageFlagsFile, SampleError
+from pvrec.kernel.processes import mapped_pfns
+from pvrec.kernel.procstat import read_context
+from pvrec.recorder.workload import Workload
+from pvrec.recording.writer import Writer
+from pvrec.runs import encode_flags
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -88,12 +90,9 @@ class SamplerStats:
     failed_samples: int = 0
     last_cost: float = 0.0
     costs: list[float] = field(default_factory=list)  # wall seconds per frame (read+encode+write)
-    cpu: list[float] = field(default_factory=list)  # CPU seconds per frame
-    lates: list[float] = field(default_factory=list)  # actual start - scheduled start
     bytes: int = 0
     last_t: float = 0.0  # seconds since frame 0 of the last frame written
     last_error: str = ""
-    behind: bool = False
 
 
 class Sampler:
@@ -113,7 +112,7 @@ class Sampler:
 
     def take(self, scheduled: float) -> bool:
         """Sample now; False (and counted) when the read failed and the frame was skipped."""
-        start, cpu0 = time.monotonic(), time.process_time()
+        start = time.monotonic()
         # Chunks are read, encoded and diffed one at a time inside add_frame (bounded memory).
         runs = (encode_flags(c) for c in self.source.chunks(self.pfn_count))
         cgroup = workload = None
@@ -134,13 +133,11 @@ class Sampler:
             self.stats.failed_samples += 1
             self.stats.last_error = str(exc)
             return False
-        cost, cpu = time.monotonic() - start, time.process_time() - cpu0
+        cost = time.monotonic() - start
         s = self.stats
         s.frames, s.bytes, s.last_cost = self.writer.frames, self.writer.bytes, cost
         s.last_t = start - self.t0
         s.costs.append(cost)
-        s.cpu.append(cpu)
-        s.lates.append(start - scheduled)
         return True
 
 
@@ -204,7 +201,6 @@ def record_loop(
         k_next = max(k + 1, math.floor((done - t0) / interval) + 1)
         missed = k_next - k - 1
         sampler.stats.skipped_ticks += missed
-        sampler.stats.behind = missed > 0
         k = k_next
         on_update()
     if workload is not None and not workload.poll():  # the duration ended first

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from pvrec.classes import HOLE, Scheme
 from pvrec.errors import PvrecError
-from pvrec.render.classify import HOLE, Scheme
 from pvrec.render.raster import PANEL_GAP, MapLayout, format_offset, format_range
 from pvrec.units import format_duration
 

@@ -19,8 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from pvrec.classes import HOLE
 from pvrec.errors import PvrecError
-from pvrec.render.classify import HOLE
 
 TILE_ROWS = 512  # rows (huge pages) per tile: 1 GiB with 4 KiB pages and 2 MiB huge pages
 PANEL_GAP = 24  # pixels between the panels of NUMA nodes

@@ -14,10 +14,11 @@ import warnings
 import numpy as np
 import pytest
 
-from pvrec.recorder import kpageflags
-from pvrec.recorder.kpageflags import PageFlagsFile
+from pvrec.kernel import kpageflags
+from pvrec.kernel.kpageflags import PageFlagsFile
 from pvrec.recorder.sampler import Sampler
-from pvrec.recording import RecordingWarning, Writer, open_recording
+from pvrec.recording.reader import RecordingWarning, open_recording
+from pvrec.recording.writer import Writer
 from tests.conftest import REPO, run_pvrec
 from tests.integration.test_record import record, start_recorder, wait_frames
 

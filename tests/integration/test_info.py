@@ -7,8 +7,8 @@ import json
 import numpy as np
 
 from pvrec import flags as kpf
-from pvrec.inspect.info import sparkline
-from pvrec.recording import Writer
+from pvrec.commands.info import sparkline
+from pvrec.recording.writer import Writer
 from tests.conftest import run_pvrec
 
 BUDDY, ANON = 1 << kpf.BUDDY, (1 << kpf.ANON) | (1 << kpf.LRU)

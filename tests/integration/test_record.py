@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pvrec.recording import RecordingWarning, open_recording
+from pvrec.recording.reader import RecordingWarning, open_recording
 from tests.conftest import REPO, needs_kpageflags, run_pvrec
 
 
@@ -196,7 +196,7 @@ def test_disk_full_stops_sampling_with_one_line_and_a_readable_recording(tmp_pat
 def test_not_root_fails_fast_with_the_missing_privilege(tmp_path):
     # Import as we are, then drop to nobody (the interpreter may live where nobody can't read).
     code = (
-        "import os, sys, time; import pvrec.cli, pvrec.recorder.command\n"
+        "import os, sys, time; import pvrec.cli, pvrec.commands.record\n"
         "if os.geteuid() == 0:\n    os.setegid(65534); os.seteuid(65534)\n"
         "t = time.monotonic(); rc = pvrec.cli.main(sys.argv[1:])\n"
         "print(time.monotonic() - t); sys.exit(rc)\n"
@@ -313,6 +313,6 @@ def test_workload_pages_and_cgroups_live(tmp_path):
     assert pages[0] == 0 and max(pages) >= (256 << 20) // 4096  # the bytearray is resident
     frame = rec.read_frame(pages.index(max(pages)))
     flags = frame.flags.expand()
-    anon = (flags[frame.workload_pfns()] >> np.uint64(12)) & np.uint64(1)  # KPF_ANON
+    anon = (flags[np.flatnonzero(frame.workload.expand())] >> np.uint64(12)) & np.uint64(1)  # KPF_ANON
     assert anon.mean() > 0.8
     assert frame.cgroup.values.max() > 0

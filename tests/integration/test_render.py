@@ -23,9 +23,9 @@ import pytest
 from PIL import Image
 
 from pvrec import flags as F
-from pvrec.recording import Writer
-from pvrec.render.classify import default_scheme
-from pvrec.render.command import render_recording
+from pvrec.classes import default_scheme
+from pvrec.recording.writer import Writer
+from pvrec.render.pipeline import render_recording
 from tests.conftest import FIXTURES, REPO, run_pvrec
 from tests.unit.test_render_data import HEADER, make_recording
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pvrec.render.command import PAIR_GAP, render_recording
+from pvrec.render.pipeline import PAIR_GAP, render_recording
 from tests.conftest import run_pvrec
 from tests.integration.test_render import decode, ok
 from tests.unit.test_render_data import HEADER, make_recording
@@ -123,7 +123,7 @@ def cgroup_of(flags: np.ndarray, i: int) -> np.ndarray:
 def make_channel_recording(path: Path, frames: int = 6, channels=("flags", "cgroup", "workload"),
                            pages: int | None = None) -> Path:
     """make_recording's frames with the workload and cgroup channels filled in."""
-    from pvrec.recording import Writer
+    from pvrec.recording.writer import Writer
     from tests.unit.test_render_data import PAGES, evolve, synthetic_frame
 
     pages = pages or PAGES
@@ -153,7 +153,7 @@ def chan(tmp_path_factory) -> Path:
 
 def map_of(path: Path, header: dict, **opt) -> tuple[np.ndarray, np.ndarray]:
     """(the map part of a rendered PNG of the 4096-page test layout as RGB, its palette)."""
-    from pvrec.render.classify import default_scheme
+    from pvrec.classes import default_scheme
     from pvrec.render.compose import Options, Picture, choose_layout
     from pvrec.render.raster import MapLayout
 
@@ -167,8 +167,8 @@ def map_of(path: Path, header: dict, **opt) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_highlight_workload_full_colour_and_the_rest_dimmed(chan, tmp_path):
-    from pvrec.recording import open_recording
-    from pvrec.render.classify import ValueClassifier, default_scheme
+    from pvrec.classes import ValueClassifier, default_scheme
+    from pvrec.recording.reader import open_recording
 
     out = tmp_path / "hl.png"
     ok(run_pvrec("render", chan, "-o", out, "--highlight", "workload", "--frame", "3"))
@@ -178,7 +178,7 @@ def test_highlight_workload_full_colour_and_the_rest_dimmed(chan, tmp_path):
     got, colors = map_of(out, header, highlight="workload")
     cls = ValueClassifier(default_scheme())(frame.flags.expand())
     mine = np.zeros(4096, bool)
-    mine[frame.workload_pfns()] = True
+    mine[np.flatnonzero(frame.workload.expand())] = True
     assert 100 < mine.sum() < 2000
     ram = np.ones(4096, bool)
     ram[1536:1792] = False
@@ -193,8 +193,8 @@ def test_highlight_workload_full_colour_and_the_rest_dimmed(chan, tmp_path):
 
 
 def test_highlight_counts_pixels_with_any_workload_page():
-    from pvrec.recording import pfns_to_runs
-    from pvrec.render.command import workload_blocks
+    from pvrec.render.pipeline import workload_blocks
+    from pvrec.runs import pfns_to_runs
 
     runs = pfns_to_runs(np.array([0, 1, 9, 30, 31, 32]), 40)
     mask, pages = workload_blocks(runs, 8, 5)
@@ -220,10 +220,10 @@ def test_highlight_video_and_the_resident_size(chan, tmp_path):
     finally:
         compose.Picture.frame = orig
     assert s.frames == 6
-    from pvrec.recording import open_recording
+    from pvrec.recording.reader import open_recording
 
     rec = open_recording(chan)
-    assert seen == [int(rec.read_frame(i).workload_pfns().size) for i in range(6)]
+    assert seen == [int(np.flatnonzero(rec.read_frame(i).workload.expand()).size) for i in range(6)]
     assert seen[-1] > seen[0]  # the workload grows
 
 
@@ -242,8 +242,8 @@ def test_highlight_without_workload_pages_says_which_record_flag(tmp_path):
 
 
 def test_color_by_cgroup_colours_each_page_by_its_cgroup(chan, tmp_path):
-    from pvrec.recording import open_recording
-    from pvrec.render.classify import OTHER_COLOR, SERIES_COLORS, parse_color
+    from pvrec.classes import OTHER_COLOR, SERIES_COLORS, parse_color
+    from pvrec.recording.reader import open_recording
 
     out = tmp_path / "cg.png"
     ok(run_pvrec("render", chan, "-o", out, "--color-by", "cgroup", "--top", "3",
@@ -265,8 +265,9 @@ def test_color_by_cgroup_colours_each_page_by_its_cgroup(chan, tmp_path):
 
 
 def test_cgroup_names_merge_header_and_end_and_pairs_share_colours_by_name(chan):
-    from pvrec.render.classify import cgroup_schemes
-    from pvrec.render.command import RecordingSource, _cgroup_tally
+    from pvrec.classes import cgroup_schemes
+    from pvrec.render.pipeline import _cgroup_tally
+    from pvrec.sources import RecordingSource
 
     pages, names = _cgroup_tally(RecordingSource(chan), 0, 5)
     assert names[103] == "/workload" and names[105] == "/late/arrival"  # end.json only
@@ -301,10 +302,10 @@ def test_color_by_cgroup_video_with_timeline_and_bad_input(chan, tmp_path):
 
 
 def test_timeline_metrics_lines_are_the_frames_metrics(tmp_path):
+    from pvrec.classes import parse_color
     from pvrec.metrics import frame_metrics
-    from pvrec.recording import open_recording
+    from pvrec.recording.reader import open_recording
     from pvrec.render import compose
-    from pvrec.render.classify import parse_color
     from pvrec.render.compose import METRIC_COLORS
 
     rec = make_recording(tmp_path / "rec", frames=6)
@@ -335,7 +336,7 @@ def test_timeline_metrics_lines_are_the_frames_metrics(tmp_path):
         assert (img == parse_color(c)).all(-1).sum() > 10
     plain = tmp_path / "plain.png"
     ok(run_pvrec("render", rec, "-o", plain, "--timeline"))
-    from pvrec.render.classify import default_scheme
+    from pvrec.classes import default_scheme
     from pvrec.render.compose import TIMELINE_H, Options, Picture, choose_layout
 
     header, o = {**HEADER, "pfn_count": 4096}, Options(timeline=True)
@@ -396,7 +397,7 @@ def numa_header() -> dict:
 
 @pytest.fixture(scope="module")
 def numa(tmp_path_factory) -> Path:
-    from pvrec.recording import Writer
+    from pvrec.recording.writer import Writer
     from tests.unit.test_render_data import synthetic_frame
 
     h = numa_header()
@@ -426,8 +427,8 @@ def test_numa_nodes_get_a_panel_each_with_their_own_tiles():
 
 
 def test_numa_map_pixels_are_their_pages(numa, tmp_path):
-    from pvrec.recording import open_recording
-    from pvrec.render.classify import ValueClassifier, default_scheme
+    from pvrec.classes import ValueClassifier, default_scheme
+    from pvrec.recording.reader import open_recording
     from pvrec.render.compose import Options, choose_layout
 
     out = tmp_path / "map.png"
@@ -447,7 +448,7 @@ def test_numa_map_pixels_are_their_pages(numa, tmp_path):
 def test_numa_picture_is_labelled_per_node(numa, tmp_path):
     out = tmp_path / "numa.png"
     ok(run_pvrec("render", numa, "-o", out, "--timeline"))
-    from pvrec.render.classify import default_scheme
+    from pvrec.classes import default_scheme
     from pvrec.render.compose import Options, Picture, choose_layout
 
     h, o = numa_header(), Options(timeline=True)

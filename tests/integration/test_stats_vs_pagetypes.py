@@ -159,7 +159,7 @@ def test_describe_prints_what_page_types_prints():
 
 def test_recording_frame_gives_the_same_stats_as_the_dump(tmp_path, fixture_dumps):
     """`pvrec stats RUN@N` reads the frame through pvrec.recording: same text as -F."""
-    from pvrec.recording import Writer
+    from pvrec.recording.writer import Writer
 
     name = "hugetlb-anon700" if "hugetlb-anon700" in fixture_dumps else next(iter(fixture_dumps))
     dump = fixture_dumps[name]
@@ -244,7 +244,7 @@ def test_missing_dump_and_missing_recording(tmp_path):
 
 
 def test_recording_frame_out_of_range_and_not_a_recording(tmp_path, small_dump):
-    from pvrec.recording import Writer
+    from pvrec.recording.writer import Writer
 
     run = tmp_path / "run"
     w = Writer(run, {"pfn_count": 128, "page_size": 4096})
@@ -264,8 +264,8 @@ def test_recording_frame_out_of_range_and_not_a_recording(tmp_path, small_dump):
 def test_live_source_not_readable_says_sudo(monkeypatch):
     import errno
 
+    from pvrec import sources as source
     from pvrec.errors import PvrecError
-    from pvrec.inspect import source
 
     real_open = os.open
 
@@ -281,8 +281,8 @@ def test_live_source_not_readable_says_sudo(monkeypatch):
 
 
 def test_live_source_missing_says_config_proc_page_monitor():
+    from pvrec import sources as source
     from pvrec.errors import PvrecError
-    from pvrec.inspect import source
 
     with pytest.raises(PvrecError, match="CONFIG_PROC_PAGE_MONITOR"):
         source.read_live("/proc/pvrec-test-no-such-kpageflags")

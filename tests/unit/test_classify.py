@@ -8,8 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pvrec import flags as F
-from pvrec.errors import PvrecError
-from pvrec.render.classify import (
+from pvrec.classes import (
     HOLE,
     FlagsScheme,
     ValueClassifier,
@@ -18,6 +17,7 @@ from pvrec.render.classify import (
     make_scheme,
     parse_color,
 )
+from pvrec.errors import PvrecError
 from tests.unit.test_render_data import CLASS_FLAGS
 
 B = F.bit

@@ -20,8 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image, features
 
-from pvrec.render.classify import HOLE, default_scheme
-from pvrec.render.command import render_recording
+from pvrec.classes import HOLE, default_scheme
 from pvrec.render.compose import (
     THEME_UI,
     Options,
@@ -31,6 +30,7 @@ from pvrec.render.compose import (
     choose_layout,
     format_time,
 )
+from pvrec.render.pipeline import render_recording
 from pvrec.render.raster import MapLayout
 from tests.unit.test_raster import VM
 from tests.unit.test_render_data import make_recording
@@ -116,7 +116,7 @@ def classes_in_palette(palette: list[int], theme: str) -> int:
 
 def test_golden_map_only_is_exactly_the_pfn_contract(recording):
     """The map-only golden doubles as a check of the contract itself."""
-    from pvrec.recording import open_recording
+    from pvrec.recording.reader import open_recording
 
     img = Image.open(GOLDEN / "map-only-rows.png")
     idx = np.asarray(img)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from pvrec.errors import PvrecError
-from pvrec.layout import intersect, live_layout, max_pfn, nodes, ram_ranges, zones
-from pvrec.recorder.procstat import buddyinfo, hugepages, vmstat
+from pvrec.kernel.layout import live_layout, nodes
+from pvrec.kernel.procstat import buddyinfo, hugepages, vmstat
+from pvrec.layout import intersect, max_pfn, ram_ranges, zones
 from pvrec.units import format_bytes, format_duration, parse_duration
 
 IOMEM = """\

@@ -16,7 +16,7 @@ from pvrec.metrics import (
     free_intervals,
     kernel_figures,
 )
-from pvrec.recording import encode_flags
+from pvrec.runs import encode_flags
 from tests.conftest import needs_kpageflags, run_pvrec
 
 BUDDY = 1 << kpf.BUDDY

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pvrec.classes import HOLE
 from pvrec.errors import PvrecError
-from pvrec.recording import encode_flags
-from pvrec.render.classify import HOLE
 from pvrec.render.raster import MapLayout, class_changes, format_offset, holes_of, marks_of
+from pvrec.runs import encode_flags
 
 VM = {  # the 24 GiB test VM's real layout
     "pfn_count": 6553600, "page_size": 4096, "hpage_pages": 512,

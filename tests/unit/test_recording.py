@@ -14,15 +14,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from pvrec.errors import PvrecError
-from pvrec.recording import (
-    FORMAT_VERSION,
-    RecordingWarning,
-    Writer,
-    encode_flags,
-    join_runs,
-    open_recording,
-    xor_runs,
-)
+from pvrec.recording.format import FORMAT_VERSION
+from pvrec.recording.reader import RecordingWarning, open_recording
+from pvrec.recording.writer import Writer
+from pvrec.runs import encode_flags, join_pieces, xor_runs
 from tests.conftest import synthetic_flags
 
 flag_arrays = arrays(np.uint64, st.integers(1, 300),
@@ -46,13 +41,17 @@ def test_xor_runs_is_pagewise_xor(a, data):
 
 
 @given(flag_arrays, st.lists(st.integers(1, 50), min_size=1, max_size=8))
-def test_join_runs_of_chunks_equals_encoding_of_whole(flags, cuts):
+def test_joined_pieces_of_chunks_are_the_encoding_of_the_whole(flags, cuts):
     bounds = np.unique(np.clip(np.cumsum(cuts), 0, flags.size))
     parts = [encode_flags(p) for p in np.split(flags, bounds) if p.size]
-    joined = join_runs(parts)
+    before = [(p.lengths.copy(), p.values.copy()) for p in parts]
+    joined = join_pieces(parts)
     whole = encode_flags(flags)
-    assert np.array_equal(joined.lengths, whole.lengths)
-    assert np.array_equal(joined.values, whole.values)
+    assert np.array_equal(np.concatenate([p.lengths for p in joined]), whole.lengths)
+    assert np.array_equal(np.concatenate([p.values for p in joined]), whole.values)
+    # the pieces themselves are left untouched: they may be the frame the writer keeps
+    assert all(np.array_equal(p.lengths, a) and np.array_equal(p.values, b)
+               for p, (a, b) in zip(parts, before, strict=True))
 
 
 def write(tmp_path, frames, key_every=3, **header):
@@ -255,7 +254,7 @@ def test_cgroup_channel_and_workload_pages_round_trip(tmp_path):
         frame = rec.read_frame(i)
         assert np.array_equal(frame.flags.expand(), flags[i])
         assert np.array_equal(frame.cgroup.expand(), cgroups[i])
-        assert np.array_equal(frame.workload_pfns(), pfns[i])
+        assert np.array_equal(np.flatnonzero(frame.workload.expand()), pfns[i])
     with pytest.raises(PvrecError, match="stores cgroup: every frame needs it"):
         Writer(tmp_path / "r2", {"pfn_count": 10}, channels=("flags", "cgroup")).add_frame(
             np.zeros(10, np.uint64), 0)
@@ -263,7 +262,7 @@ def test_cgroup_channel_and_workload_pages_round_trip(tmp_path):
 
 @given(st.sets(st.integers(0, 199)))
 def test_pfns_to_runs(pfns):
-    from pvrec.recording import pfns_to_runs
+    from pvrec.runs import pfns_to_runs
 
     runs = pfns_to_runs(np.array(sorted(pfns), dtype=np.int64), 200)
     expected = np.zeros(200, np.uint64)

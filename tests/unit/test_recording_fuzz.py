@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from pvrec.errors import PvrecError
-from pvrec.recording import RecordingWarning, Writer, open_recording
+from pvrec.recording.reader import RecordingWarning, open_recording
+from pvrec.recording.writer import Writer
 from tests.conftest import synthetic_flags
 
 PAGES = 3000

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from pvrec import flags as F
-from pvrec.recording import Writer
-from pvrec.render.classify import default_scheme
+from pvrec.classes import default_scheme
+from pvrec.recording.writer import Writer
 
 B = F.bit
 LRU, ANON, SB, UPTODATE = B(F.LRU), B(F.ANON), B(F.SWAPBACKED), B(F.UPTODATE)
@@ -121,7 +121,7 @@ def test_class_flags_name_each_class():
 
 
 def test_recordings_are_reproducible(tmp_path):
-    from pvrec.recording import open_recording
+    from pvrec.recording.reader import open_recording
 
     a = open_recording(make_recording(tmp_path / "a", 3, seed=5))
     b = open_recording(make_recording(tmp_path / "b", 3, seed=5))

@@ -4,7 +4,7 @@ One drawing path for all three: a Source gives frames as runs, the scheme classi
 values, the layout turns class runs into pixels, the Picture adds legend and header, an Encoder
 streams the result. `render_recording()` is the entry point for other code (`pvrec demo`):
 
-    from pvrec.render.command import render_recording
+    from pvrec.render.pipeline import render_recording
     summary = render_recording("pvrec-make-x/", "make.mp4", classes="default", changes=True)
 
 It raises PvrecError for bad input, prints nothing unless given `progress`/`warn` callbacks,
@@ -13,13 +13,11 @@ and returns a RenderSummary (path, size, frames, duration, dimensions, elapsed).
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import re
 import shlex
 import signal
-import sys
 import threading
 import time
 import warnings
@@ -29,107 +27,17 @@ from pathlib import Path
 
 import numpy as np
 
+from pvrec import classes as classify
+from pvrec import messages
+from pvrec.classes import Scheme, ValueClassifier, make_scheme
 from pvrec.errors import PvrecError
-from pvrec.recording import Frame, RecordingWarning, Runs, encode_flags, open_recording
-from pvrec.render import classify
-from pvrec.render.classify import Scheme, ValueClassifier, make_scheme
+from pvrec.recording.reader import Frame, RecordingWarning
 from pvrec.render.compose import FIT_DEFAULT, MARGIN, Options, Picture, choose_layout
-from pvrec.render.encode import (
-    DEFAULT_CRF,
-    DEFAULT_PRESET,
-    Cancelled,
-    make_encoder,
-    output_kind,
-)
+from pvrec.render.encode import DEFAULT_CRF, DEFAULT_PRESET, Cancelled, make_encoder, output_kind
 from pvrec.render.raster import MapLayout
+from pvrec.runs import Runs
+from pvrec.sources import RecordingSource, Source
 from pvrec.units import format_bytes, format_duration
-
-# ------------------------------------------------------------------------------ sources
-
-
-class Source:
-    """Frames to draw: a header, the time of each frame, and the frames as runs."""
-
-    header: dict
-    times: list[float]
-    name: str
-    complete: bool = True
-
-    def __len__(self) -> int:
-        return len(self.times)
-
-    def iter_runs(self, start: int, stop: int, step: int) -> Iterator[tuple[int, float, Runs]]:
-        raise NotImplementedError
-
-    def read_runs(self, pos: int) -> Runs:
-        raise NotImplementedError
-
-    def key_positions(self) -> list[int]:
-        """Positions cheap to read alone (key frames)."""
-        return list(range(len(self)))
-
-    @property
-    def channels(self) -> tuple[str, ...]:
-        return ("flags",)
-
-    def iter_frames(self, start: int, stop: int, step: int) -> Iterator[tuple[int, float, Frame]]:
-        """As iter_runs, with every channel of the frame."""
-        for pos, t, runs in self.iter_runs(start, stop, step):
-            yield pos, t, Frame(runs)
-
-    def read_frame(self, pos: int) -> Frame:
-        return Frame(self.read_runs(pos))
-
-
-class RecordingSource(Source):
-    """A recording directory, read through pvrec.recording."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.rec = open_recording(path)
-        self.header = self.rec.header
-        self.times = [f.t for f in self.rec.frames] if len(self.rec) else []
-        self.name = Path(path).resolve().name
-        self.complete = self.rec.complete
-        self._pos = {f.index: i for i, f in enumerate(self.rec.frames)}
-
-    def iter_runs(self, start, stop, step):
-        for pos, t, frame in self.iter_frames(start, stop, step):
-            yield pos, t, frame.flags
-
-    def read_runs(self, pos):
-        return self.rec.read_runs(pos)
-
-    def key_positions(self):
-        return [i for i, f in enumerate(self.rec.frames) if f.kind == "key"]
-
-    @property
-    def channels(self) -> tuple[str, ...]:
-        return self.rec.channels
-
-    def iter_frames(self, start, stop, step):
-        for info, frame in self.rec.iter_decoded(start, stop, step):
-            yield self._pos[info.index], info.t, frame
-
-    def read_frame(self, pos):
-        return self.rec.read_frame(pos)
-
-
-class ArraySource(Source):
-    """One frame held in memory (a snapshot of live memory or of a raw dump)."""
-
-    def __init__(self, flags: np.ndarray, header: dict, name: str):
-        self.runs = encode_flags(flags)
-        self.header = header
-        self.times = [0.0]
-        self.name = name
-
-    def iter_runs(self, start, stop, step):
-        if start <= 0 < stop:
-            yield 0, 0.0, self.runs
-
-    def read_runs(self, pos):
-        return self.runs
-
 
 # ------------------------------------------------------------------------- frame choice
 
@@ -275,10 +183,6 @@ def _keep_heap() -> None:
         libc.mallopt(-2, 64 << 20)  # M_TOP_PAD
     except (OSError, AttributeError):
         pass
-
-
-def _warn_stderr(message: str) -> None:
-    print(f"pvrec: warning: {message}", file=sys.stderr)
 
 
 def _check_output(out: Path, kind: str, force: bool) -> None:
@@ -787,7 +691,7 @@ def render_recording(rec_path: str | os.PathLike | list | tuple,
     (default: warnings go to stderr as one line each). Damaged frames are skipped with a
     warning; an incomplete recording renders up to its last complete frame.
     """
-    warn = options.pop("warn", _warn_stderr)
+    warn = options.pop("warn", messages.warn)
     paths = list(rec_path) if isinstance(rec_path, list | tuple) else [rec_path]
     if not 1 <= len(paths) <= 2:
         raise PvrecError(f"render draws one recording, or two side by side; not {len(paths)}")
@@ -835,358 +739,3 @@ def render_recording(rec_path: str | os.PathLike | list | tuple,
         return summary
 
 
-# ---------------------------------------------------------------------------- the CLI
-
-RENDER_HELP = "turn a recording into an MP4 / GIF / WebP / PNG where every pixel is one page"
-RENDER_DESCRIPTION = """\
-Draw every frame of a recording as a map of physical memory: one
-pixel per page frame in PFN order, one row per huge page (2 MiB), 1 GiB tiles side by
-side, coloured by what the kernel uses each page for, with a legend of live sizes, a
-header (command, host, elapsed time) and zone boundaries. The output type comes from
-the suffix of -o: .mp4 (H.264, plays in every browser), .gif, .webp (animated,
-lossless), .png (one frame: --frame), or an existing directory (a PNG per frame).
-
-By default the picture fits in 1920x1080 by letting one pixel stand for K pages of a
-row (the most common class among them); MP4 frames are then enlarged 2x so that
-chroma subsampling cannot blur single pages. Frames are streamed: memory stays flat
-however long the recording. Ctrl-C stops and leaves no partial file.
-"""
-RENDER_EPILOG = """\
-examples:
-  pvrec render pvrec-make-*/                          -> pvrec-make-*.mp4
-  pvrec render RUN -o run.gif --every 2 --fps 20     a GIF for a blog post
-  pvrec render RUN -o last.png --frame -1            the last frame as a picture
-  pvrec render RUN -o diff.mp4 --changes --timeline  highlight what changed
-  pvrec render RUN -o map.png --map-only --layout rows --width 512
-                                                      pixel (x, y) = PFN y*512 + x
-  pvrec render RUN --classes flags --ignore-flags referenced,uptodate,idle_page
-  pvrec render RUN --classes my-classes.toml          your own classes (see pvrec classes)
-"""
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive number of pages")
-    return value
-
-
-def _add_picture_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("picture")
-    g.add_argument("--classes", metavar="SCHEME", default=None,
-                   help="default (semantic classes), flags (each flag combination a state, "
-                        "after dropping referenced and uptodate), or FILE.toml (your classes: "
-                        "pvrec classes --help)")
-    g.add_argument("--ignore-flags", metavar="NAMES", default=None,
-                   help="with --classes flags: flags to drop before combining "
-                        f"(default {classify.DEFAULT_IGNORE})")
-    g.add_argument("--theme", choices=("light", "dark"), default="light",
-                   help="colours for a light or dark page (default light)")
-    g.add_argument("--layout", choices=("tiles", "rows"), default="tiles",
-                   help="tiles: 1 GiB tiles of 2 MiB rows, holes skipped (default); rows: "
-                        "pixel (x, y) is PFN y*WIDTH + x")
-    g.add_argument("--width", type=int, metavar="PAGES",
-                   help="pages per row with --layout rows (default: one huge page, 512)")
-    g.add_argument("-k", "--pages-per-pixel", type=_positive_int, metavar="K",
-                   help="pages one pixel stands for (divides the row); default: the smallest "
-                        "K that fits --fit")
-    g.add_argument("--scale", type=int, metavar="S",
-                   help="enlarge by S, nearest neighbour (default 2 for .mp4, else 1)")
-    g.add_argument("--fit", default="1920x1080", metavar="WxH",
-                   help="the picture (before --scale) fits in this size (default 1920x1080)")
-    g.add_argument("--map-only", action="store_true",
-                   help="just the map: no legend, header, labels or gaps between tiles")
-    g.add_argument("--title", metavar="TEXT", action="append",
-                   help="header title instead of the command (with two runs: give it twice, "
-                        "once per run)")
-
-
-def _parse_fit(text: str) -> tuple[int, int]:
-    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
-    if not m or int(m.group(1)) < 16 or int(m.group(2)) < 16:
-        raise PvrecError(f"--fit {text!r}: give WIDTHxHEIGHT in pixels, e.g. 1920x1080")
-    return int(m.group(1)), int(m.group(2))
-
-
-def _picture_kwargs(args: argparse.Namespace) -> dict:
-    return dict(classes=args.classes, ignore_flags=args.ignore_flags, theme=args.theme,
-                layout=args.layout, width=args.width, pages_per_pixel=args.pages_per_pixel,
-                scale=args.scale, fit=_parse_fit(args.fit), map_only=args.map_only,
-                title=args.title)
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("render", help=RENDER_HELP, description=RENDER_DESCRIPTION,
-                       epilog=RENDER_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("recording", metavar="RUN", nargs="+",
-                   help="recording directory; two of them: drawn side by side on one time "
-                        "axis (same memory size)")
-    p.add_argument("-o", "--output", metavar="OUT",
-                   help="FILE.mp4|.gif|.webp|.png or an existing directory "
-                        "(default: RUN.mp4 beside the recording)")
-    p.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    _add_picture_options(p)
-    g = p.add_argument_group("what is drawn on top")
-    g.add_argument("--changes", action="store_true",
-                   help="highlight pages whose class changed since the previous frame")
-    g.add_argument("--timeline", action="store_true",
-                   help="a strip under the map: each class's size over the recording")
-    g.add_argument("--timeline-metrics", metavar="NAME[,NAME]",
-                   help="fragmentation metrics drawn as lines under the --timeline strip (implies "
-                        "it), each scaled to its own range: free_pages, free_hp_blocks, "
-                        "unusable_index, largest_free_run, mixed_blocks, buddy_order_N; of the "
-                        "largest zone, or NAME@ZONE (e.g. free_hp_blocks@DMA32); at most 4")
-    g.add_argument("--color-by", choices=("cgroup",), default=None,
-                   help="cgroup: colour pages by memory cgroup instead of page class: the "
-                        "--top N cgroups with most pages, the rest 'other', pages with no "
-                        "cgroup 'none/free' (needs a recording made with --cgroups)")
-    g.add_argument("--top", type=int, default=8, metavar="N",
-                   help="with --color-by cgroup: how many cgroups get a colour (default 8, "
-                        f"at most {classify.CgroupScheme.TOP_MAX})")
-    g.add_argument("--highlight", choices=("workload",), default=None,
-                   help="workload: the pages the recorded command's processes map in full "
-                        "colour, every other page dimmed, their resident size in the legend "
-                        "(needs a recording made with --track-workload)")
-    t = p.add_argument_group("time")
-    t.add_argument("--fps", type=float, default=10.0, help="video frames per second "
-                   "(default 10; GIF delays are in 1/100 s, so 10, 20, 25, 50 play true)")
-    t.add_argument("--speed", type=float, metavar="X",
-                   help="recording seconds per video second (frames are repeated or "
-                        "skipped to keep time); default: each frame once")
-    t.add_argument("--start", metavar="POS", help="first frame: a frame number, or a time "
-                   "with a unit (30s, 2m)")
-    t.add_argument("--end", metavar="POS", help="last frame (included), as --start")
-    t.add_argument("--every", type=int, default=1, metavar="N", help="use every Nth frame")
-    t.add_argument("--hold", type=float, default=0.0, metavar="S",
-                   help="hold the last frame S seconds")
-    t.add_argument("--frame", metavar="N", help="for .png: which frame (default -1, the last)")
-    e = p.add_argument_group("encoding")
-    e.add_argument("--crf", type=int, default=DEFAULT_CRF,
-                   help=f"MP4 quality, lower is better (default {DEFAULT_CRF})")
-    e.add_argument("--preset", default=DEFAULT_PRESET,
-                   choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium",
-                            "slow"), help=f"x264 preset (default {DEFAULT_PRESET})")
-    p.set_defaults(func=run_render)
-
-    s = sub.add_parser(
-        "snapshot", help="one picture of memory now (or of a dump, or RUN@N)",
-        description="Draw one picture of the physical memory: the live system (needs root), "
-                    "a raw kpageflags dump (-F FILE), or frame N of a recording (RUN@N). "
-                    "Same picture, options and classes as pvrec render.",
-        epilog="examples:\n  sudo pvrec snapshot -o now.png\n"
-               "  pvrec snapshot -F dump.kpf -o dump.png\n"
-               "  pvrec snapshot pvrec-make-*/@-1 -o last.png --theme dark",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("source", nargs="?", metavar="RUN[@N]",
-                   help="a recording (frame N, default the last); omit for live memory")
-    s.add_argument("-F", "--kpageflags", metavar="FILE",
-                   help="a raw kpageflags dump instead of /proc/kpageflags")
-    s.add_argument("-o", "--output", required=True, metavar="FILE.png", help="picture to write")
-    s.add_argument("-f", "--force", action="store_true", help="overwrite FILE if it exists")
-    _add_picture_options(s)
-    s.set_defaults(func=run_snapshot)
-
-    c = sub.add_parser(
-        "classes", help="print the page classes (and their colours) a render would use",
-        description="Print the active class scheme as a table: number, colour, name, the "
-                    "page-types bits-spec that selects it. With RUN[@N], also each class's "
-                    "size in that frame.",
-        epilog=TOML_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    c.add_argument("source", nargs="?", metavar="RUN[@N]", help="a recording (and frame)")
-    c.add_argument("--classes", metavar="SCHEME", default=None,
-                   help="default, flags, or FILE.toml")
-    c.add_argument("--ignore-flags", metavar="NAMES", default=None,
-                   help="with --classes flags: flags to drop")
-    c.add_argument("--theme", choices=("light", "dark"), default="light")
-    c.set_defaults(func=run_classes)
-
-
-TOML_HELP = """\
-your own classes (--classes FILE.toml): tried in order, the first match wins;
-pages no class matches are "other". bits are page-types bits-specs:
-
-  [[class]]
-  name = "THP"
-  bits = "thp"                  # any of these flags set
-  color = "#D55E00"             # #rrggbb, #rgb or a CSS name
-  dark = "#FF7A1A"              # optional: colour for --theme dark
-
-  [[class]]
-  name = "small anon"
-  bits = "anonymous,~thp"       # anonymous set, thp clear
-  color = "#E69F00"
-
-  [[class]]
-  name = "active file"
-  bits = ["=lru,active", "=lru,active,referenced"]   # exactly these flags
-  color = "#56B4E9"
-
-  [other]
-  color = "#BBBBBB"
-"""
-
-
-class _Progress:
-    """A rich progress bar on stderr (frames/s and ETA), only on a terminal."""
-
-    def __init__(self, enabled: bool, label: str):
-        self.bar = None
-        if enabled and sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(TextColumn("[bold]rendering[/] " + label), BarColumn(),
-                                MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-                                TimeRemainingColumn(), console=Console(stderr=True),
-                                transient=True)
-            self.task = None
-            self.t0 = time.perf_counter()
-
-    def __enter__(self):
-        if self.bar:
-            self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.bar:
-            self.bar.__exit__(*exc)
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.bar:
-            return
-        if self.task is None:
-            self.task = self.bar.add_task("render", total=total, rate="")
-        dt = time.perf_counter() - self.t0
-        self.bar.update(self.task, completed=done, rate=f"{done / dt:.1f} frames/s" if dt else "")
-
-    def warn(self, message: str) -> None:
-        if self.bar:
-            self.bar.console.print(f"pvrec: warning: {message}", markup=False, highlight=False)
-        else:
-            _warn_stderr(message)
-
-
-def run_render(args: argparse.Namespace) -> int:
-    out = args.output
-    if len(args.recording) > 2:
-        raise PvrecError(f"render draws one recording, or two side by side "
-                         f"(RUN_A RUN_B); not {len(args.recording)}")
-    runs = args.recording if len(args.recording) > 1 else args.recording[0]
-    label = " + ".join(Path(r).name for r in args.recording)
-    with _Progress(not args.quiet, label) as prog:
-        summary = render_recording(
-            runs, out, force=args.force, changes=args.changes,
-            timeline=args.timeline, timeline_metrics=args.timeline_metrics,
-            highlight=args.highlight, color_by=args.color_by,
-            top=args.top, fps=args.fps, speed=args.speed,
-            start=args.start,
-            end=args.end, every=args.every, hold=args.hold, frame=args.frame, crf=args.crf,
-            preset=args.preset, progress=prog, warn=prog.warn, **_picture_kwargs(args))
-    print(f"pvrec: {summary.line()}", file=sys.stderr)
-    return 0
-
-
-def split_run_at(text: str) -> tuple[str, str | None]:
-    """'RUN@N' -> ('RUN', 'N'); 'RUN' -> ('RUN', None) (a directory name may contain '@')."""
-    if "@" in text and not Path(text).is_dir():
-        run, _, n = text.rpartition("@")
-        return run, n
-    return text, None
-
-
-def open_source(source: str | None, kpageflags: str | None) -> tuple[Source, str | None]:
-    """(source, frame) for snapshot/classes: RUN[@N], -F dump, or the live system."""
-    if source and kpageflags:
-        raise PvrecError("give either RUN[@N] or -F FILE, not both")
-    if source:
-        run, n = split_run_at(source)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RecordingWarning)
-            src = RecordingSource(run)
-            len(src)
-        for msg in src.rec.warnings:
-            _warn_stderr(msg)
-        return src, n
-    from pvrec.layout import flat_layout, live_layout, machine_identity, max_pfn
-    from pvrec.recorder.kpageflags import read_kpageflags
-    if kpageflags:
-        flags = read_kpageflags(kpageflags)
-        header = {**flat_layout(int(flags.size)), "pfn_count": int(flags.size)}
-        return ArraySource(flags, header, f"kpageflags dump {Path(kpageflags).name}"), None
-    layout = live_layout()
-    flags = read_kpageflags("/proc/kpageflags", max_pfn(layout))
-    header = {**layout, **machine_identity(), "pfn_count": int(flags.size),
-              "start_wall": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": []}
-    return ArraySource(flags, header, f"memory of {header.get('hostname', 'this machine')}"), \
-        None
-
-
-def run_snapshot(args: argparse.Namespace) -> int:
-    out = Path(args.output)
-    if out.suffix.lower() != ".png":
-        raise PvrecError(f"snapshot writes one .png picture, not {out}; for a video of a "
-                         f"recording use pvrec render")
-    source, n = open_source(args.source, args.kpageflags)
-    count = len(source)
-    if n is not None and n.lstrip("-").isdigit() and not -count <= int(n) < count:
-        raise PvrecError(f"frame {n} is out of range: {source.name} has {count} frames "
-                         f"(0..{count - 1})")
-    kw = _picture_kwargs(args)
-    if isinstance(source, ArraySource):  # memory now, or a dump: no recording time to show
-        kw.update(clock=False, title=args.title or source.name)
-    summary = render_source(source, out, frame=n, force=args.force, **kw)
-    print(f"pvrec: {summary.line()}", file=sys.stderr)
-    return 0
-
-
-def run_classes(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    scheme = make_scheme(args.classes, args.ignore_flags)
-    pages = ram = None
-    if args.source:
-        source, n = open_source(args.source, None)
-        if len(source) == 0:
-            raise PvrecError(f"{source.name} has no frames")
-        pos = parse_position(-1 if n is None else n, source.times, "frame")
-        assert pos is not None
-        _fit_data_scheme(scheme, [(source, pos, pos)])
-        runs = source.read_runs(pos)
-        lay = MapLayout.build(_ram_header(source.header))
-        cruns = lay.class_runs(ValueClassifier(scheme)(runs.values), runs.lengths)
-        pages, ram = lay.class_pages(cruns, len(scheme)), lay.ram_pages
-        page_size = lay.page_size
-    elif scheme.needs_data:
-        print("pvrec: --classes flags makes one class per flag combination of the data "
-              "(most common first); give a recording to see them: pvrec classes RUN "
-              "--classes flags", file=sys.stderr)
-    table = Table(title=f"page classes: {scheme.name}", title_justify="left")
-    table.add_column("#", justify="right")
-    table.add_column("colour")
-    table.add_column("class")
-    table.add_column("bits-spec")
-    if pages is not None:
-        table.add_column("MiB", justify="right")
-        table.add_column("% RAM", justify="right")
-    table.add_column("what it is")
-    for i, c in enumerate(scheme.classes):
-        rgb = classify.hex_color(c.color(args.theme))
-        row = [str(i), f"[on {rgb}]    [/] {rgb}", c.name, c.rule.replace("[", r"\["),
-               ]
-        if pages is not None:
-            row += [f"{pages[i] * page_size / (1 << 20):,.1f}", f"{100 * pages[i] / ram:.1f}"]
-        row.append(c.description)
-        table.add_row(*row)
-    Console(width=max(Console().width, 120)).print(table)  # piped: keep the colour column whole
-    return 0

@@ -9,24 +9,27 @@ import sys
 from pathlib import Path
 
 from pvrec.errors import PvrecError
+from pvrec.messages import say
 from pvrec.metrics import METRICS, check_metric_names, frame_metrics, kernel_figures
 from pvrec.output import check_output, write_atomically
-from pvrec.recording import open_recording
+from pvrec.recording.reader import open_recording
+
+DESCRIPTION = (
+    "Compute, from the page flags of every frame, per zone: free pages, free "
+    "huge-page blocks (THP/hugetlb allocations possible without compaction), "
+    "Gorman's unusable free space index at the huge page order, the largest "
+    "free run and the share of huge-page blocks that mix movable and unmovable "
+    "pages; and beside them the kernel's own free-page and free-block counts "
+    "from /proc/buddyinfo of the same moment. One row per frame. "
+    "docs/metrics.md defines each figure."
+)
+EPILOG = (
+    "examples:\n  pvrec metrics RUN -o metrics.csv\n"
+    "  pvrec metrics RUN --metric free_hp_blocks --zone Normal"
+)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "metrics", help="fragmentation metrics per frame and zone, as CSV",
-        description="Compute, from the page flags of every frame, per zone: free pages, free "
-                    "huge-page blocks (THP/hugetlb allocations possible without compaction), "
-                    "Gorman's unusable free space index at the huge page order, the largest "
-                    "free run and the share of huge-page blocks that mix movable and unmovable "
-                    "pages; and beside them the kernel's own free-page and free-block counts "
-                    "from /proc/buddyinfo of the same moment. One row per frame. "
-                    "docs/metrics.md defines each figure.",
-        epilog="examples:\n  pvrec metrics RUN -o metrics.csv\n"
-               "  pvrec metrics RUN --metric free_hp_blocks --zone Normal",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("recording", metavar="RUN", help="recording directory")
     p.add_argument("-o", "--output", default="-", metavar="FILE",
                    help="CSV file to write (default: standard output)")
@@ -35,7 +38,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-z", "--zone", action="append", metavar="ZONE",
                    help="only this zone (repeatable), e.g. Normal")
     p.add_argument("-f", "--force", action="store_true", help="overwrite FILE")
-    p.set_defaults(func=run)
 
 
 def metric_rows(rec, metrics: list[str] | None = None, zones: list[str] | None = None):
@@ -80,5 +82,5 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     check_output(out, args.force)
     write_atomically(out, lambda tmp: tmp.write_text(buf.getvalue()))
-    print(f"pvrec: wrote {len(rec)} rows to {out}", file=sys.stderr)
+    say(f"wrote {len(rec)} rows to {out}")
     return 0

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from pvrec.errors import PvrecError
-from pvrec.recording import CHUNK_PAGES
+from pvrec.runs import CHUNK_PAGES
 
 KPAGEFLAGS = "/proc/kpageflags"
 KPAGECGROUP = "/proc/kpagecgroup"

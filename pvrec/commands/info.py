@@ -8,10 +8,11 @@ import sys
 
 import numpy as np
 
+from pvrec.classes import HOLE, ValueClassifier, default_scheme
 from pvrec.errors import PvrecError
 from pvrec.metrics import frame_metrics
-from pvrec.recording import Recording, disk_usage, open_recording
-from pvrec.render.classify import HOLE, ValueClassifier, default_scheme
+from pvrec.recording.format import disk_usage
+from pvrec.recording.reader import Recording, open_recording
 from pvrec.render.raster import MapLayout
 from pvrec.units import format_bytes, format_duration
 
@@ -19,20 +20,20 @@ SPARKS = " ▁▂▃▄▅▆▇█"
 FRAG_SHOWN = ("free_hp_blocks", "unusable_index", "largest_free_run", "mixed_blocks")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "info", help="summary of a recording: machine, sampling quality, class sizes, fragmentation",
-        description="Summarise a recording: host, kernel, memory size and layout, command, "
-                    "duration, frames, the interval and its measured jitter (delay between "
-                    "scheduled and actual sample start, p50/p99), skipped ticks, mean sample "
-                    "cost, bytes per frame; per page class its size at the start and end and "
-                    "its minimum and maximum; and per zone the fragmentation figures of "
-                    "docs/metrics.md with a sparkline over time.",
-        epilog="examples:\n  pvrec info RUN\n  pvrec info RUN --json | jq .classes",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+DESCRIPTION = (
+    "Summarise a recording: host, kernel, memory size and layout, command, "
+    "duration, frames, the interval and its measured jitter (delay between "
+    "scheduled and actual sample start, p50/p99), skipped ticks, mean sample "
+    "cost, bytes per frame; per page class its size at the start and end and "
+    "its minimum and maximum; and per zone the fragmentation figures of "
+    "docs/metrics.md with a sparkline over time."
+)
+EPILOG = "examples:\n  pvrec info RUN\n  pvrec info RUN --json | jq .classes"
+
+
+def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("recording", metavar="RUN", help="recording directory")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=run)
 
 
 def _pct(values: list[float], q: float) -> float | None:

@@ -1,4 +1,4 @@
-"""`pvrec stats` and `pvrec list`: the kernel's page-types summary and listings, from any source.
+"""`pvrec stats`: the kernel's page-types summary (and, with -l/-L, its listings), from any source.
 
 Plain text goes straight to stdout in big chunks (no rich: start-up time matters for a
 command that should answer faster than page-types itself).
@@ -22,13 +22,6 @@ The source is the live /proc/kpageflags (root only), a raw dump (-F FILE, what
 negative N counts from the end).
 """
 
-LIST_DESCRIPTION = """\
-List the pages as page-types -Nl does: one line per maximal run of PFN-contiguous pages
-with equal (filtered) flags, `offset<TAB>len<TAB>flags` in hex. -L lists every page.
-Like page-types, a line also ends every 65536 pages of a walked range (its read batch),
-so the output is line for line what page-types prints.
-"""
-
 SPECS_EPILOG = """\
 bits-spec (-b, repeatable: every filter must pass):
   thp                     flags has thp
@@ -47,7 +40,8 @@ examples:
 """
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+def add_source_options(p: argparse.ArgumentParser) -> None:
+    """The source and filter options stats and list share (page-types' own)."""
     p.add_argument("run", nargs="?", metavar="RUN[@N]",
                    help="a recording directory and frame (default: the live /proc/kpageflags)")
     p.add_argument("-F", "--kpageflags", dest="dump", metavar="FILE",
@@ -61,35 +55,19 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="the same numbers as JSON, for scripts")
 
 
-def register(subparsers) -> None:
-    """Add `stats` and `list` to the pvrec command line."""
-    stats = subparsers.add_parser(
-        "stats", help="page-types summary: pages per flag combination",
-        description=STATS_DESCRIPTION, epilog=SPECS_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_common(stats)
-    stats.add_argument("-N", "--no-summary", action="store_true", help="don't show the summary")
-    stats.add_argument("-l", "--list", dest="list_mode", action="store_const",
-                       const=pt.LIST_RANGES, default=0, help="show page ranges (page-types -l)")
-    stats.add_argument("-L", "--list-each", dest="list_mode", action="store_const",
-                       const=pt.LIST_EACH, help="show every page (page-types -L)")
-    stats.add_argument("-d", "--describe", action="append", default=[], metavar="FLAGS",
-                       help="describe a flag word (e.g. 0x1020 or anonymous,lru) and exit")
-    stats.set_defaults(func=run, command_name="stats")
+DESCRIPTION = STATS_DESCRIPTION
+EPILOG = SPECS_EPILOG
 
-    lister = subparsers.add_parser(
-        "list", help="page-types -Nl: runs of pages with equal flags",
-        description=LIST_DESCRIPTION, epilog=SPECS_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_common(lister)
-    lister.add_argument("-L", "--list-each", dest="list_mode", action="store_const",
-                        const=pt.LIST_EACH, default=pt.LIST_RANGES,
-                        help="one line per page (page-types -NL)")
-    lister.add_argument("-s", "--summary", dest="no_summary", action="store_false",
-                        help="also show the summary after the list (page-types -l)")
-    lister.set_defaults(func=run, command_name="list", no_summary=True, describe=[])
+
+def register(p: argparse.ArgumentParser) -> None:
+    add_source_options(p)
+    p.add_argument("-N", "--no-summary", action="store_true", help="don't show the summary")
+    p.add_argument("-l", "--list", dest="list_mode", action="store_const",
+                   const=pt.LIST_RANGES, default=0, help="show page ranges (page-types -l)")
+    p.add_argument("-L", "--list-each", dest="list_mode", action="store_const",
+                   const=pt.LIST_EACH, help="show every page (page-types -L)")
+    p.add_argument("-d", "--describe", action="append", default=[], metavar="FLAGS",
+                   help="describe a flag word (e.g. 0x1020 or anonymous,lru) and exit")
 
 
 def _describe(specs: list[str], as_json: bool) -> int:
@@ -111,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     filters = [kpf.parse_bits_spec(s) for s in args.bits]
     ranges = [pt.parse_addr_spec(s) for s in args.addr]
 
-    from pvrec.inspect import source
+    from pvrec import sources as source
 
     snap = source.load(args.run, args.dump)
     # Only -l needs the walk cut at page-types' read batches.

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -470,11 +470,6 @@ class ValueClassifier:
             bits += 1
 
 
-def class_pages(cls_per_run: np.ndarray, lengths: np.ndarray, n_classes: int) -> np.ndarray:
-    """Pages per class (int64 [n_classes]) from the class and length of each run."""
-    return np.bincount(cls_per_run, weights=lengths, minlength=n_classes).astype(np.int64)
-
-
 def fit_scheme(scheme: Scheme, frames: Iterable[tuple[np.ndarray, np.ndarray]]) -> None:
     """Show a data-driven scheme the (values, lengths) of some frames, then fit it."""
     if not scheme.needs_data:
@@ -561,22 +556,6 @@ def cgroup_schemes(tallies: list[tuple[dict[int, int], dict[int, str]]], top: in
     return out
 
 
-@dataclass
-class SchemeInfo:
-    """What `pvrec classes` prints for one class."""
-
-    number: int
-    cls: PageClass
-    pages: int | None = None
-    extra: dict = field(default_factory=dict)
-
-
-def describe(scheme: Scheme, pages: np.ndarray | None = None) -> list[SchemeInfo]:
-    """The scheme as rows (with page counts per class when given)."""
-    return [SchemeInfo(i, c, None if pages is None else int(pages[i]))
-            for i, c in enumerate(scheme.classes)]
-
-
 __all__ = ["HOLE", "PageClass", "Scheme", "RuleScheme", "FlagsScheme", "ValueClassifier",
-           "default_scheme", "load_toml_scheme", "make_scheme", "parse_color", "class_pages",
-           "fit_scheme", "describe", "THEMES", "hex_color", "CgroupScheme", "cgroup_schemes"]
+           "default_scheme", "load_toml_scheme", "make_scheme", "parse_color",
+           "fit_scheme", "THEMES", "hex_color", "CgroupScheme", "cgroup_schemes"]

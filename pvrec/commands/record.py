@@ -13,27 +13,17 @@ from datetime import datetime
 from pathlib import Path
 
 from pvrec.errors import PvrecError
-from pvrec.layout import (
-    cgroup_names,
-    flat_layout,
-    live_layout,
-    machine_identity,
-    max_pfn,
-    merge_ranges,
-)
-from pvrec.recorder.kpageflags import KPAGECGROUP, KPAGEFLAGS, PageFlagsFile
+from pvrec.kernel.kpageflags import KPAGECGROUP, KPAGEFLAGS, PageFlagsFile
+from pvrec.kernel.layout import cgroup_names, live_layout, machine_identity
+from pvrec.kernel.processes import descendants
+from pvrec.layout import flat_layout, max_pfn, merge_ranges
+from pvrec.messages import next_step, say
 from pvrec.recorder.sampler import Sampler, StopNow, StopSignals, record_loop
-from pvrec.recorder.workload import (
-    Workload,
-    become_subreaper,
-    descendants,
-    invoking_user,
-    resolve_command,
-)
-from pvrec.recording import DEFAULT_KEY_EVERY, Writer, disk_usage
+from pvrec.recorder.workload import Workload, become_subreaper, invoking_user, resolve_command
+from pvrec.recording.format import DEFAULT_KEY_EVERY, disk_usage
+from pvrec.recording.writer import Writer
 from pvrec.units import format_bytes, format_duration, parse_duration
 
-HELP = "record every page frame's flags at a fixed interval while a workload runs"
 DESCRIPTION = """\
 Sample /proc/kpageflags (the flags of every physical page frame) at a fixed interval
 and write each sample as a compressed frame into a recording directory.
@@ -58,9 +48,7 @@ then:
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("record", help=HELP, description=DESCRIPTION, epilog=EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("-i", "--interval", default="1s", metavar="TIME",
                    help="time between samples: 250ms, 1s, 1.5s, 2m; a bare number is seconds "
                         "(default 1s). A full read "
@@ -97,7 +85,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-next", action="store_true", help=argparse.SUPPRESS)  # for pvrec demo
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARGS",
                    help="the workload to run and record")
-    p.set_defaults(func=run)
 
 
 def default_output(cmd: list[str]) -> Path:
@@ -203,8 +190,8 @@ class Recorder:
                                    workload_ref))
             stop.restore()
             self.source.close()
-            print(f"pvrec: stopped at once; {self.out}/ is readable up to frame "
-                  f"{writer.frames - 1}", file=sys.stderr)
+            say(f"stopped at once; {self.out}/ is readable up to frame "
+                  f"{writer.frames - 1}")
             return 128 + signum
         finally:
             if result is not None:
@@ -244,13 +231,12 @@ class Recorder:
         if s.failed_samples:
             extra += f", {s.failed_samples} samples failed ({s.last_error})"
         dur = s.last_t
-        print(f"pvrec: {s.frames} frames over {format_duration(dur)} in {self.out}/ "
-              f"({format_bytes(size)}, mean sample {mean:.3f} s{extra}); {reason}",
-              file=sys.stderr)
+        say(f"{s.frames} frames over {format_duration(dur)} in {self.out}/ "
+              f"({format_bytes(size)}, mean sample {mean:.3f} s{extra}); {reason}")
         if self.args.no_next:
             return
         target = shlex.quote(str(self.out).rstrip("/") + ".mp4")
-        print(f"next:  pvrec render {shlex.quote(str(self.out))} -o {target}", file=sys.stderr)
+        next_step(f"pvrec render {shlex.quote(str(self.out))} -o {target}")
 
 
 class StatusLine:
@@ -281,9 +267,9 @@ class StatusLine:
 
     def notify(self, message: str) -> None:
         if self.live:
-            self.console.print(f"pvrec: {message}")
+            self.console.print(f"pvrec: {message}", markup=False, highlight=False)
         else:
-            print(f"pvrec: {message}", file=sys.stderr)
+            say(message)
 
     def __rich__(self):
         from rich.text import Text

@@ -7,28 +7,29 @@ and any other kpageflags tool can read it.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from pvrec.messages import say
 from pvrec.output import check_output, write_atomically
-from pvrec.recording import open_recording
+from pvrec.recording.reader import open_recording
 from pvrec.units import format_bytes
 
+DESCRIPTION = (
+    "Write frame N of a recording as a raw /proc/kpageflags dump: one "
+    "little-endian u64 per PFN, byte-identical to what was sampled."
+)
+EPILOG = (
+    "example:\n  pvrec export pvrec-make-*/ --frame -1 -o last.kpf\n"
+    "  page-types -F last.kpf"
+)
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "export", help="write one frame back as a raw kpageflags dump (for page-types -F)",
-        description="Write frame N of a recording as a raw /proc/kpageflags dump: one "
-                    "little-endian u64 per PFN, byte-identical to what was sampled.",
-        epilog="example:\n  pvrec export pvrec-make-*/ --frame -1 -o last.kpf\n"
-               "  page-types -F last.kpf",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+
+def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("recording", metavar="RUN", help="recording directory")
     p.add_argument("-n", "--frame", type=int, default=-1, metavar="N",
                    help="frame number; negative counts from the end (default -1, the last)")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="dump file to write")
     p.add_argument("-f", "--force", action="store_true", help="overwrite FILE if it exists")
-    p.set_defaults(func=run)
 
 
 def export_frame(recording: str, frame: int, output: str, force: bool = False
@@ -44,8 +45,8 @@ def export_frame(recording: str, frame: int, output: str, force: bool = False
 
 def run(args: argparse.Namespace) -> int:
     number, size = export_frame(args.recording, args.frame, args.output, args.force)
-    print(f"pvrec: wrote frame {number} of {args.recording} to {args.output} "
-          f"({size // 8} pages, {format_bytes(size)})", file=sys.stderr)
+    say(f"wrote frame {number} of {args.recording} to {args.output} "
+          f"({size // 8} pages, {format_bytes(size)})")
     return 0
 
 

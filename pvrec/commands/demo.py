@@ -8,28 +8,28 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
+from pvrec.commands import record as record_command
 from pvrec.errors import PvrecError
-from pvrec.recorder import command as record_command
-from pvrec.recorder.kpageflags import KPAGEFLAGS, PageFlagsFile
+from pvrec.kernel.kpageflags import KPAGEFLAGS, PageFlagsFile
+from pvrec.messages import next_step, say
 from pvrec.units import format_bytes, parse_duration
 
+DESCRIPTION = (
+    "Record about 30 seconds of a built-in workload that visibly changes "
+    "memory: page cache filling and dropping, a 1 GiB anonymous THP-backed "
+    "allocation growing and freed, 256 hugetlb pages reserved and released "
+    "(vm.nr_hugepages is restored). Needs root, like `pvrec record`."
+)
+EPILOG = "example:\n  sudo pvrec demo\n  sudo pvrec demo -o /tmp/demo"
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "demo", help="record and render a 30 s built-in workload: the quickest first look",
-        description="Record about 30 seconds of a built-in workload that visibly changes "
-                    "memory: page cache filling and dropping, a 1 GiB anonymous THP-backed "
-                    "allocation growing and freed, 256 hugetlb pages reserved and released "
-                    "(vm.nr_hugepages is restored). Needs root, like `pvrec record`.",
-        epilog="example:\n  sudo pvrec demo\n  sudo pvrec demo -o /tmp/demo",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+
+def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="DIR",
                    help="directory for the recording and videos (default pvrec-demo-<time>/)")
     p.add_argument("-i", "--interval", default="1s", metavar="TIME",
                    help="time between samples (default 1s)")
     p.add_argument("-q", "--quiet", action="store_true", help="no live status line")
     p.add_argument("--no-render", action="store_true", help="record only")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,10 +45,10 @@ def run(args: argparse.Namespace) -> int:
     recording = out / "recording"
     with tempfile.TemporaryDirectory(prefix="pvrec-demo-") as work:
         # Through the record parser itself, so the demo takes every default `record` has.
-        parser = argparse.ArgumentParser(prog="pvrec")
-        record_command.register(parser.add_subparsers())
+        parser = argparse.ArgumentParser(prog="pvrec record")
+        record_command.register(parser)
         rec_args = parser.parse_args(
-            ["record", "--force", "--as-root", "--no-next", "--kill-after", "5s", "--stop-on-error",
+            ["--force", "--as-root", "--no-next", "--kill-after", "5s", "--stop-on-error",
              "--interval", args.interval, "-o", str(recording)] + ["-q"] * args.quiet
             + ["--", sys.executable, "-m", "pvrec.recorder.demo_workload", work])
         code = record_command.run(rec_args)
@@ -59,13 +59,12 @@ def run(args: argparse.Namespace) -> int:
 
 def render_demo(recording: Path, out: Path) -> int:
     """Render the demo recording to demo.mp4 and demo.gif beside it."""
-    from pvrec.render.command import render_recording  # the render half, only now
+    from pvrec.render.pipeline import render_recording  # the render half, only now
 
     for name in ("demo.mp4", "demo.gif"):
         r = render_recording(recording, out / name, title="pvrec demo: page cache, THP, hugetlb")
-        print(f"pvrec: wrote {r.path} ({format_bytes(r.bytes)}, {r.frames} frames, "
-              f"{r.width}x{r.height})", file=sys.stderr)
-    print(f"pvrec: demo written to {out}/: recording/ (the recording), demo.mp4, demo.gif",
-          file=sys.stderr)
-    print(f"next:  pvrec info {out}/recording", file=sys.stderr)
+        say(f"wrote {r.path} ({format_bytes(r.bytes)}, {r.frames} frames, "
+              f"{r.width}x{r.height})")
+    say(f"demo written to {out}/: recording/ (the recording), demo.mp4, demo.gif")
+    next_step(f"pvrec info {out}/recording")
     return 0

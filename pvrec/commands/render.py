@@ -1,0 +1,212 @@
+"""`pvrec render`: a recording (or two side by side) to an MP4, GIF, WebP, PNG or PNG directory."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+from pvrec import classes as classify
+from pvrec.errors import PvrecError
+from pvrec.messages import say, warn
+from pvrec.render.encode import DEFAULT_CRF, DEFAULT_PRESET
+from pvrec.render.pipeline import render_recording
+
+DESCRIPTION = """\
+Draw every frame of a recording as a map of physical memory: one
+pixel per page frame in PFN order, one row per huge page (2 MiB), 1 GiB tiles side by
+side, coloured by what the kernel uses each page for, with a legend of live sizes, a
+header (command, host, elapsed time) and zone boundaries. The output type comes from
+the suffix of -o: .mp4 (H.264, plays in every browser), .gif, .webp (animated,
+lossless), .png (one frame: --frame), or an existing directory (a PNG per frame).
+
+By default the picture fits in 1920x1080 by letting one pixel stand for K pages of a
+row (the most common class among them); MP4 frames are then enlarged 2x so that
+chroma subsampling cannot blur single pages. Frames are streamed: memory stays flat
+however long the recording. Ctrl-C stops and leaves no partial file.
+"""
+EPILOG = """\
+examples:
+  pvrec render pvrec-make-*/                          -> pvrec-make-*.mp4
+  pvrec render RUN -o run.gif --every 2 --fps 20     a GIF for a blog post
+  pvrec render RUN -o last.png --frame -1            the last frame as a picture
+  pvrec render RUN -o diff.mp4 --changes --timeline  highlight what changed
+  pvrec render RUN -o map.png --map-only --layout rows --width 512
+                                                      pixel (x, y) = PFN y*512 + x
+  pvrec render RUN --classes flags --ignore-flags referenced,uptodate,idle_page
+  pvrec render RUN --classes my-classes.toml          your own classes (see pvrec classes)
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number of pages")
+    return value
+
+
+def add_picture_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("picture")
+    g.add_argument("--classes", metavar="SCHEME", default=None,
+                   help="default (semantic classes), flags (each flag combination a state, "
+                        "after dropping referenced and uptodate), or FILE.toml (your classes: "
+                        "pvrec classes --help)")
+    g.add_argument("--ignore-flags", metavar="NAMES", default=None,
+                   help="with --classes flags: flags to drop before combining "
+                        f"(default {classify.DEFAULT_IGNORE})")
+    g.add_argument("--theme", choices=("light", "dark"), default="light",
+                   help="colours for a light or dark page (default light)")
+    g.add_argument("--layout", choices=("tiles", "rows"), default="tiles",
+                   help="tiles: 1 GiB tiles of 2 MiB rows, holes skipped (default); rows: "
+                        "pixel (x, y) is PFN y*WIDTH + x")
+    g.add_argument("--width", type=int, metavar="PAGES",
+                   help="pages per row with --layout rows (default: one huge page, 512)")
+    g.add_argument("-k", "--pages-per-pixel", type=_positive_int, metavar="K",
+                   help="pages one pixel stands for (divides the row); default: the smallest "
+                        "K that fits --fit")
+    g.add_argument("--scale", type=int, metavar="S",
+                   help="enlarge by S, nearest neighbour (default 2 for .mp4, else 1)")
+    g.add_argument("--fit", default="1920x1080", metavar="WxH",
+                   help="the picture (before --scale) fits in this size (default 1920x1080)")
+    g.add_argument("--map-only", action="store_true",
+                   help="just the map: no legend, header, labels or gaps between tiles")
+    g.add_argument("--title", metavar="TEXT", action="append",
+                   help="header title instead of the command (with two runs: give it twice, "
+                        "once per run)")
+
+
+def _parse_fit(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
+    if not m or int(m.group(1)) < 16 or int(m.group(2)) < 16:
+        raise PvrecError(f"--fit {text!r}: give WIDTHxHEIGHT in pixels, e.g. 1920x1080")
+    return int(m.group(1)), int(m.group(2))
+
+
+def picture_kwargs(args: argparse.Namespace) -> dict:
+    return dict(classes=args.classes, ignore_flags=args.ignore_flags, theme=args.theme,
+                layout=args.layout, width=args.width, pages_per_pixel=args.pages_per_pixel,
+                scale=args.scale, fit=_parse_fit(args.fit), map_only=args.map_only,
+                title=args.title)
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recording", metavar="RUN", nargs="+",
+                   help="recording directory; two of them: drawn side by side on one time "
+                        "axis (same memory size)")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="FILE.mp4|.gif|.webp|.png or an existing directory "
+                        "(default: RUN.mp4 beside the recording)")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_picture_options(p)
+    g = p.add_argument_group("what is drawn on top")
+    g.add_argument("--changes", action="store_true",
+                   help="highlight pages whose class changed since the previous frame")
+    g.add_argument("--timeline", action="store_true",
+                   help="a strip under the map: each class's size over the recording")
+    g.add_argument("--timeline-metrics", metavar="NAME[,NAME]",
+                   help="fragmentation metrics drawn as lines under the --timeline strip (implies "
+                        "it), each scaled to its own range: free_pages, free_hp_blocks, "
+                        "unusable_index, largest_free_run, mixed_blocks, buddy_order_N; of the "
+                        "largest zone, or NAME@ZONE (e.g. free_hp_blocks@DMA32); at most 4")
+    g.add_argument("--color-by", choices=("cgroup",), default=None,
+                   help="cgroup: colour pages by memory cgroup instead of page class: the "
+                        "--top N cgroups with most pages, the rest 'other', pages with no "
+                        "cgroup 'none/free' (needs a recording made with --cgroups)")
+    g.add_argument("--top", type=int, default=8, metavar="N",
+                   help="with --color-by cgroup: how many cgroups get a colour (default 8, "
+                        f"at most {classify.CgroupScheme.TOP_MAX})")
+    g.add_argument("--highlight", choices=("workload",), default=None,
+                   help="workload: the pages the recorded command's processes map in full "
+                        "colour, every other page dimmed, their resident size in the legend "
+                        "(needs a recording made with --track-workload)")
+    t = p.add_argument_group("time")
+    t.add_argument("--fps", type=float, default=10.0, help="video frames per second "
+                   "(default 10; GIF delays are in 1/100 s, so 10, 20, 25, 50 play true)")
+    t.add_argument("--speed", type=float, metavar="X",
+                   help="recording seconds per video second (frames are repeated or "
+                        "skipped to keep time); default: each frame once")
+    t.add_argument("--start", metavar="POS", help="first frame: a frame number, or a time "
+                   "with a unit (30s, 2m)")
+    t.add_argument("--end", metavar="POS", help="last frame (included), as --start")
+    t.add_argument("--every", type=int, default=1, metavar="N", help="use every Nth frame")
+    t.add_argument("--hold", type=float, default=0.0, metavar="S",
+                   help="hold the last frame S seconds")
+    t.add_argument("--frame", metavar="N", help="for .png: which frame (default -1, the last)")
+    e = p.add_argument_group("encoding")
+    e.add_argument("--crf", type=int, default=DEFAULT_CRF,
+                   help=f"MP4 quality, lower is better (default {DEFAULT_CRF})")
+    e.add_argument("--preset", default=DEFAULT_PRESET,
+                   choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium",
+                            "slow"), help=f"x264 preset (default {DEFAULT_PRESET})")
+
+
+class _Progress:
+    """A rich progress bar on stderr (frames/s and ETA), only on a terminal."""
+
+    def __init__(self, enabled: bool, label: str):
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(TextColumn("[bold]rendering[/] " + label), BarColumn(),
+                                MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                                TimeRemainingColumn(), console=Console(stderr=True),
+                                transient=True)
+            self.task = None
+            self.t0 = time.perf_counter()
+
+    def __enter__(self):
+        if self.bar:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar:
+            self.bar.__exit__(*exc)
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.bar:
+            return
+        if self.task is None:
+            self.task = self.bar.add_task("render", total=total, rate="")
+        dt = time.perf_counter() - self.t0
+        self.bar.update(self.task, completed=done, rate=f"{done / dt:.1f} frames/s" if dt else "")
+
+    def warn(self, message: str) -> None:
+        if self.bar:
+            self.bar.console.print(f"pvrec: warning: {message}", markup=False, highlight=False)
+        else:
+            warn(message)
+
+
+def run(args: argparse.Namespace) -> int:
+    out = args.output
+    if len(args.recording) > 2:
+        raise PvrecError(f"render draws one recording, or two side by side "
+                         f"(RUN_A RUN_B); not {len(args.recording)}")
+    runs = args.recording if len(args.recording) > 1 else args.recording[0]
+    label = " + ".join(Path(r).name for r in args.recording)
+    with _Progress(not args.quiet, label) as prog:
+        summary = render_recording(
+            runs, out, force=args.force, changes=args.changes,
+            timeline=args.timeline, timeline_metrics=args.timeline_metrics,
+            highlight=args.highlight, color_by=args.color_by,
+            top=args.top, fps=args.fps, speed=args.speed,
+            start=args.start,
+            end=args.end, every=args.every, hold=args.hold, frame=args.frame, crf=args.crf,
+            preset=args.preset, progress=prog, warn=prog.warn, **picture_kwargs(args))
+    say(summary.line())
+    return 0

@@ -1,0 +1,47 @@
+"""`pvrec snapshot`: one picture of live memory, a raw dump or RUN@N, drawn as render draws it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pvrec.commands.render import add_picture_options, picture_kwargs
+from pvrec.errors import PvrecError
+from pvrec.messages import say, warn
+from pvrec.render.pipeline import render_source
+from pvrec.sources import ArraySource, open_source
+
+DESCRIPTION = ("Draw one picture of the physical memory: the live system (needs root), "
+                    "a raw kpageflags dump (-F FILE), or frame N of a recording (RUN@N). "
+                    "Same picture, options and classes as pvrec render.")
+EPILOG = ("examples:\n  sudo pvrec snapshot -o now.png\n"
+               "  pvrec snapshot -F dump.kpf -o dump.png\n"
+               "  pvrec snapshot pvrec-make-*/@-1 -o last.png --theme dark")
+
+
+def register(s: argparse.ArgumentParser) -> None:
+    s.add_argument("source", nargs="?", metavar="RUN[@N]",
+                   help="a recording (frame N, default the last); omit for live memory")
+    s.add_argument("-F", "--kpageflags", metavar="FILE",
+                   help="a raw kpageflags dump instead of /proc/kpageflags")
+    s.add_argument("-o", "--output", required=True, metavar="FILE.png", help="picture to write")
+    s.add_argument("-f", "--force", action="store_true", help="overwrite FILE if it exists")
+    add_picture_options(s)
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.output)
+    if out.suffix.lower() != ".png":
+        raise PvrecError(f"snapshot writes one .png picture, not {out}; for a video of a "
+                         f"recording use pvrec render")
+    source, n = open_source(args.source, args.kpageflags, warn)
+    count = len(source)
+    if n is not None and n.lstrip("-").isdigit() and not -count <= int(n) < count:
+        raise PvrecError(f"frame {n} is out of range: {source.name} has {count} frames "
+                         f"(0..{count - 1})")
+    kw = picture_kwargs(args)
+    if isinstance(source, ArraySource):  # memory now, or a dump: no recording time to show
+        kw.update(clock=False, title=args.title or source.name)
+    summary = render_source(source, out, frame=n, force=args.force, **kw)
+    say(summary.line())
+    return 0

@@ -1,0 +1,177 @@
+"""The recording format (version 1): names, versions, the frame file's arrays and their checks.
+
+    header.json          written first: machine, layout, interval, command, codec parameters
+    frames.jsonl         one line per frame, appended after the frame's file is in place
+    frames/NNNNNN.npz    one file per frame, written to a temp name and renamed
+    end.json             written last: why it stopped, exit status, totals
+
+A frame is the flags of every PFN in run-length form (run lengths, and a palette of the
+distinct values with a small code per run). A key frame stores the runs themselves; a delta
+frame stores the runs of its XOR with the previous frame: mostly one long zero run, a few
+thousand runs where pages changed. A key frame every `key_every` frames bounds what one
+damaged file can lose.
+Arrays are plain dtypes, loaded with allow_pickle=False, and checked before use, because
+recordings are shared and may be damaged or hostile. docs/recording-format.md is the prose
+version of this module.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+FORMAT_NAME = "pvrec"
+FORMAT_VERSION = 1
+DEFAULT_KEY_EVERY = 30
+# Per-PFN channels stored as runs (key or XOR delta): the flags, each page's memcg inode, and
+# whether the workload maps the page (0/1).
+RUN_CHANNELS = ("flags", "cgroup", "workload")
+RUN_ARRAYS = ("lengths", "palette", "codes")
+KIND_KEY, KIND_DELTA = 0, 1
+_FRAME_NAME = re.compile(r"frames/[0-9]{6,9}\.npz")
+
+
+def prefix(channel: str) -> str:
+    """Array name prefix of a channel: flags keep the plain names, others are 'cgroup.lengths'."""
+    return "" if channel == "flags" else channel + "."
+
+
+
+@dataclass
+class FrameInfo:
+    """One line of frames.jsonl: where the frame is, when it was taken, and its context."""
+
+    index: int
+    t: float
+    file: str
+    kind: str
+    context: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"index": self.index, "t": self.t, "file": self.file,
+                           "kind": self.kind, **self.context}, separators=(",", ":"))
+
+
+RECORDING_FILES = ("header.json", "frames.jsonl", "end.json", "frames")
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes of the files of a recording directory."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+
+class FrameError(Exception):
+    """A frame file is damaged; the reader skips it with a warning."""
+
+
+def read_npy(data: bytes, name: str) -> np.ndarray:
+    """An .npy member parsed by hand: plain dtypes only, and the data must be exactly as large
+    as the header says (np.load would allocate whatever shape a hostile header declares)."""
+    bio = io.BytesIO(data)
+    try:
+        major, _minor = np.lib.format.read_magic(bio)
+        if major == 1:
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(bio)
+        elif major in (2, 3):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(bio)
+        else:
+            raise FrameError(f"array {name!r}: unknown .npy version {major}")
+    except FrameError:
+        raise
+    except Exception as exc:  # numpy raises ValueError, SyntaxError, TypeError, ...
+        raise FrameError(f"array {name!r}: bad .npy header ({exc})") from None
+    if dtype.hasobject or dtype.kind not in "ui" or len(shape) != 1 or fortran:
+        raise FrameError(f"array {name!r} is {dtype} of shape {shape}, not a plain 1-d integer array")
+    offset = bio.tell()
+    if shape[0] * dtype.itemsize != len(data) - offset:
+        raise FrameError(f"array {name!r} holds {len(data) - offset} bytes, its header says "
+                         f"{shape[0] * dtype.itemsize}")
+    return np.frombuffer(data, dtype=dtype, offset=offset)
+
+
+def load_frame(path: Path, pfn_count: int, channels: tuple[str, ...] = ("flags",)
+                ) -> dict[str, np.ndarray]:
+    """Load and sanity-check one frame file without trusting anything in it."""
+    # No array may inflate beyond what this many pages could need: zip bombs stop here.
+    limit = 8 * pfn_count + (1 << 16)
+    names = ["meta"] + [prefix(c) + a for c in channels for a in RUN_ARRAYS]
+    arrays = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for name in names:
+                try:
+                    info = zf.getinfo(name + ".npy")
+                except KeyError:
+                    raise FrameError(f"missing array {name!r}") from None
+                if info.file_size > limit:
+                    raise FrameError(f"array {name!r} declares {info.file_size} bytes")
+                with zf.open(info) as member:
+                    data = member.read(limit + 1)
+                if len(data) > limit:
+                    raise FrameError(f"array {name!r} inflates beyond {limit} bytes")
+                arr = read_npy(data, name)
+                if arr.dtype.kind != "u" and not (name == "meta" and arr.dtype == np.int64):
+                    raise FrameError(f"array {name!r} has dtype {arr.dtype}")
+                arrays[name] = arr
+    except FrameError:
+        raise
+    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, KeyError,
+            RuntimeError, NotImplementedError, OverflowError, MemoryError, zlib.error) as exc:
+        raise FrameError(str(exc) or type(exc).__name__) from None
+    meta = arrays["meta"]
+    if meta.size < 4 or meta[0] != FORMAT_VERSION or meta[1] not in (KIND_KEY, KIND_DELTA):
+        raise FrameError("bad meta")
+    if meta[3] != pfn_count:
+        raise FrameError(f"frame has {meta[3]} pages, the header says {pfn_count}")
+    for channel in channels:
+        check_runs(arrays, prefix(channel), pfn_count)
+    return arrays
+
+
+def check_runs(arrays: dict[str, np.ndarray], prefix: str, pfn_count: int) -> None:
+    """Validate one channel's runs in place (and turn its byte planes back into integers)."""
+    planes, palette, codes = (arrays[prefix + a] for a in RUN_ARRAYS)
+    if codes.size == 0 or planes.dtype != np.uint8 or planes.size % codes.size:
+        raise FrameError("run table sizes disagree")
+    width = planes.size // codes.size
+    if width not in (1, 2, 4, 8):
+        raise FrameError("bad run length width")
+    lengths = planes.reshape(width, -1).T.copy().view(f"<u{width}").reshape(-1)
+    if int(codes.max()) >= palette.size:
+        raise FrameError("run code outside the palette")
+    if palette.dtype != np.uint64:
+        raise FrameError("palette is not uint64")
+    # Check without trusting the sum not to wrap: every length in 1..pfn_count, and the float
+    # sum (exact enough below 2**53) agreeing with the integer one.
+    if lengths.size > pfn_count or int(lengths.min()) == 0 or int(lengths.max()) > pfn_count:
+        raise FrameError("run lengths out of range")
+    if round(float(lengths.sum(dtype=np.float64))) != pfn_count or int(
+        lengths.sum(dtype=np.uint64)
+    ) != pfn_count:
+        raise FrameError("run lengths do not add up to the page count")
+    arrays[prefix + "lengths"] = lengths
+
+
+
+
+def check_file_name(name: object) -> str:
+    """A frame file name from the index, refused if it could point outside the recording."""
+    if not isinstance(name, str) or not _FRAME_NAME.fullmatch(name):
+        raise FrameError(f"frame file name {name!r} is not of the form frames/NNNNNN.npz")
+    return name

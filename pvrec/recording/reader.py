@@ -1,0 +1,294 @@
+"""Reading a recording: header, frame index, frames by number or in order; lenient about damage.
+
+Frames that are damaged are left out with a warning (a delta frame needs its chain back to a
+key frame); an incomplete recording (no end.json) reads up to its last complete frame.
+Nothing read from disk is trusted: recordings are shared and may be damaged or hostile.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pvrec import __version__
+from pvrec.errors import PvrecError
+from pvrec.recording.format import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    KIND_DELTA,
+    RUN_CHANNELS,
+    FrameError,
+    FrameInfo,
+    check_file_name,
+    load_frame,
+    prefix,
+)
+from pvrec.runs import Runs, xor_runs
+
+
+class RecordingWarning(UserWarning):
+    """Something in a recording was damaged and skipped; the rest is still usable."""
+
+
+
+@dataclass
+class Frame:
+    """One decoded frame: the flags, and the optional channels the recording has."""
+
+    flags: Runs
+    cgroup: Runs | None = None  # memcg inode per PFN
+    workload: Runs | None = None  # 1 where the workload's processes map the PFN, else 0
+
+
+def apply_frame(prev: Frame | None, arrays: dict[str, np.ndarray],
+                channels: tuple[str, ...] = ("flags",)) -> Frame:
+    """The frame: each channel stored as it is (key), or XORed onto the previous frame (delta)."""
+    delta = arrays["meta"][1] == KIND_DELTA
+    if delta and prev is None:
+        raise FrameError("delta frame without a previous frame")
+    out = {}
+    for channel in channels:
+        p = prefix(channel)
+        stored = Runs(arrays[p + "lengths"].astype(np.int64), arrays[p + "palette"][arrays[p + "codes"]])
+        out[channel] = xor_runs(getattr(prev, channel), stored) if delta else stored
+    return Frame(**out)
+
+
+
+
+class Recording:
+    """A recording opened for reading: header, frame index, frames by number, end marker.
+
+    Frames that are damaged are left out of `frames` with a RecordingWarning (a delta frame
+    needs its chain back to a key frame). Frame numbers are positions in `frames`.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.warnings: list[str] = []
+        self.header = self._read_header()
+        self.pfn_count = int(self.header["pfn_count"])
+        if not 0 < self.pfn_count < 1 << 40:
+            raise PvrecError(f"{self.path}: header has an impossible page count")
+        channels = self.header.get("channels", ["flags"])
+        if (not isinstance(channels, list) or channels[:1] != ["flags"]
+                or not set(channels) <= set(RUN_CHANNELS) or len(set(channels)) != len(channels)):
+            raise PvrecError(f"{self.path}: header lists unknown channels {channels!r}")
+        self.channels = tuple(channels)
+        self.end = self._read_end()
+        self._entries = self._read_index()
+        self.frames: list[FrameInfo] = list(self._entries)
+        self._cache: tuple[int, Frame] | None = None
+        self._validated = False
+
+    # -- metadata
+
+    def _read_header(self) -> dict:
+        p = self.path / "header.json"
+        if not self.path.is_dir():
+            raise PvrecError(f"{self.path} is not a recording (not a directory)")
+        try:
+            header = json.loads(p.read_text())
+        except FileNotFoundError:
+            raise PvrecError(f"{self.path} is not a pvrec recording (no header.json)") from None
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise PvrecError(f"{p}: unreadable header ({exc})") from None
+        if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+            raise PvrecError(f"{self.path} is not a pvrec recording (header format is not 'pvrec')")
+        version = header.get("format_version")
+        if type(version) is not int:
+            raise PvrecError(f"{p}: format_version is missing")
+        if version > FORMAT_VERSION:
+            raise PvrecError(
+                f"{self.path} is recording format version {version}; this pvrec "
+                f"{__version__} reads up to version {FORMAT_VERSION}: upgrade pvrec"
+            )
+        if version < 1:
+            raise PvrecError(f"{p}: unknown format version {version}")
+        if type(header.get("pfn_count")) is not int:
+            raise PvrecError(f"{p}: pfn_count is missing")
+        return header
+
+    def _read_end(self) -> dict | None:
+        try:
+            end = json.loads((self.path / "end.json").read_text())
+            return end if isinstance(end, dict) else None
+        except (OSError, ValueError, UnicodeDecodeError):
+            return None
+
+    def _warn(self, message: str) -> None:
+        self.warnings.append(message)
+        warnings.warn(message, RecordingWarning, stacklevel=3)
+
+    def _read_index(self) -> list[FrameInfo]:
+        try:
+            raw = (self.path / "frames.jsonl").read_bytes()
+        except OSError:
+            return []
+        entries: list[FrameInfo] = []
+        lines = raw.split(b"\n")
+        for lineno, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+                info = FrameInfo(
+                    int(d.pop("index")), float(d.pop("t")), check_file_name(d.pop("file")),
+                    str(d.pop("kind")), d,
+                )
+                if not math.isfinite(info.t) or info.kind not in ("key", "delta"):
+                    raise ValueError("bad time or kind")
+            except (ValueError, KeyError, TypeError, AttributeError, OverflowError,
+                    FrameError) as exc:
+                last = lineno == len(lines) or (lineno == len(lines) - 1 and not lines[-1])
+                what = "the last index line is cut short" if last else f"index line {lineno} is damaged"
+                self._warn(f"{self.path}: {what} ({exc}); frame skipped")
+                continue
+            entries.append(info)
+        return entries
+
+    @property
+    def complete(self) -> bool:
+        """True when the recorder finished (end.json exists)."""
+        return self.end is not None
+
+    @property
+    def duration(self) -> float:
+        return self.frames[-1].t if self.frames else 0.0
+
+    def __len__(self) -> int:
+        self._validate()
+        return len(self.frames)
+
+    def _validate(self) -> None:
+        """Drop frames that cannot be decoded (checked once, lazily: it reads every file)."""
+        if self._validated:
+            return
+        self._validated = True
+        good: list[FrameInfo] = []
+        prev_ok = False
+        for info in self._entries:
+            path = self.path / info.file
+            if info.kind == "delta" and not prev_ok:
+                self._warn(f"{self.path}: frame {info.index} skipped (its delta chain is broken)")
+                continue
+            if not path.is_file() or path.is_symlink():
+                self._warn(f"{self.path}: frame {info.index} skipped ({info.file} is missing)")
+                prev_ok = False
+                continue
+            good.append(info)
+            prev_ok = True
+        # A crash or power loss can leave the last file cut short: check that one fully.
+        dropped, reason = [], ""
+        while good:
+            try:
+                load_frame(self.path / good[-1].file, self.pfn_count, self.channels)
+                break
+            except FrameError as exc:
+                dropped.append(good.pop().index)
+                reason = str(exc)
+        if len(dropped) == 1:
+            self._warn(f"{self.path}: last frame {dropped[0]} is incomplete ({reason}); skipped")
+        elif dropped:
+            self._warn(f"{self.path}: the last {len(dropped)} frames ({dropped[-1]}..{dropped[0]}) "
+                       f"are unreadable ({reason}); skipped")
+        self.frames = good
+
+    # -- frames
+
+    def _resolve(self, n: int) -> int:
+        count = len(self)
+        if count == 0:
+            raise PvrecError(f"{self.path} has no frames")
+        i = n + count if n < 0 else n
+        if not 0 <= i < count:
+            raise PvrecError(
+                f"frame {n} is out of range: {self.path} has {count} frames (0..{count - 1})"
+            )
+        return i
+
+    def _decode(self, pos: int, prev: Frame | None) -> Frame:
+        info = self.frames[pos]
+        arrays = load_frame(self.path / info.file, self.pfn_count, self.channels)
+        return apply_frame(prev, arrays, self.channels)
+
+    def read_frame(self, n: int) -> Frame:
+        """Frame n (negative counts from the end) with all its channels."""
+        i = self._resolve(n)
+        if self._cache and self._cache[0] == i:
+            return self._cache[1]
+        start = i
+        while self.frames[start].kind != "key" and start > 0:
+            if self._cache and self._cache[0] == start - 1:
+                break
+            start -= 1
+        frame = self._cache[1] if self._cache and self._cache[0] == start - 1 else None
+        for pos in range(start, i + 1):
+            try:
+                frame = self._decode(pos, frame)
+            except FrameError as exc:
+                raise PvrecError(
+                    f"{self.path}: frame {pos} ({self.frames[pos].file}) is damaged: {exc}"
+                ) from None
+        self._cache = (i, frame)
+        return frame
+
+    def read_runs(self, n: int) -> Runs:
+        """Frame n (negative counts from the end) in run-length form."""
+        return self.read_frame(n).flags
+
+    def read(self, n: int) -> np.ndarray:
+        """Frame n (negative counts from the end) as the uint64 flags of every PFN."""
+        return self.read_runs(n).expand()
+
+    def iter_decoded(self, start: int = 0, stop: int | None = None, step: int = 1
+                     ) -> Iterator[tuple[FrameInfo, Frame]]:
+        """Frames in order with all channels, decoding each file once; damaged ones skipped
+        with a warning (with the deltas after them up to the next key frame)."""
+        count = len(self)
+        stop = count if stop is None else min(stop, count)
+        wanted = set(range(start, stop, max(1, step)))
+        prev: Frame | None = None
+        pos = start
+        while pos > 0 and self.frames[pos].kind != "key":
+            pos -= 1
+        while pos < stop:
+            try:
+                prev = self._decode(pos, prev)
+            except FrameError as exc:
+                self._warn(f"{self.path}: frame {pos} ({self.frames[pos].file}) is damaged "
+                           f"({exc}); skipped up to the next key frame")
+                prev = None
+                pos += 1
+                while pos < stop and self.frames[pos].kind != "key":
+                    pos += 1
+                continue
+            if pos in wanted:
+                self._cache = (pos, prev)
+                yield self.frames[pos], prev
+            pos += 1
+
+    def iter_runs(self, start: int = 0, stop: int | None = None, step: int = 1
+                  ) -> Iterator[tuple[FrameInfo, Runs]]:
+        """Frames in order as flag runs."""
+        for info, frame in self.iter_decoded(start, stop, step):
+            yield info, frame.flags
+
+    def iter_frames(self, start: int = 0, stop: int | None = None, step: int = 1
+                    ) -> Iterator[tuple[FrameInfo, np.ndarray]]:
+        """Frames in order as uint64 flag arrays."""
+        for info, runs in self.iter_runs(start, stop, step):
+            yield info, runs.expand()
+
+
+def open_recording(path: str | os.PathLike) -> Recording:
+    """Open a recording directory for reading; PvrecError if it is not one."""
+    return Recording(path)
+

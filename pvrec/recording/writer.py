@@ -1,0 +1,316 @@
+"""Writing a recording: a directory that is readable at every moment, whatever happens to the writer.
+
+Frames are encoded chunk by chunk (key: the runs; delta: the XOR with the previous frame's
+chunk) and streamed into the frame file, which is written to a temp name, fsynced and renamed
+before its index line is appended. docs/recording-format.md has the rules.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import shutil
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pvrec import __version__
+from pvrec.errors import PvrecError
+from pvrec.recording.format import (
+    DEFAULT_KEY_EVERY,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    KIND_DELTA,
+    KIND_KEY,
+    RUN_CHANNELS,
+    FrameInfo,
+    prefix,
+)
+from pvrec.runs import (
+    CHUNK_PAGES,
+    Runs,
+    compact,
+    encode_flags,
+    join_pieces,
+    pfns_to_runs,
+    same,
+    split_runs,
+    xor_runs,
+)
+
+
+def _smallest_uint(max_value: int) -> type:
+    for dt in (np.uint8, np.uint16, np.uint32):
+        if max_value <= np.iinfo(dt).max:
+            return dt
+    return np.uint64
+
+
+
+@dataclass
+class Streamed:
+    """A 1-d array written to a frame file block by block, never whole in memory."""
+
+    dtype: np.dtype
+    count: int
+    blocks: Callable[[], Iterator[bytes]]
+
+
+
+def _runs_arrays(pieces: list[Runs], prefix: str) -> dict[str, np.ndarray | Streamed]:
+    """The stored arrays of one channel, streamed from its pieces (consecutive chunks)."""
+    pieces = join_pieces(pieces)
+    palette = np.unique(np.concatenate([np.unique(p.values) for p in pieces]))
+    code_type = np.dtype(_smallest_uint(max(palette.size - 1, 0)))
+    length_type = np.dtype(_smallest_uint(max(int(p.lengths.max()) for p in pieces)))
+    count = sum(p.lengths.size for p in pieces)
+    width = length_type.itemsize
+
+    def codes():
+        for p in pieces:
+            yield np.searchsorted(palette, p.values).astype(code_type).tobytes()
+
+    def planes():
+        # Byte planes (all low bytes, then the next...): deflate finds 15% more to squeeze.
+        # The width is lengths.size / codes.size.
+        for b in range(width):
+            for p in pieces:
+                by_byte = p.lengths.astype(length_type).view(np.uint8).reshape(-1, width)
+                yield np.ascontiguousarray(by_byte[:, b]).tobytes()
+
+    return {
+        prefix + "lengths": Streamed(np.dtype(np.uint8), width * count, planes),
+        prefix + "palette": palette.astype(np.uint64),
+        prefix + "codes": Streamed(code_type, count, codes),
+    }
+
+
+ZERO = np.zeros(1, np.uint64)
+
+
+def channel_pieces(chunks: Iterable[Runs], prev: list[Runs] | None, kept: list[Runs]
+                   ) -> list[Runs]:
+    """What a frame stores of one channel, chunk by chunk: the chunk (key) or its XOR with the
+    previous frame's chunk (delta). Each chunk read is appended to kept, and the previous
+    frame's chunk is let go as soon as it is used, so one frame's runs is the memory bound."""
+    pieces = []
+    for i, chunk in enumerate(chunks):
+        chunk = compact(chunk)
+        kept.append(chunk)
+        if prev is None:
+            pieces.append(chunk)
+            continue
+        if i >= len(prev) or prev[i] is None:
+            raise PvrecError("frame does not have the previous frame's shape")
+        before, prev[i] = prev[i], None
+        if before.pfn_count != chunk.pfn_count:
+            raise PvrecError("frame chunks do not have the previous frame's shape")
+        pieces.append(Runs(np.array([chunk.pfn_count], np.int64), ZERO)
+                      if same(chunk, before) else xor_runs(chunk, before))
+    return pieces
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray | Streamed], level: int = 6,
+              durable: bool = True) -> int:
+    """Write arrays as an .npz (a zip of .npy members, deflated) and return its size."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as zf:
+        for name, arr in arrays.items():
+            with zf.open(name + ".npy", "w", force_zip64=True) as member:
+                if isinstance(arr, Streamed):
+                    np.lib.format.write_array_header_1_0(
+                        member, {"descr": np.lib.format.dtype_to_descr(arr.dtype),
+                                 "fortran_order": False, "shape": (arr.count,)})
+                    for block in arr.blocks():
+                        member.write(block)
+                else:
+                    np.lib.format.write_array(member, np.ascontiguousarray(arr),
+                                              allow_pickle=False)
+    data = buf.getbuffer()
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        if durable:
+            os.fsync(f.fileno())
+    return len(data)
+
+
+def _atomic_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+
+RECORDING_FILES = ("header.json", "frames.jsonl", "end.json", "frames")
+
+
+def prepare_directory(path: Path, force: bool) -> None:
+    """Create the output directory; refuse a non-empty one unless force (then clear a recording)."""
+    if path.exists() and not path.is_dir():
+        raise PvrecError(f"output path {path} exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()):
+        if not force:
+            raise PvrecError(f"output directory {path} is not empty (use --force to overwrite it)")
+        if not (path / "header.json").exists():
+            raise PvrecError(f"--force overwrites recordings only, and {path} is not one")
+        for name in RECORDING_FILES:
+            p = path / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    try:
+        (path / "frames").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PvrecError(f"cannot create output directory {path}: {exc.strerror}") from None
+
+
+class Writer:
+    """Appends frames to a recording directory so that it is readable at every moment.
+
+    `add_frame(runs_or_flags, t, context)` encodes and writes one frame; `close(end)` writes
+    end.json. A crash at any point leaves every frame whose index line was written readable.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        header: dict,
+        *,
+        key_every: int = DEFAULT_KEY_EVERY,
+        force: bool = False,
+        owner: tuple[int, int] | None = None,
+        channels: tuple[str, ...] = ("flags",),
+        durable: bool = True,
+    ):
+        if channels[:1] != ("flags",) or not set(channels) <= set(RUN_CHANNELS):
+            raise PvrecError(f"channels must start with 'flags' and be among {RUN_CHANNELS}")
+        self.path = Path(path)
+        self.channels = tuple(channels)
+        self.durable = durable  # fsync every frame (a power cut loses at most the last one)
+        self.key_every = max(1, key_every)
+        self.owner = owner
+        self.frames = 0
+        self.bytes = 0
+        self._prev: dict[str, list[Runs]] | None = None
+        prepare_directory(self.path, force)
+        self._chown(self.path)
+        self._chown(self.path / "frames")
+        self.header = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "pvrec_version": __version__,
+            **header,
+            "key_every": self.key_every,
+            "channels": list(self.channels),
+        }
+        if "pfn_count" not in self.header:
+            raise PvrecError("header needs pfn_count")
+        _atomic_json(self.path / "header.json", self.header)
+        self._chown(self.path / "header.json")
+        # Unbuffered appends: a line is on disk (or cut short, which readers skip) the moment
+        # it is written; a buffer could flush a line later for a frame that was removed.
+        self._index = os.open(self.path / "frames.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT
+                              | os.O_CLOEXEC, 0o644)
+        self._chown(self.path / "frames.jsonl")
+
+    def _chown(self, p: Path) -> None:
+        if self.owner is not None:
+            os.chown(p, *self.owner)
+
+    def add_frame(self, frame: Runs | np.ndarray | list[Runs], t: float,
+                  context: dict | None = None, *,
+                  cgroup: Runs | np.ndarray | list[Runs] | None = None,
+                  workload: np.ndarray | None = None) -> FrameInfo:
+        """Encode and append one frame; raises PvrecError (e.g. disk full) leaving no partial file.
+
+        cgroup (the memcg inode of every PFN) and workload (sorted PFNs the workload maps) are
+        required when the recording has those channels.
+        """
+        channels = {"flags": frame}
+        for name, data in (("cgroup", cgroup), ("workload", workload)):
+            if name in self.channels:
+                if data is None:
+                    raise PvrecError(f"this recording stores {name}: every frame needs it")
+                if name == "workload" and not isinstance(data, Runs):
+                    data = pfns_to_runs(data, self.header["pfn_count"])
+                channels[name] = data
+        index = self.frames
+        kind = KIND_KEY if index % self.key_every == 0 or self._prev is None else KIND_DELTA
+        prev, self._prev = self._prev, None  # a frame that fails half-way leaves a key next
+        kept: dict[str, list[Runs]] = {}
+        arrays: dict[str, np.ndarray | Streamed] = {}
+        began = time.monotonic()
+        for channel, data in channels.items():
+            kept[channel] = []
+            pieces = channel_pieces(_as_chunks(data), None if kind == KIND_KEY
+                                    else prev[channel], kept[channel])
+            pages = sum(p.pfn_count for p in pieces)
+            if pages != self.header["pfn_count"]:
+                raise PvrecError(
+                    f"frame has {pages} pages, the recording {self.header['pfn_count']}")
+            arrays.update(_runs_arrays(pieces, prefix(channel)))
+        arrays["meta"] = np.array([FORMAT_VERSION, kind, index, self.header["pfn_count"]],
+                                  np.int64)
+        # Chunks may be read lazily while they are encoded: this is the sample's read + encode.
+        context = {**(context or {}), "sample_s": round(time.monotonic() - began, 6)}
+        name = f"frames/{index:06d}.npz"
+        final = self.path / name
+        tmp = final.with_name(final.name + ".tmp")
+        try:
+            size = write_npz(tmp, arrays, durable=self.durable)
+            self._chown(tmp)
+            os.replace(tmp, final)
+            info = FrameInfo(index, round(t, 6), name, "key" if kind == KIND_KEY else "delta",
+                             dict(context or {}, bytes=size))
+            line = (info.to_json() + "\n").encode()
+            if os.write(self._index, line) != len(line):
+                raise OSError(errno.ENOSPC, "No space left on device")
+        except BaseException as exc:  # a second Ctrl-C included: leave no partial frame
+            tmp.unlink(missing_ok=True)
+            if final.exists() and self.frames == index:
+                final.unlink(missing_ok=True)
+            if not isinstance(exc, OSError):
+                raise
+            raise PvrecError(
+                f"cannot write frame {index} to {self.path}: {exc.strerror or exc}; "
+                + (f"the recording is readable up to frame {index - 1}" if index
+                   else "nothing was recorded"), exit_code=1
+            ) from None
+        self._prev = kept
+        self.frames += 1
+        self.bytes += size
+        return info
+
+    def close(self, end: dict) -> None:
+        """Write end.json (best effort: a full disk still leaves a readable recording)."""
+        try:
+            os.close(self._index)
+        except OSError:
+            pass
+        end = {"frames": self.frames, "bytes": self.bytes, **end}
+        try:
+            _atomic_json(self.path / "end.json", end)
+            self._chown(self.path / "end.json")
+        except OSError:
+            (self.path / "end.json.tmp").unlink(missing_ok=True)
+
+
+def _as_chunks(data: Runs | np.ndarray | Iterable[Runs]) -> Iterable[Runs]:
+    """A channel as runs per chunk of CHUNK_PAGES (the last may be shorter)."""
+    if isinstance(data, np.ndarray):
+        return (encode_flags(data[i:i + CHUNK_PAGES]) for i in range(0, data.size, CHUNK_PAGES))
+    if isinstance(data, Runs):
+        return split_runs(data)
+    return data

@@ -1,0 +1,178 @@
+"""Run-length algebra of per-PFN data: the one form every half of pvrec works on.
+
+A frame of a 24 GiB machine is 6.5 million u64 flag words but only ~300,000 runs, so encoding,
+XOR deltas, joining chunks, slicing and counting are done on runs (numpy over runs, never a
+Python loop per page). The recording codec, the renderer, page-types' text and the metrics all
+use these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+CHUNK_PAGES = 1 << 20  # the writer diffs and the recorder reads frames in chunks of 8 MiB of flags
+
+
+@dataclass
+class Runs:
+    """Flags of consecutive PFNs in run-length form: run i is lengths[i] pages of values[i]."""
+
+    lengths: np.ndarray  # int64 [R], all > 0
+    values: np.ndarray  # uint64 [R], neighbours differ
+
+    @property
+    def pfn_count(self) -> int:
+        return int(self.lengths.sum(dtype=np.int64))
+
+    def starts(self) -> np.ndarray:
+        """The first PFN of each run."""
+        out = np.zeros(self.lengths.size, dtype=np.int64)
+        np.cumsum(self.lengths[:-1], out=out[1:])
+        return out
+
+    def expand(self) -> np.ndarray:
+        """The flags of every PFN (uint64 array)."""
+        return np.repeat(self.values, self.lengths)
+
+
+def _from_starts(starts: np.ndarray, values: np.ndarray, n: int) -> Runs:
+    """Runs from sorted distinct starts (starts[0] == 0), merging neighbours of equal value."""
+    keep = np.empty(values.size, dtype=bool)
+    keep[:1] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    if not keep.all():
+        starts, values = starts[keep], values[keep]
+    lengths = np.empty(starts.size, dtype=np.int64)
+    np.subtract(starts[1:], starts[:-1], out=lengths[:-1])
+    lengths[-1:] = n - starts[-1:]
+    return Runs(lengths, values)
+
+
+def encode_flags(flags: np.ndarray) -> Runs:
+    """Run-length form of an array of flags."""
+    flags = np.ascontiguousarray(flags, dtype=np.uint64)
+    if flags.size == 0:
+        return Runs(np.zeros(0, np.int64), np.zeros(0, np.uint64))
+    starts = np.flatnonzero(flags[1:] != flags[:-1])
+    starts += 1
+    starts = np.concatenate((np.zeros(1, starts.dtype), starts))
+    # 32-bit lengths while they fit: a frame's runs are what the writer keeps between frames.
+    length_type = np.uint32 if flags.size < 1 << 32 else np.int64
+    return Runs(np.diff(starts, append=flags.size).astype(length_type), flags[starts])
+
+
+
+def split_runs(runs: Runs, chunk: int = CHUNK_PAGES) -> list[Runs]:
+    """The runs cut at every multiple of chunk pages: one Runs per chunk."""
+    n = runs.pfn_count
+    if n <= chunk:
+        return [runs]
+    starts = runs.starts()
+    out = []
+    for lo in range(0, n, chunk):
+        hi = min(lo + chunk, n)
+        i, j = np.searchsorted(starts, lo, "right") - 1, np.searchsorted(starts, hi, "left")
+        s = np.maximum(starts[i:j], lo)
+        e = np.minimum(starts[i:j] + runs.lengths[i:j], hi)
+        out.append(Runs(e - s, runs.values[i:j]))
+    return out
+
+
+def compact(runs: Runs) -> Runs:
+    """The same runs with 32-bit lengths where they fit: what a writer keeps between frames."""
+    if runs.lengths.dtype != np.uint32 and runs.lengths.size and runs.lengths.max() < 1 << 32:
+        return Runs(runs.lengths.astype(np.uint32), runs.values)
+    return runs
+
+
+def same(a: Runs, b: Runs) -> bool:
+    """True when two run lists are the same runs (so the XOR need not be computed)."""
+    return np.array_equal(a.lengths, b.lengths) and np.array_equal(a.values, b.values)
+
+
+def xor_runs(a: Runs, b: Runs) -> Runs:
+    """a XOR b, page by page, computed on the runs alone (never the full arrays).
+
+    A delta frame stores xor_runs(frame, previous): mostly one huge zero run, a few thousand
+    runs where pages changed; applying it is xor_runs(previous, delta). When one side has few
+    non-zero runs (a delta) only the stretches it touches are cut and flipped: a few passes
+    over the other side's runs instead of a merge sort of both.
+    """
+    if b.lengths.size > a.lengths.size:
+        a, b = b, a
+    nonzero = b.values != 0
+    if 16 * int(np.count_nonzero(nonzero)) > a.lengths.size:
+        return _xor_merge(a, b)
+    n = a.pfn_count
+    sb = b.starts()
+    cs, ce, cx = sb[nonzero], sb[nonzero] + b.lengths[nonzero], b.values[nonzero]
+    if cs.size == 0:
+        return a
+    sa = a.starts()
+    cuts = np.concatenate((cs, ce[ce < n]))
+    pos = np.searchsorted(sa, cuts)
+    present = sa[np.minimum(pos, sa.size - 1)] == cuts
+    cuts = np.unique(cuts[~present])
+    pos = np.searchsorted(sa, cuts)
+    starts = np.insert(sa, pos, cuts)
+    values = np.insert(a.values, pos, a.values[pos - 1])  # a cut inherits its run's value
+    first, last = np.searchsorted(starts, cs), np.searchsorted(starts, ce)
+    counts = last - first
+    offsets = np.repeat(first - np.cumsum(counts) + counts, counts)
+    inside = np.arange(int(counts.sum()), dtype=np.int64) + offsets
+    values[inside] ^= np.repeat(cx, counts)
+    return _from_starts(starts, values, n)
+
+
+def _xor_merge(a: Runs, b: Runs) -> Runs:
+    """a XOR b when both sides change often: merge the two boundary lists."""
+    n = a.pfn_count
+    sa, sb = a.starts(), b.starts()
+    merged = np.concatenate((sa, sb))
+    order = np.argsort(merged, kind="stable")  # two sorted runs: a linear merge
+    s = merged[order]
+    # Of equal starts keep the last, where both run indexes have advanced.
+    last = np.empty(s.size, dtype=bool)
+    last[-1:] = True
+    np.not_equal(s[1:], s[:-1], out=last[:-1])
+    at = np.flatnonzero(last)
+    from_a = np.cumsum(order < sa.size)[at]  # runs of a begun so far
+    values = a.values[from_a - 1] ^ b.values[at - from_a]
+    return _from_starts(s[at], values, n)
+
+
+
+def pfns_to_runs(pfns: np.ndarray, pfn_count: int) -> Runs:
+    """A 0/1 run channel from sorted unique PFNs (1 where the PFN is listed)."""
+    pfns = np.asarray(pfns, dtype=np.int64)
+    if pfns.size == 0:
+        return Runs(np.array([pfn_count], np.int64), np.zeros(1, np.uint64))
+    breaks = np.flatnonzero(np.diff(pfns) != 1) + 1
+    ones = pfns[np.r_[0, breaks]]
+    zeros = pfns[np.r_[breaks - 1, pfns.size - 1]] + 1
+    zeros = zeros[zeros < pfn_count]
+    starts = np.concatenate((ones, zeros, [0] if ones[0] > 0 else []))
+    values = np.concatenate((np.ones(ones.size, np.uint64), np.zeros(zeros.size + (ones[0] > 0),
+                                                                      np.uint64)))
+    order = np.argsort(starts, kind="stable")
+    return _from_starts(starts[order].astype(np.int64), values[order], pfn_count)
+
+
+
+def join_pieces(pieces: list[Runs]) -> list[Runs]:
+    """Consecutive pieces with equal runs across their joins merged (the pieces stay untouched:
+    they may be the frame the writer keeps)."""
+    out: list[Runs] = []
+    for p in pieces:
+        if out and p.values.size and out[-1].values[-1] == p.values[0]:
+            last = out[-1]
+            lengths = last.lengths.astype(np.int64)
+            lengths[-1] += int(p.lengths[0])
+            out[-1] = Runs(lengths, last.values)
+            p = Runs(p.lengths[1:], p.values[1:])
+        if p.values.size:
+            out.append(p)
+    return out
+

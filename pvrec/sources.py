@@ -1,0 +1,245 @@
+"""Where frames come from: a recording (RUN, RUN@N), a raw kpageflags dump (-F FILE), live memory.
+
+Render and snapshot draw a Source (a header, the times, frames as runs); stats and list count a
+Snapshot (one frame's runs and the page size page-types would use). One RUN@N parser and one
+"not both" rule serve every command.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pvrec.errors import PvrecError
+from pvrec.kernel.kpageflags import KPAGEFLAGS, PageFlagsFile, SampleError, read_kpageflags
+from pvrec.recording.reader import Frame, RecordingWarning, open_recording
+from pvrec.runs import Runs, encode_flags
+
+_FRAME_NUMBER = re.compile(r"[+-]?[0-9]+")
+
+
+def split_run_at(text: str) -> tuple[Path, str | None]:
+    """'RUN@N' -> (RUN, 'N'); 'RUN' -> (RUN, None) (a directory whose name has '@' is RUN)."""
+    if "@" in text and not Path(text).exists():
+        run, _, n = text.rpartition("@")
+        if run:
+            return Path(run), n
+    return Path(text), None
+
+
+def check_one_source(run: str | None, dump: str | None) -> None:
+    """A command reads a recording or a dump, never both."""
+    if run and dump:
+        raise PvrecError("give either a recording RUN[@N] or -F FILE, not both")
+
+
+class Source:
+    """Frames to draw: a header, the time of each frame, and the frames as runs."""
+
+    header: dict
+    times: list[float]
+    name: str
+    complete: bool = True
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def iter_runs(self, start: int, stop: int, step: int) -> Iterator[tuple[int, float, Runs]]:
+        raise NotImplementedError
+
+    def read_runs(self, pos: int) -> Runs:
+        raise NotImplementedError
+
+    def key_positions(self) -> list[int]:
+        """Positions cheap to read alone (key frames)."""
+        return list(range(len(self)))
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return ("flags",)
+
+    def iter_frames(self, start: int, stop: int, step: int) -> Iterator[tuple[int, float, Frame]]:
+        """As iter_runs, with every channel of the frame."""
+        for pos, t, runs in self.iter_runs(start, stop, step):
+            yield pos, t, Frame(runs)
+
+    def read_frame(self, pos: int) -> Frame:
+        return Frame(self.read_runs(pos))
+
+
+class RecordingSource(Source):
+    """A recording directory, read through pvrec.recording."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.rec = open_recording(path)
+        self.header = self.rec.header
+        self.times = [f.t for f in self.rec.frames] if len(self.rec) else []
+        self.name = Path(path).resolve().name
+        self.complete = self.rec.complete
+        self._pos = {f.index: i for i, f in enumerate(self.rec.frames)}
+
+    def iter_runs(self, start, stop, step):
+        for pos, t, frame in self.iter_frames(start, stop, step):
+            yield pos, t, frame.flags
+
+    def read_runs(self, pos):
+        return self.rec.read_runs(pos)
+
+    def key_positions(self):
+        return [i for i, f in enumerate(self.rec.frames) if f.kind == "key"]
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return self.rec.channels
+
+    def iter_frames(self, start, stop, step):
+        for info, frame in self.rec.iter_decoded(start, stop, step):
+            yield self._pos[info.index], info.t, frame
+
+    def read_frame(self, pos):
+        return self.rec.read_frame(pos)
+
+
+class ArraySource(Source):
+    """One frame held in memory (a snapshot of live memory or of a raw dump)."""
+
+    def __init__(self, flags: np.ndarray, header: dict, name: str):
+        self.runs = encode_flags(flags)
+        self.header = header
+        self.times = [0.0]
+        self.name = name
+
+    def iter_runs(self, start, stop, step):
+        if start <= 0 < stop:
+            yield 0, 0.0, self.runs
+
+    def read_runs(self, pos):
+        return self.runs
+
+
+def open_source(source: str | None, kpageflags: str | None, warn=None) -> tuple[Source, str | None]:
+    """(source, frame) for snapshot/classes: RUN[@N], -F dump, or the live system."""
+    check_one_source(source, kpageflags)
+    if source:
+        run, n = split_run_at(source)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RecordingWarning)
+            src = RecordingSource(run)
+            len(src)
+        for msg in src.rec.warnings:
+            if warn:
+                warn(msg)
+        return src, n
+    from pvrec.kernel.layout import live_layout, machine_identity
+    from pvrec.layout import flat_layout, max_pfn
+
+    if kpageflags:
+        flags = read_kpageflags(kpageflags)
+        header = {**flat_layout(int(flags.size)), "pfn_count": int(flags.size)}
+        return ArraySource(flags, header, f"kpageflags dump {Path(kpageflags).name}"), None
+    layout = live_layout()
+    flags = read_kpageflags("/proc/kpageflags", max_pfn(layout))
+    header = {**layout, **machine_identity(), "pfn_count": int(flags.size),
+              "start_wall": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": []}
+    return ArraySource(flags, header, f"memory of {header.get('hostname', 'this machine')}"), \
+        None
+
+
+@dataclass
+class Snapshot:
+    """The flags of every PFN of one source, in run-length form."""
+
+    lengths: np.ndarray  # int64
+    values: np.ndarray  # uint64
+    page_size: int
+    name: str  # what to call the source in messages and --json
+
+    @property
+    def pfn_count(self) -> int:
+        return int(self.lengths.sum(dtype=np.int64))
+
+
+def local_page_size() -> int:
+    """The page size page-types would use here (getpagesize())."""
+    return os.sysconf("SC_PAGE_SIZE")
+
+
+def read_dump(path: str) -> Snapshot:
+    """A raw kpageflags dump (page-types -F FILE): its size must be a multiple of 8."""
+    with PageFlagsFile(path) as f:
+        count = f.dump_pages()
+        try:
+            flags = f.read_all(count)
+        except SampleError as exc:
+            raise PvrecError(str(exc)) from None
+    runs = encode_flags(flags)
+    lengths, values = runs.lengths.astype(np.int64), runs.values
+    return Snapshot(lengths, values, local_page_size(), str(path))
+
+
+def _live_error(path: str, exc: PvrecError) -> PvrecError:
+    """Say how to get access when /proc/kpageflags is not readable; other errors pass through."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.pread(fd, 8, 0)
+        finally:
+            os.close(fd)
+    except OSError as probe:
+        if probe.errno in (errno.EPERM, errno.EACCES):
+            return PvrecError(
+                f"cannot read {path}: permission denied; it is readable by root only: "
+                f"run `sudo pvrec stats` (or `sudo pvrec list`), or read a dump with -F FILE"
+            )
+    return exc
+
+
+def read_live(path: str = KPAGEFLAGS) -> Snapshot:
+    """Every PFN of the running system, read once up to the end of the file as page-types does."""
+    try:
+        flags = read_kpageflags(path)
+    except PvrecError as exc:
+        raise _live_error(path, exc) from None
+    if flags.size == 0:
+        raise PvrecError(f"{path} is empty")
+    runs = encode_flags(flags)
+    lengths, values = runs.lengths.astype(np.int64), runs.values
+    return Snapshot(lengths, values, local_page_size(), path)
+
+
+def read_recording(spec: str) -> Snapshot:
+    """Frame N of a recording (RUN@N; RUN alone is the last frame; negative counts from the end)."""
+    path, n = split_run_at(spec)
+    if n is not None and not _FRAME_NUMBER.fullmatch(n):
+        raise PvrecError(f"malformed RUN@N {spec!r}: N must be a frame number, e.g. {path}@-1")
+    frame = -1 if n is None else int(n)
+    if path.is_file():
+        raise PvrecError(
+            f"{path} is a file, not a recording directory; for a raw kpageflags dump use -F {path}"
+        )
+    if not path.exists():
+        raise PvrecError(f"{path}: no such recording")
+    rec = open_recording(path)
+    runs = rec.read_runs(frame)
+    page_size = rec.header.get("page_size")
+    if type(page_size) is not int or page_size <= 0:
+        page_size = local_page_size()
+    return Snapshot(runs.lengths, runs.values, page_size, spec)
+
+
+def load(run: str | None, dump: str | None) -> Snapshot:
+    """The source the user named: -F FILE, RUN[@N], or the live /proc/kpageflags."""
+    check_one_source(run, dump)
+    if dump is not None:
+        return read_dump(dump)
+    if run is not None:
+        return read_recording(run)
+    return read_live()
