@@ -112,13 +112,12 @@ def pipeline_stages(rec_path: Path, frames: int) -> dict[str, float]:
     """Seconds per frame of each stage alone, over the same frames (cumulative stages)."""
     from pvrec.classes import ValueClassifier, default_scheme
     from pvrec.render.compose import Options, Picture, choose_layout
-    from pvrec.render.encode import upscale
-    from pvrec.render.pipeline import _ram_header
-    from pvrec.render.raster import MapLayout
+    from pvrec.render.encoders import upscale
+    from pvrec.render.raster import MapLayout, ram_header
     from pvrec.sources import RecordingSource
 
     src = RecordingSource(rec_path)
-    header = _ram_header(src.header)
+    header = ram_header(src.header)
     scheme = default_scheme()
     opts = Options()
     ram = MapLayout.build(header).ram_pages
@@ -147,28 +146,24 @@ def pipeline_stages(rec_path: Path, frames: int) -> dict[str, float]:
 
 def premade_frames(rec_path: Path, frames: int, kind: str = "mp4") -> tuple[list, tuple, int]:
     """The exact buffers the renderer sends to ffmpeg, made in advance."""
-    from pvrec.render import encode
+    from pvrec.render.encoders import FfmpegEncoder
 
     made: list[bytes] = []
-    real = encode.FfmpegEncoder
 
-    class Capture(real):  # type: ignore[misc,valid-type]
-        def _start(self, crf, preset):
-            self._gen = None
+    def send(self):
+        made.append(bytes(self.buf))
+        self.frames += 1
 
-        def _send(self):
-            made.append(bytes(self.buf))
-            self.frames += 1
-
-        def close(self, cancelled=None):
-            pass
-
-    encode.FfmpegEncoder = Capture
+    real = {name: FfmpegEncoder.__dict__[name] for name in ("_start", "_send", "close")}
+    FfmpegEncoder._start = lambda self: None  # capture what would go to ffmpeg, start none
+    FfmpegEncoder._send = send
+    FfmpegEncoder.close = lambda self, cancelled=None: None
     try:
         with tempfile.TemporaryDirectory() as d:
             s = render_recording(rec_path, Path(d) / f"x.{kind}", end=frames - 1, warn=None)
     finally:
-        encode.FfmpegEncoder = real
+        for name, f in real.items():
+            setattr(FfmpegEncoder, name, f)
     return made, (s.width, s.height), s.scale
 
 
@@ -176,7 +171,7 @@ def bare_encode(frames: list[bytes], size: tuple[int, int], kind: str = "mp4") -
     """Seconds to pipe pre-made frames through the same encoder, same settings."""
     import imageio_ffmpeg
 
-    from pvrec.render.encode import DEFAULT_CRF, DEFAULT_PRESET
+    from pvrec.render.encoders import DEFAULT_CRF, DEFAULT_PRESET
 
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()

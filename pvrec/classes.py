@@ -525,9 +525,8 @@ def cgroup_schemes(tallies: list[tuple[dict[int, int], dict[int, str]]], top: in
                    ) -> list[CgroupScheme]:
     """One CgroupScheme per recording, all with the same classes: the `top` cgroups with most
     pages over all the tallies ({inode: pages}, {inode: path} per recording), by name."""
-    if not 1 <= top <= CgroupScheme.TOP_MAX:
-        raise PvrecError(f"--top must be from 1 to {CgroupScheme.TOP_MAX} (one distinct colour "
-                         f"each), not {top}")
+    if not 1 <= top <= CgroupScheme.TOP_MAX:  # RenderOptions says so to the user
+        raise ValueError(f"top {top} is not from 1 to {CgroupScheme.TOP_MAX}")
     by_name: dict[str, int] = {}
     for pages, names in tallies:
         for inode, n in pages.items():

@@ -8,8 +8,9 @@ from pvrec import classes as classify
 from pvrec.classes import ValueClassifier, make_scheme
 from pvrec.errors import PvrecError
 from pvrec.messages import say, warn
-from pvrec.render.pipeline import _fit_data_scheme, _ram_header, parse_position
-from pvrec.render.raster import MapLayout
+from pvrec.render.data import fit_data_scheme
+from pvrec.render.plan import parse_position
+from pvrec.render.raster import MapLayout, ram_header
 from pvrec.sources import open_source
 
 TOML_HELP = """\
@@ -64,9 +65,9 @@ def run(args: argparse.Namespace) -> int:
             raise PvrecError(f"{source.name} has no frames")
         pos = parse_position(-1 if n is None else n, source.times, "frame")
         assert pos is not None
-        _fit_data_scheme(scheme, [(source, pos, pos)])
+        fit_data_scheme(scheme, [(source, pos, pos)])
         runs = source.read_runs(pos)
-        lay = MapLayout.build(_ram_header(source.header))
+        lay = MapLayout.build(ram_header(source.header))
         cruns = lay.class_runs(ValueClassifier(scheme)(runs.values), runs.lengths)
         pages, ram = lay.class_pages(cruns, len(scheme)), lay.ram_pages
         page_size = lay.page_size

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from pathlib import Path
@@ -11,7 +10,8 @@ from pathlib import Path
 from pvrec import classes as classify
 from pvrec.errors import PvrecError
 from pvrec.messages import say, warn
-from pvrec.render.encode import DEFAULT_CRF, DEFAULT_PRESET
+from pvrec.render.encoders import DEFAULT_CRF, DEFAULT_PRESET
+from pvrec.render.options import RenderOptions
 from pvrec.render.pipeline import render_recording
 
 DESCRIPTION = """\
@@ -80,18 +80,12 @@ def add_picture_options(p: argparse.ArgumentParser) -> None:
                         "once per run)")
 
 
-def _parse_fit(text: str) -> tuple[int, int]:
-    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
-    if not m or int(m.group(1)) < 16 or int(m.group(2)) < 16:
-        raise PvrecError(f"--fit {text!r}: give WIDTHxHEIGHT in pixels, e.g. 1920x1080")
-    return int(m.group(1)), int(m.group(2))
-
-
-def picture_kwargs(args: argparse.Namespace) -> dict:
-    return dict(classes=args.classes, ignore_flags=args.ignore_flags, theme=args.theme,
-                layout=args.layout, width=args.width, pages_per_pixel=args.pages_per_pixel,
-                scale=args.scale, fit=_parse_fit(args.fit), map_only=args.map_only,
-                title=args.title)
+def picture_options(args: argparse.Namespace, **more) -> RenderOptions:
+    """The RenderOptions of the picture flags (render's and snapshot's), and `more`."""
+    return RenderOptions(classes=args.classes, ignore_flags=args.ignore_flags, theme=args.theme,
+                         layout=args.layout, width=args.width,
+                         pages_per_pixel=args.pages_per_pixel, scale=args.scale, fit=args.fit,
+                         map_only=args.map_only, title=args.title, force=args.force, **more)
 
 
 def register(p: argparse.ArgumentParser) -> None:
@@ -199,14 +193,13 @@ def run(args: argparse.Namespace) -> int:
                          f"(RUN_A RUN_B); not {len(args.recording)}")
     runs = args.recording if len(args.recording) > 1 else args.recording[0]
     label = " + ".join(Path(r).name for r in args.recording)
+    options = picture_options(
+        args, changes=args.changes, timeline=args.timeline,
+        timeline_metrics=args.timeline_metrics, highlight=args.highlight,
+        color_by=args.color_by, top=args.top, fps=args.fps, speed=args.speed, start=args.start,
+        end=args.end, every=args.every, hold=args.hold, frame=args.frame, crf=args.crf,
+        preset=args.preset)
     with _Progress(not args.quiet, label) as prog:
-        summary = render_recording(
-            runs, out, force=args.force, changes=args.changes,
-            timeline=args.timeline, timeline_metrics=args.timeline_metrics,
-            highlight=args.highlight, color_by=args.color_by,
-            top=args.top, fps=args.fps, speed=args.speed,
-            start=args.start,
-            end=args.end, every=args.every, hold=args.hold, frame=args.frame, crf=args.crf,
-            preset=args.preset, progress=prog, warn=prog.warn, **picture_kwargs(args))
+        summary = render_recording(runs, out, options, progress=prog, warn=prog.warn)
     say(summary.line())
     return 0

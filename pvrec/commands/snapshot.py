@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pvrec.commands.render import add_picture_options, picture_kwargs
-from pvrec.errors import PvrecError
+from pvrec.commands.render import add_picture_options, picture_options
 from pvrec.messages import say, warn
+from pvrec.render.options import check_snapshot_frame, snapshot_output
 from pvrec.render.pipeline import render_source
 from pvrec.sources import ArraySource, open_source
 
@@ -30,18 +30,12 @@ def register(s: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.output)
-    if out.suffix.lower() != ".png":
-        raise PvrecError(f"snapshot writes one .png picture, not {out}; for a video of a "
-                         f"recording use pvrec render")
+    out = snapshot_output(Path(args.output))
     source, n = open_source(args.source, args.kpageflags, warn)
-    count = len(source)
-    if n is not None and n.lstrip("-").isdigit() and not -count <= int(n) < count:
-        raise PvrecError(f"frame {n} is out of range: {source.name} has {count} frames "
-                         f"(0..{count - 1})")
-    kw = picture_kwargs(args)
+    check_snapshot_frame(source, n)
+    options = picture_options(args, frame=n)
     if isinstance(source, ArraySource):  # memory now, or a dump: no recording time to show
-        kw.update(clock=False, title=args.title or source.name)
-    summary = render_source(source, out, frame=n, force=args.force, **kw)
+        options.clock, options.title = False, args.title or source.name
+    summary = render_source(source, out, options)
     say(summary.line())
     return 0

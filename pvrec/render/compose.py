@@ -5,7 +5,7 @@ The picture is an image of palette indices (uint8), the form every encoder takes
 anti-aliased text needs no RGB canvas. Everything that does not change between frames (labels,
 swatches, zone ribbons, the timeline's areas) is drawn once into a static canvas; a frame is a
 copy of it, the map pasted in, and a few short strings (time, sizes) drawn from a cache of
-rendered text. ImageFont.load_default only has ASCII, so no text here uses anything else.
+rendered text (text.py). The colours are palette.py's, the time strips strips.py's.
 """
 
 from __future__ import annotations
@@ -14,213 +14,17 @@ import shlex
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
 from pvrec.classes import HOLE, Scheme
 from pvrec.errors import PvrecError
+from pvrec.render.palette import DIM, THEME_UI, Palette
 from pvrec.render.raster import PANEL_GAP, MapLayout, format_offset, format_range
-from pvrec.units import format_duration
+from pvrec.render.strips import cursor_rows, draw_strips, strips_height
+from pvrec.render.text import F_INFO, F_LABEL, F_LEGEND, F_TITLE, Text, format_mib, format_time
 
-THEME_UI = {
-    #         background  text       dim text   ribbon A   ribbon B   changed    tile frame
-    "light": ("#FFFFFF", "#1A1A1A", "#6B6B6B", "#C8C8C8", "#8C8C8C", "#000000", "#E8E8E8"),
-    "dark": ("#101010", "#EDEDED", "#9C9C9C", "#4A4A4A", "#7E7E7E", "#FFFFFF", "#1C1C1C"),
-}
-RAMP_STEPS = 8
-METRIC_COLORS = ("#1A1A1A", "#D55E00", "#0072B2", "#009E73")  # --timeline-metrics lines
-METRIC_COLORS_DARK = ("#EDEDED", "#FF7A1A", "#56B4E9", "#33CC99")
-METRICS_H = 48
-DIM = 0.7  # --highlight: pages not highlighted are their class colour blended this far to the bg
 FIT_DEFAULT = (1920, 1080)
 
-# Font sizes (pixels at scale 1).
-F_TITLE, F_INFO, F_LEGEND, F_LABEL = 16, 13, 13, 11
 MARGIN = 14
-
-
-def _rgb(h: str) -> tuple[int, int, int]:
-    return int(h[1:3], 16), int(h[3:5], 16), int(h[5:7], 16)
-
-
-@dataclass
-class Palette:
-    """The 256 colours of the picture and where the picture's own colours sit in it."""
-
-    colors: np.ndarray  # (256, 3) uint8
-    bg: int
-    fg: int
-    dim: int
-    ribbon: tuple[int, int]
-    changed: int
-    frame: int
-    fg_ramp: np.ndarray  # RAMP_STEPS indices, from background to text colour
-    dim_ramp: np.ndarray
-    dimmed: np.ndarray | None = None  # with dim: class -> index of its dimmed colour (256)
-    lines: tuple[int, ...] = ()  # colours of the metric lines
-
-    @classmethod
-    def make(cls, scheme: Scheme, theme: str, dimming: float = 0.0, lines: int = 0
-             ) -> Palette:
-        n = len(scheme)
-        colors = np.zeros((256, 3), dtype=np.uint8)
-        colors[:n] = scheme.colors(theme)
-        bg, fg, dim, ra, rb, ch, fr = (_rgb(h) for h in THEME_UI[theme])
-        base = n
-        fixed = [bg, fg, dim, ra, rb, ch, fr]
-        colors[base:base + len(fixed)] = fixed
-        ramps = []
-        pos = base + len(fixed)
-        for target in (fg, dim):
-            idx = [base]  # level 0 is the background itself
-            for i in range(1, RAMP_STEPS):
-                t = i / (RAMP_STEPS - 1)
-                colors[pos] = [round(b + (c - b) * t) for b, c in zip(bg, target, strict=True)]
-                idx.append(pos)
-                pos += 1
-            ramps.append(np.array(idx, dtype=np.uint8))
-        dimmed = None
-        if dimming:  # a dimmed copy of every class; the hole stays the hole
-            if pos + n > 256:
-                raise PvrecError(f"too many classes ({n}) to dim the others with --highlight "
-                                 f"in a 256-colour picture")
-            c = colors[:n].astype(np.float64)
-            colors[pos:pos + n] = np.rint(c + (np.array(bg, np.float64) - c) * dimming)
-            dimmed = np.arange(256, dtype=np.uint8)
-            dimmed[:n] = np.arange(pos, pos + n)
-            dimmed[HOLE] = HOLE
-            pos += n
-        line_idx = []
-        for c in (METRIC_COLORS_DARK if theme == "dark" else METRIC_COLORS)[:lines]:
-            if pos < 256:
-                colors[pos] = _rgb(c)
-            line_idx.append(pos)
-            pos += 1
-        if pos > 256:
-            raise PvrecError(f"too many classes ({n}) for a 256-colour picture")
-        return cls(colors, base, base + 1, base + 2, (base + 3, base + 4), base + 5, base + 6,
-                   ramps[0], ramps[1], dimmed, tuple(line_idx))
-
-    def trailer(self) -> bytes:
-        """The palette as ffmpeg's pal8 wants it after each frame: 256 x 0xAARRGGBB, LE."""
-        c = self.colors.astype(np.uint32)
-        argb = (np.uint32(0xFF) << 24) | (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
-        return argb.astype("<u4").tobytes()
-
-
-class Text:
-    """Draws ASCII text into index images, anti-aliased through a palette ramp; cached."""
-
-    def __init__(self):
-        self._fonts: dict[int, ImageFont.FreeTypeFont] = {}
-        self._cache: dict[tuple[str, int], np.ndarray] = {}
-        self._widths: dict[tuple[str, int], int] = {}
-        self._glyph_cache: dict[tuple[str, int], tuple[np.ndarray, int]] = {}
-
-    def font(self, size: int) -> ImageFont.FreeTypeFont:
-        if size not in self._fonts:
-            self._fonts[size] = ImageFont.load_default(size=size)  # type: ignore[assignment]
-        return self._fonts[size]
-
-    def width(self, text: str, size: int) -> int:
-        key = (text, size)
-        w = self._widths.get(key)
-        if w is None:
-            w = self._widths[key] = int(np.ceil(self.font(size).getlength(text)))
-        return w
-
-    def height(self, size: int) -> int:
-        a, d = self.font(size).getmetrics()
-        return a + d
-
-    def levels(self, text: str, size: int, fast: bool = False) -> np.ndarray:
-        """Coverage of the text in 0..RAMP_STEPS-1, shape (height, width).
-
-        fast: built from cached single glyphs (this font's advances are whole pixels and it
-        has no kerning between digits), 10x cheaper than FreeType for strings that change
-        every frame, such as the legend's sizes."""
-        key = (text, size)
-        got = self._cache.get(key)
-        if got is None:
-            text = text.encode("ascii", "replace").decode()
-            cov = self._glyphs(text, size) if fast else self._render(text, size)
-            got = ((cov.astype(np.uint16) * (RAMP_STEPS - 1) + 127) // 255).astype(np.uint8)
-            if len(self._cache) > 512:  # a long recording's times: keep the memory flat
-                self._cache.clear()
-            self._cache[key] = got
-        return got
-
-    def _render(self, text: str, size: int) -> np.ndarray:
-        w, h = max(1, self.width(text, size)), self.height(size)
-        img = Image.new("L", (w, h), 0)
-        ImageDraw.Draw(img).text((0, 0), text, font=self.font(size), fill=255)
-        return np.asarray(img)
-
-    GLYPH_PAD = 4
-
-    def _glyphs(self, text: str, size: int) -> np.ndarray:
-        pad = self.GLYPH_PAD
-        cells = []
-        for ch in text:
-            cell = self._glyph_cache.get((ch, size))
-            if cell is None:
-                adv = int(round(self.font(size).getlength(ch)))
-                img = Image.new("L", (adv + 2 * pad, self.height(size)), 0)
-                ImageDraw.Draw(img).text((pad, 0), ch, font=self.font(size), fill=255)
-                cell = self._glyph_cache[(ch, size)] = (np.asarray(img, np.uint16), adv)
-            cells.append(cell)
-        width = sum(adv for _, adv in cells)
-        out = np.zeros((self.height(size), width + 2 * pad), dtype=np.uint16)
-        x = pad
-        for g, adv in cells:  # glyphs that reach into their neighbours add up, as FreeType's
-            out[:, x - pad:x - pad + g.shape[1]] += g
-            x += adv
-        return np.minimum(out[:, pad:pad + max(1, width)], 255)
-
-    def draw(self, canvas: np.ndarray, x: int, y: int, text: str, size: int, ramp: np.ndarray,
-             align: str = "left", max_width: int | None = None,
-             dirty: list | None = None, fast: bool = False) -> int:
-        """Draw text at (x, y) (top-left, or top-right with align='right'); returns its width.
-        The rectangle it covered is appended to `dirty` when given."""
-        if max_width is not None:
-            text = self.fit(text, size, max_width)
-        lv = self.levels(text, size, fast)
-        h, w = lv.shape
-        if align == "right":
-            x -= w
-        x0, y0 = max(0, x), max(0, y)
-        x1, y1 = min(canvas.shape[1], x + w), min(canvas.shape[0], y + h)
-        if x1 <= x0 or y1 <= y0:
-            return w
-        sub = lv[y0 - y:y1 - y, x0 - x:x1 - x]
-        np.copyto(canvas[y0:y1, x0:x1], ramp[sub], where=sub > 0)
-        if dirty is not None:
-            dirty.append((y0, y1, x0, x1))
-        return w
-
-    def fit(self, text: str, size: int, max_width: int) -> str:
-        """The text, shortened with '...' to fit max_width pixels."""
-        if self.width(text, size) <= max_width:
-            return text
-        while text and self.width(text + "...", size) > max_width:
-            text = text[:-1]
-        return text + "..."
-
-
-def format_mib(pages: int, page_size: int) -> str:
-    mib = pages * page_size / (1 << 20)
-    return f"{mib:,.0f} MiB" if mib >= 100 else f"{mib:.1f} MiB"
-
-
-def _metric_value(v: float) -> str:
-    """A metric's end of range: whole counts with thousands commas, ratios to 3 places."""
-    if v == int(v):
-        return f"{int(v):,}"
-    return f"{v:.3f}"
-
-
-def format_time(t: float) -> str:
-    """t=+12.0s, t=+2m05.0s, t=+1h02m03s (equal-width digits keep it still)."""
-    return "t=+" + format_duration(t)
 
 
 @dataclass
@@ -252,7 +56,6 @@ class Geometry:
     timeline_w: int = 0
 
 
-TIMELINE_H = 64
 LEGEND_LINE = 19
 SWATCH = 12
 TILE_LABEL_H = 15  # above each row of tiles: their offsets
@@ -367,9 +170,7 @@ class Picture:
         tl_x = tl_y = tl_w = 0
         if self.opt.timeline:
             tl_x, tl_y, tl_w = map_x, bottom + 8, max(map_w, 240)
-            bottom = tl_y + TIMELINE_H + TILE_LABEL_H
-            if self.metrics:
-                bottom += 4 + METRICS_H + 4 + len(self.metrics[0]) * LEGEND_LINE
+            bottom = tl_y + strips_height(len(self.metrics[0]) if self.metrics else 0)
         if self._legend is None:
             self._legend = self._legend_size()
         legend_w, legend_h = self._legend
@@ -419,7 +220,8 @@ class Picture:
         self._draw_zones(canvas)
         self._draw_legend(canvas)
         if self.opt.timeline and self.timeline is not None:
-            self._draw_timeline(canvas)
+            draw_strips(canvas, self.geo.timeline_x, self.geo.timeline_y, self.geo.timeline_w,
+                        self.palette, self.text, self.timeline, self.metrics)
         return canvas
 
     def _draw_tile_labels(self, canvas: np.ndarray) -> None:
@@ -496,60 +298,6 @@ class Picture:
         canvas[y:y + SWATCH, x:x + SWATCH] = self.palette.dim
         canvas[y + 1:y + SWATCH - 1, x + 1:x + SWATCH - 1] = color
 
-    def _draw_timeline(self, canvas: np.ndarray) -> None:
-        """The classes' sizes over the whole recording, stacked, in legend order from the top."""
-        g, pal, T = self.geo, self.palette, self.text
-        times, pages = self.timeline  # type: ignore[misc]
-        if len(times) == 0:
-            return
-        w, h = g.timeline_w, TIMELINE_H
-        t0, span = float(times[0]), max(float(times[-1] - times[0]), 1e-9)
-        col_t = t0 + (np.arange(w) + 0.5) / w * span
-        idx = np.clip(np.searchsorted(times, col_t, "right") - 1, 0, len(times) - 1)
-        shown = [c for c in range(pages.shape[1]) if c != HOLE]
-        frac = pages[idx][:, shown].astype(np.float64)
-        frac /= np.maximum(frac.sum(axis=1, keepdims=True), 1)
-        edges = np.rint(np.concatenate([np.zeros((w, 1)), np.cumsum(frac, axis=1)], 1) * h)
-        strip = np.full((h, w), pal.bg, dtype=np.uint8)
-        ys = np.arange(h)[:, None]
-        for j, cls in enumerate(shown):
-            strip[(ys >= edges[:, j]) & (ys < edges[:, j + 1])] = cls
-        x0, y0 = g.timeline_x, g.timeline_y
-        canvas[y0 - 1:y0 + h + 1, x0 - 1:x0 + w + 1] = pal.frame
-        canvas[y0:y0 + h, x0:x0 + w] = strip
-        T.draw(canvas, x0, y0 + h + 2, format_time(0)[2:], F_LABEL, pal.dim_ramp)
-        T.draw(canvas, x0 + w, y0 + h + 2, format_time(span)[2:], F_LABEL, pal.dim_ramp,
-               align="right")
-        if self.metrics:
-            self._draw_metrics(canvas, idx)
-
-    def _draw_metrics(self, canvas: np.ndarray, idx: np.ndarray) -> None:
-        """Each metric a line under the class strip, scaled to its own range, labelled."""
-        g, pal, T = self.geo, self.palette, self.text
-        labels, values = self.metrics[:2]  # type: ignore[index]
-        scale = self.metrics[2] if len(self.metrics) > 2 else None  # type: ignore[arg-type]
-        w, h = g.timeline_w, METRICS_H
-        x0, y0 = g.timeline_x, g.timeline_y + TIMELINE_H + TILE_LABEL_H + 4
-        canvas[y0 - 1:y0 + h + 1, x0 - 1:x0 + w + 1] = pal.frame
-        canvas[y0:y0 + h, x0:x0 + w] = pal.bg
-        for j, label in enumerate(labels):
-            v = values[idx, j].astype(np.float64)
-            if scale is not None:
-                lo, hi = float(scale[0][j]), float(scale[1][j])
-            else:
-                lo, hi = float(np.nanmin(values[:, j])), float(np.nanmax(values[:, j]))
-            frac = (v - lo) / (hi - lo) if hi > lo else np.full(w, 0.5)
-            y = 2 + np.rint((1 - np.nan_to_num(frac, nan=0.5)) * (h - 5)).astype(np.int64)
-            top = np.minimum(y, np.r_[y[:1], y[:-1]])  # join each column to the one before
-            bot = np.maximum(y, np.r_[y[:1], y[:-1]])
-            ys = np.arange(h)[:, None]
-            strip = canvas[y0:y0 + h, x0:x0 + w]
-            strip[(ys >= top[None, :]) & (ys <= bot[None, :])] = pal.lines[j]
-            ly = y0 + h + 4 + j * LEGEND_LINE
-            canvas[ly + 6:ly + 8, x0:x0 + 14] = pal.lines[j]
-            text = f"{label}  {_metric_value(lo)} .. {_metric_value(hi)}"
-            T.draw(canvas, x0 + 20, ly, text, F_LABEL, pal.dim_ramp, max_width=w - 20)
-
     # -- per frame
 
     def frame(self, px: np.ndarray, *, t: float, index: int, pages: np.ndarray,
@@ -606,9 +354,7 @@ class Picture:
             span = max(float(times[-1] - times[0]), 1e-9)
             w = g.timeline_w
             cx = g.timeline_x + min(w - 1, max(0, int((t - float(times[0])) / span * w)))
-            y0, y1 = g.timeline_y - 3, g.timeline_y + TIMELINE_H + 3
-            if self.metrics:
-                y1 += TILE_LABEL_H + 4 + METRICS_H
+            y0, y1 = cursor_rows(g.timeline_y, bool(self.metrics))
             old = self._slots.pop("cursor", None)
             if old is not None:
                 a, b, c, d = old[1]

@@ -86,6 +86,14 @@ def holes_of(header: dict) -> list[tuple[int, int]]:
     return holes
 
 
+def ram_header(header: dict) -> dict:
+    """The header with pfn_count checked; ram_ranges [] (unknown) means all RAM."""
+    h = dict(header)
+    if not h.get("ram_ranges"):
+        h.pop("ram_ranges", None)
+    return h
+
+
 def marks_of(header: dict) -> list[Mark]:
     """Zone and node spans of the header, in PFN order (malformed entries ignored)."""
     n = int(header["pfn_count"])
@@ -243,10 +251,6 @@ class MapLayout:
     def tile_width(self) -> int:
         return self.row_pages // self.ppp
 
-    @property
-    def grid_rows(self) -> int:
-        return -(-len(self.tiles) // self.cols)
-
     def size_for(self, cols: int) -> tuple[int, int]:
         """(width, height) of the map if arranged in `cols` columns (a last, partial tile is
         only as tall as its rows)."""
@@ -376,13 +380,6 @@ class MapLayout:
         w = self.tile_width
         for t in self.tiles:
             out[y0 + t.y:y0 + t.y + t.rows, x0 + t.x:x0 + t.x + w] = self.tile_pixels(px, t)
-
-    def render(self, cls_run: np.ndarray, lengths: np.ndarray, background: int = HOLE
-               ) -> np.ndarray:
-        """The map image of one frame (uint8 class numbers; gaps in `background`)."""
-        out = np.full((self.height, self.width), background, dtype=np.uint8)
-        self.place(self.pixel_classes(self.class_runs(cls_run, lengths)), out)
-        return out
 
     @property
     def ram_pages(self) -> int:

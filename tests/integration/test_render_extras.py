@@ -193,7 +193,7 @@ def test_highlight_workload_full_colour_and_the_rest_dimmed(chan, tmp_path):
 
 
 def test_highlight_counts_pixels_with_any_workload_page():
-    from pvrec.render.pipeline import workload_blocks
+    from pvrec.render.side import workload_blocks
     from pvrec.runs import pfns_to_runs
 
     runs = pfns_to_runs(np.array([0, 1, 9, 30, 31, 32]), 40)
@@ -266,10 +266,10 @@ def test_color_by_cgroup_colours_each_page_by_its_cgroup(chan, tmp_path):
 
 def test_cgroup_names_merge_header_and_end_and_pairs_share_colours_by_name(chan):
     from pvrec.classes import cgroup_schemes
-    from pvrec.render.pipeline import _cgroup_tally
+    from pvrec.render.data import cgroup_tally
     from pvrec.sources import RecordingSource
 
-    pages, names = _cgroup_tally(RecordingSource(chan), 0, 5)
+    pages, names = cgroup_tally(RecordingSource(chan), 0, 5)
     assert names[103] == "/workload" and names[105] == "/late/arrival"  # end.json only
     assert pages[0] > 0 and pages[103] > pages[104]
     a = ({7: 500, 8: 100, 0: 50}, {7: "/a", 8: "/b"})
@@ -306,7 +306,7 @@ def test_timeline_metrics_lines_are_the_frames_metrics(tmp_path):
     from pvrec.metrics import frame_metrics
     from pvrec.recording.reader import open_recording
     from pvrec.render import compose
-    from pvrec.render.compose import METRIC_COLORS
+    from pvrec.render.palette import METRIC_COLORS
 
     rec = make_recording(tmp_path / "rec", frames=6)
     got = {}
@@ -337,7 +337,8 @@ def test_timeline_metrics_lines_are_the_frames_metrics(tmp_path):
     plain = tmp_path / "plain.png"
     ok(run_pvrec("render", rec, "-o", plain, "--timeline"))
     from pvrec.classes import default_scheme
-    from pvrec.render.compose import TIMELINE_H, Options, Picture, choose_layout
+    from pvrec.render.compose import Options, Picture, choose_layout
+    from pvrec.render.strips import TIMELINE_H
 
     header, o = {**HEADER, "pfn_count": 4096}, Options(timeline=True)
     g = Picture(choose_layout(header, default_scheme(), o), default_scheme(), header, o).geo

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,17 +22,12 @@ import pytest
 from PIL import Image, features
 
 from pvrec.classes import HOLE, default_scheme
-from pvrec.render.compose import (
-    THEME_UI,
-    Options,
-    Palette,
-    Picture,
-    Text,
-    choose_layout,
-    format_time,
-)
+from pvrec.render.compose import Options, Picture, choose_layout
+from pvrec.render.encoders import GifEncoder
+from pvrec.render.palette import THEME_UI, Palette
 from pvrec.render.pipeline import render_recording
 from pvrec.render.raster import MapLayout
+from pvrec.render.text import Text, format_time
 from tests.unit.test_raster import VM
 from tests.unit.test_render_data import make_recording
 
@@ -128,16 +124,36 @@ def test_golden_map_only_is_exactly_the_pfn_contract(recording):
     assert np.array_equal(idx.reshape(-1), cls)
 
 
-def test_palette_layout_and_trailer():
+class Tap(GifEncoder):
+    """The GIF encoder with `cat` for ffmpeg: its output file is exactly what ffmpeg's stdin
+    receives."""
+
+    def command(self) -> list[str]:
+        copy = "import shutil, sys; shutil.copyfileobj(sys.stdin.buffer, open(sys.argv[1], 'wb'))"
+        return [sys.executable, "-c", copy, str(self.tmp)]
+
+
+def test_palette_layout_and_the_trailer_ffmpeg_receives(tmp_path):
     s = default_scheme()
     p = Palette.make(s, "light")
     assert np.array_equal(p.colors[:len(s)], s.colors("light"))
     assert p.bg == len(s) and p.fg_ramp[0] == p.bg and len(set(p.fg_ramp.tolist())) == 8
-    t = p.trailer()
-    assert len(t) == 1024
-    argb = np.frombuffer(t, "<u4")
-    free = s.index("free")
-    assert argb[free] == 0xFFDCDCDC
+    # WHEN two 3x2 frames go through the encoder
+    frame = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    enc = Tap(tmp_path / "t.gif", (3, 2), p.colors, pad_color=p.bg)
+    enc.write(frame)
+    enc.write(frame[::-1].copy())
+    enc.close()
+    # THEN ffmpeg got, per frame, one byte per pixel and 256 x 0xAARRGGBB little endian
+    sent = (tmp_path / "t.gif").read_bytes()
+    assert len(sent) == 2 * (6 + 1024) and enc.frames == 2
+    first, second = sent[:1030], sent[1030:]
+    assert first[:6] == bytes(range(6)) and second[:6] == bytes([3, 4, 5, 0, 1, 2])
+    assert first[6:] == second[6:]
+    argb = np.frombuffer(first[6:], "<u4")
+    assert argb[s.index("free")] == 0xFFDCDCDC  # #DCDCDC, opaque
+    assert argb[p.bg] == 0xFFFFFFFF and argb[p.fg] == 0xFF1A1A1A
+    assert argb[255] == 0xFF000000  # unused entries: opaque black
 
 
 def test_text_is_ascii_and_cached():

@@ -98,7 +98,8 @@ def test_rows_layout_is_the_pfn_contract():
     lay = MapLayout.build({"pfn_count": n}, kind="rows", width=512)
     assert (lay.width, lay.height) == (512, 4)
     cls = (np.arange(n) % 7).astype(np.uint8)
-    img = lay.render(*runs_of(cls))
+    img = np.full((lay.height, lay.width), HOLE, np.uint8)  # the production path: runs ->
+    lay.place(lay.pixel_classes(lay.class_runs(*runs_of(cls))), img)  # pixels -> the image
     ys, xs = np.divmod(np.arange(n), 512)
     assert np.array_equal(img[ys, xs], cls)  # pixel (x, y) is PFN y*512 + x
     assert (img[3, 100:] == HOLE).all()  # past the last PFN: nothing

@@ -1,0 +1,90 @@
+"""What a render reads from its sources besides the frames it draws: the frames a data-driven
+scheme (--classes flags) is fitted on, the cgroup tally that chooses --color-by cgroup's
+colours, and the per-frame class sizes and metrics of the --timeline strips.
+
+The first two look at up to 32 key frames spread over the rendered range and its ends, so the
+colours are chosen before the first frame is drawn and do not change during the video.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pvrec import classes as classify
+from pvrec.classes import Scheme, ValueClassifier
+from pvrec.recording.reader import Frame
+from pvrec.render.raster import MapLayout
+from pvrec.sources import Source
+
+
+def fit_data_scheme(scheme: Scheme, ranges: list[tuple[Source, int, int]]) -> None:
+    """Show a data-driven scheme (--classes flags) up to 32 frames spread over each range."""
+    if not scheme.needs_data:
+        return
+
+    def frames():
+        for source, start, end in ranges:
+            keys = [p for p in source.key_positions() if start <= p <= end]
+            if len(keys) > 32:
+                keys = [keys[int(i)] for i in np.linspace(0, len(keys) - 1, 32)]
+            for p in sorted(set(keys) | {start, end}):
+                r = source.read_runs(p)
+                yield r.values, r.lengths
+
+    classify.fit_scheme(scheme, frames())
+
+
+
+def cgroup_tally(source: Source, start: int, end: int) -> tuple[dict[int, int], dict[int, str]]:
+    """({memcg inode: pages}, {inode: path}) of a recording over up to 32 key frames of the
+    range and its ends; names from the header (start) and end.json (end), the later winning."""
+    keys = [p for p in source.key_positions() if start <= p <= end]
+    if len(keys) > 32:
+        keys = [keys[int(i)] for i in np.linspace(0, len(keys) - 1, 32)]
+    pages: dict[int, int] = {}
+    for p in sorted(set(keys) | {start, end}):
+        c = source.read_frame(p).cgroup
+        if c is None:
+            continue
+        uniq, inv = np.unique(c.values, return_inverse=True)
+        counts = np.bincount(inv.reshape(-1), weights=c.lengths, minlength=uniq.size)
+        for v, n in zip(uniq.tolist(), counts.tolist(), strict=True):
+            pages[v] = pages.get(v, 0) + int(n)
+    names: dict[int, str] = {}
+    end_json = getattr(getattr(source, "rec", None), "end", None) or {}
+    for table in (source.header.get("cgroup_names"), end_json.get("cgroup_names")):
+        if isinstance(table, dict):
+            for k, v in table.items():
+                if isinstance(v, str) and str(k).isdigit():
+                    names[int(k)] = v
+    return pages, names
+
+
+def class_timeline(source: Source, classifier: ValueClassifier, lay: MapLayout, first: int,
+              last: int, every: int, n_cls: int, channel: str = "flags",
+              metrics: list[tuple[str, str]] | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pages per class of every frame in the range (one pass over the runs, no pixels), and
+    the values of the (metric, zone) pairs asked for."""
+    from pvrec.metrics import frame_metrics
+
+    ts, rows, mrows = [], [], []
+    if channel == "flags" and not metrics:
+        frames = ((p, t, Frame(r)) for p, t, r in source.iter_runs(first, last + 1, every))
+    else:
+        frames = source.iter_frames(first, last + 1, every)
+    header = source.header
+    for _pos, t, frame in frames:
+        runs = getattr(frame, channel)
+        ts.append(t)
+        rows.append(lay.class_pages(lay.class_runs(classifier(runs.values), runs.lengths),
+                                    n_cls))
+        if metrics:
+            fm = frame_metrics(frame.flags, header)
+            mrows.append([float(fm[zone][name]) for name, zone in metrics])
+    values = np.array(mrows, dtype=np.float64).reshape(-1, len(metrics)) if metrics else \
+        np.zeros((len(ts), 0))
+    return (np.array(ts, dtype=np.float64), np.array(rows, dtype=np.int64).reshape(-1, n_cls),
+            values)
+
+

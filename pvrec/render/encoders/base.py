@@ -1,0 +1,111 @@
+"""What every output type shares: the Encoder interface, the 2x upscale, and Cancelled.
+
+An encoder receives (H, W) uint8 palette-index frames at scale 1 and puts one output in place.
+Each output type is a subclass that declares what the rest of the renderer asks of it (its
+suffix, its default --scale, whether it is a timed video, whether it is one picture), so the
+pipeline and the options never compare type names.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from pvrec.errors import PvrecError
+
+MAX_SIDE = 4096  # larger H.264 frames: level 6, refused by some players and browsers
+
+
+def upscale(img: np.ndarray, scale: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Nearest-neighbour enlargement by an integer factor (into out when given)."""
+    h, w = img.shape
+    if out is None:
+        out = np.empty((h * scale, w * scale), dtype=np.uint8)
+    if scale == 1:
+        out[...] = img
+        return out
+    rows = out.reshape(h, scale, w * scale)
+    wide = {2: np.uint16, 4: np.uint32, 8: np.uint64}.get(scale)
+    if wide is not None and out.strides[1] == 1:
+        # p * 0x0101.. as a wider integer is `scale` copies of byte p: the horizontal
+        # enlargement in one multiply (30x faster than a broadcast assignment).
+        first = rows[:, 0, :].view(wide)
+        np.multiply(img, wide(int("01" * scale, 16)), out=first, dtype=wide, casting="unsafe")
+    else:
+        rows[:, 0, :].reshape(h, w, scale)[...] = img[:, :, None]
+    rows[:, 1:, :] = rows[:, :1, :]
+    return out
+
+
+class Cancelled(Exception):
+    """The render was interrupted while an encoder was finishing its file."""
+
+
+class Encoder:
+    """Base: receives (H, W) uint8 palette-index frames at scale 1."""
+
+    kind = "?"  # the name RenderSummary reports: mp4, gif, webp, png, dir
+    suffixes: tuple[str, ...] = ()  # output suffixes that choose this type
+    default_scale = 1  # --scale when not given
+    video = False  # a timed video: --fps and the duration apply, frames repeat
+    picture = False  # one picture: --frame chooses it, not --start/--end/--speed
+    streams = True  # each frame is sent and forgotten (memory stays flat)
+
+    def __init__(self, path: Path, size: tuple[int, int], palette: np.ndarray, *, scale: int = 1,
+                 fps: float = 10.0, crf: int = 0, preset: str = "", pad_color: int = 0):
+        self.path = Path(path)
+        self.size = size  # (width, height) at scale 1
+        self.palette = palette
+        self.scale = scale
+        self.fps = fps
+        self.frames = 0
+
+    @property
+    def out_size(self) -> tuple[int, int]:
+        """(width, height) of the output's frames."""
+        return self.size[0] * self.scale, self.size[1] * self.scale
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(width, height) of the frames as written (an MP4 pads them to even sides)."""
+        return self.out_size
+
+    @classmethod
+    def check_target(cls, out: Path, force: bool) -> None:
+        """PvrecError unless `out` may be written (a new file in a writable directory)."""
+        parent = out.parent
+        if not parent.is_dir():
+            raise PvrecError(f"output directory {parent} does not exist")
+        if out.exists() and not force:
+            raise PvrecError(f"{out} already exists (use --force to overwrite it)")
+        if not os.access(parent, os.W_OK):
+            raise PvrecError(f"cannot write to {parent}/: permission denied")
+
+    @classmethod
+    def warnings(cls, size: tuple[int, int], scale: int, fps: float) -> list[str]:
+        """What the user should know about this output at this size, scale and rate."""
+        return []
+
+    @staticmethod
+    def target_name(path: Path) -> str:
+        """The output as the summary line names it."""
+        return str(path)
+
+    def bytes_written(self) -> int:
+        """The size of what was put in place."""
+        return self.path.stat().st_size if self.path.exists() else 0
+
+    def write(self, img: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def repeat(self, n: int) -> None:
+        """Send the last frame n more times (held frames, slow --speed)."""
+
+    def close(self, cancelled: Callable[[], bool] = lambda: False) -> None:
+        """Finish the file and put it in place (unless cancelled() says otherwise by then)."""
+
+    def abort(self) -> None:
+        """Stop and remove whatever was written."""

@@ -1,0 +1,76 @@
+"""PNG outputs through Pillow: one palette picture (.png), or a directory of one per frame."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from pvrec.errors import PvrecError
+from pvrec.output import write_atomically
+from pvrec.render.encoders.base import Encoder, upscale
+
+
+def write_png(path: Path, img: np.ndarray, palette: np.ndarray, scale: int = 1) -> None:
+    """One palette PNG, written to a temp name and renamed."""
+    from PIL import Image
+
+    im = Image.fromarray(np.ascontiguousarray(upscale(img, scale)), "P")
+    im.putpalette(palette.reshape(-1).tolist())
+    write_atomically(path, lambda tmp: im.save(tmp, format="PNG"))
+
+
+class PngEncoder(Encoder):
+    """One PNG: the frame given last (the command sends just the one it wants)."""
+
+    kind = "png"
+    suffixes = (".png",)
+    picture = True
+    streams = False
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.last: np.ndarray | None = None
+
+    def write(self, img: np.ndarray) -> None:
+        self.last = img.copy()
+        self.frames = 1
+
+    def close(self, cancelled: Callable[[], bool] = lambda: False) -> None:
+        if self.last is None:
+            raise PvrecError(f"no frame to write to {self.path}")
+        write_png(self.path, self.last, self.palette, self.scale)
+
+
+class PngDirEncoder(Encoder):
+    """A PNG per frame in a directory: frame-000000.png, ... (held frames are not repeated)."""
+
+    kind = "dir"
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.written: list[Path] = []
+
+    @classmethod
+    def check_target(cls, out: Path, force: bool) -> None:
+        if not force and any(out.glob("frame-*.png")):
+            raise PvrecError(f"{out}/ already holds frame-*.png files (use --force to "
+                             f"overwrite them)")
+
+    @staticmethod
+    def target_name(path: Path) -> str:
+        return f"{path}/"
+
+    def bytes_written(self) -> int:
+        return sum(p.stat().st_size for p in self.written if p.exists())
+
+    def write(self, img: np.ndarray) -> None:
+        p = self.path / f"frame-{self.frames:06d}.png"
+        write_png(p, img, self.palette, self.scale)
+        self.written.append(p)
+        self.frames += 1
+
+    def abort(self) -> None:
+        for p in self.written:
+            p.unlink(missing_ok=True)

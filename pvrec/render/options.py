@@ -1,0 +1,222 @@
+"""RenderOptions: the flags of `pvrec render` and `pvrec snapshot`, and every check of them.
+
+The commands build one from their arguments and `render_recording(**keywords)` from its
+keywords (the names are the flags'). The checks run in the order a render meets them, so the
+first problem is the one reported: the output (its type, whether it may be written), the
+flags alone (`check`), then what needs the recordings (`check_sources`: frames, memory size,
+channels, metric and zone names, one title per run).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from pvrec.classes import CgroupScheme
+from pvrec.errors import PvrecError
+from pvrec.render.compose import FIT_DEFAULT
+from pvrec.render.encoders import DEFAULT_CRF, DEFAULT_PRESET, Encoder, encoder_for
+from pvrec.render.raster import MapLayout, ram_header
+from pvrec.sources import Source
+from pvrec.units import format_bytes
+
+
+def parse_fit(text: str | tuple[int, int]) -> tuple[int, int]:
+    """--fit WxH -> (width, height), at least 16x16."""
+    if isinstance(text, tuple):
+        return text
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
+    if not m or int(m.group(1)) < 16 or int(m.group(2)) < 16:
+        raise PvrecError(f"--fit {text!r}: give WIDTHxHEIGHT in pixels, e.g. 1920x1080")
+    return int(m.group(1)), int(m.group(2))
+
+
+@dataclass
+class RenderOptions:
+    """What to draw and how to encode it: `pvrec render`'s flags as keywords."""
+
+    classes: str | None = None
+    ignore_flags: str | None = None
+    theme: str = "light"
+    layout: str = "tiles"
+    width: int | None = None
+    pages_per_pixel: int | None = None
+    scale: int | None = None
+    fit: tuple[int, int] = FIT_DEFAULT
+    map_only: bool = False
+    changes: bool = False
+    timeline: bool = False
+    fps: float = 10.0
+    speed: float | None = None
+    start: str | int | None = None
+    end: str | int | None = None
+    every: int = 1
+    hold: float = 0.0
+    frame: str | int | None = None
+    crf: int = DEFAULT_CRF
+    preset: str = DEFAULT_PRESET
+    title: str | list[str] | None = None
+    clock: bool = True
+    force: bool = True
+    highlight: str | None = None
+    color_by: str | None = None
+    top: int = 8
+    timeline_metrics: str | list[str] | None = None
+
+    def __post_init__(self) -> None:
+        self.fit = parse_fit(self.fit)
+
+    def check_output(self, out: Path) -> type[Encoder]:
+        """The output's type, once it is known that it may be written."""
+        encoder = encoder_for(out)
+        encoder.check_target(out, self.force)
+        return encoder
+
+    def check(self, encoder: type[Encoder]) -> None:
+        """Every check of the flags that needs no recording."""
+        fps, speed, hold, scale = self.fps, self.speed, self.hold, self.scale
+        if not (isinstance(fps, int | float) and 0 < fps <= 240 and math.isfinite(fps)):
+            raise PvrecError(f"--fps must be between 0 and 240, not {fps}")
+        if speed is not None and not (speed > 0 and math.isfinite(speed)):
+            raise PvrecError(f"--speed must be greater than zero, not {speed}")
+        if self.every < 1:
+            raise PvrecError(f"--every must be at least 1, not {self.every}")
+        if hold < 0 or not math.isfinite(hold):
+            raise PvrecError(f"--hold must be zero or more seconds, not {hold}")
+        if scale is not None and not 1 <= scale <= 16:
+            raise PvrecError(f"--scale must be a whole number from 1 to 16, not {scale}")
+        if not 0 <= self.crf <= 51:
+            raise PvrecError(f"--crf must be between 0 and 51, not {self.crf}")
+        if not encoder.picture and self.frame is not None:
+            raise PvrecError("--frame picks the one picture of a .png output; for a video "
+                             "use --start/--end")
+        if encoder.picture and (self.start is not None or self.end is not None
+                                or speed is not None):
+            raise PvrecError("a .png output is one frame: choose it with --frame N (or a time "
+                             "like --frame 12s), not --start/--end/--speed")
+        self._check_drawn_on_top()
+
+    def _check_drawn_on_top(self) -> None:
+        if self.highlight is not None:
+            if self.highlight != "workload":
+                raise PvrecError(f"--highlight {self.highlight!r}: the one thing to highlight "
+                                 f"is 'workload' (the pages the recorded command maps)")
+            if self.map_only:
+                raise PvrecError("--map-only draws each page in its class colour; --highlight "
+                                 "dims some of them")
+        if self.color_by is not None:
+            if self.color_by != "cgroup":
+                raise PvrecError(f"--color-by {self.color_by!r}: pages can be coloured by "
+                                 f"their page class (the default) or by 'cgroup'")
+            if self.classes is not None:
+                raise PvrecError("--color-by cgroup colours pages by memory cgroup; --classes "
+                                 "chooses page classes: give one or the other")
+            if not 1 <= self.top <= CgroupScheme.TOP_MAX:
+                raise PvrecError(f"--top must be from 1 to {CgroupScheme.TOP_MAX} (one "
+                                 f"distinct colour each), not {self.top}")
+        if self.timeline_metrics is not None and self.map_only:
+            raise PvrecError("--map-only draws the map alone; --timeline-metrics draws a "
+                             "strip under it")
+        if self.map_only and (self.changes or self.timeline):
+            # the contract: every pixel is its page's class
+            raise PvrecError("--map-only draws the map alone; --changes and --timeline draw "
+                             "on top of the picture around it")
+
+    def check_sources(self, sources: list[Source]
+                      ) -> tuple[list[str | None], list[list[tuple[str, str]]] | None]:
+        """Every check that needs the recordings; (a title per run, the metric lines of each
+        run or None)."""
+        for s in sources:
+            if len(s) == 0:
+                raise PvrecError(f"{s.name} has no frames to render")
+        if len(sources) > 1:
+            _check_same_size(*sources)
+            if self.map_only:
+                raise PvrecError("--map-only draws one bare map; two runs side by side need "
+                                 "their headers and legends")
+        for s in sources:
+            if self.highlight is not None and "workload" not in s.channels:
+                raise PvrecError(f"{s.name} has no workload pages: record it with "
+                                 f"--track-workload (on by default with -- CMD)")
+        for s in sources:
+            if self.color_by is not None and "cgroup" not in s.channels:
+                raise PvrecError(f"{s.name} has no cgroup pages: record it with --cgroups")
+        metric_list = None
+        if self.timeline_metrics is not None:
+            metric_list = [parse_timeline_metrics(self.timeline_metrics, s.header)
+                           for s in sources]
+        title = self.title
+        titles = list(title) if isinstance(title, list | tuple) else [title] * len(sources)
+        if len(titles) != len(sources):
+            raise PvrecError(f"give one --title per run ({len(sources)}), not {len(titles)}")
+        if len(sources) > 1:
+            titles = [t or _pair_title(s) for t, s in zip(titles, sources, strict=True)]
+        return titles, metric_list
+
+
+def snapshot_output(path: Path) -> Path:
+    """`pvrec snapshot -o` names one .png picture."""
+    if path.suffix.lower() != ".png":
+        raise PvrecError(f"snapshot writes one .png picture, not {path}; for a video of a "
+                         f"recording use pvrec render")
+    return path
+
+
+def check_snapshot_frame(source: Source, n: str | None) -> None:
+    """RUN@N: N is a frame of the recording (a time is checked when it is parsed)."""
+    count = len(source)
+    if n is not None and n.lstrip("-").isdigit() and not -count <= int(n) < count:
+        raise PvrecError(f"frame {n} is out of range: {source.name} has {count} frames "
+                         f"(0..{count - 1})")
+
+
+def _check_same_size(a: Source, b: Source) -> None:
+    """Two runs side by side: one pixel must be the same memory in both."""
+    ha, hb = ram_header(a.header), ram_header(b.header)
+    ra, rb = MapLayout.build(ha).ram_pages, MapLayout.build(hb).ram_pages
+    psa, psb = ha.get("page_size", 4096), hb.get("page_size", 4096)
+    if ha["pfn_count"] != hb["pfn_count"] or ra != rb or psa != psb:
+        def size(h: dict, ram: int, ps: int) -> str:
+            return (f"{format_bytes(ram * ps)} of RAM in {h['pfn_count']:,} page frames "
+                    f"of {ps // 1024} KiB")
+
+        raise PvrecError(f"{a.name} has {size(ha, ra, psa)}, {b.name} {size(hb, rb, psb)}: "
+                         f"side by side needs two recordings of machines with the same memory "
+                         f"size, so that both maps draw the same pages in the same places")
+
+
+def _pair_title(source: Source) -> str:
+    cmd = source.header.get("command")
+    if isinstance(cmd, list) and cmd and all(isinstance(c, str) for c in cmd):
+        return f"{source.name}: {shlex.join(cmd)}"
+    return source.name
+
+
+def parse_timeline_metrics(spec: str | list[str], header: dict) -> list[tuple[str, str]]:
+    """'free_hp_blocks,unusable_index@DMA32' -> [(metric, zone)]; a metric without @ZONE is
+    that of the largest zone (Normal on most machines; 'all' for a recording without zones)."""
+    from pvrec.metrics import check_metric_names, zones_of
+
+    items = spec if isinstance(spec, list) else [x for x in str(spec).split(",")]
+    items = [x.strip() for x in items if x.strip()]
+    if not items:
+        raise PvrecError("--timeline-metrics needs metric names, e.g. free_hp_blocks,"
+                         "unusable_index")
+    if len(items) > 4:
+        raise PvrecError(f"--timeline-metrics draws at most 4 lines, not {len(items)}")
+    zones = zones_of(header)
+    names = [z for z, _ in zones]
+    largest = max(zones, key=lambda z: sum(e - s for s, e in z[1]))[0]
+    out = []
+    for item in items:
+        name, _, zone = item.partition("@")
+        check_metric_names([name])
+        zone = zone or largest
+        if zone not in names:
+            raise PvrecError(f"--timeline-metrics {item}: no zone {zone!r}; the recording's "
+                             f"zones are {', '.join(names)}")
+        out.append((name, zone))
+    return out

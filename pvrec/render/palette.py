@@ -1,0 +1,85 @@
+"""The picture's 256 colours: the classes first, then the picture's own (background, text,
+ribbons, the --changes colour), two 8-step ramps for anti-aliased text, the dimmed copies of
+--highlight and the --timeline-metrics lines. Every encoder takes indices into this palette."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pvrec.classes import HOLE, Scheme
+from pvrec.errors import PvrecError
+
+THEME_UI = {
+    #         background  text       dim text   ribbon A   ribbon B   changed    tile frame
+    "light": ("#FFFFFF", "#1A1A1A", "#6B6B6B", "#C8C8C8", "#8C8C8C", "#000000", "#E8E8E8"),
+    "dark": ("#101010", "#EDEDED", "#9C9C9C", "#4A4A4A", "#7E7E7E", "#FFFFFF", "#1C1C1C"),
+}
+RAMP_STEPS = 8
+METRIC_COLORS = ("#1A1A1A", "#D55E00", "#0072B2", "#009E73")  # --timeline-metrics lines
+METRIC_COLORS_DARK = ("#EDEDED", "#FF7A1A", "#56B4E9", "#33CC99")
+DIM = 0.7  # --highlight: pages not highlighted are their class colour blended this far to the bg
+
+
+def _rgb(h: str) -> tuple[int, int, int]:
+    return int(h[1:3], 16), int(h[3:5], 16), int(h[5:7], 16)
+
+
+@dataclass
+class Palette:
+    """The 256 colours of the picture and where the picture's own colours sit in it."""
+
+    colors: np.ndarray  # (256, 3) uint8
+    bg: int
+    fg: int
+    dim: int
+    ribbon: tuple[int, int]
+    changed: int
+    frame: int
+    fg_ramp: np.ndarray  # RAMP_STEPS indices, from background to text colour
+    dim_ramp: np.ndarray
+    dimmed: np.ndarray | None = None  # with dim: class -> index of its dimmed colour (256)
+    lines: tuple[int, ...] = ()  # colours of the metric lines
+
+    @classmethod
+    def make(cls, scheme: Scheme, theme: str, dimming: float = 0.0, lines: int = 0
+             ) -> Palette:
+        n = len(scheme)
+        colors = np.zeros((256, 3), dtype=np.uint8)
+        colors[:n] = scheme.colors(theme)
+        bg, fg, dim, ra, rb, ch, fr = (_rgb(h) for h in THEME_UI[theme])
+        base = n
+        fixed = [bg, fg, dim, ra, rb, ch, fr]
+        colors[base:base + len(fixed)] = fixed
+        ramps = []
+        pos = base + len(fixed)
+        for target in (fg, dim):
+            idx = [base]  # level 0 is the background itself
+            for i in range(1, RAMP_STEPS):
+                t = i / (RAMP_STEPS - 1)
+                colors[pos] = [round(b + (c - b) * t) for b, c in zip(bg, target, strict=True)]
+                idx.append(pos)
+                pos += 1
+            ramps.append(np.array(idx, dtype=np.uint8))
+        dimmed = None
+        if dimming:  # a dimmed copy of every class; the hole stays the hole
+            if pos + n > 256:
+                raise PvrecError(f"too many classes ({n}) to dim the others with --highlight "
+                                 f"in a 256-colour picture")
+            c = colors[:n].astype(np.float64)
+            colors[pos:pos + n] = np.rint(c + (np.array(bg, np.float64) - c) * dimming)
+            dimmed = np.arange(256, dtype=np.uint8)
+            dimmed[:n] = np.arange(pos, pos + n)
+            dimmed[HOLE] = HOLE
+            pos += n
+        line_idx = []
+        for c in (METRIC_COLORS_DARK if theme == "dark" else METRIC_COLORS)[:lines]:
+            if pos < 256:
+                colors[pos] = _rgb(c)
+            line_idx.append(pos)
+            pos += 1
+        if pos > 256:
+            raise PvrecError(f"too many classes ({n}) for a 256-colour picture")
+        return cls(colors, base, base + 1, base + 2, (base + 3, base + 4), base + 5, base + 6,
+                   ramps[0], ramps[1], dimmed, tuple(line_idx))

@@ -1,0 +1,105 @@
+"""One map of the output (two with runs side by side): its source, layout, picture and
+classifier, reading the source's frames forward and drawing the one asked for.
+
+A frame is drawn again only when it is another frame: a held frame (the shorter run of a pair,
+--hold, a slow --speed) costs nothing after its first drawing, except that --changes must show
+no change the second time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from pvrec.classes import ValueClassifier
+from pvrec.recording.reader import Frame
+from pvrec.render.compose import Picture
+from pvrec.render.raster import MapLayout
+from pvrec.runs import Runs
+from pvrec.sources import Source
+
+
+class Side:
+    """One map of the output (two with runs side by side): its source, layout and picture,
+    reading its frames forward and drawing the one asked for."""
+
+    def __init__(self, source: Source, lay: MapLayout, pic: Picture,
+                 classifier: ValueClassifier, n_cls: int, changes: bool,
+                 highlight: str | None = None, channel: str = "flags"):
+        self.source, self.lay, self.pic = source, lay, pic
+        self.classifier, self.n_cls, self.changes = classifier, n_cls, changes
+        self.highlight, self.channel = highlight, channel
+        # read every channel, not just the flags
+        self.frames = highlight is not None or channel != "flags"
+        self.prev = None  # class runs of the frame drawn last (for --changes)
+        self.drawn = -1  # position drawn last
+        self.canvas: np.ndarray | None = None
+        self._it: Iterator | None = None
+        self._pending: tuple | None = None
+        self._current: tuple | None = None
+        self._held: tuple | None = None
+
+    def start(self, first: int, last: int, step: int, before: int | None) -> None:
+        """Read positions first..last (every `step`); `before`: the frame --changes compares
+        the first one with."""
+        if self.changes and before is not None and before >= 0:
+            r = getattr(self.source.read_frame(before), self.channel)
+            self.prev = self.lay.class_runs(self.classifier(r.values), r.lengths)
+        self._it = (self.source.iter_frames if self.frames else self.source.iter_runs)(
+            first, last + 1, step)
+        self._pending = next(self._it, None)
+
+    def get(self, pos: int) -> tuple[int, float, Runs | Frame] | None:
+        """The last readable frame at or before pos (damaged ones are skipped)."""
+        while self._pending is not None and self._pending[0] <= pos:
+            self._current = self._pending
+            self._pending = next(self._it, None)  # type: ignore[arg-type]
+        return self._current
+
+    def draw(self, item: tuple[int, float, Runs | Frame]) -> np.ndarray:
+        """The side's picture of a frame (drawn again only when it is another frame)."""
+        pos, t, data = item
+        lay = self.lay
+        if pos == self.drawn:
+            if self._held is not None:  # held: nothing changes any more
+                px, pages, hl = self._held
+                self._held = None
+                self.canvas = self.pic.frame(px, t=t, index=pos, pages=pages, highlight=hl,
+                                             changed=(np.zeros(px.size, dtype=bool), 0))
+            return self.canvas  # type: ignore[return-value]
+        hl = None
+        if isinstance(data, Frame):
+            runs = getattr(data, self.channel)
+            if self.highlight == "workload":
+                hl = workload_blocks(data.workload, lay.ppp, lay.blocks)
+        else:
+            runs = data
+        cruns = lay.class_runs(self.classifier(runs.values), runs.lengths)
+        px = lay.pixel_classes(cruns)
+        pages = lay.class_pages(cruns, self.n_cls)
+        changed = None
+        if self.changes:
+            changed = lay.changed_blocks(self.prev, cruns) if self.prev is not None else \
+                (np.zeros(px.size, dtype=bool), 0)
+            self.prev = cruns
+            self._held = (px, pages, hl) if changed[1] else None
+        self.drawn = pos
+        self.canvas = self.pic.frame(px, t=t, index=pos, pages=pages, changed=changed,
+                                     highlight=hl)
+        return self.canvas
+
+
+def workload_blocks(workload: Runs | None, k: int, blocks: int) -> tuple[np.ndarray, int]:
+    """(bool per pixel of K pages: the workload maps one of them, pages the workload maps)."""
+    marks = np.zeros(blocks + 1, dtype=np.int32)
+    if workload is None:
+        return marks[:-1] > 0, 0
+    on = workload.values != 0
+    s = workload.starts()[on]
+    e = s + workload.lengths[on]
+    np.add.at(marks, s // k, 1)
+    np.add.at(marks, (e - 1) // k + 1, -1)
+    return np.cumsum(marks[:-1]) > 0, int((e - s).sum())
+
+
