@@ -3,7 +3,8 @@
 A scheme turns u64 flag words into small class numbers (uint8, class 0 is always the hole:
 not RAM, or nopage). Three kinds: the built-in semantic scheme (one class per kind of use, by
 priority), the seed article's scheme (every flag combination left after dropping noise flags
-is its own state), and a user's TOML file of page-types bits-specs. Frames have a few hundred
+is its own state), and a user's TOML file of page-types bits-specs (classes_toml.py; pages by
+memory cgroup are classes_cgroup.py's). Frames have a few hundred
 distinct flag words among millions of pages, so schemes classify distinct values only and a
 ValueClassifier caches them; the pages get their class by np.repeat over the runs.
 Colours are fixed per class name (not per run or per position), so the same class has the same
@@ -14,7 +15,6 @@ with the neutral classes (free, no flags, reserved) told apart by lightness alon
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +71,8 @@ def hex_color(rgb: RGB) -> str:
     return "#{:02X}{:02X}{:02X}".format(*rgb)
 
 
-def _c(light: str, dark: str | None = None) -> tuple[RGB, RGB]:
+def colors_of(light: str, dark: str | None = None) -> tuple[RGB, RGB]:
+    """A class's (light, dark) colours; the dark one defaults to the light one."""
     lc = parse_color(light)
     return lc, parse_color(dark) if dark else lc
 
@@ -107,13 +108,13 @@ _DEFAULT_TABLE: list[tuple[str, tuple[str, ...], str, str | None, str]] = [
 SERIES_COLORS = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
                  "#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677",
                  "#882255", "#AA4499"]
-OTHER_COLOR = _c("#BBBBBB", "#555555")
+OTHER_COLOR = colors_of("#BBBBBB", "#555555")
 
 # The article's noise flags, dropped by --classes flags unless --ignore-flags says otherwise.
 DEFAULT_IGNORE = "referenced,uptodate"
 
 
-def _compile(spec: str) -> tuple[int, int]:
+def compile_spec(spec: str) -> tuple[int, int]:
     """A bits-spec of a rule; '' means any flag set, '=' means no flag at all."""
     if spec == "":
         return F.ALL_BITS, F.ALL_BITS
@@ -183,9 +184,9 @@ def default_scheme() -> RuleScheme:
     """The built-in semantic scheme of DESIGN.md."""
     classes, rules = [], []
     for name, specs, light, dark, desc in _DEFAULT_TABLE:
-        lc, dc = _c(light, dark)
+        lc, dc = colors_of(light, dark)
         classes.append(PageClass(name, lc, dc, " | ".join(s or "any flag" for s in specs), desc))
-        rules.append([_compile(s) for s in specs])
+        rules.append([compile_spec(s) for s in specs])
     return RuleScheme("default", classes, rules, fallback=len(classes) - 1)
 
 
@@ -276,107 +277,6 @@ class FlagsScheme(Scheme):
         return out
 
 
-def _line_of(lines: list[str], table_no: int, key: str | None) -> int | None:
-    """1-based line of the key in the table_no-th [[class]] table (best effort)."""
-    headers = [i for i, ln in enumerate(lines) if re.match(r"\s*\[\[\s*class\s*\]\]", ln)]
-    if table_no >= len(headers):
-        return None
-    start = headers[table_no]
-    if key is None:
-        return start + 1
-    end = headers[table_no + 1] if table_no + 1 < len(headers) else len(lines)
-    for i in range(start, end):
-        if re.match(rf"\s*{re.escape(key)}\s*=", lines[i]):
-            return i + 1
-    return start + 1
-
-
-def load_toml_scheme(path: str | Path) -> RuleScheme:
-    """User classes from a TOML file; errors name the file and line.
-
-        [[class]]
-        name = "THP"              # shown in the legend
-        bits = "thp"              # page-types bits-spec, or a list of them (any matches)
-        color = "#D55E00"         # light theme; optional: dark = "#..."
-
-    Classes are tried in file order; a page no class matches is "other" ([other] color = ...).
-    """
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise PvrecError(f"class file {p} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PvrecError(f"cannot read class file {p}: {exc}") from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PvrecError(f"{p}: not valid TOML: {exc}") from None
-    lines = text.splitlines()
-    entries = doc.get("class")
-    if not isinstance(entries, list) or not entries:
-        raise PvrecError(f"{p}: no [[class]] tables; each needs name, bits and color")
-    unknown = set(doc) - {"class", "other"}
-    if unknown:
-        raise PvrecError(f"{p}: unknown key {sorted(unknown)[0]!r} (expected [[class]] or [other])")
-    hole = default_scheme().classes[HOLE]
-    classes, rules = [hole], [[_compile("nopage")]]
-    names = {"hole"}
-    for i, entry in enumerate(entries):
-        where = f"{p}, line {_line_of(lines, i, None)}"
-        if not isinstance(entry, dict):
-            raise PvrecError(f"{where}: a class must be a table with name, bits and color")
-        extra = set(entry) - {"name", "bits", "color", "dark", "description"}
-        if extra:
-            key = sorted(extra)[0]
-            raise PvrecError(f"{p}, line {_line_of(lines, i, key)}: unknown key {key!r} "
-                             f"(a class has name, bits, color, dark, description)")
-        name = entry.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise PvrecError(f"{where}: class needs a name = \"...\"")
-        if name in names:
-            raise PvrecError(f"{p}, line {_line_of(lines, i, 'name')}: class {name!r} "
-                             f"is defined twice")
-        names.add(name)
-        bits = entry.get("bits")
-        specs = [bits] if isinstance(bits, str) else bits
-        if not isinstance(specs, list) or not specs or not all(isinstance(s, str) for s in specs):
-            raise PvrecError(f"{p}, line {_line_of(lines, i, 'bits')}: class {name!r} needs "
-                             f"bits = \"SPEC\" or a list of specs, e.g. \"anonymous,~thp\"")
-        try:
-            filters = [F.parse_bits_spec(s) for s in specs]
-        except PvrecError as exc:
-            raise PvrecError(f"{p}, line {_line_of(lines, i, 'bits')}: {exc.message}") from None
-        line = _line_of(lines, i, "color")
-        if "color" not in entry:
-            raise PvrecError(f"{where}: class {name!r} needs color = \"#rrggbb\"")
-        light = _parse_at(entry["color"], f"{p}, line {line}")
-        dark = _parse_at(entry["dark"], f"{p}, line {_line_of(lines, i, 'dark')}") \
-            if "dark" in entry else light
-        classes.append(PageClass(name, light, dark, " | ".join(specs),
-                                 str(entry.get("description", ""))))
-        rules.append(filters)
-    other = doc.get("other", {})
-    if not isinstance(other, dict):
-        raise PvrecError(f"{p}: [other] must be a table (name, color, dark)")
-    o_light, o_dark = OTHER_COLOR
-    if "color" in other:
-        o_light = o_dark = _parse_at(other["color"], f"{p}, [other]")
-    if "dark" in other:
-        o_dark = _parse_at(other["dark"], f"{p}, [other]")
-    classes.append(PageClass(str(other.get("name", "other")), o_light, o_dark, "no class matched",
-                             "pages no class above matches"))
-    rules.append([])
-    return RuleScheme(p.stem, classes, rules, fallback=len(classes) - 1)
-
-
-def _parse_at(value: object, where: str) -> RGB:
-    try:
-        return parse_color(value)
-    except PvrecError as exc:
-        raise PvrecError(f"{where}: {exc.message}") from None
-
-
 def make_scheme(spec: str | None = None, ignore_flags: str | None = None) -> Scheme:
     """--classes default | flags | FILE.toml -> a scheme (flags still needs fit())."""
     spec = spec or "default"
@@ -387,6 +287,8 @@ def make_scheme(spec: str | None = None, ignore_flags: str | None = None) -> Sch
     if spec == "flags":
         return FlagsScheme(DEFAULT_IGNORE if ignore_flags is None else ignore_flags)
     if spec.endswith(".toml") or Path(spec).is_file():
+        from pvrec.classes_toml import load_toml_scheme  # only when a file is named
+
         return load_toml_scheme(spec)
     raise PvrecError(f"--classes {spec!r}: use default, flags, or a FILE.toml of your own classes")
 
@@ -484,77 +386,5 @@ def fit_scheme(scheme: Scheme, frames: Iterable[tuple[np.ndarray, np.ndarray]]) 
     scheme.fit(vals, np.array(list(acc.values()), dtype=np.float64))
 
 
-class CgroupScheme(Scheme):
-    """Pages coloured by memory cgroup (--color-by cgroup): run values are memcg inodes.
-
-    Classes: the hole, the top N cgroups (most pages first), "other" (every other cgroup) and
-    "none/free" (inode 0: free pages, and pages no cgroup is charged for). Two recordings side
-    by side share the classes by cgroup name, each with its own inode -> class map."""
-
-    name = "cgroup"
-    TOP_MAX = len(SERIES_COLORS)
-
-    def __init__(self, classes: list[PageClass], inode_class: dict[int, int]):
-        super().__init__(classes)
-        self.inode_class = inode_class
-        self.other, self.none = len(classes) - 2, len(classes) - 1
-
-    def classify_values(self, values: np.ndarray) -> np.ndarray:
-        values = np.asarray(values, dtype=np.uint64)
-        out = np.full(values.shape, self.other, dtype=np.uint8)
-        out[values == 0] = self.none
-        if self.inode_class:
-            keys = np.array(list(self.inode_class), dtype=np.uint64)
-            cls = np.array(list(self.inode_class.values()), dtype=np.uint8)
-            order = np.argsort(keys)
-            keys, cls = keys[order], cls[order]
-            pos = np.minimum(np.searchsorted(keys, values), keys.size - 1)
-            hit = keys[pos] == values
-            out[hit] = cls[pos[hit]]
-        return out
-
-
-def cgroup_label(path: str, limit: int = 30) -> str:
-    """A cgroup path short enough for the legend: its tail, which names it ('.../sshd.service')."""
-    if path == "/":
-        return "/ (root)"
-    return path if len(path) <= limit else "..." + path[-(limit - 3):]
-
-
-def cgroup_schemes(tallies: list[tuple[dict[int, int], dict[int, str]]], top: int
-                   ) -> list[CgroupScheme]:
-    """One CgroupScheme per recording, all with the same classes: the `top` cgroups with most
-    pages over all the tallies ({inode: pages}, {inode: path} per recording), by name."""
-    if not 1 <= top <= CgroupScheme.TOP_MAX:  # RenderOptions says so to the user
-        raise ValueError(f"top {top} is not from 1 to {CgroupScheme.TOP_MAX}")
-    by_name: dict[str, int] = {}
-    for pages, names in tallies:
-        for inode, n in pages.items():
-            if inode:
-                key = names.get(inode, f"cgroup #{inode}")
-                by_name[key] = by_name.get(key, 0) + n
-    chosen = [k for k, _ in sorted(by_name.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
-    hole = default_scheme().classes[HOLE]
-    free = default_scheme().classes[default_scheme().index("free")]
-    classes = [hole]
-    for i, name in enumerate(chosen):
-        classes.append(PageClass(cgroup_label(name), *_c(SERIES_COLORS[i]), "memcg " + name,
-                                 "memory cgroup " + name))
-    classes.append(PageClass("other", *OTHER_COLOR, "", "every other memory cgroup"))
-    classes.append(PageClass("none/free", free.light, free.dark, "inode 0",
-                             "no memory cgroup: free pages, pages charged to none"))
-    out = []
-    for _, names in tallies:
-        rank = {name: 1 + i for i, name in enumerate(chosen)}
-        out.append(CgroupScheme(classes, {inode: rank[name] for inode, name in names.items()
-                                          if name in rank}))
-        for inode in tallies[len(out) - 1][0]:  # unnamed inodes that made the top
-            key = f"cgroup #{inode}"
-            if inode not in names and key in rank:
-                out[-1].inode_class[inode] = rank[key]
-    return out
-
-
 __all__ = ["HOLE", "PageClass", "Scheme", "RuleScheme", "FlagsScheme", "ValueClassifier",
-           "default_scheme", "load_toml_scheme", "make_scheme", "parse_color",
-           "fit_scheme", "THEMES", "hex_color", "CgroupScheme", "cgroup_schemes"]
+           "default_scheme", "make_scheme", "parse_color", "fit_scheme", "THEMES", "hex_color"]

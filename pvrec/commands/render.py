@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from pvrec import classes as classify
+from pvrec.classes_cgroup import CgroupScheme
 from pvrec.errors import PvrecError
 from pvrec.messages import say, warn
 from pvrec.render.encoders import DEFAULT_CRF, DEFAULT_PRESET
@@ -114,7 +115,7 @@ def register(p: argparse.ArgumentParser) -> None:
                         "cgroup 'none/free' (needs a recording made with --cgroups)")
     g.add_argument("--top", type=int, default=8, metavar="N",
                    help="with --color-by cgroup: how many cgroups get a colour (default 8, "
-                        f"at most {classify.CgroupScheme.TOP_MAX})")
+                        f"at most {CgroupScheme.TOP_MAX})")
     g.add_argument("--highlight", choices=("workload",), default=None,
                    help="workload: the pages the recorded command's processes map in full "
                         "colour, every other page dimmed, their resident size in the legend "

@@ -15,7 +15,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from pvrec.classes import CgroupScheme
+from pvrec.classes_cgroup import CgroupScheme
 from pvrec.errors import PvrecError
 from pvrec.render.compose import FIT_DEFAULT
 from pvrec.render.encoders import DEFAULT_CRF, DEFAULT_PRESET, Encoder, encoder_for

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pvrec import classes as classify
 from pvrec import messages
 from pvrec.classes import Scheme, ValueClassifier, make_scheme
+from pvrec.classes_cgroup import cgroup_schemes
 from pvrec.errors import PvrecError
 from pvrec.recording.reader import RecordingWarning
 from pvrec.render.compose import MARGIN, Options, Picture, choose_layout
@@ -201,7 +201,7 @@ def _schemes(o: RenderOptions, scheme: Scheme, ranges: list[tuple[Source, int, i
     """The scheme of each side, and the legend's note on what the colours are."""
     if o.color_by != "cgroup":
         return [scheme] * len(ranges), None
-    schemes = classify.cgroup_schemes([cgroup_tally(*r) for r in ranges], o.top)
+    schemes = cgroup_schemes([cgroup_tally(*r) for r in ranges], o.top)
     named = len(schemes[0]) - 3  # hole, other, none/free
     note = f"memory cgroups: the {named} with most pages" if named > 1 else \
         "memory cgroup with most pages" if named else "no memory cgroup has pages"

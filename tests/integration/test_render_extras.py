@@ -265,7 +265,7 @@ def test_color_by_cgroup_colours_each_page_by_its_cgroup(chan, tmp_path):
 
 
 def test_cgroup_names_merge_header_and_end_and_pairs_share_colours_by_name(chan):
-    from pvrec.classes import cgroup_schemes
+    from pvrec.classes_cgroup import cgroup_schemes
     from pvrec.render.data import cgroup_tally
     from pvrec.sources import RecordingSource
 

@@ -13,10 +13,10 @@ from pvrec.classes import (
     FlagsScheme,
     ValueClassifier,
     default_scheme,
-    load_toml_scheme,
     make_scheme,
     parse_color,
 )
+from pvrec.classes_toml import load_toml_scheme
 from pvrec.errors import PvrecError
 from tests.unit.test_render_data import CLASS_FLAGS
 
