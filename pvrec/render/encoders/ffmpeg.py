@@ -86,9 +86,11 @@ class FfmpegEncoder(Encoder):
     def frame_size(self) -> tuple[int, int]:
         return self.enc_size
 
+    params: tuple[str, ...] = ()  # ffmpeg's options after the codec's
+
     def output_params(self) -> list[str]:
         """ffmpeg's options after the codec's: quality, container."""
-        return []
+        return list(self.params)
 
     def command(self) -> list[str]:
         return ffmpeg_command(self.tmp, self.enc_size, self.fps, self.codec, self.pix_fmt_out,
@@ -197,9 +199,7 @@ class GifEncoder(FfmpegEncoder):
     suffixes = (".gif",)
     codec = "gif"
     pix_fmt_out = "pal8"
-
-    def output_params(self) -> list[str]:
-        return ["-loop", "0"]
+    params = ("-loop", "0")
 
     @classmethod
     def warnings(cls, size: tuple[int, int], scale: int, fps: float) -> list[str]:
@@ -216,6 +216,4 @@ class WebpEncoder(FfmpegEncoder):
     suffixes = (".webp",)
     codec = "libwebp_anim"
     pix_fmt_out = "bgra"
-
-    def output_params(self) -> list[str]:
-        return ["-lossless", "1", "-compression_level", "0", "-loop", "0"]
+    params = ("-lossless", "1", "-compression_level", "0", "-loop", "0")
