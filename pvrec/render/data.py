@@ -86,5 +86,3 @@ def class_timeline(source: Source, classifier: ValueClassifier, lay: MapLayout, 
         np.zeros((len(ts), 0))
     return (np.array(ts, dtype=np.float64), np.array(rows, dtype=np.int64).reshape(-1, n_cls),
             values)
-
-

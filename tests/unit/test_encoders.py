@@ -184,3 +184,24 @@ def test_png_directory_refuses_to_overwrite_frames_without_force(tmp_path):
         PngDirEncoder.check_target(tmp_path, force=False)
     PngDirEncoder.check_target(tmp_path, force=True)
     assert PngDirEncoder.target_name(tmp_path) == f"{tmp_path}/"
+
+
+def test_a_second_ctrl_c_while_ffmpeg_finishes_still_lets_abort_kill_it(tmp_path):
+    enc = fake_ffmpeg("import sys, time; sys.stdin.buffer.read(); time.sleep(60)")(
+        tmp_path / "a.gif", (2, 2), PALETTE)
+    proc, real_wait = enc._proc, enc._proc.wait
+    calls = []
+
+    def wait(timeout=None):  # the second SIGINT's KeyboardInterrupt, raised while waiting
+        if not calls:
+            calls.append(1)
+            raise KeyboardInterrupt
+        return real_wait(timeout)
+
+    proc.wait = wait
+    enc.write(np.zeros((2, 2), np.uint8))
+    with pytest.raises(KeyboardInterrupt):
+        enc.close()
+    enc.abort()  # what the pipeline does on any exception
+    assert proc.returncode is not None and proc.returncode < 0
+    assert list(tmp_path.iterdir()) == []

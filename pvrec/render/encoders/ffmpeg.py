@@ -124,15 +124,20 @@ class FfmpegEncoder(Encoder):
             self._send()
 
     def _finish(self) -> int:
-        """Close ffmpeg's input and wait for it to finish the file; its exit status."""
-        proc, self._proc = self._proc, None
+        """Close ffmpeg's input and wait for it to finish the file; its exit status.
+
+        The process is forgotten only once it has exited: a second Ctrl-C while waiting raises
+        KeyboardInterrupt here, and abort() must still find it to kill it."""
+        proc = self._proc
         if proc is None:
             return 0
         try:
             proc.stdin.close()  # type: ignore[union-attr]
         except OSError:
             pass  # ffmpeg is gone already: its exit status says why
-        return proc.wait()
+        code = proc.wait()
+        self._proc = None
+        return code
 
     def close(self, cancelled: Callable[[], bool] = lambda: False) -> None:
         code = self._finish()  # ffmpeg finishes the file (moov atom, GIF trailer) and exits
