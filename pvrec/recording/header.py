@@ -19,6 +19,7 @@ from pvrec.layout import flat_layout
 from pvrec.recording import format as fmt
 
 MAX_PFN_COUNT = 1 << 40  # 4 PiB of 4 KiB pages: anything larger is a damaged header
+MAX_PAGE = 1 << 30  # bytes per page, and pages per huge page: bounds, not expectations
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,9 @@ class _Reader:
     def fail(self, what: str) -> PvrecError:
         return PvrecError(f"{self.where}: {what}")
 
-    def integer(self, key: str, v: object, low: int = 0) -> int:
-        if not _is_int(v) or v < low:
-            raise self.fail(f"{key} must be a whole number of at least {low}, not {v!r}")
+    def integer(self, key: str, v: object, low: int = 0, high: int = MAX_PFN_COUNT) -> int:
+        if not _is_int(v) or not low <= v <= high:
+            raise self.fail(f"{key} must be a whole number from {low} to {high}, not {v!r}")
         return v
 
     def number(self, key: str, v: object) -> float:
@@ -143,8 +144,8 @@ def _optional_text(r: _Reader, key: str, v: object, _n: int) -> str:
 # The order is the order of header.json.
 _PARSERS: dict[str, Callable[[_Reader, str, object, int], object]] = {
     "pvrec_version": _optional_text,
-    "page_size": lambda r, k, v, n: r.integer(k, v, 1),
-    "hpage_pages": lambda r, k, v, n: r.integer(k, v, 1),
+    "page_size": lambda r, k, v, n: r.integer(k, v, 1, MAX_PAGE),
+    "hpage_pages": lambda r, k, v, n: r.integer(k, v, 1, MAX_PAGE),
     "ram_ranges": lambda r, k, v, n: r.ranges(k, v, n),
     "zones": lambda r, k, v, n: r.zones(v, n),
     "nodes": lambda r, k, v, n: r.nodes(v, n),
@@ -157,7 +158,7 @@ _PARSERS: dict[str, Callable[[_Reader, str, object, int], object]] = {
     "source": _optional_text,
     "start_wall": _optional_text,
     "start_unix": lambda r, k, v, n: r.number(k, v),
-    "key_every": lambda r, k, v, n: r.integer(k, v, 1),
+    "key_every": lambda r, k, v, n: r.integer(k, v, 1, 1 << 31),
     "user": _optional_text,
     "channels": None,  # read in Header.parse: an unknown one is skipped with a warning
     "cgroup_names": lambda r, k, v, n: r.cgroup_names(v),
