@@ -45,6 +45,12 @@ def _is_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _shown(v: object) -> str:
+    """A value for a one-line message: its repr, cut short (a header may hold anything)."""
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 class _Reader:
     """Checks the values of one header, naming where each bad one is (`header.json: zone 2 ...`)."""
 
@@ -56,17 +62,17 @@ class _Reader:
 
     def integer(self, key: str, v: object, low: int = 0, high: int = MAX_PFN_COUNT) -> int:
         if not _is_int(v) or not low <= v <= high:
-            raise self.fail(f"{key} must be a whole number from {low} to {high}, not {v!r}")
+            raise self.fail(f"{key} must be a whole number from {low} to {high}, not {_shown(v)}")
         return v
 
     def number(self, key: str, v: object) -> float:
         if not (_is_int(v) or isinstance(v, float)) or not math.isfinite(v) or v < 0:
-            raise self.fail(f"{key} must be a number of at least 0, not {v!r}")
+            raise self.fail(f"{key} must be a number of at least 0, not {_shown(v)}")
         return v
 
     def text(self, key: str, v: object) -> str:
         if not isinstance(v, str):
-            raise self.fail(f"{key} must be a string, not {v!r}")
+            raise self.fail(f"{key} must be a string, not {_shown(v)}")
         return v
 
     def ranges(self, key: str, v: object, limit: int) -> list[list[int]]:
@@ -74,7 +80,7 @@ class _Reader:
         whole numbers are left out, as the renderer always did: a range list is a best effort of
         the recorder (an empty list means "unknown: all RAM")."""
         if not isinstance(v, list):
-            raise self.fail(f"{key} must be a list of [start, end] PFN ranges, not {v!r}")
+            raise self.fail(f"{key} must be a list of [start, end] PFN ranges, not {_shown(v)}")
         found = sorted((max(0, r[0]), min(limit, r[1])) for r in v
                        if isinstance(r, list) and len(r) == 2 and all(map(_is_int, r)))
         merged: list[list[int]] = []
@@ -89,13 +95,13 @@ class _Reader:
 
     def entries(self, key: str, what: str, v: object) -> list[dict]:
         if not isinstance(v, list):
-            raise self.fail(f"{key} must be a list, not {v!r}")
+            raise self.fail(f"{key} must be a list, not {_shown(v)}")
         for i, entry in enumerate(v):
             if not isinstance(entry, dict):
-                raise self.fail(f"{what} {i} is not an object: {entry!r}")
+                raise self.fail(f"{what} {i} is not an object: {_shown(entry)}")
         return v
 
-    def zones(self, v: object, pfn_count: int) -> list[Zone]:
+    def zones(self, v: object) -> list[Zone]:
         out = []
         for i, z in enumerate(self.entries("zones", "zone", v)):
             for key in ("name", "start_pfn", "end_pfn"):
@@ -122,16 +128,16 @@ class _Reader:
 
     def command(self, v: object) -> list[str]:
         if not isinstance(v, list) or not all(isinstance(a, str) for a in v):
-            raise self.fail(f"command must be a list of strings, not {v!r}")
+            raise self.fail(f"command must be a list of strings, not {_shown(v)}")
         return list(v)
 
     def cgroup_names(self, v: object) -> dict[int, str]:
         if not isinstance(v, dict):
-            raise self.fail(f"cgroup_names must be an object of inode: path, not {v!r}")
+            raise self.fail(f"cgroup_names must be an object of inode: path, not {_shown(v)}")
         out = {}
         for k, path in v.items():
             if not (str(k).isdigit() and str(k).isascii()) or not isinstance(path, str):
-                raise self.fail(f"cgroup_names entry {k!r}: {path!r} is not inode: path")
+                raise self.fail(f"cgroup_names entry {_shown(k)}: {_shown(path)} is not inode: path")
             out[int(k)] = path
         return out
 
@@ -147,7 +153,7 @@ _PARSERS: dict[str, Callable[[_Reader, str, object, int], object]] = {
     "page_size": lambda r, k, v, n: r.integer(k, v, 1, MAX_PAGE),
     "hpage_pages": lambda r, k, v, n: r.integer(k, v, 1, MAX_PAGE),
     "ram_ranges": lambda r, k, v, n: r.ranges(k, v, n),
-    "zones": lambda r, k, v, n: r.zones(v, n),
+    "zones": lambda r, k, v, n: r.zones(v),
     "nodes": lambda r, k, v, n: r.nodes(v, n),
     "layout_source": _optional_text,
     "hostname": _optional_text,

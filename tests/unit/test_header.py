@@ -80,6 +80,7 @@ def test_malformed_range_entries_are_left_out_as_the_renderer_always_did():
     ({"hpage_pages": 2.5}, "header.json: hpage_pages must be a whole number"),
     ({"interval": float("nan")}, "header.json: interval must be a number"),
     ({"command": "make -j8"}, "header.json: command must be a list of strings"),
+    ({"command": ["x" * 500, 1]}, "command must be a list of strings, not ['xxxxx"),
     ({"hostname": 7}, "header.json: hostname must be a string"),
     ({"cgroup_names": {"root": "/"}}, "header.json: cgroup_names entry 'root'"),
     ({"pfn_count": "100"}, "header.json: pfn_count is missing"),
@@ -93,6 +94,7 @@ def test_a_bad_value_is_one_line_naming_the_key(tmp_path, change, message):
     with pytest.raises(PvrecError) as e:
         open_recording(path)
     assert message in str(e.value) and "\n" not in str(e.value) and e.value.exit_code == 2
+    assert len(str(e.value)) < 200 + len(str(path))
 
 
 def test_a_reader_of_version_n_reads_version_1_frames(tmp_path, monkeypatch):
