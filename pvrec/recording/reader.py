@@ -1,8 +1,11 @@
 """Reading a recording: header, frame index, frames by number or in order; lenient about damage.
 
 Frames that are damaged are left out with a warning (a delta frame needs its chain back to a
-key frame); an incomplete recording (no end.json) reads up to its last complete frame.
-Nothing read from disk is trusted: recordings are shared and may be damaged or hostile.
+key frame); an incomplete recording (no end.json) reads up to its last complete frame. A
+warning is data, not printing: it is kept in `Recording.warnings` and handed to the caller's
+on_warning (commands pass messages.warn), so pvrec has one way of telling the user.
+Nothing read from disk is trusted: recordings are shared and may be damaged or hostile; the
+header is checked once, into a Header (header.py).
 """
 
 from __future__ import annotations
