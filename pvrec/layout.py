@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 
 def ram_ranges(iomem: str, page_size: int = 4096) -> list[list[int]]:
     """Top-level 'System RAM' ranges of /proc/iomem as [start_pfn, end_pfn) (empty if hidden)."""
@@ -95,3 +97,17 @@ def flat_layout(pfn_count: int, page_size: int = 4096, hpage: int = 512) -> dict
         "nodes": [],
         "layout_source": "flat",
     }
+
+
+def pages_per_class(classes: np.ndarray, lengths: np.ndarray, ranges: list[list[int]],
+                    n_classes: int) -> np.ndarray:
+    """Pages of each class (int64, n_classes of them) that lie inside the ranges, given one
+    class per run of pages from PFN 0: what a class holds of the RAM, the holes left out."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    inside = np.zeros(lengths.size, dtype=np.int64)
+    for lo, hi in ranges:  # a few ranges a machine: one vector pass each
+        inside += np.maximum(np.minimum(ends, hi) - np.maximum(starts, lo), 0)
+    return np.bincount(np.asarray(classes, dtype=np.intp), weights=inside,
+                       minlength=n_classes).round().astype(np.int64)

@@ -13,7 +13,8 @@ costs what its runs cost. docs/metrics.md defines each figure; in short, per zon
                       (on an LRU, anonymous or file-mapped) and unmovable pages (slab, page
                       tables, reserved, or kernel pages with no user flag): the "marbled meat"
     buddy_order_N     free blocks of order N, decomposing free runs as the buddy allocator
-                      would (aligned power-of-two blocks up to MAX_ORDER); compare /proc/buddyinfo
+                      would (aligned power-of-two blocks up to the recording's largest order:
+                      that of its /proc/buddyinfo, else DEFAULT_MAX_ORDER); compare /proc/buddyinfo
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ import numpy as np
 
 from pvrec import flags as kpf
 from pvrec.errors import PvrecError
+from pvrec.recording.header import Header
 from pvrec.runs import Runs
 
-MAX_ORDER = 10  # largest buddy order of x86-64 kernels up to 6.x (4 MiB blocks)
+# The largest buddy order of x86-64 kernels up to 6.x (4 MiB blocks), for recordings without
+# /proc/buddyinfo (dumps); a recording's own buddyinfo says how many orders its kernel has.
+DEFAULT_MAX_ORDER = 10
 U = np.uint64
 MOVABLE = U(kpf.bit(kpf.LRU) | kpf.bit(kpf.ANON) | kpf.bit(kpf.MMAP) | kpf.bit(kpf.SWAPBACKED))
 UNMOVABLE = U(kpf.bit(kpf.SLAB) | kpf.bit(kpf.PGTABLE) | kpf.bit(kpf.RESERVED))
@@ -34,21 +38,37 @@ USER_BITS = MOVABLE | U(kpf.bit(kpf.HUGE) | kpf.bit(kpf.THP) | kpf.bit(kpf.COMPO
 METRICS = ("free_pages", "free_hp_blocks", "unusable_index", "largest_free_run", "mixed_blocks")
 
 
-def zones_of(header: dict) -> list[tuple[str, list[list[int]]]]:
+def zones_of(header: Header | dict) -> list[tuple[str, list[list[int]]]]:
     """(name, RAM ranges) per zone; one zone 'all' when the header knows none."""
-    n = int(header["pfn_count"])
-    ram = header.get("ram_ranges") or [[0, n]]
-    zones = header.get("zones") or []
-    if not zones:
+    header = as_header(header)
+    ram = header.ram_or_all
+    if not header.zones:
         return [("all", ram)]
     out = []
-    multi_node = len({z.get("node", 0) for z in zones}) > 1
-    for z in zones:
-        span = [[max(s, z["start_pfn"]), min(e, z["end_pfn"])] for s, e in ram]
+    multi_node = len({z.node for z in header.zones}) > 1
+    for z in header.zones:
+        span = [[max(s, z.start_pfn), min(e, z.end_pfn)] for s, e in ram]
         span = [r for r in span if r[0] < r[1]]
-        name = f"{z['name']}@{z.get('node', 0)}" if multi_node else z["name"]
-        out.append((name, span))
+        out.append((f"{z.name}@{z.node}" if multi_node else z.name, span))
     return out
+
+
+def as_header(header: Header | dict) -> Header:
+    """A Header, from the plain dict that the render half still passes (RecordingSource.header)."""
+    return header if isinstance(header, Header) else Header.from_dict(header)
+
+
+def max_order_of(contexts) -> int:
+    """The largest buddy order of a recording's kernel: from the first frame context with
+    /proc/buddyinfo ({"0/Normal": [count per order]}), else DEFAULT_MAX_ORDER."""
+    for context in contexts:
+        info = context.get("buddyinfo")
+        if isinstance(info, dict):
+            # A recording is untrusted: an order past 2**40 pages is damage, not a kernel.
+            lengths = [len(c) for c in info.values() if isinstance(c, list) and 0 < len(c) <= 41]
+            if lengths:
+                return max(lengths) - 1
+    return DEFAULT_MAX_ORDER
 
 
 def free_intervals(runs: Runs) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +93,8 @@ def _clip(s: np.ndarray, e: np.ndarray, ranges: list[list[int]]):
     return np.concatenate(cs or [np.zeros(0, np.int64)]), np.concatenate(ce or [np.zeros(0, np.int64)])
 
 
-def buddy_blocks(s: np.ndarray, e: np.ndarray, max_order: int = MAX_ORDER) -> np.ndarray:
+def buddy_blocks(s: np.ndarray, e: np.ndarray, max_order: int = DEFAULT_MAX_ORDER
+                 ) -> np.ndarray:
     """Free blocks per order (0..max_order) of free intervals, split as the buddy allocator does."""
     counts = np.zeros(max_order + 1, dtype=np.int64)
     s, e = s.copy(), e.copy()
@@ -105,9 +126,11 @@ def _block_has(runs: Runs, mask: np.ndarray, block: int, nblocks: int) -> np.nda
     return np.cumsum(diff[:-1]) > 0
 
 
-def frame_metrics(runs: Runs, header: dict) -> dict[str, dict[str, float]]:
-    """{zone: {metric: value}} for one frame, plus buddy_order_N counts."""
-    hp = int(header.get("hpage_pages", 512))
+def frame_metrics(runs: Runs, header: Header | dict, max_order: int = DEFAULT_MAX_ORDER
+                  ) -> dict[str, dict[str, float]]:
+    """{zone: {metric: value}} for one frame, plus buddy_order_N counts (orders 0..max_order)."""
+    header = as_header(header)
+    hp = header.hpage_pages
     n = runs.pfn_count
     nblocks = -(-n // hp)
     s, e = free_intervals(runs)
@@ -137,7 +160,7 @@ def frame_metrics(runs: Runs, header: dict) -> dict[str, dict[str, float]]:
             "mixed_blocks": round(float((mixed_block & used).sum() / used.sum()), 6)
             if used.any() else 0.0,
         }
-        for order, count in enumerate(buddy_blocks(zs, ze)):
+        for order, count in enumerate(buddy_blocks(zs, ze, max_order)):
             m[f"buddy_order_{order}"] = int(count)
         out[name] = m
     return out
@@ -165,11 +188,11 @@ def kernel_buddy(context: dict, zone: str) -> list[int] | None:
     return counts if isinstance(counts, list) else None
 
 
-def check_metric_names(names: list[str]) -> list[str]:
+def check_metric_names(names: list[str], max_order: int = DEFAULT_MAX_ORDER) -> list[str]:
     """The names, or a PvrecError naming the unknown one and the valid ones."""
-    valid = list(METRICS) + [f"buddy_order_{i}" for i in range(MAX_ORDER + 1)]
+    valid = list(METRICS) + [f"buddy_order_{i}" for i in range(max_order + 1)]
     for name in names:
         if name not in valid:
             raise PvrecError(f"unknown metric {name!r}; valid metrics: {', '.join(METRICS)}, "
-                             f"buddy_order_0..{MAX_ORDER}")
+                             f"buddy_order_0..{max_order}")
     return names

@@ -11,8 +11,7 @@ import errno
 import os
 import re
 import time
-import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +19,11 @@ import numpy as np
 
 from pvrec.errors import PvrecError
 from pvrec.kernel.kpageflags import KPAGEFLAGS, PageFlagsFile, SampleError, read_kpageflags
-from pvrec.recording.reader import Frame, RecordingWarning, open_recording
+from pvrec.recording.header import Header
+from pvrec.recording.reader import Frame, open_recording
 from pvrec.runs import Runs, encode_flags
+
+Warn = Callable[[str], None]
 
 _FRAME_NUMBER = re.compile(r"[+-]?[0-9]+")
 
@@ -42,8 +44,13 @@ def check_one_source(run: str | None, dump: str | None) -> None:
 
 
 class Source:
-    """Frames to draw: a header, the time of each frame, and the frames as runs."""
+    """Frames to draw: a header, the time of each frame, and the frames as runs.
 
+    `meta` is the Header; `header` the same as a plain dict (what the render half reads until
+    it moves to attributes).
+    """
+
+    meta: Header
     header: dict
     times: list[float]
     name: str
@@ -76,10 +83,11 @@ class Source:
 
 
 class RecordingSource(Source):
-    """A recording directory, read through pvrec.recording."""
+    """A recording directory, read through pvrec.recording (warnings: see Recording)."""
 
-    def __init__(self, path: str | os.PathLike):
-        self.rec = open_recording(path)
+    def __init__(self, path: str | os.PathLike, on_warning: Warn | None = None):
+        self.rec = open_recording(path, on_warning)
+        self.meta = self.rec.meta
         self.header = self.rec.header
         self.times = [f.t for f in self.rec.frames] if len(self.rec) else []
         self.name = Path(path).resolve().name
@@ -111,9 +119,10 @@ class RecordingSource(Source):
 class ArraySource(Source):
     """One frame held in memory (a snapshot of live memory or of a raw dump)."""
 
-    def __init__(self, flags: np.ndarray, header: dict, name: str):
+    def __init__(self, flags: np.ndarray, header: Header, name: str):
         self.runs = encode_flags(flags)
-        self.header = header
+        self.meta = header
+        self.header = header.to_dict()
         self.times = [0.0]
         self.name = name
 
@@ -125,32 +134,26 @@ class ArraySource(Source):
         return self.runs
 
 
-def open_source(source: str | None, kpageflags: str | None, warn=None) -> tuple[Source, str | None]:
-    """(source, frame) for snapshot/classes: RUN[@N], -F dump, or the live system."""
+def open_source(source: str | None, kpageflags: str | None, warn: Warn | None = None
+                ) -> tuple[Source, str | None]:
+    """(source, frame) for snapshot/classes: RUN[@N], -F dump, or the live system; a recording's
+    warnings go to warn as they happen (its damaged frames are found at once)."""
     check_one_source(source, kpageflags)
     if source:
         run, n = split_run_at(source)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RecordingWarning)
-            src = RecordingSource(run)
-            len(src)
-        for msg in src.rec.warnings:
-            if warn:
-                warn(msg)
-        return src, n
+        return RecordingSource(run, warn), n
     from pvrec.kernel.layout import live_layout, machine_identity
-    from pvrec.layout import flat_layout, max_pfn
+    from pvrec.layout import max_pfn
 
     if kpageflags:
         flags = read_kpageflags(kpageflags)
-        header = {**flat_layout(int(flags.size)), "pfn_count": int(flags.size)}
-        return ArraySource(flags, header, f"kpageflags dump {Path(kpageflags).name}"), None
+        return ArraySource(flags, Header.for_dump(int(flags.size)),
+                           f"kpageflags dump {Path(kpageflags).name}"), None
     layout = live_layout()
     flags = read_kpageflags("/proc/kpageflags", max_pfn(layout))
-    header = {**layout, **machine_identity(), "pfn_count": int(flags.size),
-              "start_wall": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": []}
-    return ArraySource(flags, header, f"memory of {header.get('hostname', 'this machine')}"), \
-        None
+    header = Header.live(layout, int(flags.size), **machine_identity(),
+                         start_wall=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    return ArraySource(flags, header, f"memory of {header.hostname or 'this machine'}"), None
 
 
 @dataclass
@@ -197,8 +200,8 @@ def _live_error(path: str, exc: PvrecError) -> PvrecError:
         if probe.errno in (errno.EPERM, errno.EACCES):
             return PvrecError(
                 f"cannot read {path}: permission denied; it is readable by root only: "
-                f"run `sudo pvrec stats` (or `sudo pvrec list`), or read a dump with -F FILE"
-            )
+                f"run `sudo pvrec stats` (or `sudo pvrec list`), or read a dump with -F FILE",
+                errno=probe.errno)
     return exc
 
 
@@ -215,7 +218,7 @@ def read_live(path: str = KPAGEFLAGS) -> Snapshot:
     return Snapshot(lengths, values, local_page_size(), path)
 
 
-def read_recording(spec: str) -> Snapshot:
+def read_recording(spec: str, on_warning: Warn | None = None) -> Snapshot:
     """Frame N of a recording (RUN@N; RUN alone is the last frame; negative counts from the end)."""
     path, n = split_run_at(spec)
     if n is not None and not _FRAME_NUMBER.fullmatch(n):
@@ -227,19 +230,16 @@ def read_recording(spec: str) -> Snapshot:
         )
     if not path.exists():
         raise PvrecError(f"{path}: no such recording")
-    rec = open_recording(path)
+    rec = open_recording(path, on_warning)
     runs = rec.read_runs(frame)
-    page_size = rec.header.get("page_size")
-    if type(page_size) is not int or page_size <= 0:
-        page_size = local_page_size()
-    return Snapshot(runs.lengths, runs.values, page_size, spec)
+    return Snapshot(runs.lengths, runs.values, rec.meta.page_size, spec)
 
 
-def load(run: str | None, dump: str | None) -> Snapshot:
+def load(run: str | None, dump: str | None, on_warning: Warn | None = None) -> Snapshot:
     """The source the user named: -F FILE, RUN[@N], or the live /proc/kpageflags."""
     check_one_source(run, dump)
     if dump is not None:
         return read_dump(dump)
     if run is not None:
-        return read_recording(run)
+        return read_recording(run, on_warning)
     return read_live()

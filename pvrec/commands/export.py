@@ -7,11 +7,9 @@ and any other kpageflags tool can read it.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from pvrec.messages import say
-from pvrec.output import check_output, write_atomically
-from pvrec.recording.reader import open_recording
+from pvrec.inspect.export import export_frame
+from pvrec.messages import say, warn
 from pvrec.units import format_bytes
 
 DESCRIPTION = (
@@ -32,21 +30,8 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--force", action="store_true", help="overwrite FILE if it exists")
 
 
-def export_frame(recording: str, frame: int, output: str, force: bool = False
-                 ) -> tuple[int, int]:
-    """Write the frame as a raw dump (atomically); returns (its frame number, bytes written)."""
-    out = Path(output)
-    check_output(out, force)
-    rec = open_recording(recording)
-    flags = rec.read(frame).astype("<u8", copy=False)
-    write_atomically(out, flags.tofile)
-    return rec.frames[frame].index, int(flags.nbytes)
-
-
 def run(args: argparse.Namespace) -> int:
-    number, size = export_frame(args.recording, args.frame, args.output, args.force)
+    number, size = export_frame(args.recording, args.frame, args.output, args.force, warn)
     say(f"wrote frame {number} of {args.recording} to {args.output} "
           f"({size // 8} pages, {format_bytes(size)})")
     return 0
-
-

@@ -8,16 +8,12 @@ import sys
 
 import numpy as np
 
-from pvrec.classes import HOLE, ValueClassifier, default_scheme
 from pvrec.errors import PvrecError
-from pvrec.metrics import frame_metrics
-from pvrec.recording.format import disk_usage
-from pvrec.recording.reader import Recording, open_recording
-from pvrec.render.raster import MapLayout
+from pvrec.inspect.info import summarize
+from pvrec.recording.reader import open_recording
 from pvrec.units import format_bytes, format_duration
 
 SPARKS = " ▁▂▃▄▅▆▇█"
-FRAG_SHOWN = ("free_hp_blocks", "unusable_index", "largest_free_run", "mixed_blocks")
 
 
 DESCRIPTION = (
@@ -34,86 +30,6 @@ EPILOG = "examples:\n  pvrec info RUN\n  pvrec info RUN --json | jq .classes"
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("recording", metavar="RUN", help="recording directory")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-
-
-def _pct(values: list[float], q: float) -> float | None:
-    return float(np.percentile(values, q)) if values else None
-
-
-def summarize(rec: Recording) -> dict:
-    """Everything `pvrec info` shows, as plain data."""
-    h, frames = rec.header, rec.frames
-    n = len(rec)
-    layout = MapLayout.build(h)
-    page = int(h.get("page_size", 4096))
-    ctx = [f.context for f in frames]
-    lates = [c["late"] * 1000 for c in ctx[1:] if isinstance(c.get("late"), int | float)]
-    costs = [c["sample_s"] for c in ctx if isinstance(c.get("sample_s"), int | float)]
-    sizes = [c["bytes"] for c in ctx if isinstance(c.get("bytes"), int)]
-    key = [s for s, f in zip(sizes, frames, strict=False) if f.kind == "key"]
-    delta = [s for s, f in zip(sizes, frames, strict=False) if f.kind == "delta"]
-    scheme = default_scheme()
-    classify = ValueClassifier(scheme)
-    class_series: list[np.ndarray] = []
-    frag: dict[str, dict[str, list[float]]] = {}
-    times = []
-    for info, runs in rec.iter_runs():
-        times.append(info.t)
-        class_series.append(layout.class_pages(layout.class_runs(classify(runs.values), runs.lengths),
-                                               len(scheme)))
-        for zone, values in frame_metrics(runs, h).items():
-            z = frag.setdefault(zone, {})
-            for name, value in values.items():
-                z.setdefault(name, []).append(value)
-    series = np.array(class_series) if class_series else np.zeros((0, len(scheme)), np.int64)
-    classes = []
-    for i, name in enumerate(scheme.names):
-        if i == HOLE or not series.size or not series[:, i].any():
-            continue
-        col = series[:, i] * page
-        classes.append({"class": name, "start": int(col[0]), "end": int(col[-1]),
-                        "min": int(col.min()), "max": int(col.max())})
-    end = rec.end or {}
-    return {
-        "path": str(rec.path),
-        "complete": rec.complete,
-        "host": h.get("hostname"),
-        "kernel": h.get("kernel"),
-        "machine": h.get("machine"),
-        "ram_bytes": layout.ram_pages * page,
-        "pfn_count": rec.pfn_count,
-        "page_size": page,
-        "hpage_pages": h.get("hpage_pages"),
-        "ram_ranges": h.get("ram_ranges"),
-        "zones": h.get("zones"),
-        "nodes": h.get("nodes"),
-        "layout_source": h.get("layout_source"),
-        "command": h.get("command") or [],
-        "user": h.get("user"),
-        "channels": list(rec.channels),
-        "start": h.get("start_wall"),
-        "duration_s": rec.duration,
-        "frames": n,
-        "interval_s": h.get("interval"),
-        "jitter_ms": {"p50": _pct(lates, 50), "p99": _pct(lates, 99),
-                      "max": max(lates) if lates else None},
-        "skipped_ticks": end.get("skipped_ticks"),
-        "failed_samples": end.get("failed_samples"),
-        "mean_sample_s": float(np.mean(costs)) if costs else None,
-        "bytes_on_disk": disk_usage(rec.path),
-        "bytes_per_frame": {"all": float(np.mean(sizes)) if sizes else None,
-                            "key": float(np.mean(key)) if key else None,
-                            "delta": float(np.mean(delta)) if delta else None},
-        "end": {"reason": end.get("reason"), "exit_code": end.get("exit_code")} if end else None,
-        "warnings": rec.warnings,
-        "classes": classes,
-        "fragmentation": {
-            zone: {name: {"start": v[0], "end": v[-1], "min": min(v), "max": max(v),
-                          "series": v} for name, v in values.items() if name in FRAG_SHOWN}
-            for zone, values in frag.items()
-        },
-        "times": times,
-    }
 
 
 def sparkline(values: list[float], width: int = 24) -> str:
@@ -193,14 +109,10 @@ def _print(s: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # they are listed in the summary
-        rec = open_recording(args.recording)
-        if len(rec) == 0:
-            raise PvrecError(f"{args.recording} has no readable frames")
-        summary = summarize(rec)
+    rec = open_recording(args.recording)  # its warnings are listed in the summary
+    if len(rec) == 0:
+        raise PvrecError(f"{args.recording} has no readable frames")
+    summary = summarize(rec)
     if args.json:
         json.dump(summary, sys.stdout, indent=1)
         sys.stdout.write("\n")

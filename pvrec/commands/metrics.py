@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 from pvrec.errors import PvrecError
-from pvrec.messages import say
-from pvrec.metrics import METRICS, check_metric_names, frame_metrics, kernel_figures
+from pvrec.inspect.fragmentation import metric_rows
+from pvrec.messages import say, warn
+from pvrec.metrics import METRICS
 from pvrec.output import check_output, write_atomically
 from pvrec.recording.reader import open_recording
 
@@ -40,37 +41,13 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--force", action="store_true", help="overwrite FILE")
 
 
-def metric_rows(rec, metrics: list[str] | None = None, zones: list[str] | None = None):
-    """Yield (column names, then) one dict per frame: frame, t, and zone.metric columns."""
-    hp = int(rec.header.get("hpage_pages", 512))
-    for info, runs in rec.iter_runs():
-        row = {"frame": info.index, "t": info.t}
-        for zone, values in frame_metrics(runs, rec.header).items():
-            if zones and zone not in zones:
-                continue
-            values.update(kernel_figures(info.context, zone, hp))
-            for name, value in values.items():
-                if metrics is None or name in metrics or (
-                        name.startswith("kernel_") and name[7:] in metrics):
-                    row[f"{zone}.{name}"] = value
-        yield row
-
-
 def run(args: argparse.Namespace) -> int:
-    metrics = check_metric_names(args.metric) if args.metric else None
-    rec = open_recording(args.recording)
+    rec = open_recording(args.recording, warn)
     if len(rec) == 0:
         raise PvrecError(f"{args.recording} has no frames")
-    if args.zone:
-        from pvrec.metrics import zones_of
-
-        known = [z for z, _ in zones_of(rec.header)]
-        for z in args.zone:
-            if z not in known:
-                raise PvrecError(f"no zone {z!r} in this recording; zones: {', '.join(known)}")
     buf = io.StringIO()
     writer = None
-    for row in metric_rows(rec, metrics, args.zone):
+    for row in metric_rows(rec, args.metric, args.zone):
         if writer is None:
             writer = csv.DictWriter(buf, fieldnames=list(row), extrasaction="ignore",
                                     lineterminator="\n")

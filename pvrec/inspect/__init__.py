@@ -1,6 +1,6 @@
-"""page-types compatible text tools: `pvrec stats`, `pvrec list` (and the page-types core they share).
+"""Reading what a recording or a dump holds, as text and data: the page-types compatible core
+(`pagetypes`, for `pvrec stats` and `pvrec list`), the summary of `pvrec info` (`info`), the
+CSV rows of `pvrec metrics` (`fragmentation`) and the raw dump of `pvrec export` (`export`).
 
-`pagetypes` is the pure, vectorised core (what page-types counts and prints for a flags array),
-`source` loads the flags of the live system, a raw dump or a recording frame, and `command`
-is the command line. Nothing here imports the render half (start-up time matters).
+Nothing here imports the render half: these commands start fast and need no Pillow or ffmpeg.
 """

@@ -27,23 +27,23 @@ class SampleError(Exception):
 
 def open_error(path: str, exc: OSError) -> PvrecError:
     """The one-line explanation of why a kpageflags-like file cannot be opened or read."""
+    return PvrecError(_open_problem(path, exc), errno=exc.errno)
+
+
+def _open_problem(path: str, exc: OSError) -> str:
     if exc.errno in (errno.EPERM, errno.EACCES):
         if path.startswith("/proc/"):
-            return PvrecError(
-                f"cannot read {path}: permission denied. It is readable by root only: "
-                f"run pvrec with sudo"
-            )
-        return PvrecError(f"cannot read {path}: permission denied")
+            return (f"cannot read {path}: permission denied. It is readable by root only: "
+                    f"run pvrec with sudo")
+        return f"cannot read {path}: permission denied"
     if exc.errno == errno.ENOENT:
         if path.startswith("/proc/"):
-            return PvrecError(
-                f"{path} does not exist: this kernel was built without "
-                f"CONFIG_PROC_PAGE_MONITOR, or /proc is not mounted"
-            )
-        return PvrecError(f"{path}: no such file")
+            return (f"{path} does not exist: this kernel was built without "
+                    f"CONFIG_PROC_PAGE_MONITOR, or /proc is not mounted")
+        return f"{path}: no such file"
     if exc.errno == errno.EISDIR:
-        return PvrecError(f"{path} is a directory, not a kpageflags file")
-    return PvrecError(f"cannot read {path}: {exc.strerror or exc}")
+        return f"{path} is a directory, not a kpageflags file"
+    return f"cannot read {path}: {exc.strerror or exc}"
 
 
 class PageFlagsFile:

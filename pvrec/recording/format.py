@@ -28,6 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pvrec import __version__
+from pvrec.errors import PvrecError
+
 FORMAT_NAME = "pvrec"
 FORMAT_VERSION = 1
 DEFAULT_KEY_EVERY = 30
@@ -42,6 +45,33 @@ _FRAME_NAME = re.compile(r"frames/[0-9]{6,9}\.npz")
 def prefix(channel: str) -> str:
     """Array name prefix of a channel: flags keep the plain names, others are 'cgroup.lengths'."""
     return "" if channel == "flags" else channel + "."
+
+
+# -- the compatibility rule (docs/recording-format.md): a reader of version N reads every
+# version 1..N; each frame is checked against its own header's version; a channel this reader
+# does not know is skipped (it is optional: only flags is required), never guessed at.
+
+def check_readable(version: int, recording: Path | str) -> None:
+    """Refuse a format version this pvrec cannot read (newer: "upgrade pvrec")."""
+    if version > FORMAT_VERSION:
+        raise PvrecError(
+            f"{recording} is recording format version {version}; this pvrec "
+            f"{__version__} reads up to version {FORMAT_VERSION}: upgrade pvrec"
+        )
+    if version < 1:
+        raise PvrecError(f"{Path(recording) / 'header.json'}: unknown format version {version}")
+
+
+def check_channels(channels: object, recording: Path | str
+                   ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(channels this pvrec reads, channels it skips) of a header's list: flags first, no
+    repeats; a name it does not know is a newer recorder's optional channel."""
+    if (not isinstance(channels, list) or channels[:1] != ["flags"]
+            or not all(isinstance(c, str) for c in channels)
+            or len(set(channels)) != len(channels)):
+        raise PvrecError(f"{recording}: header lists unknown channels {channels!r}")
+    return (tuple(c for c in channels if c in RUN_CHANNELS),
+            tuple(c for c in channels if c not in RUN_CHANNELS))
 
 
 
@@ -105,9 +135,10 @@ def read_npy(data: bytes, name: str) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, offset=offset)
 
 
-def load_frame(path: Path, pfn_count: int, channels: tuple[str, ...] = ("flags",)
-                ) -> dict[str, np.ndarray]:
-    """Load and sanity-check one frame file without trusting anything in it."""
+def load_frame(path: Path, pfn_count: int, channels: tuple[str, ...] = ("flags",),
+               version: int = FORMAT_VERSION) -> dict[str, np.ndarray]:
+    """Load and sanity-check one frame file without trusting anything in it: the channels
+    asked for, in the format version of the recording's header."""
     # No array may inflate beyond what this many pages could need: zip bombs stop here.
     limit = 8 * pfn_count + (1 << 16)
     names = ["meta"] + [prefix(c) + a for c in channels for a in RUN_ARRAYS]
@@ -135,8 +166,10 @@ def load_frame(path: Path, pfn_count: int, channels: tuple[str, ...] = ("flags",
             RuntimeError, NotImplementedError, OverflowError, MemoryError, zlib.error) as exc:
         raise FrameError(str(exc) or type(exc).__name__) from None
     meta = arrays["meta"]
-    if meta.size < 4 or meta[0] != FORMAT_VERSION or meta[1] not in (KIND_KEY, KIND_DELTA):
+    if meta.size < 4 or meta[1] not in (KIND_KEY, KIND_DELTA):
         raise FrameError("bad meta")
+    if meta[0] != version:
+        raise FrameError(f"frame is format version {meta[0]}, its header says {version}")
     if meta[3] != pfn_count:
         raise FrameError(f"frame has {meta[3]} pages, the header says {pfn_count}")
     for channel in channels:

@@ -1,8 +1,11 @@
 """Reading a recording: header, frame index, frames by number or in order; lenient about damage.
 
 Frames that are damaged are left out with a warning (a delta frame needs its chain back to a
-key frame); an incomplete recording (no end.json) reads up to its last complete frame.
-Nothing read from disk is trusted: recordings are shared and may be damaged or hostile.
+key frame); an incomplete recording (no end.json) reads up to its last complete frame. A
+warning is data, not printing: it is kept in `Recording.warnings` and handed to the caller's
+on_warning (commands pass messages.warn), so pvrec has one way of telling the user.
+Nothing read from disk is trusted: recordings are shared and may be damaged or hostile; the
+header is checked once, into a Header (header.py).
 """
 
 from __future__ import annotations
@@ -10,32 +13,30 @@ from __future__ import annotations
 import json
 import math
 import os
-import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pvrec import __version__
 from pvrec.errors import PvrecError
 from pvrec.recording.format import (
-    FORMAT_NAME,
-    FORMAT_VERSION,
     KIND_DELTA,
-    RUN_CHANNELS,
     FrameError,
     FrameInfo,
     check_file_name,
     load_frame,
     prefix,
 )
+from pvrec.recording.header import Header
 from pvrec.runs import Runs, xor_runs
+
+Warn = Callable[[str], None]
 
 
 class RecordingWarning(UserWarning):
-    """Something in a recording was damaged and skipped; the rest is still usable."""
-
+    """Never issued: the reader reports through its on_warning callback and `warnings`.
+    Kept importable only while pvrec/render/pipeline.py still names it (issue 9 step 2)."""
 
 
 @dataclass
@@ -66,22 +67,21 @@ def apply_frame(prev: Frame | None, arrays: dict[str, np.ndarray],
 class Recording:
     """A recording opened for reading: header, frame index, frames by number, end marker.
 
-    Frames that are damaged are left out of `frames` with a RecordingWarning (a delta frame
-    needs its chain back to a key frame). Frame numbers are positions in `frames`.
+    Frames that are damaged are left out of `frames` with a warning (a delta frame needs its
+    chain back to a key frame). Frame numbers are positions in `frames`. Every warning is kept
+    in `warnings` and, when given, passed at once to on_warning (commands: messages.warn).
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, on_warning: Warn | None = None):
         self.path = Path(path)
         self.warnings: list[str] = []
-        self.header = self._read_header()
-        self.pfn_count = int(self.header["pfn_count"])
-        if not 0 < self.pfn_count < 1 << 40:
-            raise PvrecError(f"{self.path}: header has an impossible page count")
-        channels = self.header.get("channels", ["flags"])
-        if (not isinstance(channels, list) or channels[:1] != ["flags"]
-                or not set(channels) <= set(RUN_CHANNELS) or len(set(channels)) != len(channels)):
-            raise PvrecError(f"{self.path}: header lists unknown channels {channels!r}")
-        self.channels = tuple(channels)
+        self._on_warning = on_warning
+        self.meta = self._read_header()
+        self.header = self.meta.to_dict()  # the plain dict, for the render half (issue 9)
+        self.pfn_count = self.meta.pfn_count
+        self.channels = self.meta.channels
+        for channel in self.meta.skipped_channels:
+            self._warn(f"{self.path}: channel {channel!r} is newer than this pvrec; skipped")
         self.end = self._read_end()
         self._entries = self._read_index()
         self.frames: list[FrameInfo] = list(self._entries)
@@ -90,31 +90,18 @@ class Recording:
 
     # -- metadata
 
-    def _read_header(self) -> dict:
+    def _read_header(self) -> Header:
         p = self.path / "header.json"
         if not self.path.is_dir():
             raise PvrecError(f"{self.path} is not a recording (not a directory)")
         try:
-            header = json.loads(p.read_text())
+            raw = json.loads(p.read_text())
         except FileNotFoundError:
             raise PvrecError(f"{self.path} is not a pvrec recording (no header.json)") from None
         except (OSError, ValueError, UnicodeDecodeError) as exc:
-            raise PvrecError(f"{p}: unreadable header ({exc})") from None
-        if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
-            raise PvrecError(f"{self.path} is not a pvrec recording (header format is not 'pvrec')")
-        version = header.get("format_version")
-        if type(version) is not int:
-            raise PvrecError(f"{p}: format_version is missing")
-        if version > FORMAT_VERSION:
-            raise PvrecError(
-                f"{self.path} is recording format version {version}; this pvrec "
-                f"{__version__} reads up to version {FORMAT_VERSION}: upgrade pvrec"
-            )
-        if version < 1:
-            raise PvrecError(f"{p}: unknown format version {version}")
-        if type(header.get("pfn_count")) is not int:
-            raise PvrecError(f"{p}: pfn_count is missing")
-        return header
+            raise PvrecError(f"{p}: unreadable header ({exc})", errno=getattr(exc, "errno", None)
+                             ) from None
+        return Header.parse(raw, self.path)
 
     def _read_end(self) -> dict | None:
         try:
@@ -125,7 +112,8 @@ class Recording:
 
     def _warn(self, message: str) -> None:
         self.warnings.append(message)
-        warnings.warn(message, RecordingWarning, stacklevel=3)
+        if self._on_warning is not None:
+            self._on_warning(message)
 
     def _read_index(self) -> list[FrameInfo]:
         try:
@@ -189,7 +177,7 @@ class Recording:
         dropped, reason = [], ""
         while good:
             try:
-                load_frame(self.path / good[-1].file, self.pfn_count, self.channels)
+                self._load(good[-1])
                 break
             except FrameError as exc:
                 dropped.append(good.pop().index)
@@ -215,9 +203,11 @@ class Recording:
         return i
 
     def _decode(self, pos: int, prev: Frame | None) -> Frame:
-        info = self.frames[pos]
-        arrays = load_frame(self.path / info.file, self.pfn_count, self.channels)
-        return apply_frame(prev, arrays, self.channels)
+        return apply_frame(prev, self._load(self.frames[pos]), self.channels)
+
+    def _load(self, info: FrameInfo) -> dict[str, np.ndarray]:
+        return load_frame(self.path / info.file, self.pfn_count, self.channels,
+                          self.meta.format_version)
 
     def read_frame(self, n: int) -> Frame:
         """Frame n (negative counts from the end) with all its channels."""
@@ -288,7 +278,7 @@ class Recording:
             yield info, runs.expand()
 
 
-def open_recording(path: str | os.PathLike) -> Recording:
+def open_recording(path: str | os.PathLike, on_warning: Warn | None = None) -> Recording:
     """Open a recording directory for reading; PvrecError if it is not one."""
-    return Recording(path)
+    return Recording(path, on_warning)
 

@@ -24,14 +24,15 @@ from pvrec import __version__
 from pvrec.errors import PvrecError
 from pvrec.recording.format import (
     DEFAULT_KEY_EVERY,
-    FORMAT_NAME,
     FORMAT_VERSION,
     KIND_DELTA,
     KIND_KEY,
+    RECORDING_FILES,
     RUN_CHANNELS,
     FrameInfo,
     prefix,
 )
+from pvrec.recording.header import Header
 from pvrec.runs import (
     CHUNK_PAGES,
     Runs,
@@ -152,9 +153,6 @@ def _atomic_json(path: Path, obj: dict) -> None:
 
 
 
-RECORDING_FILES = ("header.json", "frames.jsonl", "end.json", "frames")
-
-
 def prepare_directory(path: Path, force: bool) -> None:
     """Create the output directory; refuse a non-empty one unless force (then clear a recording)."""
     if path.exists() and not path.is_dir():
@@ -173,7 +171,8 @@ def prepare_directory(path: Path, force: bool) -> None:
     try:
         (path / "frames").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise PvrecError(f"cannot create output directory {path}: {exc.strerror}") from None
+        raise PvrecError(f"cannot create output directory {path}: {exc.strerror}",
+                         errno=exc.errno) from None
 
 
 class Writer:
@@ -204,19 +203,16 @@ class Writer:
         self.frames = 0
         self.bytes = 0
         self._prev: dict[str, list[Runs]] | None = None
+        if "pfn_count" not in header:
+            raise PvrecError("header needs pfn_count")
+        # Checked as every reader will check it, before anything is on disk.
+        self.meta = Header.from_dict({"pvrec_version": __version__, **header,
+                                      "key_every": self.key_every,
+                                      "channels": list(self.channels)})
+        self.header = self.meta.to_dict()
         prepare_directory(self.path, force)
         self._chown(self.path)
         self._chown(self.path / "frames")
-        self.header = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "pvrec_version": __version__,
-            **header,
-            "key_every": self.key_every,
-            "channels": list(self.channels),
-        }
-        if "pfn_count" not in self.header:
-            raise PvrecError("header needs pfn_count")
         _atomic_json(self.path / "header.json", self.header)
         self._chown(self.path / "header.json")
         # Unbuffered appends: a line is on disk (or cut short, which readers skip) the moment
@@ -244,7 +240,7 @@ class Writer:
                 if data is None:
                     raise PvrecError(f"this recording stores {name}: every frame needs it")
                 if name == "workload" and not isinstance(data, Runs):
-                    data = pfns_to_runs(data, self.header["pfn_count"])
+                    data = pfns_to_runs(data, self.meta.pfn_count)
                 channels[name] = data
         index = self.frames
         kind = KIND_KEY if index % self.key_every == 0 or self._prev is None else KIND_DELTA
@@ -257,12 +253,10 @@ class Writer:
             pieces = channel_pieces(_as_chunks(data), None if kind == KIND_KEY
                                     else prev[channel], kept[channel])
             pages = sum(p.pfn_count for p in pieces)
-            if pages != self.header["pfn_count"]:
-                raise PvrecError(
-                    f"frame has {pages} pages, the recording {self.header['pfn_count']}")
+            if pages != self.meta.pfn_count:
+                raise PvrecError(f"frame has {pages} pages, the recording {self.meta.pfn_count}")
             arrays.update(_runs_arrays(pieces, prefix(channel)))
-        arrays["meta"] = np.array([FORMAT_VERSION, kind, index, self.header["pfn_count"]],
-                                  np.int64)
+        arrays["meta"] = np.array([FORMAT_VERSION, kind, index, self.meta.pfn_count], np.int64)
         # Chunks may be read lazily while they are encoded: this is the sample's read + encode.
         context = {**(context or {}), "sample_s": round(time.monotonic() - began, 6)}
         name = f"frames/{index:06d}.npz"
@@ -286,7 +280,7 @@ class Writer:
             raise PvrecError(
                 f"cannot write frame {index} to {self.path}: {exc.strerror or exc}; "
                 + (f"the recording is readable up to frame {index - 1}" if index
-                   else "nothing was recorded"), exit_code=1
+                   else "nothing was recorded"), exit_code=1, errno=exc.errno
             ) from None
         self._prev = kept
         self.frames += 1

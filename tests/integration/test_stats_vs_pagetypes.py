@@ -185,20 +185,27 @@ def test_recording_frame_gives_the_same_stats_as_the_dump(tmp_path, fixture_dump
     assert listed.stdout == run_pvrec("list", "-F", changed_dump, "-b", "buddy").stdout
 
 
-def test_speed_smoke_end_to_end_under_a_second(fixture_dumps):
-    """The issue's bound, loosely (CI machines are noisy): stats of a 6.5M-page dump < 1 s."""
+def test_stats_of_a_dump_costs_at_most_3x_a_bare_numpy_read_of_it(fixture_dumps):
+    """pvrec's overhead over the floor of any Python tool (start, import numpy, read the dump),
+    both measured here and now: a ratio holds on a busy machine where a bound in seconds does
+    not (idle, on the test VM: stats 0.7 s, the floor 0.5 s for 6.5 M pages). Best of two."""
     import time
 
     dump = next(iter(fixture_dumps.values()))
-    run_pvrec("stats", "-F", dump)  # warm the page cache
-    t0 = time.perf_counter()
-    result = run_pvrec("stats", "-F", dump)
-    elapsed = time.perf_counter() - t0
-    assert result.returncode == 0
-    assert elapsed < 3.0, f"{elapsed:.2f} s"
+    floor_cmd = [sys.executable, "-c", "import numpy, sys; numpy.fromfile(sys.argv[1], '<u8')",
+                 str(dump)]
 
+    def best(run) -> float:
+        times = []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            assert run().returncode == 0
+            times.append(time.perf_counter() - t0)
+        return min(times)
 
-# -- bad input: one line on stderr, exit code 2
+    stats = best(lambda: run_pvrec("stats", "-F", dump))
+    floor = best(lambda: subprocess.run(floor_cmd, capture_output=True))
+    assert stats < 3 * floor, f"stats {stats:.2f} s, floor {floor:.2f} s"
 
 
 @pytest.fixture

@@ -131,3 +131,34 @@ def test_free_blocks_agree_with_the_kernels_buddyinfo(tmp_path):
             assert diffs[-1] <= 0.10, (zone, ours, kernel)
         assert min(diffs) <= 0.01, (zone, diffs)
         assert min(hp_diffs) <= 2, (zone, hp_diffs)
+
+
+def buddy_recording(path, orders: int | None):
+    """2 free frames of 8192 pages; with `orders` orders of /proc/buddyinfo in each context."""
+    from pvrec.recording.writer import Writer
+
+    w = Writer(path, {"pfn_count": 8192, "hpage_pages": 512})
+    for i in range(2):
+        ctx = {"buddyinfo": {"0/Normal": [0] * (orders - 1) + [1]}} if orders else {}
+        w.add_frame(np.full(8192, BUDDY, np.uint64), float(i), ctx)
+    w.close({"reason": "test"})
+    return path
+
+
+def test_buddy_orders_follow_the_recordings_buddyinfo(tmp_path, capsys):
+    """A kernel with orders 0..12 (buddyinfo of 13 counts): 13 buddy_order_N columns, and
+    buddy_order_12 is a metric; one without buddyinfo (a dump) keeps orders 0..10."""
+    from pvrec.cli import main
+
+    assert main(["metrics", str(buddy_recording(tmp_path / "a", 13))]) == 0
+    header = capsys.readouterr().out.splitlines()[0].split(",")
+    assert [c for c in header if "buddy_order" in c] == [f"all.buddy_order_{i}"
+                                                         for i in range(13)]
+    assert main(["metrics", str(tmp_path / "a"), "-m", "buddy_order_12"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["frame,t,all.buddy_order_12",
+                                                    "0,0.0,2", "1,1.0,2"]  # 8192 = 2 x 4096
+    assert main(["metrics", str(buddy_recording(tmp_path / "b", None)), "-m",
+                 "buddy_order_11"]) == 2
+    assert capsys.readouterr().err == ("pvrec: unknown metric 'buddy_order_11'; valid metrics: "
+                                       "free_pages, free_hp_blocks, unusable_index, "
+                                       "largest_free_run, mixed_blocks, buddy_order_0..10\n")

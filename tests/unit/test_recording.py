@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import warnings
 import zipfile
 
 import numpy as np
@@ -15,7 +14,7 @@ from hypothesis.extra.numpy import arrays
 
 from pvrec.errors import PvrecError
 from pvrec.recording.format import FORMAT_VERSION
-from pvrec.recording.reader import RecordingWarning, open_recording
+from pvrec.recording.reader import open_recording
 from pvrec.recording.writer import Writer
 from pvrec.runs import encode_flags, join_pieces, xor_runs
 from tests.conftest import synthetic_flags
@@ -119,9 +118,11 @@ def test_cut_index_line_and_missing_last_frame_are_skipped_with_warning(tmp_path
     path = write(tmp_path, frames)
     index = (path / "frames.jsonl").read_text().splitlines()
     (path / "frames.jsonl").write_text("\n".join(index[:3]) + "\n" + index[3][:20])
-    with pytest.warns(RecordingWarning, match="cut short"):
-        rec = open_recording(path)
+    told = []
+    rec = open_recording(path, told.append)
     assert len(rec) == 3
+    assert len(told) == 1 and "the last index line is cut short" in told[0]
+    assert rec.warnings == told
     assert np.array_equal(rec.read(-1), frames[2])
 
 
@@ -130,18 +131,20 @@ def test_truncated_last_frame_file_is_skipped(tmp_path):
     path = write(tmp_path, frames)
     last = path / "frames" / "000002.npz"
     last.write_bytes(last.read_bytes()[:40])
-    with pytest.warns(RecordingWarning, match="incomplete"):
-        assert len(open_recording(path)) == 2
+    rec = open_recording(path)
+    assert len(rec) == 2
+    assert len(rec.warnings) == 1 and "last frame 2 is incomplete" in rec.warnings[0]
 
 
 def test_damaged_middle_frame_skips_to_next_key_frame(tmp_path):
     frames = [synthetic_flags(2000, seed=s) for s in range(7)]
     path = write(tmp_path, frames, key_every=3)
     (path / "frames" / "000001.npz").write_bytes(b"garbage")
-    rec = open_recording(path)
-    with pytest.warns(RecordingWarning, match="damaged"):
-        got = [(i.index, flags) for i, flags in rec.iter_frames()]
+    told = []
+    rec = open_recording(path, told.append)
+    got = [(i.index, flags) for i, flags in rec.iter_frames()]
     assert [i for i, _ in got] == [0, 3, 4, 5, 6]
+    assert len(told) == 1 and "frame 1 (frames/000001.npz) is damaged" in told[0]
     assert all(np.array_equal(f, frames[i]) for i, f in got)
 
 
@@ -153,8 +156,9 @@ def test_frame_names_escaping_the_recording_are_refused(tmp_path, name):
     bad = json.loads(lines[1])
     bad["file"] = name
     (path / "frames.jsonl").write_text(lines[0] + "\n" + json.dumps(bad) + "\n")
-    with pytest.warns(RecordingWarning):
-        assert len(open_recording(path)) == 1
+    rec = open_recording(path)
+    assert len(rec) == 1
+    assert len(rec.warnings) == 1 and "frame skipped" in rec.warnings[0]
 
 
 def test_symlinked_frame_file_is_refused(tmp_path):
@@ -163,8 +167,9 @@ def test_symlinked_frame_file_is_refused(tmp_path):
     outside = tmp_path / "outside.npz"
     target.rename(outside)
     target.symlink_to(outside)
-    with pytest.warns(RecordingWarning, match="missing"):
-        assert len(open_recording(path)) == 1
+    rec = open_recording(path)
+    assert len(rec) == 1
+    assert len(rec.warnings) == 1 and "frames/000001.npz is missing" in rec.warnings[0]
 
 
 def _replace_frame(path, arrays_by_name, raw_members=None):
@@ -200,10 +205,8 @@ def test_hostile_frame_files_are_refused_not_trusted(tmp_path, case):
         del good["codes"]
         raw = {"codes.npy": b"\0" * (64 << 20)}
     _replace_frame(frame, good, raw)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RecordingWarning)
-        rec = open_recording(path)
-        assert len(rec) == 0
+    rec = open_recording(path)
+    assert len(rec) == 0 and len(rec.warnings) == 1
 
 
 def test_writer_refuses_non_empty_directory_unless_force(tmp_path):

@@ -1,0 +1,51 @@
+"""The rows of `pvrec metrics`: per frame and zone the figures of pvrec.metrics, beside the
+kernel's own counts of the same moment, for a CSV.
+
+The columns follow the recording: its zones, and its kernel's buddy orders (from the
+buddyinfo stored with its frames).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pvrec.errors import PvrecError
+from pvrec.metrics import check_metric_names, frame_metrics, kernel_figures, max_order_of, zones_of
+from pvrec.recording.reader import Recording
+
+
+def check_zones(rec: Recording, zones: list[str]) -> list[str]:
+    """The zones, or a PvrecError naming the one the recording does not have."""
+    known = [z for z, _ in zones_of(rec.meta)]
+    for z in zones:
+        if z not in known:
+            raise PvrecError(f"no zone {z!r} in this recording; zones: {', '.join(known)}")
+    return zones
+
+
+def metric_rows(rec: Recording, metrics: list[str] | None = None,
+                zones: list[str] | None = None) -> Iterator[dict]:
+    """One dict per frame: frame, t, and a zone.metric column per figure asked for (None:
+    all; a metric asked for brings its kernel_ twin along). Unknown names fail at once."""
+    max_order = max_order_of(f.context for f in rec.frames)
+    if metrics is not None:
+        check_metric_names(metrics, max_order)
+    if zones:
+        check_zones(rec, zones)
+    return _rows(rec, metrics, zones, max_order)
+
+
+def _rows(rec: Recording, metrics: list[str] | None, zones: list[str] | None, max_order: int
+          ) -> Iterator[dict]:
+    hp = rec.meta.hpage_pages
+    for info, runs in rec.iter_runs():
+        row = {"frame": info.index, "t": info.t}
+        for zone, values in frame_metrics(runs, rec.meta, max_order).items():
+            if zones and zone not in zones:
+                continue
+            values.update(kernel_figures(info.context, zone, hp))
+            for name, value in values.items():
+                if metrics is None or name in metrics or (
+                        name.startswith("kernel_") and name[7:] in metrics):
+                    row[f"{zone}.{name}"] = value
+        yield row

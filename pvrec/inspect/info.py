@@ -1,0 +1,115 @@
+"""What `pvrec info` reports of a recording, as plain data: the machine, the sampling, the size
+on disk, the page classes over time and the fragmentation figures of docs/metrics.md.
+
+Classes are counted in RAM only (holes left out) straight from the runs, without the render
+half: this module and the renderer agree because both count through the Header's RAM ranges.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pvrec.classes import HOLE, ValueClassifier, default_scheme
+from pvrec.layout import pages_per_class
+from pvrec.metrics import frame_metrics, max_order_of
+from pvrec.recording.format import disk_usage
+from pvrec.recording.reader import Recording
+
+# The fragmentation figures info shows (the buddy_order_N counts are for `pvrec metrics`).
+FRAG_SHOWN = ("free_hp_blocks", "unusable_index", "largest_free_run", "mixed_blocks")
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def _sampling(rec: Recording) -> dict:
+    """How well the recording was sampled: start jitter, sample cost, bytes per frame."""
+    ctx = [(f.kind, f.context) for f in rec.frames]
+    lates = [c["late"] * 1000 for _, c in ctx[1:] if isinstance(c.get("late"), int | float)]
+    costs = [c["sample_s"] for _, c in ctx if isinstance(c.get("sample_s"), int | float)]
+    sizes = [(k, c["bytes"]) for k, c in ctx if isinstance(c.get("bytes"), int)]
+    end = rec.end or {}
+    return {
+        "jitter_ms": {"p50": _pct(lates, 50), "p99": _pct(lates, 99),
+                      "max": max(lates) if lates else None},
+        "skipped_ticks": end.get("skipped_ticks"),
+        "failed_samples": end.get("failed_samples"),
+        "mean_sample_s": _mean(costs),
+        "bytes_on_disk": disk_usage(rec.path),
+        "bytes_per_frame": {"all": _mean([s for _, s in sizes]),
+                            "key": _mean([s for k, s in sizes if k == "key"]),
+                            "delta": _mean([s for k, s in sizes if k == "delta"])},
+        "end": {"reason": end.get("reason"), "exit_code": end.get("exit_code")} if end else None,
+    }
+
+
+def _over_time(rec: Recording) -> tuple[list[float], list[dict], dict]:
+    """(times, page classes start/end/min/max in bytes, fragmentation per zone) of every frame."""
+    h = rec.meta
+    scheme = default_scheme()
+    classify = ValueClassifier(scheme)
+    ram = h.ram_or_all
+    max_order = max_order_of(f.context for f in rec.frames)
+    class_series: list[np.ndarray] = []
+    frag: dict[str, dict[str, list[float]]] = {}
+    times = []
+    for info, runs in rec.iter_runs():
+        times.append(info.t)
+        class_series.append(pages_per_class(classify(runs.values), runs.lengths, ram,
+                                            len(scheme)))
+        for zone, values in frame_metrics(runs, h, max_order).items():
+            z = frag.setdefault(zone, {})
+            for name, value in values.items():
+                z.setdefault(name, []).append(value)
+    series = np.array(class_series) if class_series else np.zeros((0, len(scheme)), np.int64)
+    classes = []
+    for i, name in enumerate(scheme.names):
+        if i == HOLE or not series.size or not series[:, i].any():
+            continue
+        col = series[:, i] * h.page_size
+        classes.append({"class": name, "start": int(col[0]), "end": int(col[-1]),
+                        "min": int(col.min()), "max": int(col.max())})
+    fragmentation = {
+        zone: {name: {"start": v[0], "end": v[-1], "min": min(v), "max": max(v), "series": v}
+               for name, v in values.items() if name in FRAG_SHOWN}
+        for zone, values in frag.items()
+    }
+    return times, classes, fragmentation
+
+
+def summarize(rec: Recording) -> dict:
+    """Everything `pvrec info` shows, as plain data (the keys of `pvrec info --json`)."""
+    h, raw = rec.meta, rec.header
+    times, classes, fragmentation = _over_time(rec)
+    return {
+        "path": str(rec.path),
+        "complete": rec.complete,
+        "host": h.hostname,
+        "kernel": h.kernel,
+        "machine": h.machine,
+        "ram_bytes": h.ram_pages * h.page_size,
+        "pfn_count": h.pfn_count,
+        "page_size": h.page_size,
+        "hpage_pages": h.hpage_pages,
+        "ram_ranges": raw["ram_ranges"],
+        "zones": raw["zones"],
+        "nodes": raw["nodes"],
+        "layout_source": h.layout_source,
+        "command": h.command,
+        "user": h.user,
+        "channels": list(h.channels),
+        "start": h.start_wall,
+        "duration_s": rec.duration,
+        "frames": len(rec),
+        "interval_s": h.interval,
+        **_sampling(rec),
+        "warnings": rec.warnings,
+        "classes": classes,
+        "fragmentation": fragmentation,
+        "times": times,
+    }
