@@ -1,0 +1,191 @@
+"""One recording session: open the sources, write the header, run the sampling loop, close.
+
+`pvrec record` builds RecordOptions from its arguments and calls record(); what the user sees
+(the live status line, the summary) is the command's business: the session reports through
+the display it is given and returns a RecordResult.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from pvrec.errors import PvrecError
+from pvrec.kernel.kpageflags import KPAGECGROUP, KPAGEFLAGS, PageFlagsFile
+from pvrec.kernel.layout import cgroup_names, live_layout, machine_identity
+from pvrec.kernel.processes import descendants
+from pvrec.layout import flat_layout, max_pfn, merge_ranges
+from pvrec.recorder.sampler import Sampler, SamplerStats, StopNow, StopSignals, record_loop
+from pvrec.recorder.workload import RunAs, Workload, become_subreaper, resolve_command
+from pvrec.recording.format import DEFAULT_KEY_EVERY
+from pvrec.recording.writer import Writer
+
+
+@dataclass
+class RecordOptions:
+    """What `pvrec record` was asked to do, checked before anything is opened or written."""
+
+    out: Path
+    cmd: list[str]
+    interval: float
+    duration: float | None = None
+    kill_after: float | None = None
+    kpageflags: str | None = None
+    kpagecgroup: str | None = None
+    cgroups: bool = False
+    track_workload: bool | None = None  # None: on when there is a CMD
+    key_every: int = DEFAULT_KEY_EVERY
+    force: bool = False
+    stop_on_error: bool = False
+    run_as: RunAs | None = None
+
+    def check(self) -> None:
+        """Refuse combinations that cannot work (one line each, exit 2), and a missing CMD (127)."""
+        if self.key_every < 1:
+            raise PvrecError("--key-every must be at least 1")
+        if self.track_workload and not self.cmd:
+            raise PvrecError("--track-workload needs a workload: pvrec record --track-workload "
+                             "-- CMD")
+        if self.track_workload and self.kpageflags:
+            raise PvrecError("--track-workload reads this machine's page tables; it does not go "
+                             "with --kpageflags")
+        if self.kpagecgroup and not (self.cgroups and self.kpageflags):
+            raise PvrecError("--kpagecgroup goes with --kpageflags and --cgroups")
+        if self.cmd:
+            resolve_command(self.cmd, self.run_as)  # 127 before anything is written
+
+
+class Display(Protocol):
+    """What the session tells while it runs: a redraw after each frame, and message lines."""
+
+    def __enter__(self) -> Display: ...
+    def __exit__(self, *exc) -> None: ...
+    def update(self) -> None: ...
+    def notify(self, message: str) -> None: ...
+
+
+@dataclass
+class RecordResult:
+    """How a session ended, for the command's summary line."""
+
+    exit_code: int
+    reason: str
+    stats: SamplerStats
+    frames: int
+    stopped_at_once: bool = False  # a second signal: no last frame was taken
+    error: PvrecError | None = None  # a write error, already told through the display
+
+
+class Recorder:
+    """The sources and the header of one session (opened at construction: errors come early)."""
+
+    def __init__(self, opt: RecordOptions):
+        self.opt = opt
+        path = opt.kpageflags or KPAGEFLAGS
+        self.source = PageFlagsFile(path)
+        self.cgroups = None
+        if opt.cgroups:
+            cg_path = opt.kpagecgroup or ("" if opt.kpageflags else KPAGECGROUP)
+            if not cg_path:
+                raise PvrecError("--cgroups with --kpageflags needs --kpagecgroup FILE")
+            self.cgroups = PageFlagsFile(cg_path)
+        self.track = bool(opt.cmd) and not opt.kpageflags and opt.track_workload is not False
+        self.pfn_count, layout = self._layout()
+        now = time.time()
+        self.header = {
+            **machine_identity(),
+            **layout,
+            "pfn_count": self.pfn_count,
+            "interval": opt.interval,
+            "command": opt.cmd,
+            "source": path,
+            "start_wall": datetime.fromtimestamp(now).astimezone().isoformat(timespec="seconds"),
+            "start_unix": now,
+            "cgroup_names": cgroup_names() if opt.cgroups and not opt.kpageflags else {},
+            "user": opt.run_as.user if opt.run_as else None,
+        }
+
+    def _layout(self) -> tuple[int, dict]:
+        """(page count, layout header fields): the live machine's, or a flat one for a dump."""
+        if self.source.is_dump:
+            count = self.source.dump_pages()
+            return count, flat_layout(count)
+        layout = live_layout()
+        count = self.source.probe_pages(max_pfn(layout))
+        if not layout["ram_ranges"]:  # /proc/iomem hides addresses without CAP_SYS_ADMIN
+            blocks = merge_ranges([r for n in layout["nodes"] for r in n["ranges"]])
+            layout["ram_ranges"] = blocks or [[0, count]]
+            layout["layout_source"] = ("live, RAM from memory blocks" if blocks
+                                       else "live, RAM ranges unknown")
+        return count, layout
+
+    def run(self, make_display: Callable[[Sampler, float], Display]) -> RecordResult:
+        """Record until the workload exits, the duration passes or a signal stops it."""
+        opt = self.opt
+        owner = (opt.run_as.uid, opt.run_as.gid) if opt.run_as else None
+        writer = Writer(opt.out, self.header, key_every=opt.key_every, force=opt.force,
+                        owner=owner, channels=("flags",) + ("cgroup",) * bool(self.cgroups)
+                        + ("workload",) * self.track)
+        if opt.cmd:
+            become_subreaper()
+        stop = StopSignals()
+        t0 = time.monotonic()
+        sampler = Sampler(self.source, self.pfn_count, writer, t0,
+                          with_context=not self.source.is_dump, cgroups=self.cgroups,
+                          workload_pids=(lambda: descendants(os.getpid())) if self.track else None)
+        display = make_display(sampler, t0)
+        started: list[Workload] = []
+
+        def start_workload() -> Workload:
+            started.append(Workload(opt.cmd, opt.run_as))
+            return started[0]
+
+        try:
+            with display:
+                result = record_loop(sampler, opt.interval, stop,
+                                     start_workload if opt.cmd else None, opt.duration,
+                                     opt.kill_after, opt.stop_on_error, display.update,
+                                     display.notify)
+            writer.close(self._end(result.reason, sampler, result.exit_code, started))
+        except StopNow:
+            if started:
+                started[0].kill_tree()
+            code = 128 + (stop.signum or 2)
+            writer.close(self._end("stopped at once by a second signal", sampler, code, started))
+            return RecordResult(code, "stopped at once", sampler.stats, writer.frames, True)
+        finally:
+            stop.restore()
+            self.source.close()
+        return RecordResult(result.exit_code, result.reason, sampler.stats, writer.frames,
+                            error=result.error)
+
+    def _end(self, reason: str, sampler: Sampler, exit_code: int, started: list[Workload]
+             ) -> dict:
+        """end.json: why the session stopped, and its totals."""
+        s = sampler.stats
+        w = started[0] if started else None
+        extra = {}
+        if self.cgroups is not None and not self.opt.kpageflags:
+            extra["cgroup_names"] = cgroup_names()  # cgroups made during the run
+        return {
+            **extra,
+            "reason": reason,
+            "exit_code": exit_code,
+            "workload_status": w.status if w else None,
+            "skipped_ticks": s.skipped_ticks,
+            "failed_samples": s.failed_samples,
+            "duration": round(time.monotonic() - sampler.t0, 6),
+            "mean_sample_s": mean_sample(s),
+            "end_wall": datetime.now().astimezone().isoformat(timespec="seconds"),
+        }
+
+
+def mean_sample(stats: SamplerStats) -> float | None:
+    """Mean seconds a sample took (read, encode, write), or None before the first one."""
+    return round(statistics.fmean(stats.costs), 6) if stats.costs else None
