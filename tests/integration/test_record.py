@@ -384,12 +384,14 @@ def test_track_workload_needs_a_live_workload(dump, tmp_path):
 @needs_kpageflags
 def test_workload_pages_and_cgroups_live(tmp_path):
     out = tmp_path / "rec"
-    # The workload touches 256 MiB, then waits for two more frames: the second of them began
-    # after the memory was resident (the first may have been under way already).
-    script = ("import sys, time; x = b'x' * (256 << 20)\n"
-              "lines = lambda: open(sys.argv[1], 'rb').read().count(b'\\n')\n"
-              "n = lines()\n"
-              "while lines() < n + 2: time.sleep(0.01)\n")
+    # The workload touches 256 MiB, then runs until a frame counted its pages (it gives up
+    # with status 1 after 60 s: then the recorder never saw them).
+    script = ("import json, sys, time; x = b'x' * (256 << 20); end = time.monotonic() + 60\n"
+              "seen = lambda: [json.loads(l).get('workload_pages', 0) for l in\n"
+              "                open(sys.argv[1], 'rb').read().splitlines()]\n"
+              "while max(seen()) < (256 << 20) // 4096:\n"
+              "    time.sleep(0.01)\n"
+              "    if time.monotonic() > end: sys.exit(1)\n")
     r = run_pvrec("record", "-q", "-o", out, "--cgroups", "--", sys.executable, "-c", script,
                   out / "frames.jsonl")
     assert r.returncode == 0, r.stderr
