@@ -209,6 +209,14 @@ def test_a_10000_frame_recording_renders_with_flat_memory(tmp_path):
     assert late - early < 16 * 1024, (early, late)
 
 
+def size_of(path) -> int:
+    """The size of path, 0 while (or once no longer) it exists."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def test_render_killed_with_sigkill_never_leaves_a_broken_output(tmp_path):
     rec = make_recording(tmp_path / "rec", 400, pages=1 << 15)
     out = tmp_path / "out.gif"
@@ -217,7 +225,7 @@ def test_render_killed_with_sigkill_never_leaves_a_broken_output(tmp_path):
     tmp = tmp_path / f".out.pvrec-{p.pid}.tmp.gif"  # pvrec.output.temp_beside(out) in pvrec
     try:
         # Kill it while the new file is being written: ffmpeg has begun the temp file.
-        wait_until(f"{tmp.name} being written", lambda: tmp.exists() and tmp.stat().st_size)
+        wait_until(f"{tmp.name} being written", lambda: size_of(tmp))
         encoders = descendants(p.pid)
         assert p.poll() is None and encoders  # still rendering, ffmpeg running
         p.kill()
