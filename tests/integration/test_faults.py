@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import random
 import signal
@@ -16,24 +17,28 @@ import pytest
 
 from pvrec.kernel import kpageflags
 from pvrec.kernel.kpageflags import PageFlagsFile
+from pvrec.kernel.processes import descendants
 from pvrec.recorder.sampler import Sampler
 from pvrec.recording.reader import RecordingWarning, open_recording
 from pvrec.recording.writer import Writer
-from tests.conftest import REPO, run_pvrec
-from tests.integration.test_record import record, start_recorder, wait_frames
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+from tests.helpers import (
+    REPO,
+    alive,
+    make_recording,
+    pvrec_main,
+    start_pvrec,
+    wait_file,
+    wait_frames,
+    wait_gone,
+    wait_until,
+)
+from tests.integration.test_record import record, record_here, start_recorder
 
 
 def test_second_ctrl_c_leaves_no_orphans_even_daemonized_ones(dump, tmp_path):
-    pids = tmp_path / "pids"
-    # A workload that ignores SIGINT and leaves a double-forked daemon that ignores it too.
+    pids, got = tmp_path / "pids", tmp_path / "got-sigint"
+    # A workload that survives SIGINT (and says it got one) and leaves a double-forked daemon
+    # that ignores it; each writes its pid once it is set up.
     script = (
         "import os, signal, time\n"
         "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
@@ -42,23 +47,24 @@ def test_second_ctrl_c_leaves_no_orphans_even_daemonized_ones(dump, tmp_path):
         "    if os.fork() == 0:\n"
         f"        open({str(pids)!r}, 'a').write('%d\\n' % os.getpid()); time.sleep(120)\n"
         "    os._exit(0)\n"
+        f"signal.signal(signal.SIGINT, lambda *_: open({str(got)!r}, 'w').close())\n"
         f"open({str(pids)!r}, 'a').write('%d\\n' % os.getpid()); time.sleep(120)\n"
     )
     out = tmp_path / "rec"
     p = start_recorder(dump[0], out, "--", sys.executable, "-c", script)
-    wait_frames(out, 2)
-    end = time.monotonic() + 10
-    while (not pids.exists() or len(pids.read_text().split()) < 2) and time.monotonic() < end:
-        time.sleep(0.05)
+    wait_until("the workload and its daemon", lambda: pids.exists()
+               and len(pids.read_text().split()) == 2)
+    wait_frames(out, 2)  # the loop runs: the signal handler knows the workload
     victims = [int(x) for x in pids.read_text().split()]
     assert len(victims) == 2 and all(alive(v) for v in victims)
     p.send_signal(signal.SIGINT)
-    time.sleep(0.3)
+    wait_file(got)  # the first one was forwarded, and survived
+    assert p.poll() is None
     p.send_signal(signal.SIGINT)
-    p.communicate(timeout=10)
-    assert p.returncode == 130
-    time.sleep(0.2)
-    assert not any(alive(v) for v in victims)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 130, err
+    for v in victims:  # SIGKILLed; the daemon's zombie goes to init once pvrec is gone
+        wait_gone(v)
 
 
 def test_eio_mid_run_skips_the_frame_and_counts_it(dump, tmp_path, monkeypatch):
@@ -94,7 +100,7 @@ def test_sigkill_at_random_moments_always_leaves_a_readable_recording(fixture_du
         p = start_recorder(fixture_dumps["after-kbuild"], out, "--key-every", "3",
                            "--", "sleep", "30")
         wait_frames(out, 1)
-        time.sleep(rng.uniform(0.0, 1.2))
+        time.sleep(rng.uniform(0.0, 1.2))  # a random moment, on purpose: not a wait
         os.killpg(p.pid, signal.SIGKILL)
         p.wait()
         with warnings.catch_warnings():
@@ -102,14 +108,15 @@ def test_sigkill_at_random_moments_always_leaves_a_readable_recording(fixture_du
             rec = open_recording(out)
             assert len(rec) >= 1
             assert rec.read(-1).size == 6553600
-        r = run_pvrec("info", out, "--json")
-        assert r.returncode == 0, r.stderr
+        code, _, err = pvrec_main("info", out, "--json")
+        assert code == 0, err
 
 
 def test_cmd_is_never_given_to_a_shell(dump, tmp_path):
     marker = tmp_path / "pwned"
     r = record(dump[0], tmp_path / "rec", "--", "echo", f"$(touch {marker}); touch {marker}")
     assert r.returncode == 0, r.stderr
+    assert r.stdout == f"$(touch {marker}); touch {marker}\n"  # echo got it as one argument
     assert not marker.exists()
 
 
@@ -117,44 +124,64 @@ def test_record_writes_only_its_output_directory(dump, tmp_path):
     cwd, home = tmp_path / "cwd", tmp_path / "home"
     cwd.mkdir()
     home.mkdir()
-    r = run_pvrec("record", "-q", "--kpageflags", dump[0], "--duration", "0.2s",
-                  "--interval", "100ms", cwd=cwd, env={"HOME": str(home)})
-    assert r.returncode == 0, r.stderr
+    code, _, err = pvrec_main("record", "-q", "--kpageflags", dump[0], "--duration", "0.2s",
+                              "--interval", "100ms", cwd=cwd, env={"HOME": str(home)})
+    assert code == 0, err
     made = [p.name for p in cwd.iterdir()]
     assert len(made) == 1 and made[0].startswith("pvrec-system-")
     assert not list(home.iterdir())
 
 
+# Runs pvrec commands in one interpreter whose audit hook refuses (as the kernel would refuse
+# nobody) and notes every open of what needs root; prints one JSON line per command.
+NO_PRIVILEGE = """\
+import json, sys
+opened = []
+def hook(event, args):
+    if event == 'open' and str(args[0]).startswith(('/proc/kpage', '/proc/self/pagemap')):
+        opened.append(str(args[0]))
+        raise PermissionError(13, 'Permission denied', str(args[0]))
+sys.addaudithook(hook)
+import pvrec.cli
+for argv in json.loads(sys.argv[1]):
+    del opened[:]
+    code = pvrec.cli.main(argv)
+    print(json.dumps({"argv": argv, "code": code, "opened": opened}), flush=True)
+"""
+
+
 def test_reading_commands_need_no_privilege(dump, tmp_path):
-    """render/info/stats -F/list -F/export never open what needs root (an audit hook watches
-    every open; dropping to nobody is not possible where the interpreter is root's)."""
-    path, flags = dump
-    r = record(path, tmp_path / "rec", "--duration", "0.2s")
-    assert r.returncode == 0, r.stderr
-    code = (
-        "import sys\n"
-        "def hook(event, args):\n"
-        "    if event == 'open' and str(args[0]).startswith(('/proc/kpage', '/proc/self/pagemap')):\n"
-        "        raise SystemExit('opened ' + str(args[0]))\n"
-        "sys.addaudithook(hook)\n"
-        "import pvrec.cli\n"
-        "sys.exit(pvrec.cli.main(sys.argv[1:]))\n"
-    )
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    """render/info/stats -F/list -F/metrics/export never open what needs root (an audit hook
+    watches every open; dropping to nobody is not possible where the interpreter is root's)."""
+    path, _ = dump
+    code, _, err = record_here(path, tmp_path / "rec", "--duration", "0.2s")
+    assert code == 0, err
     rec = str(tmp_path / "rec")
-    for args in (["stats", "-F", str(path)], ["list", "-F", str(path)], ["info", rec],
-                 ["stats", f"{rec}@-1"], ["metrics", rec],
-                 ["export", rec, "-o", str(tmp_path / "x.kpf")]):
-        r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                           env=env, cwd="/")
-        assert r.returncode == 0, (args, r.stderr)
+    commands = [["stats", "-F", str(path)], ["list", "-F", str(path)], ["info", rec],
+                ["stats", f"{rec}@-1"], ["metrics", rec],
+                ["export", rec, "-o", str(tmp_path / "x.kpf")],
+                ["render", "-q", rec, "-o", str(tmp_path / "x.gif")]]
+    r = subprocess.run([sys.executable, "-c", NO_PRIVILEGE, json.dumps(commands)],
+                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                       cwd="/")
+    assert r.returncode == 0, r.stderr
+    results = [json.loads(line) for line in r.stdout.splitlines() if line.startswith('{"argv"')]
+    assert [x["argv"] for x in results] == commands, r.stderr
+    for x in results:
+        assert x["code"] == 0 and x["opened"] == [], (x, r.stderr)
+    assert (tmp_path / "x.kpf").stat().st_size == 8 << 16 and (tmp_path / "x.gif").stat().st_size
+    # The hook itself works: a command that needs root is caught opening /proc/kpageflags.
+    r = subprocess.run([sys.executable, "-c", NO_PRIVILEGE, json.dumps([["stats"]])],
+                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                       cwd="/")
+    caught = json.loads(r.stdout.splitlines()[-1])
+    assert caught["code"] == 2 and caught["opened"][:1] == ["/proc/kpageflags"], r.stderr
+    assert "permission denied" in r.stderr
 
 
 def rss_during(args: list[str], every: float = 0.1) -> list[int]:
     """Run pvrec ARGS and sample its resident memory (kB) while it runs."""
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    p = subprocess.Popen([sys.executable, "-m", "pvrec", *args], stderr=subprocess.PIPE,
-                         text=True, env=env)
+    p = start_pvrec(*args, stdout=subprocess.DEVNULL)
     samples = []
     while p.poll() is None:
         try:
@@ -162,25 +189,19 @@ def rss_during(args: list[str], every: float = 0.1) -> list[int]:
             samples.append(int(status.split("VmRSS:")[1].split()[0]))
         except (OSError, IndexError):
             pass
-        time.sleep(every)
-    assert p.returncode == 0, p.stderr.read()
+        time.sleep(every)  # the sampling rate, not a wait for anything
+    _, err = p.communicate()
+    assert p.returncode == 0, err
     return samples
 
 
 @pytest.mark.slow
 def test_a_10000_frame_recording_renders_with_flat_memory(tmp_path):
-    from tests.unit.test_render_data import evolve, synthetic_frame
-
-    w = Writer(tmp_path / "long", {"pfn_count": 2048, "hpage_pages": 512}, durable=False)
-    rng = np.random.default_rng(0)
-    flags = synthetic_frame(0, 2048)
-    for i in range(10_000):
-        w.add_frame(flags, i * 0.1)
-        flags = evolve(flags, rng)
-    w.close({"reason": "test"})
+    long = make_recording(tmp_path / "long", 10_000, pages=2048, header={"hpage_pages": 512},
+                          interval=0.1, durable=False)
     # The map alone: the chrome is drawn the same way every frame, the 2,000-frame render test
     # covers it; here the reader and the encoder stream 10,000 frames (1,700 frames/s).
-    samples = rss_during(["render", "-q", str(tmp_path / "long"), "--map-only",
+    samples = rss_during(["render", "-q", str(long), "--map-only",
                           "-o", str(tmp_path / "long.mp4")], every=0.05)
     assert len(samples) >= 20
     early = max(samples[len(samples) // 5: len(samples) // 5 + 5])
@@ -188,29 +209,42 @@ def test_a_10000_frame_recording_renders_with_flat_memory(tmp_path):
     assert late - early < 16 * 1024, (early, late)
 
 
-def test_render_killed_with_sigkill_never_leaves_a_broken_output(tmp_path):
-    from tests.unit.test_render_data import make_recording
+def size_of(path) -> int:
+    """The size of path, 0 while (or once no longer) it exists."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
+
+def test_render_killed_with_sigkill_never_leaves_a_broken_output(tmp_path):
     rec = make_recording(tmp_path / "rec", 400, pages=1 << 15)
     out = tmp_path / "out.gif"
     out.write_bytes(b"the old one")
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    p = subprocess.Popen([sys.executable, "-m", "pvrec", "render", "-q", "-f", str(rec), "-o",
-                          str(out)], env=env, stderr=subprocess.DEVNULL)
-    end = time.monotonic() + 30
-    while not list(tmp_path.glob(".out.pvrec-*.tmp.gif")) and time.monotonic() < end:
-        time.sleep(0.005)  # kill it while the new file is being written
-    p.kill()
-    p.wait()
+    p = start_pvrec("render", "-q", "-f", rec, "-o", out, stdout=subprocess.DEVNULL)
+    tmp = tmp_path / f".out.pvrec-{p.pid}.tmp.gif"  # pvrec.output.temp_beside(out) in pvrec
+    try:
+        # Kill it while the new file is being written: ffmpeg has begun the temp file.
+        wait_until(f"{tmp.name} being written", lambda: size_of(tmp))
+        encoders = descendants(p.pid)
+        assert p.poll() is None and encoders  # still rendering, ffmpeg running
+        p.kill()
+        p.wait()
+        for pid in encoders:  # ffmpeg reads EOF, ends the temp file and exits
+            wait_gone(pid)
+    finally:
+        p.kill()
+        p.communicate()
     assert out.read_bytes() == b"the old one"  # the new one was never renamed in place
+    # Nothing else was written beside it; the temp file stays (a SIGKILLed process cannot
+    # remove it) under its hidden name, which no tool takes for the output.
+    assert sorted(x.name for x in tmp_path.iterdir()) == sorted([tmp.name, "out.gif", "rec"])
 
 
 def test_render_to_a_full_disk_fails_and_leaves_nothing(tiny_tmpfs):
-    from tests.unit.test_render_data import make_recording
-
     rec = make_recording(tiny_tmpfs.parent / "rec", 30, pages=1 << 16)
     (tiny_tmpfs / "filler").write_bytes(b"\0" * (340 << 10))  # ~60 KiB left
-    r = run_pvrec("render", "-q", rec, "-o", tiny_tmpfs / "x.mp4")
-    assert r.returncode == 1
-    assert "pvrec: ffmpeg failed writing" in r.stderr and "nothing was written" in r.stderr
+    code, _, err = pvrec_main("render", "-q", rec, "-o", tiny_tmpfs / "x.mp4")
+    assert code == 1
+    assert "pvrec: ffmpeg failed writing" in err and "nothing was written" in err
     assert [p.name for p in tiny_tmpfs.iterdir()] == ["filler"]
