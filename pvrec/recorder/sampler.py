@@ -63,6 +63,12 @@ class StopSignals:
         else:
             raise StopNow()
 
+    def attach(self, workload: Workload | None) -> None:
+        """Forward stop signals to the workload from now on, and one that came while it started."""
+        self.workload = workload
+        if workload is not None and self.count and not _terminal_sent_it_too(self.signum):
+            workload.send(self.signum)
+
     def restore(self) -> None:
         signal.set_wakeup_fd(self._old_fd)
         for s, h in self._old.items():
@@ -167,7 +173,7 @@ def record_loop(
     sampler.take(t0)
     on_update()
     workload = start_workload() if start_workload else None
-    stop.workload = workload
+    stop.attach(workload)
     k = 1
     reason = ""
     while True:

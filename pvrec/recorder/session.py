@@ -11,6 +11,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -88,15 +89,18 @@ class Recorder:
     def __init__(self, opt: RecordOptions):
         self.opt = opt
         path = opt.kpageflags or KPAGEFLAGS
-        self.source = PageFlagsFile(path)
-        self.cgroups = None
-        if opt.cgroups:
-            cg_path = opt.kpagecgroup or ("" if opt.kpageflags else KPAGECGROUP)
-            if not cg_path:
-                raise PvrecError("--cgroups with --kpageflags needs --kpagecgroup FILE")
-            self.cgroups = PageFlagsFile(cg_path)
+        self.files = ExitStack()  # the open sources: closed when the session ends, or fails here
+        with self.files:
+            self.source = self.files.enter_context(PageFlagsFile(path))
+            self.cgroups = None
+            if opt.cgroups:
+                cg_path = opt.kpagecgroup or ("" if opt.kpageflags else KPAGECGROUP)
+                if not cg_path:
+                    raise PvrecError("--cgroups with --kpageflags needs --kpagecgroup FILE")
+                self.cgroups = self.files.enter_context(PageFlagsFile(cg_path))
+            self.pfn_count, layout = self._layout()
+            self.files = self.files.pop_all()
         self.track = bool(opt.cmd) and not opt.kpageflags and opt.track_workload is not False
-        self.pfn_count, layout = self._layout()
         now = time.time()
         self.header = {
             **machine_identity(),
@@ -127,11 +131,16 @@ class Recorder:
 
     def run(self, make_display: Callable[[Sampler, float], Display]) -> RecordResult:
         """Record until the workload exits, the duration passes or a signal stops it."""
+        with self.files:
+            return self._record(make_display)
+
+    def _record(self, make_display: Callable[[Sampler, float], Display]) -> RecordResult:
         opt = self.opt
         owner = (opt.run_as.uid, opt.run_as.gid) if opt.run_as else None
         writer = Writer(opt.out, self.header, key_every=opt.key_every, force=opt.force,
                         owner=owner, channels=("flags",) + ("cgroup",) * bool(self.cgroups)
                         + ("workload",) * self.track)
+        self.files.callback(writer.close_index)
         if opt.cmd:
             become_subreaper()
         stop = StopSignals()
@@ -161,7 +170,6 @@ class Recorder:
             return RecordResult(code, "stopped at once", sampler.stats, writer.frames, True)
         finally:
             stop.restore()
-            self.source.close()
         return RecordResult(result.exit_code, result.reason, sampler.stats, writer.frames,
                             error=result.error)
 

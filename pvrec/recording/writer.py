@@ -287,12 +287,18 @@ class Writer:
         self.bytes += size
         return info
 
+    def close_index(self) -> None:
+        """Close the index file (once; close() does it too)."""
+        fd, self._index = self._index, -1
+        if fd >= 0:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
     def close(self, end: dict) -> None:
         """Write end.json (best effort: a full disk still leaves a readable recording)."""
-        try:
-            os.close(self._index)
-        except OSError:
-            pass
+        self.close_index()
         end = {"frames": self.frames, "bytes": self.bytes, **end}
         try:
             _atomic_json(self.path / "end.json", end)
