@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import argparse
 import io
-import lzma
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,21 +29,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pvrec import cli  # noqa: E402
+from tests.helpers import FIXTURES, fixture_dump, fixture_names  # noqa: E402
 
-FIXTURES = REPO.parent / "shared" / "fixtures"
 COMMANDS = {"stats": ([], ["stats"]), "list": (["-Nl"], ["list"])}
 
 
-def decompress_fixtures(into: Path) -> list[Path]:
+def decompress_fixtures() -> list[Path]:
     """The shared .kpf.xz fixtures as raw dumps (what page-types -F reads)."""
-    out = []
-    for src in sorted(FIXTURES.glob("*.kpf.xz")):
-        dst = into / src.name[: -len(".xz")]
-        with lzma.open(src) as f, open(dst, "wb") as g:
-            while chunk := f.read(8 << 20):
-                g.write(chunk)
-        out.append(dst)
-    return out
+    return [fixture_dump(name) for name in fixture_names()]
 
 
 def wall(argv: list[str], env: dict | None = None) -> float:
@@ -96,13 +87,12 @@ def main() -> None:
     ap.add_argument("--page-types", help="path to a page-types binary to compare against")
     ap.add_argument("--repeat", type=int, default=7)
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        dumps = args.dumps or decompress_fixtures(Path(tmp))
-        if not dumps:
-            raise SystemExit(f"no dumps given and no fixtures at {FIXTURES}")
-        rows = []
-        for dump in dumps:
-            rows += bench(dump, args.page_types, args.repeat)
+    dumps = args.dumps or decompress_fixtures()
+    if not dumps:
+        raise SystemExit(f"no dumps given and no fixtures at {FIXTURES}")
+    rows = []
+    for dump in dumps:
+        rows += bench(dump, args.page_types, args.repeat)
 
     def ms(x: float | None) -> str:
         return "       -" if x is None else f"{x * 1000:8.1f}"

@@ -8,8 +8,8 @@ import numpy as np
 
 from pvrec import flags as kpf
 from pvrec.commands.info import sparkline
-from pvrec.recording.writer import Writer
-from tests.conftest import run_pvrec
+from tests.helpers import make_recording as write_recording
+from tests.helpers import run_pvrec
 
 BUDDY, ANON = 1 << kpf.BUDDY, (1 << kpf.ANON) | (1 << kpf.LRU)
 
@@ -20,14 +20,18 @@ def make_recording(path):
               "kernel": "6.1.0", "interval": 1.0, "command": ["make", "-j8"],
               "ram_ranges": [[0, 1024], [2048, 4096]],
               "zones": [{"node": 0, "name": "Normal", "start_pfn": 0, "end_pfn": 4096}]}
-    w = Writer(path, header, key_every=2)
-    for i, anon in enumerate((512, 768, 1024)):
-        f = np.full(4096, BUDDY, np.uint64)
-        f[1024:2048] = 0  # the hole reads as no flags
-        f[2048:2048 + anon] = ANON
-        w.add_frame(f, t=float(i), context={"late": 0.001 * (i + 1), "sample_s": 0.5})
-    w.close({"reason": "workload exited with status 0", "exit_code": 0, "skipped_ticks": 2,
-             "failed_samples": 0})
+
+    def frames():
+        for anon in (512, 768, 1024):
+            f = np.full(4096, BUDDY, np.uint64)
+            f[1024:2048] = 0  # the hole reads as no flags
+            f[2048:2048 + anon] = ANON
+            yield f
+
+    write_recording(path, frames(), header=header, key_every=2,
+                    context=lambda i: {"late": 0.001 * (i + 1), "sample_s": 0.5},
+                    end={"reason": "workload exited with status 0", "exit_code": 0,
+                         "skipped_ticks": 2, "failed_samples": 0})
 
 
 def test_info_json_holds_the_known_figures(tmp_path):

@@ -21,18 +21,19 @@ import os
 import re
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from pvrec.inspect.pagetypes import SUMMARY_HEADER
-from tests.conftest import FIXTURES, REPO, needs_kpageflags, run_pvrec
+from tests.conftest import REPO, needs_kpageflags, run_pvrec
+from tests.helpers import fixture_names, pvrec_main
 
 GOLDEN = REPO / "tests" / "data" / "page-types"
 SLOB_FREE_COLUMN = 39  # index of bit 49 in 6.1's 45-letter symbolic string
-FIXTURE_NAMES = sorted(p.name[: -len(".kpf.xz")] for p in FIXTURES.glob("*.kpf.xz"))
+FIXTURE_NAMES = fixture_names()
 COMMANDS = [
     line.split("\t", 1)
     for line in (GOLDEN / "commands.tsv").read_text().splitlines()
@@ -96,23 +97,17 @@ def test_translation_changes_only_what_the_tables_disagree_on():
 
 
 @pytest.fixture(scope="session")
-def pvrec_outputs(fixture_dumps) -> dict[tuple[str, str], subprocess.CompletedProcess]:
-    """Every golden command line run through pvrec as a subprocess, two at a time."""
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    jobs = {}
+def pvrec_outputs(fixture_dumps) -> dict[tuple[str, str], SimpleNamespace]:
+    """Every golden command line run through pvrec (in this process: what is compared is the
+    text, and a subprocess per line would cost its start-up 72 times)."""
+    results = {}
     for fixture, dump in fixture_dumps.items():
-        for name, args in COMMANDS:
-            jobs[(fixture, "stats " + name)] = ["stats", "-F", str(dump), *args.split()]
-        for name, args in LIST_FORMS.items():
-            jobs[(fixture, "list " + name)] = ["list", "-F", str(dump), *args]
-
-    def run(argv):
-        return subprocess.run([sys.executable, "-m", "pvrec", *argv], capture_output=True,
-                              text=True, env=env, timeout=120)
-
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        results = pool.map(run, jobs.values())
-        return dict(zip(jobs, results, strict=True))
+        jobs = [("stats " + name, ["stats", "-F", dump, *args.split()]) for name, args in COMMANDS]
+        jobs += [("list " + name, ["list", "-F", dump, *args]) for name, args in LIST_FORMS.items()]
+        for key, argv in jobs:
+            code, out, err = pvrec_main(*argv)
+            results[(fixture, key)] = SimpleNamespace(returncode=code, stdout=out, stderr=err)
+    return results
 
 
 @pytest.mark.parametrize("fixture", FIXTURE_NAMES)
