@@ -16,10 +16,10 @@ DESCRIPTION = (
     "Write frame N of a recording as a raw /proc/kpageflags dump: one "
     "little-endian u64 per PFN, byte-identical to what was sampled."
 )
-EPILOG = (
-    "example:\n  pvrec export pvrec-make-*/ --frame -1 -o last.kpf\n"
-    "  page-types -F last.kpf"
-)
+EPILOG = """\
+example:
+  pvrec export pvrec-make-*/ --frame -1 -o last.kpf
+  page-types -F last.kpf"""
 
 
 def register(p: argparse.ArgumentParser) -> None:

@@ -24,10 +24,10 @@ DESCRIPTION = (
     "from /proc/buddyinfo of the same moment. One row per frame. "
     "docs/metrics.md defines each figure."
 )
-EPILOG = (
-    "examples:\n  pvrec metrics RUN -o metrics.csv\n"
-    "  pvrec metrics RUN --metric free_hp_blocks --zone Normal"
-)
+EPILOG = """\
+examples:
+  pvrec metrics RUN -o metrics.csv
+  pvrec metrics RUN --metric free_hp_blocks --zone Normal"""
 
 
 def register(p: argparse.ArgumentParser) -> None:
