@@ -33,13 +33,14 @@ from pvrec import messages
 from pvrec.classes import Scheme, ValueClassifier, make_scheme
 from pvrec.classes_cgroup import cgroup_schemes
 from pvrec.errors import PvrecError
+from pvrec.recording.header import Header
 from pvrec.recording.reader import RecordingWarning
 from pvrec.render.compose import MARGIN, Options, Picture, choose_layout
 from pvrec.render.data import cgroup_tally, class_timeline, fit_data_scheme
 from pvrec.render.encoders import ENCODERS, Cancelled, Encoder
 from pvrec.render.options import RenderOptions
 from pvrec.render.plan import Plan, make_plan
-from pvrec.render.raster import MapLayout, ram_header
+from pvrec.render.raster import MapLayout
 from pvrec.render.side import Side
 from pvrec.sources import RecordingSource, Source
 from pvrec.units import format_bytes
@@ -174,7 +175,7 @@ def _make_sides(o: RenderOptions, encoder: type[Encoder], sources: list[Source],
                 metric_list: list[list[tuple[str, str]]] | None) -> list[Side]:
     """Each run's side: its scheme, layout, picture (with its strips) and classifier."""
     ranges = [(s, a, b) for s, (a, b) in zip(sources, plan.ranges, strict=True)]
-    headers = [ram_header(s.header) for s in sources]
+    headers = [s.meta for s in sources]
     fit_data_scheme(scheme, ranges)
     schemes, note = _schemes(o, scheme, ranges)
     timeline = o.timeline or metric_list is not None  # --timeline-metrics implies it
@@ -208,7 +209,7 @@ def _schemes(o: RenderOptions, scheme: Scheme, ranges: list[tuple[Source, int, i
     return schemes, note
 
 
-def _layouts(o: RenderOptions, headers: list[dict], schemes: list[Scheme], opts: list[Options]
+def _layouts(o: RenderOptions, headers: list[Header], schemes: list[Scheme], opts: list[Options]
              ) -> tuple[list[MapLayout], int]:
     """Each side's layout (both sides: one K, each in half of --fit), and the RAM pages."""
     fit = o.fit if len(headers) == 1 else ((o.fit[0] - PAIR_GAP) // 2, o.fit[1])
