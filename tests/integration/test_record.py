@@ -9,13 +9,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pvrec.recording.reader import RecordingWarning, open_recording
+from pvrec.recording.reader import open_recording
 from tests.conftest import REPO, needs_kpageflags, run_pvrec
 
 
@@ -165,11 +164,9 @@ def test_sigkill_mid_run_leaves_a_readable_recording(dump, tmp_path):
     wait_frames(out, 4)
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RecordingWarning)
-        rec = open_recording(out)
-        assert not rec.complete and len(rec) >= 4
-        assert all(np.array_equal(f, dump[1]) for _, f in rec.iter_frames())
+    rec = open_recording(out)
+    assert not rec.complete and len(rec) >= 4
+    assert all(np.array_equal(f, dump[1]) for _, f in rec.iter_frames())
     r = run_pvrec("export", out, "-o", tmp_path / "last.kpf")
     assert r.returncode == 0, r.stderr
 
@@ -185,11 +182,9 @@ def test_disk_full_stops_sampling_with_one_line_and_a_readable_recording(tmp_pat
     assert r.returncode == 1
     assert "cannot write frame" in r.stderr and "No space left on device" in r.stderr
     assert "readable up to frame" in r.stderr and "Traceback" not in r.stderr
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RecordingWarning)
-        rec = open_recording(out)
-        assert len(rec) >= 1
-        assert np.array_equal(rec.read(-1), flags)
+    rec = open_recording(out)
+    assert len(rec) >= 1
+    assert np.array_equal(rec.read(-1), flags)
     assert not list(out.glob("frames/*.tmp"))
 
 
