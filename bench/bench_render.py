@@ -113,11 +113,11 @@ def pipeline_stages(rec_path: Path, frames: int) -> dict[str, float]:
     from pvrec.classes import ValueClassifier, default_scheme
     from pvrec.render.compose import Options, Picture, choose_layout
     from pvrec.render.encoders import upscale
-    from pvrec.render.raster import MapLayout, ram_header
+    from pvrec.render.raster import MapLayout
     from pvrec.sources import RecordingSource
 
     src = RecordingSource(rec_path)
-    header = ram_header(src.header)
+    header = src.meta
     scheme = default_scheme()
     opts = Options()
     ram = MapLayout.build(header).ram_pages

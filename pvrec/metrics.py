@@ -38,9 +38,8 @@ USER_BITS = MOVABLE | U(kpf.bit(kpf.HUGE) | kpf.bit(kpf.THP) | kpf.bit(kpf.COMPO
 METRICS = ("free_pages", "free_hp_blocks", "unusable_index", "largest_free_run", "mixed_blocks")
 
 
-def zones_of(header: Header | dict) -> list[tuple[str, list[list[int]]]]:
+def zones_of(header: Header) -> list[tuple[str, list[list[int]]]]:
     """(name, RAM ranges) per zone; one zone 'all' when the header knows none."""
-    header = as_header(header)
     ram = header.ram_or_all
     if not header.zones:
         return [("all", ram)]
@@ -51,11 +50,6 @@ def zones_of(header: Header | dict) -> list[tuple[str, list[list[int]]]]:
         span = [r for r in span if r[0] < r[1]]
         out.append((f"{z.name}@{z.node}" if multi_node else z.name, span))
     return out
-
-
-def as_header(header: Header | dict) -> Header:
-    """A Header, from the plain dict that the render half still passes (RecordingSource.header)."""
-    return header if isinstance(header, Header) else Header.from_dict(header)
 
 
 def max_order_of(contexts) -> int:
@@ -126,10 +120,9 @@ def _block_has(runs: Runs, mask: np.ndarray, block: int, nblocks: int) -> np.nda
     return np.cumsum(diff[:-1]) > 0
 
 
-def frame_metrics(runs: Runs, header: Header | dict, max_order: int = DEFAULT_MAX_ORDER
+def frame_metrics(runs: Runs, header: Header, max_order: int = DEFAULT_MAX_ORDER
                   ) -> dict[str, dict[str, float]]:
     """{zone: {metric: value}} for one frame, plus buddy_order_N counts (orders 0..max_order)."""
-    header = as_header(header)
     hp = header.hpage_pages
     n = runs.pfn_count
     nblocks = -(-n // hp)

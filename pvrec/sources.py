@@ -44,14 +44,10 @@ def check_one_source(run: str | None, dump: str | None) -> None:
 
 
 class Source:
-    """Frames to draw: a header, the time of each frame, and the frames as runs.
-
-    `meta` is the Header; `header` the same as a plain dict (what the render half reads until
-    it moves to attributes).
-    """
+    """Frames to draw: a header (`meta`, the Header), the time of each frame, and the frames
+    as runs."""
 
     meta: Header
-    header: dict
     times: list[float]
     name: str
     complete: bool = True
@@ -88,7 +84,6 @@ class RecordingSource(Source):
     def __init__(self, path: str | os.PathLike, on_warning: Warn | None = None):
         self.rec = open_recording(path, on_warning)
         self.meta = self.rec.meta
-        self.header = self.rec.header
         self.times = [f.t for f in self.rec.frames] if len(self.rec) else []
         self.name = Path(path).resolve().name
         self.complete = self.rec.complete
@@ -122,7 +117,6 @@ class ArraySource(Source):
     def __init__(self, flags: np.ndarray, header: Header, name: str):
         self.runs = encode_flags(flags)
         self.meta = header
-        self.header = header.to_dict()
         self.times = [0.0]
         self.name = name
 

@@ -10,7 +10,7 @@ from pvrec.errors import PvrecError
 from pvrec.messages import say, warn
 from pvrec.render.data import fit_data_scheme
 from pvrec.render.plan import parse_position
-from pvrec.render.raster import MapLayout, ram_header
+from pvrec.render.raster import MapLayout
 from pvrec.sources import open_source
 
 TOML_HELP = """\
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         assert pos is not None
         fit_data_scheme(scheme, [(source, pos, pos)])
         runs = source.read_runs(pos)
-        lay = MapLayout.build(ram_header(source.header))
+        lay = MapLayout.build(source.meta)
         cruns = lay.class_runs(ValueClassifier(scheme)(runs.values), runs.lengths)
         pages, ram = lay.class_pages(cruns, len(scheme)), lay.ram_pages
         page_size = lay.page_size

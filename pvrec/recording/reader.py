@@ -34,11 +34,6 @@ from pvrec.runs import Runs, xor_runs
 Warn = Callable[[str], None]
 
 
-class RecordingWarning(UserWarning):
-    """Never issued: the reader reports through its on_warning callback and `warnings`.
-    Kept importable only while pvrec/render/pipeline.py still names it (issue 9 step 2)."""
-
-
 @dataclass
 class Frame:
     """One decoded frame: the flags, and the optional channels the recording has."""
@@ -62,8 +57,6 @@ def apply_frame(prev: Frame | None, arrays: dict[str, np.ndarray],
     return Frame(**out)
 
 
-
-
 class Recording:
     """A recording opened for reading: header, frame index, frames by number, end marker.
 
@@ -77,7 +70,7 @@ class Recording:
         self.warnings: list[str] = []
         self._on_warning = on_warning
         self.meta = self._read_header()
-        self.header = self.meta.to_dict()  # the plain dict, for the render half (issue 9)
+        self.header = self.meta.to_dict()  # as plain JSON values: what info --json shows
         self.pfn_count = self.meta.pfn_count
         self.channels = self.meta.channels
         for channel in self.meta.skipped_channels:

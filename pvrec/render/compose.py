@@ -17,6 +17,7 @@ import numpy as np
 
 from pvrec.classes import HOLE, Scheme
 from pvrec.errors import PvrecError
+from pvrec.recording.header import Header
 from pvrec.render.palette import DIM, THEME_UI, Palette
 from pvrec.render.raster import PANEL_GAP, MapLayout, format_offset, format_range
 from pvrec.render.strips import cursor_rows, draw_strips, strips_height
@@ -71,7 +72,7 @@ class Picture:
     canvas is drawn on the first frame.
     """
 
-    def __init__(self, layout: MapLayout, scheme: Scheme, header: dict, options: Options, *,
+    def __init__(self, layout: MapLayout, scheme: Scheme, header: Header, options: Options, *,
                  frame_count: int = 1, ram_pages: int = 0,
                  timeline: tuple[np.ndarray, np.ndarray] | None = None,
                  metrics: tuple | None = None,
@@ -189,23 +190,15 @@ class Picture:
         canvas = np.full((g.height, g.width), pal.bg, dtype=np.uint8)
         if self.opt.map_only:
             return canvas
-        cmd = self.header.get("command")
-        if self.opt.title:
-            title = self.opt.title
-        elif isinstance(cmd, list) and cmd and all(isinstance(c, str) for c in cmd):
-            title = shlex.join(cmd)
-        else:
-            title = "whole system"
+        cmd = self.header.command
+        title = self.opt.title or (shlex.join(cmd) if cmd else "whole system")
         right_w = T.width(TIME_TEMPLATE, F_TITLE) + 24
         T.draw(canvas, MARGIN, MARGIN, title, F_TITLE, pal.fg_ramp,
                max_width=g.width - 2 * MARGIN - right_w)
-        info = []
-        for key, fmt in (("hostname", "{}"), ("kernel", "Linux {}"), ("start_wall", "{}")):
-            v = self.header.get(key)
-            if isinstance(v, str) and v:
-                if key == "start_wall":  # ISO 8601 -> '2026-11-26 17:40'
-                    v = v.replace("T", " ")[:16]
-                info.append(fmt.format(v[:48]))
+        h = self.header
+        started = (h.start_wall or "").replace("T", " ")[:16]  # ISO 8601 -> '2026-11-26 17:40'
+        info = [f"{prefix}{v[:48]}" for prefix, v in
+                (("", h.hostname), ("Linux ", h.kernel), ("", started)) if v]
         info.append(f"{format_offset(self.ram_pages * self.page_size)} RAM")
         T.draw(canvas, MARGIN, MARGIN + T.height(F_TITLE) + 4, "   ".join(info), F_INFO,
                pal.dim_ramp, max_width=g.width - 2 * MARGIN - 220)
@@ -377,7 +370,7 @@ class Picture:
         self._slots[slot] = (text, rects[0] if rects else (0, 0, 0, 0))
 
 
-def choose_layout(header: dict, scheme: Scheme, options: Options, *, kind: str = "tiles",
+def choose_layout(header: Header, scheme: Scheme, options: Options, *, kind: str = "tiles",
                   ppp: int | None = None, width: int | None = None,
                   fit: tuple[int, int] = FIT_DEFAULT, ram_pages: int = 0) -> MapLayout:
     """The layout: the given K (or the smallest K) and the grid whose picture fits `fit`.

@@ -50,13 +50,13 @@ def cgroup_tally(source: Source, start: int, end: int) -> tuple[dict[int, int], 
         counts = np.bincount(inv.reshape(-1), weights=c.lengths, minlength=uniq.size)
         for v, n in zip(uniq.tolist(), counts.tolist(), strict=True):
             pages[v] = pages.get(v, 0) + int(n)
-    names: dict[int, str] = {}
+    names = dict(source.meta.cgroup_names)  # checked by the Header; end.json is not
     end_json = getattr(getattr(source, "rec", None), "end", None) or {}
-    for table in (source.header.get("cgroup_names"), end_json.get("cgroup_names")):
-        if isinstance(table, dict):
-            for k, v in table.items():
-                if isinstance(v, str) and str(k).isdigit():
-                    names[int(k)] = v
+    table = end_json.get("cgroup_names")
+    if isinstance(table, dict):
+        for k, v in table.items():
+            if isinstance(v, str) and str(k).isdigit():
+                names[int(k)] = v
     return pages, names
 
 
@@ -73,7 +73,7 @@ def class_timeline(source: Source, classifier: ValueClassifier, lay: MapLayout, 
         frames = ((p, t, Frame(r)) for p, t, r in source.iter_runs(first, last + 1, every))
     else:
         frames = source.iter_frames(first, last + 1, every)
-    header = source.header
+    header = source.meta
     for _pos, t, frame in frames:
         runs = getattr(frame, channel)
         ts.append(t)

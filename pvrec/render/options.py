@@ -17,9 +17,9 @@ from pathlib import Path
 
 from pvrec.classes_cgroup import CgroupScheme
 from pvrec.errors import PvrecError
+from pvrec.recording.header import Header
 from pvrec.render.compose import FIT_DEFAULT
 from pvrec.render.encoders import DEFAULT_CRF, DEFAULT_PRESET, Encoder, encoder_for
-from pvrec.render.raster import MapLayout, ram_header
 from pvrec.sources import Source
 from pvrec.units import format_bytes
 
@@ -146,7 +146,7 @@ class RenderOptions:
                 raise PvrecError(f"{s.name} has no cgroup pages: record it with --cgroups")
         metric_list = None
         if self.timeline_metrics is not None:
-            metric_list = [parse_timeline_metrics(self.timeline_metrics, s.header)
+            metric_list = [parse_timeline_metrics(self.timeline_metrics, s.meta)
                            for s in sources]
         title = self.title
         titles = list(title) if isinstance(title, list | tuple) else [title] * len(sources)
@@ -175,27 +175,23 @@ def check_snapshot_frame(source: Source, n: str | None) -> None:
 
 def _check_same_size(a: Source, b: Source) -> None:
     """Two runs side by side: one pixel must be the same memory in both."""
-    ha, hb = ram_header(a.header), ram_header(b.header)
-    ra, rb = MapLayout.build(ha).ram_pages, MapLayout.build(hb).ram_pages
-    psa, psb = ha.get("page_size", 4096), hb.get("page_size", 4096)
-    if ha["pfn_count"] != hb["pfn_count"] or ra != rb or psa != psb:
-        def size(h: dict, ram: int, ps: int) -> str:
-            return (f"{format_bytes(ram * ps)} of RAM in {h['pfn_count']:,} page frames "
-                    f"of {ps // 1024} KiB")
+    ha, hb = a.meta, b.meta
+    if (ha.pfn_count, ha.ram_pages, ha.page_size) != (hb.pfn_count, hb.ram_pages, hb.page_size):
+        def size(h: Header) -> str:
+            return (f"{format_bytes(h.ram_pages * h.page_size)} of RAM in {h.pfn_count:,} page "
+                    f"frames of {h.page_size // 1024} KiB")
 
-        raise PvrecError(f"{a.name} has {size(ha, ra, psa)}, {b.name} {size(hb, rb, psb)}: "
+        raise PvrecError(f"{a.name} has {size(ha)}, {b.name} {size(hb)}: "
                          f"side by side needs two recordings of machines with the same memory "
                          f"size, so that both maps draw the same pages in the same places")
 
 
 def _pair_title(source: Source) -> str:
-    cmd = source.header.get("command")
-    if isinstance(cmd, list) and cmd and all(isinstance(c, str) for c in cmd):
-        return f"{source.name}: {shlex.join(cmd)}"
-    return source.name
+    cmd = source.meta.command
+    return f"{source.name}: {shlex.join(cmd)}" if cmd else source.name
 
 
-def parse_timeline_metrics(spec: str | list[str], header: dict) -> list[tuple[str, str]]:
+def parse_timeline_metrics(spec: str | list[str], header: Header) -> list[tuple[str, str]]:
     """'free_hp_blocks,unusable_index@DMA32' -> [(metric, zone)]; a metric without @ZONE is
     that of the largest zone (Normal on most machines; 'all' for a recording without zones)."""
     from pvrec.metrics import check_metric_names, zones_of

@@ -22,7 +22,6 @@ import os
 import signal
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,13 +32,13 @@ from pvrec import messages
 from pvrec.classes import Scheme, ValueClassifier, make_scheme
 from pvrec.classes_cgroup import cgroup_schemes
 from pvrec.errors import PvrecError
-from pvrec.recording.reader import RecordingWarning
+from pvrec.recording.header import Header
 from pvrec.render.compose import MARGIN, Options, Picture, choose_layout
 from pvrec.render.data import cgroup_tally, class_timeline, fit_data_scheme
 from pvrec.render.encoders import ENCODERS, Cancelled, Encoder
 from pvrec.render.options import RenderOptions
 from pvrec.render.plan import Plan, make_plan
-from pvrec.render.raster import MapLayout, ram_header
+from pvrec.render.raster import MapLayout
 from pvrec.render.side import Side
 from pvrec.sources import RecordingSource, Source
 from pvrec.units import format_bytes
@@ -174,7 +173,7 @@ def _make_sides(o: RenderOptions, encoder: type[Encoder], sources: list[Source],
                 metric_list: list[list[tuple[str, str]]] | None) -> list[Side]:
     """Each run's side: its scheme, layout, picture (with its strips) and classifier."""
     ranges = [(s, a, b) for s, (a, b) in zip(sources, plan.ranges, strict=True)]
-    headers = [ram_header(s.header) for s in sources]
+    headers = [s.meta for s in sources]
     fit_data_scheme(scheme, ranges)
     schemes, note = _schemes(o, scheme, ranges)
     timeline = o.timeline or metric_list is not None  # --timeline-metrics implies it
@@ -208,7 +207,7 @@ def _schemes(o: RenderOptions, scheme: Scheme, ranges: list[tuple[Source, int, i
     return schemes, note
 
 
-def _layouts(o: RenderOptions, headers: list[dict], schemes: list[Scheme], opts: list[Options]
+def _layouts(o: RenderOptions, headers: list[Header], schemes: list[Scheme], opts: list[Options]
              ) -> tuple[list[MapLayout], int]:
     """Each side's layout (both sides: one K, each in half of --fit), and the RAM pages."""
     fit = o.fit if len(headers) == 1 else ((o.fit[0] - PAIR_GAP) // 2, o.fit[1])
@@ -351,50 +350,33 @@ def render_recording(rec_path: str | os.PathLike | list | tuple,
     paths = list(rec_path) if isinstance(rec_path, list | tuple) else [rec_path]
     if not 1 <= len(paths) <= 2:
         raise PvrecError(f"render draws one recording, or two side by side; not {len(paths)}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RecordingWarning)
-        seen: list[list[str]] = []
-        sources = []
-        for path in paths:
-            source = RecordingSource(path)
-            n = len(source)  # validates the frames: warnings for damaged ones
-            seen.append([])
-            for msg in source.rec.warnings:
-                seen[-1].append(msg)
-                if warn:
-                    warn(msg)
-            if not source.complete and n and warn:
-                warn(f"{path} has no end.json (still being written, or cut short by a "
-                     f"crash): rendering its {n} complete frames")
-            sources.append(source)
-        if out_path is not None:
-            out = Path(out_path)
-        elif len(paths) == 1:
-            out = Path(str(rec_path).rstrip("/") + ".mp4")
-        else:
-            a = str(paths[0]).rstrip("/")
-            out = Path(a + "-vs-" + Path(str(paths[1]).rstrip("/")).name + ".mp4")
-        user_progress = keywords.pop("progress", None)
+    met: list[str] = []  # the recordings' warnings, told as they are found
 
-        def relay_warnings() -> None:
-            for source, done in zip(sources, seen, strict=True):
-                for msg in source.rec.warnings[len(done):]:
-                    done.append(msg)
-                    if warn:
-                        warn(msg)
+    def on_warning(message: str) -> None:
+        met.append(message)
+        if warn:
+            warn(message)
 
-        def progress(done: int, total: int) -> None:
-            relay_warnings()  # damaged frames met while streaming
-            if user_progress:
-                user_progress(done, total)
-
-        opts = RenderOptions(**keywords) if options is None else \
-            dataclasses.replace(options, **keywords)
-        summary = render_source(sources[0], out, opts,
-                                beside=sources[1] if len(sources) > 1 else None,
-                                progress=progress, warn=warn)
-        relay_warnings()
-        summary.warnings = [m for done in seen for m in done]
-        return summary
-
-
+    sources = []
+    for path in paths:
+        source = RecordingSource(path, on_warning)  # its damaged frames are found here
+        n = len(source)
+        if not source.complete and n and warn:
+            warn(f"{path} has no end.json (still being written, or cut short by a "
+                 f"crash): rendering its {n} complete frames")
+        sources.append(source)
+    if out_path is not None:
+        out = Path(out_path)
+    elif len(paths) == 1:
+        out = Path(str(rec_path).rstrip("/") + ".mp4")
+    else:
+        a = str(paths[0]).rstrip("/")
+        out = Path(a + "-vs-" + Path(str(paths[1]).rstrip("/")).name + ".mp4")
+    progress = keywords.pop("progress", None)
+    opts = RenderOptions(**keywords) if options is None else \
+        dataclasses.replace(options, **keywords)
+    summary = render_source(sources[0], out, opts,
+                            beside=sources[1] if len(sources) > 1 else None,
+                            progress=progress, warn=warn)
+    summary.warnings = met
+    return summary

@@ -21,6 +21,7 @@ import numpy as np
 
 from pvrec.classes import HOLE
 from pvrec.errors import PvrecError
+from pvrec.recording.header import Header
 
 TILE_ROWS = 512  # rows (huge pages) per tile: 1 GiB with 4 KiB pages and 2 MiB huge pages
 PANEL_GAP = 24  # pixels between the panels of NUMA nodes
@@ -47,95 +48,40 @@ class Mark:
     end_pfn: int
 
 
-def _ranges(obj: object, limit: int) -> list[tuple[int, int]]:
-    """[[s, e], ...] from a header, clipped to [0, limit), bad entries dropped, merged."""
-    out: list[tuple[int, int]] = []
-    if not isinstance(obj, list):
-        return out
-    for r in obj:
-        if (isinstance(r, list | tuple) and len(r) == 2
-                and all(isinstance(v, int) and not isinstance(v, bool) for v in r)):
-            s, e = max(0, r[0]), min(limit, r[1])
-            if s < e:
-                out.append((s, e))
-    out.sort()
-    merged: list[tuple[int, int]] = []
-    for s, e in out:
-        if merged and s <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], e))
-        else:
-            merged.append((s, e))
-    return merged
-
-
-def holes_of(header: dict) -> list[tuple[int, int]]:
+def holes_of(header: Header) -> list[tuple[int, int]]:
     """PFN ranges in [0, pfn_count) that are not RAM (none when the header has no RAM ranges)."""
-    n = int(header["pfn_count"])
-    if "ram_ranges" not in header or not isinstance(header["ram_ranges"], list):
-        return []
-    ram = _ranges(header["ram_ranges"], n)
-    if not ram:
-        return []
+    n = header.pfn_count
     holes, pos = [], 0
-    for s, e in ram:
+    for s, e in header.ram_ranges:  # clipped to [0, pfn_count), sorted and merged (Header)
         if s > pos:
             holes.append((pos, s))
         pos = e
-    if pos < n:
+    if header.ram_ranges and pos < n:
         holes.append((pos, n))
     return holes
 
 
-def ram_header(header: dict) -> dict:
-    """The header with pfn_count checked; ram_ranges [] (unknown) means all RAM."""
-    h = dict(header)
-    if not h.get("ram_ranges"):
-        h.pop("ram_ranges", None)
-    return h
-
-
-def marks_of(header: dict) -> list[Mark]:
-    """Zone and node spans of the header, in PFN order (malformed entries ignored)."""
-    n = int(header["pfn_count"])
-    marks: list[Mark] = []
-    zones = header.get("zones")
-    if isinstance(zones, list):
-        for z in zones:
-            if not isinstance(z, dict):
-                continue
-            s, e, name = z.get("start_pfn"), z.get("end_pfn"), z.get("name")
-            if isinstance(s, int) and isinstance(e, int) and isinstance(name, str) and s < n:
-                node = z.get("node")
-                nodes = header.get("nodes")
-                label = name if not (isinstance(nodes, list) and len(nodes) > 1) \
-                    else f"{name} (node {node})"
-                marks.append(Mark(max(0, s), "zone", label[:24], min(e, n)))
-    nodes = header.get("nodes")
-    if isinstance(nodes, list) and len(nodes) > 1:
-        for nd in nodes:
-            if not isinstance(nd, dict):
-                continue
-            rs = _ranges(nd.get("ranges"), n)
-            if rs:
-                marks.append(Mark(rs[0][0], "node", f"node {nd.get('node')}", rs[-1][1]))
+def marks_of(header: Header) -> list[Mark]:
+    """Zone and node spans of the header, in PFN order."""
+    n = header.pfn_count
+    several = len(header.nodes) > 1
+    marks = [Mark(z.start_pfn, "zone", (f"{z.name} (node {z.node})" if several else z.name)[:24],
+                  min(z.end_pfn, n))
+             for z in header.zones if z.start_pfn < n]
+    if several:
+        marks += [Mark(nd.ranges[0][0], "node", f"node {nd.node}", nd.ranges[-1][1])
+                  for nd in header.nodes if nd.ranges]
     marks.sort(key=lambda m: (m.pfn, m.kind))
     return marks
 
 
-def node_spans(header: dict) -> list[tuple[int, int, int]]:
+def node_spans(header: Header) -> list[tuple[int, int, int]]:
     """(node, first PFN, end PFN) of each NUMA node with memory, in PFN order; [] for one node
     (or a header that does not say)."""
-    n = int(header["pfn_count"])
-    nodes = header.get("nodes")
-    if not isinstance(nodes, list) or len(nodes) < 2:
+    if len(header.nodes) < 2:
         return []
-    spans = []
-    for nd in nodes:
-        if isinstance(nd, dict):
-            rs = _ranges(nd.get("ranges"), n)
-            if rs:
-                spans.append((nd.get("node"), rs[0][0], rs[-1][1]))
-    spans.sort(key=lambda x: x[1])
+    spans = sorted(((nd.node, nd.ranges[0][0], nd.ranges[-1][1]) for nd in header.nodes
+                    if nd.ranges), key=lambda x: x[1])
     if len(spans) < 2 or any(a[2] > b[1] for a, b in zip(spans, spans[1:], strict=False)):
         return []  # one node with memory, or interleaved nodes: one map
     return spans
@@ -168,12 +114,10 @@ class MapLayout:
     # -- construction
 
     @classmethod
-    def build(cls, header: dict, *, kind: str = "tiles", ppp: int = 1, width: int | None = None,
+    def build(cls, header: Header, *, kind: str = "tiles", ppp: int = 1, width: int | None = None,
               cols: int | None = None, gap: int = 0, vgap: int | None = None) -> MapLayout:
         """The layout of a recording's header (see the module docstring)."""
-        n = int(header["pfn_count"])
-        page_size = _int(header.get("page_size"), 4096)
-        hpage = _int(header.get("hpage_pages"), max(1, (2 << 20) // page_size))
+        n, page_size, hpage = header.pfn_count, header.page_size, header.hpage_pages
         if kind == "rows":
             row = width or hpage
             if row < 1:
@@ -443,10 +387,6 @@ def _covered(holes: list[tuple[int, int]], first: int, last: int) -> bool:
         if s <= first and last <= e:
             return True
     return False
-
-
-def _int(v: object, default: int) -> int:
-    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else default
 
 
 def format_offset(nbytes: int) -> str:

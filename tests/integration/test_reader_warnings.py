@@ -56,3 +56,16 @@ def test_a_zone_without_start_pfn_is_one_line_naming_the_key(tmp_path, argv):
     r = run_pvrec(argv[0], rec, *argv[1:])
     assert (r.returncode, r.stdout) == (2, "")
     assert r.stderr == f"pvrec: {rec}/header.json: zone 0 has no start_pfn\n"
+
+
+def test_render_tells_a_damaged_frame_once_when_it_meets_it(tmp_path):
+    """render_recording hands each warning to its warn callback as the reader finds it (the
+    damaged delta frame 1 is met while streaming) and lists them in the summary."""
+    from pvrec.render.pipeline import render_recording
+
+    rec = damaged_recording(tmp_path, damaged=1)
+    told: list[str] = []
+    summary = render_recording(rec, tmp_path / "out.gif", warn=told.append)
+    assert told == [f"{rec}: frame 1 (frames/000001.npz) is damaged (File is not a zip file); "
+                    f"skipped up to the next key frame"]
+    assert summary.warnings == told and summary.rendered == 3

@@ -17,13 +17,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pvrec.recording.reader import RecordingWarning, open_recording
+from pvrec.recording.reader import open_recording
 from tests.conftest import needs_kpageflags
 from tests.helpers import (
     REPO,
@@ -228,11 +227,9 @@ def test_sigkill_mid_run_leaves_a_readable_recording(dump, tmp_path):
     wait_frames(out, 4)
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RecordingWarning)
-        rec = open_recording(out)
-        assert not rec.complete and len(rec) >= 4
-        assert all(np.array_equal(f, dump[1]) for _, f in rec.iter_frames())
+    rec = open_recording(out)
+    assert not rec.complete and len(rec) >= 4
+    assert all(np.array_equal(f, dump[1]) for _, f in rec.iter_frames())
     code, _, err = pvrec_main("export", out, "-o", tmp_path / "last.kpf")
     assert code == 0, err
     assert (tmp_path / "last.kpf").read_bytes() == dump[0].read_bytes()
@@ -256,11 +253,9 @@ def test_disk_full_stops_sampling_with_one_line_and_a_readable_recording(tmp_pat
     assert p.returncode == 1, err
     assert "cannot write frame" in err and "No space left on device" in err
     assert "readable up to frame" in err and "Traceback" not in err
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RecordingWarning)
-        rec = open_recording(out)
-        assert len(rec) >= 1
-        assert np.array_equal(rec.read(-1), flags)
+    rec = open_recording(out)
+    assert len(rec) >= 1
+    assert np.array_equal(rec.read(-1), flags)
     assert not list(out.glob("frames/*.tmp"))
 
 

@@ -24,6 +24,7 @@ from PIL import Image
 
 from pvrec import flags as F
 from pvrec.classes import default_scheme
+from pvrec.recording.header import Header
 from pvrec.recording.writer import Writer
 from pvrec.render.pipeline import render_recording
 from tests.conftest import FIXTURES, REPO, run_pvrec
@@ -102,7 +103,7 @@ def test_mp4_full_picture_is_browser_safe(rec, tmp_path):
     from pvrec.render.raster import MapLayout
 
     scheme, opt = default_scheme(), Options(changes=True, timeline=True)
-    header = {**HEADER, "pfn_count": 4096}
+    header = Header.from_dict({**HEADER, "pfn_count": 4096})
     ram = MapLayout.build(header).ram_pages
     g = Picture(choose_layout(header, scheme, opt, ram_pages=ram), scheme, header, opt,
                 ram_pages=ram).geo

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pvrec.recording.header import Header
 from pvrec.render.pipeline import PAIR_GAP, render_recording
 from tests.conftest import run_pvrec
 from tests.integration.test_render import decode, ok
@@ -151,7 +152,7 @@ def chan(tmp_path_factory) -> Path:
 # -------------------------------------------------------------------- --highlight workload
 
 
-def map_of(path: Path, header: dict, **opt) -> tuple[np.ndarray, np.ndarray]:
+def map_of(path: Path, header: Header, **opt) -> tuple[np.ndarray, np.ndarray]:
     """(the map part of a rendered PNG of the 4096-page test layout as RGB, its palette)."""
     from pvrec.classes import default_scheme
     from pvrec.render.compose import Options, Picture, choose_layout
@@ -174,7 +175,7 @@ def test_highlight_workload_full_colour_and_the_rest_dimmed(chan, tmp_path):
     ok(run_pvrec("render", chan, "-o", out, "--highlight", "workload", "--frame", "3"))
     rec = open_recording(chan)
     frame = rec.read_frame(3)
-    header = {**HEADER, "pfn_count": 4096}
+    header = Header.from_dict({**HEADER, "pfn_count": 4096})
     got, colors = map_of(out, header, highlight="workload")
     cls = ValueClassifier(default_scheme())(frame.flags.expand())
     mine = np.zeros(4096, bool)
@@ -248,7 +249,7 @@ def test_color_by_cgroup_colours_each_page_by_its_cgroup(chan, tmp_path):
     out = tmp_path / "cg.png"
     ok(run_pvrec("render", chan, "-o", out, "--color-by", "cgroup", "--top", "3",
                  "--frame", "5"))
-    got, _ = map_of(out, {**HEADER, "pfn_count": 4096})
+    got, _ = map_of(out, Header.from_dict({**HEADER, "pfn_count": 4096}))
     inode = open_recording(chan).read_frame(5).cgroup.expand()
     # /workload grows to the largest; then sshd (101), user-1000 (102); the rest "other"
     want = {103: SERIES_COLORS[0], 101: SERIES_COLORS[1], 102: SERIES_COLORS[2]}
@@ -326,8 +327,8 @@ def test_timeline_metrics_lines_are_the_frames_metrics(tmp_path):
     labels, values = got["metrics"]
     assert labels == ["free_hp_blocks (Normal)", "unusable_index (DMA32)"]  # Normal: largest
     r = open_recording(rec)
-    want = [[frame_metrics(r.read_runs(i), r.header)["Normal"]["free_hp_blocks"],
-             frame_metrics(r.read_runs(i), r.header)["DMA32"]["unusable_index"]]
+    want = [[frame_metrics(r.read_runs(i), r.meta)["Normal"]["free_hp_blocks"],
+             frame_metrics(r.read_runs(i), r.meta)["DMA32"]["unusable_index"]]
             for i in range(6)]
     assert np.allclose(values, want)
     assert got["timeline"] is not None  # implies --timeline
@@ -340,7 +341,7 @@ def test_timeline_metrics_lines_are_the_frames_metrics(tmp_path):
     from pvrec.render.compose import Options, Picture, choose_layout
     from pvrec.render.strips import TIMELINE_H
 
-    header, o = {**HEADER, "pfn_count": 4096}, Options(timeline=True)
+    header, o = Header.from_dict({**HEADER, "pfn_count": 4096}), Options(timeline=True)
     g = Picture(choose_layout(header, default_scheme(), o), default_scheme(), header, o).geo
     base = png(plain)
     rows = np.flatnonzero((img[:base.shape[0]] != base).any(-1).any(1))
@@ -414,7 +415,7 @@ def numa(tmp_path_factory) -> Path:
 def test_numa_nodes_get_a_panel_each_with_their_own_tiles():
     from pvrec.render.raster import PANEL_GAP, MapLayout
 
-    lay = MapLayout.build(numa_header())
+    lay = MapLayout.build(Header.from_dict(numa_header()))
     assert [(t.panel, t.first_pfn) for t in lay.tiles] == [
         (0, 0), (0, G), (1, 2 * G), (1, 3 * G), (1, 4 * G)]  # node 1 starts its own tiles
     assert [t.rows for t in lay.tiles] == [512, 256, 512, 512, 256]
@@ -422,7 +423,8 @@ def test_numa_nodes_get_a_panel_each_with_their_own_tiles():
     x = [t.x for t in lay.tiles]
     assert x[2] - (x[1] + 512) == PANEL_GAP and x[4] == x[2]
     assert lay.size_for(2) == (4 * 512 + 2 * lay.gap + PANEL_GAP, 512 + lay.vgap + 256)
-    one = MapLayout.build({**numa_header(), "nodes": numa_header()["nodes"][:1]})
+    one = MapLayout.build(Header.from_dict({**numa_header(),
+                                            "nodes": numa_header()["nodes"][:1]}))
     assert [t.first_pfn for t in one.tiles] == [0, G, 2 * G, 3 * G, 4 * G]
     assert all(t.panel == 0 for t in one.tiles)
 
@@ -437,8 +439,8 @@ def test_numa_map_pixels_are_their_pages(numa, tmp_path):
     img = np.asarray(Image.open(out))  # palette indices: class numbers
     cls = ValueClassifier(default_scheme())(open_recording(numa).read(-1))
     cls[3 * G // 2:2 * G] = 0
-    lay = choose_layout(numa_header(), default_scheme(), Options(map_only=True), ppp=1,
-                        ram_pages=4 * G)
+    lay = choose_layout(Header.from_dict(numa_header()), default_scheme(),
+                        Options(map_only=True), ppp=1, ram_pages=4 * G)
     assert lay.cols == 2  # 2 tiles wide in each panel: 2584 px would not fit 1920
     assert img.shape == (lay.height, lay.width)
     for t in lay.tiles:
@@ -452,7 +454,7 @@ def test_numa_picture_is_labelled_per_node(numa, tmp_path):
     from pvrec.classes import default_scheme
     from pvrec.render.compose import Options, Picture, choose_layout
 
-    h, o = numa_header(), Options(timeline=True)
+    h, o = Header.from_dict(numa_header()), Options(timeline=True)
     lay = choose_layout(h, default_scheme(), o, ram_pages=4 * G)
     assert len(lay.panels) == 2
     names = [m.name for m in lay.marks if m.kind == "node"]

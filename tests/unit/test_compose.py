@@ -22,6 +22,7 @@ import pytest
 from PIL import Image, features
 
 from pvrec.classes import HOLE, default_scheme
+from pvrec.recording.header import Header
 from pvrec.render.compose import Options, Picture, choose_layout
 from pvrec.render.encoders import GifEncoder
 from pvrec.render.palette import THEME_UI, Palette
@@ -179,10 +180,10 @@ def test_default_fit_of_the_vm_and_of_small_machines():
     pic = Picture(lay, s, VM, opt, ram_pages=lay.ram_pages)
     assert pic.size[0] <= 1920 and pic.size[1] <= 1080
     assert lay.ppp == 8 and lay.cols == 24  # one row of 24 tiles, 64 px wide
-    one = {"pfn_count": 262144, "hpage_pages": 512}
+    one = Header.from_dict({"pfn_count": 262144, "hpage_pages": 512})
     lay1 = choose_layout(one, s, opt)
     assert lay1.ppp == 1 and (lay1.width, lay1.height) == (512, 512)
-    four = {"pfn_count": 4 * 262144, "hpage_pages": 512}
+    four = Header.from_dict({"pfn_count": 4 * 262144, "hpage_pages": 512})
     lay4 = choose_layout(four, s, opt)
     assert lay4.ppp == 2 and lay4.cols == 4
     small = choose_layout(four, s, opt, fit=(700, 700))
@@ -193,7 +194,7 @@ def test_default_fit_of_the_vm_and_of_small_machines():
 
 def test_frames_redraw_only_what_changes():
     s = default_scheme()
-    header = {"pfn_count": 262144, "hpage_pages": 512, "command": ["true"]}
+    header = Header.from_dict({"pfn_count": 262144, "hpage_pages": 512, "command": ["true"]})
     lay = choose_layout(header, s, Options(changes=True, timeline=True))
     tl = (np.array([0.0, 1.0, 2.0]), np.tile(np.arange(len(s)), (3, 1)))
     pic = Picture(lay, s, header, Options(changes=True, timeline=True), frame_count=3,

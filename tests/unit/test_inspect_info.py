@@ -18,7 +18,7 @@ def test_pages_per_class_in_ram_are_the_renderers(ram):
     pfn_count = int(lengths.sum())
     classes = rng.integers(1, 9, lengths.size).astype(np.uint8)  # 0 is HOLE
     header = Header.from_dict({"pfn_count": pfn_count, "ram_ranges": ram})
-    lay = MapLayout.build(header.to_dict())
+    lay = MapLayout.build(header)
     want = lay.class_pages(lay.class_runs(classes, lengths), 12)
     got = pages_per_class(classes, lengths, header.ram_or_all, 12)
     assert got[1:].tolist() == want[1:].tolist()

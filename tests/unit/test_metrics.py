@@ -16,6 +16,7 @@ from pvrec.metrics import (
     free_intervals,
     kernel_figures,
 )
+from pvrec.recording.header import Header
 from pvrec.runs import encode_flags
 from tests.conftest import needs_kpageflags, run_pvrec
 
@@ -58,7 +59,7 @@ def test_frame_metrics_exact_on_a_hand_made_frame():
     flags[24:48] = BUDDY  # blocks 3, 4, 5 free
     flags[48:56] = 0  # block 6: kernel pages with no flag (unmovable)
     flags[56:64] = LRU_ANON
-    header = {"pfn_count": 64, "hpage_pages": hp}
+    header = Header.from_dict({"pfn_count": 64, "hpage_pages": hp})
     m = frame_metrics(encode_flags(flags), header)["all"]
     assert m["free_pages"] == 8 + 4 + 28
     assert m["free_hp_blocks"] == 4
@@ -69,9 +70,10 @@ def test_frame_metrics_exact_on_a_hand_made_frame():
 
 def test_zones_split_the_metrics_and_holes_do_not_count():
     flags = np.full(4096, BUDDY, np.uint64)
-    header = {"pfn_count": 4096, "hpage_pages": 512, "ram_ranges": [[0, 1024], [2048, 4096]],
-              "zones": [{"node": 0, "name": "DMA32", "start_pfn": 0, "end_pfn": 2048},
-                        {"node": 0, "name": "Normal", "start_pfn": 2048, "end_pfn": 4096}]}
+    header = Header.from_dict({
+        "pfn_count": 4096, "hpage_pages": 512, "ram_ranges": [[0, 1024], [2048, 4096]],
+        "zones": [{"node": 0, "name": "DMA32", "start_pfn": 0, "end_pfn": 2048},
+                  {"node": 0, "name": "Normal", "start_pfn": 2048, "end_pfn": 4096}]})
     m = frame_metrics(encode_flags(flags), header)
     assert m["DMA32"]["free_pages"] == 1024 and m["DMA32"]["free_hp_blocks"] == 2
     assert m["Normal"]["free_pages"] == 2048 and m["Normal"]["buddy_order_10"] == 2

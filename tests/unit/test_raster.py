@@ -9,16 +9,18 @@ from hypothesis import strategies as st
 
 from pvrec.classes import HOLE
 from pvrec.errors import PvrecError
+from pvrec.recording.header import Header
 from pvrec.render.raster import MapLayout, class_changes, format_offset, holes_of, marks_of
 from pvrec.runs import encode_flags
 
-VM = {  # the 24 GiB test VM's real layout
+VM_LAYOUT = {  # the 24 GiB test VM's real layout
     "pfn_count": 6553600, "page_size": 4096, "hpage_pages": 512,
     "ram_ranges": [[1, 0xA0], [0x100, 0xC0000], [0x100000, 0x640000]],
     "zones": [{"node": 0, "name": "DMA", "start_pfn": 1, "end_pfn": 0x1000},
               {"node": 0, "name": "DMA32", "start_pfn": 0x1000, "end_pfn": 0x100000},
               {"node": 0, "name": "Normal", "start_pfn": 0x100000, "end_pfn": 0x640000}],
 }
+VM = Header.from_dict(VM_LAYOUT)
 
 
 def reference_pixels(lay: MapLayout, page_cls: np.ndarray) -> np.ndarray:
@@ -63,7 +65,8 @@ def runs_of(page_cls: np.ndarray):
 @given(frames(), st.data())
 def test_pixels_pages_and_changes_match_a_page_by_page_reference(frame, data):
     header, k, cls = frame
-    lay = MapLayout.build(header, kind="rows", ppp=k, width=header["hpage_pages"])
+    lay = MapLayout.build(Header.from_dict(header), kind="rows", ppp=k,
+                          width=header["hpage_pages"])
     cr = lay.class_runs(*runs_of(cls))
     assert cr.lengths.sum() == lay.blocks * k
     assert np.array_equal(lay.pixel_classes(cr), reference_pixels(lay, cls))
@@ -95,7 +98,7 @@ def test_class_changes_ranges():
 
 def test_rows_layout_is_the_pfn_contract():
     n = 512 * 3 + 100
-    lay = MapLayout.build({"pfn_count": n}, kind="rows", width=512)
+    lay = MapLayout.build(Header.from_dict({"pfn_count": n}), kind="rows", width=512)
     assert (lay.width, lay.height) == (512, 4)
     cls = (np.arange(n) % 7).astype(np.uint8)
     img = np.full((lay.height, lay.width), HOLE, np.uint8)  # the production path: runs ->
@@ -106,7 +109,7 @@ def test_rows_layout_is_the_pfn_contract():
 
 
 def test_one_gib_machine_is_the_articles_square():
-    lay = MapLayout.build({"pfn_count": 262144, "hpage_pages": 512})
+    lay = MapLayout.build(Header.from_dict({"pfn_count": 262144, "hpage_pages": 512}))
     assert (lay.width, lay.height) == (512, 512)
     assert len(lay.tiles) == 1 and lay.tile_label(lay.tiles[0]) == "0 GiB"
 
@@ -138,7 +141,7 @@ def test_pages_per_pixel_must_divide_the_row():
 def test_vm_frame_with_k8_matches_reference_on_a_slice():
     """The real layout's hole edges (PFN 0xA0, 0x100) fall inside pixels when K=16."""
     n = 0x2000
-    header = {**VM, "pfn_count": n}
+    header = Header.from_dict({**VM_LAYOUT, "pfn_count": n})
     rng = np.random.default_rng(1)
     cls = np.repeat(rng.integers(0, 6, 400).astype(np.uint8), rng.integers(1, 40, 400))[:n]
     cls = np.concatenate((cls, np.full(n - cls.size, 2, np.uint8)))
@@ -147,17 +150,24 @@ def test_vm_frame_with_k8_matches_reference_on_a_slice():
     assert np.array_equal(got, reference_pixels(lay, cls))
 
 
-def test_header_parsing_is_lenient():
-    h = {"pfn_count": 100, "ram_ranges": [[0, 50], "junk", [60, 1000], [True, 3]],
-         "zones": [{"name": "Normal", "start_pfn": 0, "end_pfn": 100}, "x", {"name": 3}],
-         "nodes": [{"node": 0, "ranges": [[0, 50]]}, {"node": 1, "ranges": [[60, 100]]}]}
+def test_holes_and_marks_of_the_checked_header():
+    """Bad RAM ranges are left out (by the Header: the renderer checks nothing again); a zone
+    that is not one is refused when the header is read, so it never reaches the renderer."""
+    raw = {"pfn_count": 100, "ram_ranges": [[0, 50], "junk", [60, 1000], [True, 3]],
+           "zones": [{"name": "Normal", "start_pfn": 0, "end_pfn": 100}],
+           "nodes": [{"node": 0, "ranges": [[0, 50]]}, {"node": 1, "ranges": [[60, 100]]}]}
+    h = Header.from_dict(raw)
     assert holes_of(h) == [(50, 60)]
-    assert holes_of({"pfn_count": 10}) == [] and holes_of({"pfn_count": 10, "ram_ranges": []}) \
-        == []
+    assert holes_of(Header.from_dict({"pfn_count": 10})) == [] \
+        and holes_of(Header.from_dict({"pfn_count": 10, "ram_ranges": []})) == []
     marks = marks_of(h)
     assert [(m.kind, m.name, m.pfn, m.end_pfn) for m in marks] == [
-        ("node", "node 0", 0, 50), ("zone", "Normal (node None)", 0, 100),
+        ("node", "node 0", 0, 50), ("zone", "Normal (node 0)", 0, 100),
         ("node", "node 1", 60, 100)]
+    for junk, message in (("x", "zone 1 is not an object"),
+                          ({"name": 3}, "zone 1 has no start_pfn")):
+        with pytest.raises(PvrecError, match=message):
+            Header.from_dict({**raw, "zones": [*raw["zones"], junk]})
 
 
 def test_format_offset():

@@ -201,12 +201,12 @@ def header_cases() -> list[tuple[str, dict]]:
 
 def check_consumers(path) -> None:
     """What opens must also be drawable and measurable: the Header's values are what the
-    metrics and the renderer (which reads the plain dict) take without another check."""
+    metrics and the renderer take without another check."""
     rec = open_recording(path)
     zones = {z for z, _ in zones_of(rec.meta)}
     if len(rec):  # pfn_count changed: every frame has another page count and is skipped
         assert zones == set(frame_metrics(rec.read_runs(-1), rec.meta))
-    lay = MapLayout.build(rec.header)
+    lay = MapLayout.build(rec.meta)
     assert lay.ram_pages == rec.meta.ram_pages
     json.dumps(rec.header)
 
