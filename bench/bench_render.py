@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import lzma
 import os
 import pstats
 import shutil
@@ -38,10 +37,10 @@ sys.path.insert(0, str(REPO))
 
 from pvrec import flags as F  # noqa: E402
 from pvrec.recording.reader import open_recording  # noqa: E402
-from pvrec.recording.writer import Writer  # noqa: E402
 from pvrec.render.pipeline import render_recording  # noqa: E402
+from tests import helpers  # noqa: E402
+from tests.helpers import FIXTURES, fixture_names, load_fixture  # noqa: E402
 
-FIXTURES = REPO.parent / "shared" / "fixtures"
 VM_HEADER = {
     "page_size": 4096, "hpage_pages": 512,
     "ram_ranges": [[1, 0xA0], [0x100, 0xC0000], [0x100000, 0x640000]],
@@ -55,10 +54,10 @@ VM_HEADER = {
 
 
 def load_fixtures() -> list[np.ndarray]:
-    files = sorted(FIXTURES.glob("*.kpf.xz"))
-    if not files:
+    names = fixture_names()
+    if not names:
         sys.exit(f"bench_render: no fixtures in {FIXTURES}")
-    return [np.frombuffer(lzma.open(f).read(), dtype="<u8").astype(np.uint64) for f in files]
+    return [load_fixture(name) for name in names]
 
 
 def make_recording(path: Path, frames: int, pages: int | None = None, seed: int = 0) -> Path:
@@ -73,12 +72,17 @@ def make_recording(path: Path, frames: int, pages: int | None = None, seed: int 
                   "zones": [{"node": 0, "name": "Normal", "start_pfn": 0, "end_pfn": pages}]}
     else:
         header = VM_HEADER
+    return helpers.make_recording(path, wander(fx, frames, seed, path.name), header=header,
+                                  end={"reason": "bench"})
+
+
+def wander(fx: list[np.ndarray], frames: int, seed: int, name: str):
+    """Frames moving from one fixture's state towards the next, 1-5% of pages per frame."""
     n = fx[0].size
     rng = np.random.default_rng(seed)
     cur = fx[0].copy()
     target = 1
     noise = np.uint64(F.bit(F.REFERENCED) | F.bit(F.IDLE))
-    w = Writer(path, {**header, "pfn_count": n})
     t0 = time.perf_counter()
     for i in range(frames):
         goal = fx[target]
@@ -100,12 +104,10 @@ def make_recording(path: Path, frames: int, pages: int | None = None, seed: int 
         for p in rng.choice(lru, size=min(lru.size, 64), replace=False) if lru.size else []:
             sl = slice(int(p), int(p) + int(rng.integers(8, 512)))
             cur[sl] ^= np.where((cur[sl] & np.uint64(F.bit(F.LRU))) != 0, noise, np.uint64(0))
-        w.add_frame(cur, float(i), {})
+        yield cur
         if i % 20 == 0:
-            print(f"  writing bench recording {path.name}: frame {i}/{frames} "
+            print(f"  writing bench recording {name}: frame {i}/{frames} "
                   f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
-    w.close({"reason": "bench"})
-    return path
 
 
 def pipeline_stages(rec_path: Path, frames: int) -> dict[str, float]:

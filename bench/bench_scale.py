@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import lzma
 import os
 import subprocess
 import sys
@@ -31,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURE = REPO.parent / "shared" / "fixtures" / "after-kbuild.kpf.xz"
 GIB_PAGES = 262144
 # Peak RSS from VmHWM: ru_maxrss would include the parent's memory at fork (kept across exec).
 RSS = ("import sys, pvrec.cli; rc = pvrec.cli.main(sys.argv[1:]); "
@@ -40,8 +38,10 @@ RSS = ("import sys, pvrec.cli; rc = pvrec.cli.main(sys.argv[1:]); "
 
 
 def base_flags() -> np.ndarray:
-    with lzma.open(FIXTURE) as f:
-        return np.frombuffer(f.read(), dtype="<u8")
+    sys.path.insert(0, str(REPO))
+    from tests.helpers import load_fixture
+
+    return load_fixture("after-kbuild")
 
 
 def machine_flags(base: np.ndarray, pages: int) -> np.ndarray:

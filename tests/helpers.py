@@ -167,7 +167,7 @@ def _process_state() -> dict:
         "message printer": messages._printer,
         "child subreaper": _subreaper(),
         "open fds": _fd_targets(os.listdir("/proc/self/fd")),  # fd -> what it is open on
-        "threads": threading.active_count(),
+        "threads": {t.ident for t in threading.enumerate()},
         "cwd": os.getcwd(),
     }
 
@@ -232,9 +232,21 @@ def pvrec_main(*args, env: dict | None = None, cwd: Path | None = None) -> tuple
             warnings.warn(f"pvrec {args[0]} left fd {fd} open on {target}", LeakedFdWarning,
                           stacklevel=2)
             del after["open fds"][fd]
+    # Fds and threads the caller had may end during the call (a decoder of the test's own
+    # finishing): only what the call added counts.
+    after["open fds"] = {fd: t for fd, t in after["open fds"].items()
+                         if before["open fds"].get(fd) != t}
+    after["threads"] -= before["threads"]
+    before["open fds"], before["threads"] = {}, set()
     left = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
     assert not left, f"pvrec {' '.join(map(str, args))} left process state behind: {left}"
     return code, out.buffer.getvalue().decode(), err.buffer.getvalue().decode()
+
+
+def run_here(*args, **kw) -> subprocess.CompletedProcess:
+    """pvrec_main with run_pvrec's result type: for tests written against either."""
+    code, out, err = pvrec_main(*args, **kw)
+    return subprocess.CompletedProcess([str(a) for a in args], code, out, err)
 
 
 # ------------------------------------------------------------------------------ synthetic frames

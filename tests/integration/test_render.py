@@ -8,7 +8,6 @@ every class next to every other): the tests allow 0.1%.
 
 from __future__ import annotations
 
-import lzma
 import os
 import re
 import signal
@@ -27,8 +26,8 @@ from pvrec.classes import default_scheme
 from pvrec.recording.header import Header
 from pvrec.recording.writer import Writer
 from pvrec.render.pipeline import render_recording
-from tests.conftest import FIXTURES, REPO, run_pvrec
-from tests.unit.test_render_data import HEADER, make_recording
+from tests.conftest import REPO, run_pvrec
+from tests.helpers import HEADER, make_recording, run_here
 
 MP4_TOLERANCE = 0.001  # share of pages whose decoded colour is nearer another class's
 
@@ -138,37 +137,37 @@ def test_gif_and_webp_are_exact_and_loop(rec, tmp_path):
 
 
 def test_png_frames_and_time_options(rec, tmp_path):
-    ok(run_pvrec("render", rec, "-o", tmp_path / "last.png"))
-    ok(run_pvrec("render", rec, "-o", tmp_path / "f7.png", "--frame", "7"))
-    ok(run_pvrec("render", rec, "-o", tmp_path / "t7.png", "--frame", "7s"))
-    ok(run_pvrec("render", rec, "-o", tmp_path / "d7.png", "--frame", "6.5"))  # seconds
+    ok(run_here("render", rec, "-o", tmp_path / "last.png"))
+    ok(run_here("render", rec, "-o", tmp_path / "f7.png", "--frame", "7"))
+    ok(run_here("render", rec, "-o", tmp_path / "t7.png", "--frame", "7s"))
+    ok(run_here("render", rec, "-o", tmp_path / "d7.png", "--frame", "6.5"))  # seconds
     a, b, c, d = (np.asarray(Image.open(tmp_path / n)) for n in
                   ("last.png", "f7.png", "t7.png", "d7.png"))
     assert np.array_equal(a, b) and np.array_equal(a, c) and np.array_equal(a, d)
-    err = ok(run_pvrec("render", rec, "-o", tmp_path / "f30.gif", "--fps", "30"))
+    err = ok(run_here("render", rec, "-o", tmp_path / "f30.gif", "--fps", "30"))
     assert "warning: GIF frame delays are whole 1/100 s: 30 fps plays at 33.3 fps" in err
-    err = ok(run_pvrec("render", rec, "-o", tmp_path / "e.gif", "--every", "3"))
+    err = ok(run_here("render", rec, "-o", tmp_path / "e.gif", "--every", "3"))
     assert " 3 frames" in err  # 0, 3, 6
-    err = ok(run_pvrec("render", rec, "-o", tmp_path / "s.gif", "--start", "2", "--end", "5s"))
+    err = ok(run_here("render", rec, "-o", tmp_path / "s.gif", "--start", "2", "--end", "5s"))
     assert " 4 frames" in err
-    err = ok(run_pvrec("render", rec, "-o", tmp_path / "h.gif", "--hold", "1.5"))
+    err = ok(run_here("render", rec, "-o", tmp_path / "h.gif", "--hold", "1.5"))
     assert " 23 frames" in err  # 8 + 15 held
     assert len(decode(tmp_path / "h.gif")) == 23
     # --speed 0.5: half a recording second per video second: 7 s of recording -> 14 s of video.
-    err = ok(run_pvrec("render", rec, "-o", tmp_path / "sp.gif", "--speed", "0.5", "--fps", "2"))
+    err = ok(run_here("render", rec, "-o", tmp_path / "sp.gif", "--speed", "0.5", "--fps", "2"))
     assert " 29 frames, 14.5 s at 2 fps" in err
-    err = ok(run_pvrec("render", rec, "-o", tmp_path / "fast.gif", "--speed", "4", "--fps", "2"))
+    err = ok(run_here("render", rec, "-o", tmp_path / "fast.gif", "--speed", "4", "--fps", "2"))
     assert " 4 frames" in err  # t = 0, 2, 4, 6
 
 
 def test_default_output_name_and_no_silent_overwrite(rec, tmp_path):
     out = Path(str(rec) + ".mp4")
     out.unlink(missing_ok=True)
-    ok(run_pvrec("render", rec, "--end", "1"))
+    ok(run_here("render", rec, "--end", "1"))
     assert out.exists()
-    r = run_pvrec("render", rec, "--end", "1")
+    r = run_here("render", rec, "--end", "1")
     assert r.returncode == 2 and "already exists (use --force" in r.stderr
-    ok(run_pvrec("render", rec, "--end", "1", "--force"))
+    ok(run_here("render", rec, "--end", "1", "--force"))
     out.unlink()
 
 
@@ -203,7 +202,7 @@ def test_bad_input_is_one_line_and_exit_2(rec, tmp_path):
         (["classes", "--classes", tmp_path / "bad.toml"], "line 4"),
     ]
     for args, message in cases:
-        r = run_pvrec(*args)
+        r = run_here(*args)
         assert r.returncode == 2, (args, r.stderr)
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("pvrec: "), (args, r.stderr)
@@ -264,15 +263,8 @@ def test_snapshot_and_classes(rec, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def kbuild_dump(tmp_path_factory) -> Path:
-    src = FIXTURES / "after-kbuild.kpf.xz"
-    if not src.exists():
-        pytest.skip(f"no real fixtures at {FIXTURES}")
-    out = tmp_path_factory.mktemp("fx") / "after-kbuild.kpf"
-    with lzma.open(src) as f, open(out, "wb") as g:
-        while chunk := f.read(8 << 20):
-            g.write(chunk)
-    return out
+def kbuild_dump(fixture_dumps) -> Path:
+    return fixture_dumps["after-kbuild"]
 
 
 def test_map_only_contract_on_a_real_fixture(kbuild_dump, tmp_path):
@@ -328,7 +320,7 @@ def vm_hwm(args: list[str]) -> int:
 
 def test_memory_stays_flat_over_2000_frames(tmp_path):
     """Streaming: 2,000 frames cost no more memory than 100 (whole frames would be 570 MB)."""
-    r = make_recording(tmp_path / "long", 2000, pages=2048)
+    r = make_recording(tmp_path / "long", 2000, pages=2048, durable=False)
     base = ["render", str(r), "-q", "--changes", "--timeline"]
     short = vm_hwm([*base, "-o", str(tmp_path / "a.gif"), "--end", "99"])
     full = vm_hwm([*base, "-o", str(tmp_path / "b.gif")])

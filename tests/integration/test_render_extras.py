@@ -12,8 +12,8 @@ from PIL import Image
 from pvrec.recording.header import Header
 from pvrec.render.pipeline import PAIR_GAP, render_recording
 from tests.conftest import run_pvrec
+from tests.helpers import HEADER, PAGES, make_recording
 from tests.integration.test_render import decode, ok
-from tests.unit.test_render_data import HEADER, make_recording
 
 
 def png(path: Path) -> np.ndarray:
@@ -100,7 +100,7 @@ CGROUPS = {"0": "/", "101": "/system.slice/sshd.service", "102": "/user.slice/us
 
 def workload_pfns(flags: np.ndarray, i: int) -> np.ndarray:
     """The workload maps the anonymous and THP pages of the first (i+1)/8 of memory."""
-    from tests.unit.test_render_data import CLASS_FLAGS
+    from tests.helpers import CLASS_FLAGS
 
     mine = np.isin(flags, [CLASS_FLAGS["anonymous"], CLASS_FLAGS["THP"]])
     mine[(i + 1) * flags.size // 8:] = False
@@ -109,7 +109,7 @@ def workload_pfns(flags: np.ndarray, i: int) -> np.ndarray:
 
 def cgroup_of(flags: np.ndarray, i: int) -> np.ndarray:
     """Inodes by region (free and hole pages: 0); /workload grows each frame."""
-    from tests.unit.test_render_data import CLASS_FLAGS
+    from tests.helpers import CLASS_FLAGS
 
     n = flags.size
     inode = np.full(n, 101, dtype=np.uint64)
@@ -124,24 +124,11 @@ def cgroup_of(flags: np.ndarray, i: int) -> np.ndarray:
 def make_channel_recording(path: Path, frames: int = 6, channels=("flags", "cgroup", "workload"),
                            pages: int | None = None) -> Path:
     """make_recording's frames with the workload and cgroup channels filled in."""
-    from pvrec.recording.writer import Writer
-    from tests.unit.test_render_data import PAGES, evolve, synthetic_frame
-
-    pages = pages or PAGES
-    rng = np.random.default_rng(1)
     names = dict(CGROUPS)
-    w = Writer(path, {**HEADER, "pfn_count": pages, "cgroup_names": names}, channels=channels)
-    flags = synthetic_frame(0, pages)
-    for i in range(frames):
-        kw = {}
-        if "cgroup" in channels:
-            kw["cgroup"] = cgroup_of(flags, i)
-        if "workload" in channels:
-            kw["workload"] = workload_pfns(flags, i)
-        w.add_frame(flags, float(i), {}, **kw)
-        flags = evolve(flags, rng)
-    w.close({"reason": "test", "cgroup_names": {**names, "105": "/late/arrival"}})
-    return path
+    return make_recording(path, frames, pages=pages or PAGES,
+                          header={**HEADER, "cgroup_names": names}, channels=channels,
+                          cgroup=cgroup_of, workload=workload_pfns,
+                          end={"reason": "test", "cgroup_names": {**names, "105": "/late/arrival"}})
 
 
 @pytest.fixture(scope="module")
@@ -400,7 +387,7 @@ def numa_header() -> dict:
 @pytest.fixture(scope="module")
 def numa(tmp_path_factory) -> Path:
     from pvrec.recording.writer import Writer
-    from tests.unit.test_render_data import synthetic_frame
+    from tests.helpers import synthetic_frame
 
     h = numa_header()
     w = Writer(tmp_path_factory.mktemp("numa") / "rec", h, durable=False)

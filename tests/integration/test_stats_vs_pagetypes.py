@@ -22,14 +22,13 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from pvrec.inspect.pagetypes import SUMMARY_HEADER
 from tests.conftest import REPO, needs_kpageflags, run_pvrec
-from tests.helpers import fixture_names, pvrec_main
+from tests.helpers import fixture_names, run_here
 
 GOLDEN = REPO / "tests" / "data" / "page-types"
 SLOB_FREE_COLUMN = 39  # index of bit 49 in 6.1's 45-letter symbolic string
@@ -97,7 +96,7 @@ def test_translation_changes_only_what_the_tables_disagree_on():
 
 
 @pytest.fixture(scope="session")
-def pvrec_outputs(fixture_dumps) -> dict[tuple[str, str], SimpleNamespace]:
+def pvrec_outputs(fixture_dumps) -> dict[tuple[str, str], subprocess.CompletedProcess]:
     """Every golden command line run through pvrec (in this process: what is compared is the
     text, and a subprocess per line would cost its start-up 72 times)."""
     results = {}
@@ -105,8 +104,7 @@ def pvrec_outputs(fixture_dumps) -> dict[tuple[str, str], SimpleNamespace]:
         jobs = [("stats " + name, ["stats", "-F", dump, *args.split()]) for name, args in COMMANDS]
         jobs += [("list " + name, ["list", "-F", dump, *args]) for name, args in LIST_FORMS.items()]
         for key, argv in jobs:
-            code, out, err = pvrec_main(*argv)
-            results[(fixture, key)] = SimpleNamespace(returncode=code, stdout=out, stderr=err)
+            results[(fixture, key)] = run_here(*argv)
     return results
 
 

@@ -18,7 +18,7 @@ from pvrec.classes import (
 )
 from pvrec.classes_toml import load_toml_scheme
 from pvrec.errors import PvrecError
-from tests.unit.test_render_data import CLASS_FLAGS
+from tests.helpers import CLASS_FLAGS
 
 B = F.bit
 

@@ -29,8 +29,8 @@ from pvrec.render.palette import THEME_UI, Palette
 from pvrec.render.pipeline import render_recording
 from pvrec.render.raster import MapLayout
 from pvrec.render.text import Text, format_time
+from tests.helpers import make_recording
 from tests.unit.test_raster import VM
-from tests.unit.test_render_data import make_recording
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
 UPDATE = os.environ.get("PVREC_UPDATE_GOLDEN") == "1"
