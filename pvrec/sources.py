@@ -19,6 +19,7 @@ import numpy as np
 
 from pvrec.errors import PvrecError
 from pvrec.kernel.kpageflags import KPAGEFLAGS, PageFlagsFile, SampleError, read_kpageflags
+from pvrec.metrics import DEFAULT_MAX_ORDER, max_order_of
 from pvrec.recording.header import Header
 from pvrec.recording.reader import Frame, open_recording
 from pvrec.runs import Runs, encode_flags
@@ -61,6 +62,11 @@ class Source:
     def read_runs(self, pos: int) -> Runs:
         raise NotImplementedError
 
+    @property
+    def max_order(self) -> int:
+        """The largest buddy order of the machine (from its buddyinfo where recorded)."""
+        return DEFAULT_MAX_ORDER
+
     def key_positions(self) -> list[int]:
         """Positions cheap to read alone (key frames)."""
         return list(range(len(self)))
@@ -98,6 +104,10 @@ class RecordingSource(Source):
 
     def key_positions(self):
         return [i for i, f in enumerate(self.rec.frames) if f.kind == "key"]
+
+    @property
+    def max_order(self) -> int:
+        return max_order_of(f.context for f in self.rec.frames)
 
     @property
     def channels(self) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from pvrec.commands import record as record_command
 from pvrec.errors import PvrecError
 from pvrec.kernel.kpageflags import KPAGEFLAGS, PageFlagsFile
-from pvrec.messages import next_step, say
+from pvrec.messages import next_step, say, warn
 from pvrec.units import format_bytes, parse_duration
 
 DESCRIPTION = (
@@ -62,9 +62,9 @@ def render_demo(recording: Path, out: Path) -> int:
     from pvrec.render.pipeline import render_recording  # the render half, only now
 
     for name in ("demo.mp4", "demo.gif"):
-        r = render_recording(recording, out / name, title="pvrec demo: page cache, THP, hugetlb")
-        say(f"wrote {r.path} ({format_bytes(r.bytes)}, {r.frames} frames, "
-              f"{r.width}x{r.height})")
+        r = render_recording(recording, out / name, title="pvrec demo: page cache, THP, hugetlb",
+                             warn=warn)
+        say(f"wrote {r.path} ({format_bytes(r.bytes)}, {r.frames} frames, {r.width}x{r.height})")
     say(f"demo written to {out}/: recording/ (the recording), demo.mp4, demo.gif")
     next_step(f"pvrec info {out}/recording")
     return 0

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 from pvrec import classes as classify
 from pvrec.classes_cgroup import CgroupScheme
+from pvrec.commands.terminal import LiveDisplay
 from pvrec.errors import PvrecError
 from pvrec.messages import say, warn
 from pvrec.render.encoders import DEFAULT_CRF, DEFAULT_PRESET
@@ -141,50 +141,33 @@ def register(p: argparse.ArgumentParser) -> None:
                             "slow"), help=f"x264 preset (default {DEFAULT_PRESET})")
 
 
-class _Progress:
+class _Progress(LiveDisplay):
     """A rich progress bar on stderr (frames/s and ETA), only on a terminal."""
 
     def __init__(self, enabled: bool, label: str):
-        self.bar = None
-        if enabled and sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
+        self.label, self.task, self.t0 = label, None, time.perf_counter()
+        super().__init__(enabled)
 
-            self.bar = Progress(TextColumn("[bold]rendering[/] " + label), BarColumn(),
-                                MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-                                TimeRemainingColumn(), console=Console(stderr=True),
-                                transient=True)
-            self.task = None
-            self.t0 = time.perf_counter()
+    def make(self, console):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
-    def __enter__(self):
-        if self.bar:
-            self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.bar:
-            self.bar.__exit__(*exc)
+        return Progress(TextColumn("[bold]rendering[/] " + self.label), BarColumn(),
+                        MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                        TimeRemainingColumn(), console=console, transient=True)
 
     def __call__(self, done: int, total: int) -> None:
-        if not self.bar:
+        if not self.live:
             return
         if self.task is None:
-            self.task = self.bar.add_task("render", total=total, rate="")
+            self.task = self.live.add_task("render", total=total, rate="")
         dt = time.perf_counter() - self.t0
-        self.bar.update(self.task, completed=done, rate=f"{done / dt:.1f} frames/s" if dt else "")
-
-    def warn(self, message: str) -> None:
-        if self.bar:
-            self.bar.console.print(f"pvrec: warning: {message}", markup=False, highlight=False)
-        else:
-            warn(message)
+        self.live.update(self.task, completed=done, rate=f"{done / dt:.1f} frames/s" if dt else "")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -201,6 +184,6 @@ def run(args: argparse.Namespace) -> int:
         end=args.end, every=args.every, hold=args.hold, frame=args.frame, crf=args.crf,
         preset=args.preset)
     with _Progress(not args.quiet, label) as prog:
-        summary = render_recording(runs, out, options, progress=prog, warn=prog.warn)
+        summary = render_recording(runs, out, options, progress=prog, warn=warn)
     say(summary.line())
     return 0

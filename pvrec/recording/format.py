@@ -208,3 +208,34 @@ def check_file_name(name: object) -> str:
     if not isinstance(name, str) or not _FRAME_NAME.fullmatch(name):
         raise FrameError(f"frame file name {name!r} is not of the form frames/NNNNNN.npz")
     return name
+
+
+MAX_BUDDY_ORDERS = 41  # an order past 2**40 pages is damage, not a kernel
+
+
+def _counts(v: object, limit: int | None = None) -> bool:
+    return (isinstance(v, list) and (limit is None or len(v) <= limit)
+            and all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in v))
+
+
+def _counters(v: object) -> bool:
+    return isinstance(v, dict) and all(isinstance(c, int) and not isinstance(c, bool)
+                                       for c in v.values())
+
+
+# The context keys readers compute with, and what each must be (the index is untrusted).
+CONTEXT_CHECKS = {
+    "buddyinfo": lambda v: isinstance(v, dict) and all(
+        isinstance(k, str) and _counts(c, MAX_BUDDY_ORDERS) for k, c in v.items()),
+    "vmstat": _counters,
+    "meminfo": _counters,
+}
+
+
+def clean_context(context: dict) -> list[str]:
+    """Drop the context values that are not of their documented shape; returns their keys."""
+    bad = [k for k, ok in CONTEXT_CHECKS.items() if k in context and not ok(context[k])]
+    for k in bad:
+        del context[k]
+    return bad
+

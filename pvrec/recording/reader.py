@@ -25,6 +25,7 @@ from pvrec.recording.format import (
     FrameError,
     FrameInfo,
     check_file_name,
+    clean_context,
     load_frame,
     prefix,
 )
@@ -126,6 +127,10 @@ class Recording:
                 )
                 if not math.isfinite(info.t) or info.kind not in ("key", "delta"):
                     raise ValueError("bad time or kind")
+                dropped = clean_context(info.context)
+                if dropped:
+                    self._warn(f"{self.path}: index line {lineno} has a malformed "
+                               f"{', '.join(dropped)}; ignored")
             except (ValueError, KeyError, TypeError, AttributeError, OverflowError,
                     FrameError) as exc:
                 last = lineno == len(lines) or (lineno == len(lines) - 1 and not lines[-1])

@@ -73,14 +73,14 @@ def class_timeline(source: Source, classifier: ValueClassifier, lay: MapLayout, 
         frames = ((p, t, Frame(r)) for p, t, r in source.iter_runs(first, last + 1, every))
     else:
         frames = source.iter_frames(first, last + 1, every)
-    header = source.meta
+    header, max_order = source.meta, source.max_order
     for _pos, t, frame in frames:
         runs = getattr(frame, channel)
         ts.append(t)
         rows.append(lay.class_pages(lay.class_runs(classifier(runs.values), runs.lengths),
                                     n_cls))
         if metrics:
-            fm = frame_metrics(frame.flags, header)
+            fm = frame_metrics(frame.flags, header, max_order)
             mrows.append([float(fm[zone][name]) for name, zone in metrics])
     values = np.array(mrows, dtype=np.float64).reshape(-1, len(metrics)) if metrics else \
         np.zeros((len(ts), 0))

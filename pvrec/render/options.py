@@ -146,7 +146,7 @@ class RenderOptions:
                 raise PvrecError(f"{s.name} has no cgroup pages: record it with --cgroups")
         metric_list = None
         if self.timeline_metrics is not None:
-            metric_list = [parse_timeline_metrics(self.timeline_metrics, s.meta)
+            metric_list = [parse_timeline_metrics(self.timeline_metrics, s.meta, s.max_order)
                            for s in sources]
         title = self.title
         titles = list(title) if isinstance(title, list | tuple) else [title] * len(sources)
@@ -191,12 +191,13 @@ def _pair_title(source: Source) -> str:
     return f"{source.name}: {shlex.join(cmd)}" if cmd else source.name
 
 
-def parse_timeline_metrics(spec: str | list[str], header: Header) -> list[tuple[str, str]]:
+def parse_timeline_metrics(spec: str | list[str], header: Header,
+                           max_order: int) -> list[tuple[str, str]]:
     """'free_hp_blocks,unusable_index@DMA32' -> [(metric, zone)]; a metric without @ZONE is
     that of the largest zone (Normal on most machines; 'all' for a recording without zones)."""
     from pvrec.metrics import check_metric_names, zones_of
 
-    items = spec if isinstance(spec, list) else [x for x in str(spec).split(",")]
+    items = spec if isinstance(spec, list) else str(spec).split(",")
     items = [x.strip() for x in items if x.strip()]
     if not items:
         raise PvrecError("--timeline-metrics needs metric names, e.g. free_hp_blocks,"
@@ -209,7 +210,7 @@ def parse_timeline_metrics(spec: str | list[str], header: Header) -> list[tuple[
     out = []
     for item in items:
         name, _, zone = item.partition("@")
-        check_metric_names([name])
+        check_metric_names([name], max_order)
         zone = zone or largest
         if zone not in names:
             raise PvrecError(f"--timeline-metrics {item}: no zone {zone!r}; the recording's "

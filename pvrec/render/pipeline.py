@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 
-from pvrec import messages
 from pvrec.classes import Scheme, ValueClassifier, make_scheme
 from pvrec.classes_cgroup import cgroup_schemes
 from pvrec.errors import PvrecError
@@ -343,10 +342,10 @@ def render_recording(rec_path: str | os.PathLike | list | tuple,
     end, every, hold, frame, crf, preset, title, force (default True here: the caller chose the
     path; the CLI defaults to refusing), highlight, color_by, top, timeline_metrics (or a
     RenderOptions, which the keywords then amend), progress(done, total) and warn(message)
-    callbacks (default: warnings go to stderr as one line each). Damaged frames are skipped
+    callbacks (default: none; the warnings met are in the summary's `warnings`). Damaged frames are skipped
     with a warning; an incomplete recording renders up to its last complete frame.
     """
-    warn = keywords.pop("warn", messages.warn)
+    warn = keywords.pop("warn", None)
     paths = list(rec_path) if isinstance(rec_path, list | tuple) else [rec_path]
     if not 1 <= len(paths) <= 2:
         raise PvrecError(f"render draws one recording, or two side by side; not {len(paths)}")

@@ -9,6 +9,7 @@ import pytest
 
 from pvrec.recording.writer import Writer
 from tests.conftest import run_pvrec, synthetic_flags
+from tests.helpers import pvrec_main
 
 
 def damaged_recording(tmp_path, damaged: int):
@@ -69,3 +70,21 @@ def test_render_tells_a_damaged_frame_once_when_it_meets_it(tmp_path):
     assert told == [f"{rec}: frame 1 (frames/000001.npz) is damaged (File is not a zip file); "
                     f"skipped up to the next key frame"]
     assert summary.warnings == told and summary.rendered == 3
+
+
+@pytest.mark.parametrize("buddyinfo", [{"0/DMA": ["x", 1]}, ["not", "a", "table"],
+                                       {"0/DMA": list(range(60))}, {"0/DMA": [-1, 2]}])
+def test_a_malformed_buddyinfo_in_the_index_is_one_warning_not_a_traceback(tmp_path, buddyinfo):
+    # GIVEN a recording whose index carries a buddyinfo of the wrong shape
+    path = tmp_path / "rec"
+    w = Writer(path, {"pfn_count": 3000, "zones": [{"node": 0, "name": "DMA", "start_pfn": 0,
+                                                    "end_pfn": 3000}]})
+    w.add_frame(synthetic_flags(3000, seed=1), 0.0, {"buddyinfo": buddyinfo})
+    w.close({"reason": "test"})
+    # WHEN pvrec metrics reads it
+    code, out, err = pvrec_main("metrics", path)
+    # THEN the value is ignored with one warning line and the CSV has no kernel_ columns
+    assert code == 0, err
+    assert err.splitlines() == [f"pvrec: warning: {path}: index line 1 has a malformed "
+                                f"buddyinfo; ignored"]
+    assert "DMA.free_pages" in out and "kernel_" not in out
