@@ -119,7 +119,7 @@ def pipeline_stages(rec_path: Path, frames: int) -> dict[str, float]:
     from pvrec.sources import RecordingSource
 
     src = RecordingSource(rec_path)
-    header = src.meta
+    header = src.header
     scheme = default_scheme()
     opts = Options()
     ram = MapLayout.build(header).ram_pages

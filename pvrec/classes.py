@@ -214,7 +214,6 @@ class FlagsScheme(Scheme):
     needs_data = True
 
     def __init__(self, ignore: str = DEFAULT_IGNORE, max_states: int = 16):
-        self.ignore_spec = ignore
         mask = 0
         if ignore.strip():
             for item in ignore.split(","):
@@ -228,7 +227,6 @@ class FlagsScheme(Scheme):
         self.semantic = default_scheme()
         self.states = np.zeros(0, dtype=np.uint64)  # sorted
         self.state_class = np.zeros(0, dtype=np.uint8)
-        self.fitted = False
         super().__init__(self._classes([]))
 
     def view(self, values: np.ndarray) -> np.ndarray:
@@ -247,7 +245,6 @@ class FlagsScheme(Scheme):
         sorter = np.argsort(chosen)
         self.states = chosen[sorter]
         self.state_class = (sorter + 1).astype(np.uint8)
-        self.fitted = True
 
     def _classes(self, chosen: list[int]) -> list[PageClass]:
         hole = self.semantic.classes[HOLE]

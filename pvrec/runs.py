@@ -63,7 +63,6 @@ def encode_flags(flags: np.ndarray) -> Runs:
     return Runs(np.diff(starts, append=flags.size).astype(length_type), flags[starts])
 
 
-
 def split_runs(runs: Runs, chunk: int = CHUNK_PAGES) -> list[Runs]:
     """The runs cut at every multiple of chunk pages: one Runs per chunk."""
     n = runs.pfn_count
@@ -143,7 +142,6 @@ def _xor_merge(a: Runs, b: Runs) -> Runs:
     return _from_starts(s[at], values, n)
 
 
-
 def pfns_to_runs(pfns: np.ndarray, pfn_count: int) -> Runs:
     """A 0/1 run channel from sorted unique PFNs (1 where the PFN is listed)."""
     pfns = np.asarray(pfns, dtype=np.int64)
@@ -158,7 +156,6 @@ def pfns_to_runs(pfns: np.ndarray, pfn_count: int) -> Runs:
                                                                       np.uint64)))
     order = np.argsort(starts, kind="stable")
     return _from_starts(starts[order].astype(np.int64), values[order], pfn_count)
-
 
 
 def join_pieces(pieces: list[Runs]) -> list[Runs]:

@@ -11,20 +11,18 @@ import errno
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pvrec.errors import PvrecError
-from pvrec.kernel.kpageflags import KPAGEFLAGS, PageFlagsFile, SampleError, read_kpageflags
+from pvrec.kernel.kpageflags import KPAGEFLAGS, read_kpageflags
 from pvrec.metrics import DEFAULT_MAX_ORDER, max_order_of
 from pvrec.recording.header import Header
-from pvrec.recording.reader import Frame, open_recording
+from pvrec.recording.reader import Frame, Warn, open_recording
 from pvrec.runs import Runs, encode_flags
-
-Warn = Callable[[str], None]
 
 _FRAME_NUMBER = re.compile(r"[+-]?[0-9]+")
 
@@ -48,7 +46,7 @@ class Source:
     """Frames to draw: a header (`meta`, the Header), the time of each frame, and the frames
     as runs."""
 
-    meta: Header
+    header: Header
     times: list[float]
     name: str
     complete: bool = True
@@ -89,7 +87,7 @@ class RecordingSource(Source):
 
     def __init__(self, path: str | os.PathLike, on_warning: Warn | None = None):
         self.rec = open_recording(path, on_warning)
-        self.meta = self.rec.meta
+        self.header = self.rec.header
         self.times = [f.t for f in self.rec.frames] if len(self.rec) else []
         self.name = Path(path).resolve().name
         self.complete = self.rec.complete
@@ -126,7 +124,7 @@ class ArraySource(Source):
 
     def __init__(self, flags: np.ndarray, header: Header, name: str):
         self.runs = encode_flags(flags)
-        self.meta = header
+        self.header = header
         self.times = [0.0]
         self.name = name
 
@@ -154,7 +152,7 @@ def open_source(source: str | None, kpageflags: str | None, warn: Warn | None = 
         return ArraySource(flags, Header.for_dump(int(flags.size)),
                            f"kpageflags dump {Path(kpageflags).name}"), None
     layout = live_layout()
-    flags = read_kpageflags("/proc/kpageflags", max_pfn(layout))
+    flags = read_kpageflags(KPAGEFLAGS, max_pfn(layout))
     header = Header.live(layout, int(flags.size), **machine_identity(),
                          start_wall=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     return ArraySource(flags, header, f"memory of {header.hostname or 'this machine'}"), None
@@ -179,34 +177,14 @@ def local_page_size() -> int:
     return os.sysconf("SC_PAGE_SIZE")
 
 
+def _snapshot(flags: np.ndarray, name: str) -> Snapshot:
+    runs = encode_flags(flags)
+    return Snapshot(runs.lengths.astype(np.int64), runs.values, local_page_size(), name)
+
+
 def read_dump(path: str) -> Snapshot:
     """A raw kpageflags dump (page-types -F FILE): its size must be a multiple of 8."""
-    with PageFlagsFile(path) as f:
-        count = f.dump_pages()
-        try:
-            flags = f.read_all(count)
-        except SampleError as exc:
-            raise PvrecError(str(exc)) from None
-    runs = encode_flags(flags)
-    lengths, values = runs.lengths.astype(np.int64), runs.values
-    return Snapshot(lengths, values, local_page_size(), str(path))
-
-
-def _live_error(path: str, exc: PvrecError) -> PvrecError:
-    """Say how to get access when /proc/kpageflags is not readable; other errors pass through."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.pread(fd, 8, 0)
-        finally:
-            os.close(fd)
-    except OSError as probe:
-        if probe.errno in (errno.EPERM, errno.EACCES):
-            return PvrecError(
-                f"cannot read {path}: permission denied; it is readable by root only: "
-                f"run `sudo pvrec stats` (or `sudo pvrec list`), or read a dump with -F FILE",
-                errno=probe.errno)
-    return exc
+    return _snapshot(read_kpageflags(path), str(path))
 
 
 def read_live(path: str = KPAGEFLAGS) -> Snapshot:
@@ -214,12 +192,15 @@ def read_live(path: str = KPAGEFLAGS) -> Snapshot:
     try:
         flags = read_kpageflags(path)
     except PvrecError as exc:
-        raise _live_error(path, exc) from None
+        if exc.errno in (errno.EPERM, errno.EACCES):
+            raise PvrecError(
+                f"cannot read {path}: permission denied; it is readable by root only: "
+                f"run `sudo pvrec stats` (or `sudo pvrec list`), or read a dump with -F FILE",
+                errno=exc.errno) from None
+        raise
     if flags.size == 0:
         raise PvrecError(f"{path} is empty")
-    runs = encode_flags(flags)
-    lengths, values = runs.lengths.astype(np.int64), runs.values
-    return Snapshot(lengths, values, local_page_size(), path)
+    return _snapshot(flags, path)
 
 
 def read_recording(spec: str, on_warning: Warn | None = None) -> Snapshot:
@@ -236,7 +217,7 @@ def read_recording(spec: str, on_warning: Warn | None = None) -> Snapshot:
         raise PvrecError(f"{path}: no such recording")
     rec = open_recording(path, on_warning)
     runs = rec.read_runs(frame)
-    return Snapshot(runs.lengths, runs.values, rec.meta.page_size, spec)
+    return Snapshot(runs.lengths, runs.values, rec.header.page_size, spec)
 
 
 def load(run: str | None, dump: str | None, on_warning: Warn | None = None) -> Snapshot:

@@ -8,7 +8,7 @@ import re
 from pvrec.errors import PvrecError
 
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|m|min|h)?\s*$")
-_SCALE = {"ms": 0.001, "s": 1.0, None: 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+UNIT_SECONDS = {"ms": 0.001, "s": 1.0, None: 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
 
 def parse_duration(text: str, what: str = "duration", allow_zero: bool = False) -> float:
@@ -16,7 +16,7 @@ def parse_duration(text: str, what: str = "duration", allow_zero: bool = False) 
     m = _DURATION.match(str(text))
     if not m:
         raise PvrecError(f"{what} {text!r} is not a duration; use e.g. 250ms, 1s, 1.5s, 2m")
-    seconds = float(m.group(1)) * _SCALE[m.group(2)]
+    seconds = float(m.group(1)) * UNIT_SECONDS[m.group(2)]
     if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
         raise PvrecError(f"{what} must be greater than zero, not {text!r}")
     return seconds

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pvrec import classes as classify
-from pvrec.classes import ValueClassifier, make_scheme
+from pvrec.classes import THEMES, ValueClassifier, hex_color, make_scheme
 from pvrec.errors import PvrecError
 from pvrec.messages import say, warn
 from pvrec.render.data import fit_data_scheme
@@ -50,7 +49,7 @@ def register(c: argparse.ArgumentParser) -> None:
                    help="default, flags, or FILE.toml")
     c.add_argument("--ignore-flags", metavar="NAMES", default=None,
                    help="with --classes flags: flags to drop")
-    c.add_argument("--theme", choices=("light", "dark"), default="light")
+    c.add_argument("--theme", choices=THEMES, default="light")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         assert pos is not None
         fit_data_scheme(scheme, [(source, pos, pos)])
         runs = source.read_runs(pos)
-        lay = MapLayout.build(source.meta)
+        lay = MapLayout.build(source.header)
         cruns = lay.class_runs(ValueClassifier(scheme)(runs.values), runs.lengths)
         pages, ram = lay.class_pages(cruns, len(scheme)), lay.ram_pages
         page_size = lay.page_size
@@ -85,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         table.add_column("% RAM", justify="right")
     table.add_column("what it is")
     for i, c in enumerate(scheme.classes):
-        rgb = classify.hex_color(c.color(args.theme))
+        rgb = hex_color(c.color(args.theme))
         row = [str(i), f"[on {rgb}]    [/] {rgb}", c.name, c.rule.replace("[", r"\["),
                ]
         if pages is not None:

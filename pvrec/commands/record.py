@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         stop_on_error=args.stop_on_error, run_as=invoking_user(args.as_root))
     opt.check()
     result = Recorder(opt).run(
-        lambda sampler, t0: StatusLine(sampler, t0, opt.interval, enabled=not args.quiet))
+        lambda sampler, t0: StatusLine(sampler, t0, enabled=not args.quiet))
     if result.stopped_at_once:
         say(f"stopped at once; {opt.out}/ is readable up to frame {result.frames - 1}")
     elif result.error is None:  # a write error was told when it happened
@@ -127,8 +127,8 @@ def summarize(result: RecordResult, out: Path, show_next: bool) -> None:
 class StatusLine(LiveDisplay):
     """The live status line on stderr, redrawn by rich's thread four times a second."""
 
-    def __init__(self, sampler: Sampler, t0: float, interval: float, enabled: bool):
-        self.sampler, self.t0, self.interval = sampler, t0, interval
+    def __init__(self, sampler: Sampler, t0: float, enabled: bool):
+        self.sampler, self.t0 = sampler, t0
         super().__init__(enabled)
 
     def make(self, console):

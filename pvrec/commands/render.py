@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from pvrec import classes as classify
+from pvrec.classes import DEFAULT_IGNORE, THEMES
 from pvrec.classes_cgroup import CgroupScheme
 from pvrec.commands.terminal import LiveDisplay
 from pvrec.errors import PvrecError
@@ -59,8 +59,8 @@ def add_picture_options(p: argparse.ArgumentParser) -> None:
                         "pvrec classes --help)")
     g.add_argument("--ignore-flags", metavar="NAMES", default=None,
                    help="with --classes flags: flags to drop before combining "
-                        f"(default {classify.DEFAULT_IGNORE})")
-    g.add_argument("--theme", choices=("light", "dark"), default="light",
+                        f"(default {DEFAULT_IGNORE})")
+    g.add_argument("--theme", choices=THEMES, default="light",
                    help="colours for a light or dark page (default light)")
     g.add_argument("--layout", choices=("tiles", "rows"), default="tiles",
                    help="tiles: 1 GiB tiles of 2 MiB rows, holes skipped (default); rows: "

@@ -89,10 +89,10 @@ def run(args: argparse.Namespace) -> int:
     filters = [kpf.parse_bits_spec(s) for s in args.bits]
     ranges = [pt.parse_addr_spec(s) for s in args.addr]
 
-    from pvrec import sources as source
+    from pvrec import sources
     from pvrec.messages import warn
 
-    snap = source.load(args.run, args.dump, warn)
+    snap = sources.load(args.run, args.dump, warn)
     # Only -l needs the walk cut at page-types' read batches.
     batch = pt.KPAGEFLAGS_BATCH if args.list_mode == pt.LIST_RANGES else 0
     w = pt.walk(snap.lengths, snap.values, raw=args.raw, filters=filters, ranges=ranges,

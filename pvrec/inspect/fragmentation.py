@@ -16,7 +16,7 @@ from pvrec.recording.reader import Recording
 
 def check_zones(rec: Recording, zones: list[str]) -> list[str]:
     """The zones, or a PvrecError naming the one the recording does not have."""
-    known = [z for z, _ in zones_of(rec.meta)]
+    known = [z for z, _ in zones_of(rec.header)]
     for z in zones:
         if z not in known:
             raise PvrecError(f"no zone {z!r} in this recording; zones: {', '.join(known)}")
@@ -37,10 +37,10 @@ def metric_rows(rec: Recording, metrics: list[str] | None = None,
 
 def _rows(rec: Recording, metrics: list[str] | None, zones: list[str] | None, max_order: int
           ) -> Iterator[dict]:
-    hp = rec.meta.hpage_pages
+    hp = rec.header.hpage_pages
     for info, runs in rec.iter_runs():
         row = {"frame": info.index, "t": info.t}
-        for zone, values in frame_metrics(runs, rec.meta, max_order).items():
+        for zone, values in frame_metrics(runs, rec.header, max_order).items():
             if zones and zone not in zones:
                 continue
             values.update(kernel_figures(info.context, zone, hp))

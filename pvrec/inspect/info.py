@@ -50,7 +50,7 @@ def _sampling(rec: Recording) -> dict:
 
 def _over_time(rec: Recording) -> tuple[list[float], list[dict], dict]:
     """(times, page classes start/end/min/max in bytes, fragmentation per zone) of every frame."""
-    h = rec.meta
+    h = rec.header
     scheme = default_scheme()
     classify = ValueClassifier(scheme)
     ram = h.ram_or_all
@@ -84,7 +84,7 @@ def _over_time(rec: Recording) -> tuple[list[float], list[dict], dict]:
 
 def summarize(rec: Recording) -> dict:
     """Everything `pvrec info` shows, as plain data (the keys of `pvrec info --json`)."""
-    h, raw = rec.meta, rec.header
+    h, raw = rec.header, rec.header.to_dict()
     times, classes, fragmentation = _over_time(rec)
     return {
         "path": str(rec.path),

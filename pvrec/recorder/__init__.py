@@ -1,1 +1,2 @@
-"""Everything that runs on the recorded machine: reads kpageflags, runs the workload, samples (numpy only)."""
+"""Everything that runs on the recorded machine (numpy only): one session, its sampling loop, the
+workload it runs; pvrec.kernel does the reading."""

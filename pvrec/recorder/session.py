@@ -1,6 +1,6 @@
 """One recording session: open the sources, write the header, run the sampling loop, close.
 
-`pvrec record` builds RecordOptions from its arguments and calls record(); what the user sees
+`pvrec record` builds RecordOptions from its arguments and runs Recorder(options); what the user sees
 (the live status line, the summary) is the command's business: the session reports through
 the display it is given and returns a RecordResult.
 """
@@ -59,7 +59,7 @@ class RecordOptions:
         if self.kpagecgroup and not (self.cgroups and self.kpageflags):
             raise PvrecError("--kpagecgroup goes with --kpageflags and --cgroups")
         if self.cmd:
-            resolve_command(self.cmd, self.run_as)  # 127 before anything is written
+            resolve_command(self.cmd)  # 127 before anything is written
 
 
 class Display(Protocol):

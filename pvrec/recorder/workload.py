@@ -14,7 +14,6 @@ import pwd
 import shutil
 import signal
 import subprocess
-import time
 from dataclasses import dataclass
 
 from pvrec.errors import PvrecError
@@ -63,7 +62,7 @@ def invoking_user(as_root: bool) -> RunAs | None:
     return RunAs(uid, gid, groups, user, home)
 
 
-def resolve_command(argv: list[str], run_as: RunAs | None) -> str:
+def resolve_command(argv: list[str]) -> str:
     """The executable for argv[0], found as a shell would; PvrecError 127/126 as a shell says."""
     exe = argv[0]
     found = exe if "/" in exe else shutil.which(exe)
@@ -78,8 +77,7 @@ class Workload:
     """The running workload: its Popen, a pidfd to wait on, and how it ended."""
 
     def __init__(self, argv: list[str], run_as: RunAs | None = None):
-        self.argv = argv
-        exe = resolve_command(argv, run_as)
+        exe = resolve_command(argv)
         env = dict(os.environ)
         kwargs: dict = {}
         if run_as is not None:
@@ -95,7 +93,6 @@ class Workload:
         except OSError as exc:
             raise PvrecError(f"cannot start {argv[0]}: {exc.strerror or exc}", exit_code=127) from None
         self.pid = self.proc.pid
-        self.started = time.monotonic()
         try:
             self.pidfd = os.pidfd_open(self.pid)
         except (AttributeError, OSError):

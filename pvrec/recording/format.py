@@ -74,7 +74,6 @@ def check_channels(channels: object, recording: Path | str
             tuple(c for c in channels if c not in RUN_CHANNELS))
 
 
-
 @dataclass
 class FrameInfo:
     """One line of frames.jsonl: where the frame is, when it was taken, and its context."""
@@ -103,7 +102,6 @@ def disk_usage(path: Path) -> int:
             except OSError:
                 pass
     return total
-
 
 
 class FrameError(Exception):
@@ -199,8 +197,6 @@ def check_runs(arrays: dict[str, np.ndarray], prefix: str, pfn_count: int) -> No
     ) != pfn_count:
         raise FrameError("run lengths do not add up to the page count")
     arrays[prefix + "lengths"] = lengths
-
-
 
 
 def check_file_name(name: object) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from pvrec.errors import PvrecError
-from pvrec.layout import flat_layout
+from pvrec.layout import flat_layout, merge_ranges
 from pvrec.recording import format as fmt
 
 MAX_PFN_COUNT = 1 << 40  # 4 PiB of 4 KiB pages: anything larger is a damaged header
@@ -81,17 +81,9 @@ class _Reader:
         the recorder (an empty list means "unknown: all RAM")."""
         if not isinstance(v, list):
             raise self.fail(f"{key} must be a list of [start, end] PFN ranges, not {_shown(v)}")
-        found = sorted((max(0, r[0]), min(limit, r[1])) for r in v
-                       if isinstance(r, list) and len(r) == 2 and all(map(_is_int, r)))
-        merged: list[list[int]] = []
-        for s, e in found:
-            if s >= e:
-                continue
-            if merged and s <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], e)
-            else:
-                merged.append([s, e])
-        return merged
+        clipped = ([max(0, r[0]), min(limit, r[1])] for r in v
+                   if isinstance(r, list) and len(r) == 2 and all(map(_is_int, r)))
+        return merge_ranges([r for r in clipped if r[0] < r[1]])
 
     def entries(self, key: str, what: str, v: object) -> list[dict]:
         if not isinstance(v, list):

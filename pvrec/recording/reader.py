@@ -70,11 +70,10 @@ class Recording:
         self.path = Path(path)
         self.warnings: list[str] = []
         self._on_warning = on_warning
-        self.meta = self._read_header()
-        self.header = self.meta.to_dict()  # as plain JSON values: what info --json shows
-        self.pfn_count = self.meta.pfn_count
-        self.channels = self.meta.channels
-        for channel in self.meta.skipped_channels:
+        self.header = self._read_header()
+        self.pfn_count = self.header.pfn_count
+        self.channels = self.header.channels
+        for channel in self.header.skipped_channels:
             self._warn(f"{self.path}: channel {channel!r} is newer than this pvrec; skipped")
         self.end = self._read_end()
         self._entries = self._read_index()
@@ -205,7 +204,7 @@ class Recording:
 
     def _load(self, info: FrameInfo) -> dict[str, np.ndarray]:
         return load_frame(self.path / info.file, self.pfn_count, self.channels,
-                          self.meta.format_version)
+                          self.header.format_version)
 
     def read_frame(self, n: int) -> Frame:
         """Frame n (negative counts from the end) with all its channels."""

@@ -53,7 +53,6 @@ def _smallest_uint(max_value: int) -> type:
     return np.uint64
 
 
-
 @dataclass
 class Streamed:
     """A 1-d array written to a frame file block by block, never whole in memory."""
@@ -61,7 +60,6 @@ class Streamed:
     dtype: np.dtype
     count: int
     blocks: Callable[[], Iterator[bytes]]
-
 
 
 def _runs_arrays(pieces: list[Runs], prefix: str) -> dict[str, np.ndarray | Streamed]:
@@ -152,7 +150,6 @@ def _atomic_json(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
-
 def prepare_directory(path: Path, force: bool) -> None:
     """Create the output directory; refuse a non-empty one unless force (then clear a recording)."""
     if path.exists() and not path.is_dir():
@@ -203,17 +200,14 @@ class Writer:
         self.frames = 0
         self.bytes = 0
         self._prev: dict[str, list[Runs]] | None = None
-        if "pfn_count" not in header:
-            raise PvrecError("header needs pfn_count")
         # Checked as every reader will check it, before anything is on disk.
-        self.meta = Header.from_dict({"pvrec_version": __version__, **header,
+        self.header = Header.from_dict({"pvrec_version": __version__, **header,
                                       "key_every": self.key_every,
                                       "channels": list(self.channels)})
-        self.header = self.meta.to_dict()
         prepare_directory(self.path, force)
         self._chown(self.path)
         self._chown(self.path / "frames")
-        _atomic_json(self.path / "header.json", self.header)
+        _atomic_json(self.path / "header.json", self.header.to_dict())
         self._chown(self.path / "header.json")
         # Unbuffered appends: a line is on disk (or cut short, which readers skip) the moment
         # it is written; a buffer could flush a line later for a frame that was removed.
@@ -240,7 +234,7 @@ class Writer:
                 if data is None:
                     raise PvrecError(f"this recording stores {name}: every frame needs it")
                 if name == "workload" and not isinstance(data, Runs):
-                    data = pfns_to_runs(data, self.meta.pfn_count)
+                    data = pfns_to_runs(data, self.header.pfn_count)
                 channels[name] = data
         index = self.frames
         kind = KIND_KEY if index % self.key_every == 0 or self._prev is None else KIND_DELTA
@@ -253,10 +247,10 @@ class Writer:
             pieces = channel_pieces(_as_chunks(data), None if kind == KIND_KEY
                                     else prev[channel], kept[channel])
             pages = sum(p.pfn_count for p in pieces)
-            if pages != self.meta.pfn_count:
-                raise PvrecError(f"frame has {pages} pages, the recording {self.meta.pfn_count}")
+            if pages != self.header.pfn_count:
+                raise PvrecError(f"frame has {pages} pages, the recording {self.header.pfn_count}")
             arrays.update(_runs_arrays(pieces, prefix(channel)))
-        arrays["meta"] = np.array([FORMAT_VERSION, kind, index, self.meta.pfn_count], np.int64)
+        arrays["meta"] = np.array([FORMAT_VERSION, kind, index, self.header.pfn_count], np.int64)
         # Chunks may be read lazily while they are encoded: this is the sample's read + encode.
         context = {**(context or {}), "sample_s": round(time.monotonic() - began, 6)}
         name = f"frames/{index:06d}.npz"

@@ -10,6 +10,7 @@ rendered text (text.py). The colours are palette.py's, the time strips strips.py
 
 from __future__ import annotations
 
+import functools
 import shlex
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from pvrec.classes import HOLE, Scheme
 from pvrec.errors import PvrecError
 from pvrec.recording.header import Header
 from pvrec.render.palette import DIM, THEME_UI, Palette
-from pvrec.render.raster import PANEL_GAP, MapLayout, format_offset, format_range
+from pvrec.render.raster import PANEL_GAP, MapLayout, divisors, format_offset, format_range
 from pvrec.render.strips import cursor_rows, draw_strips, strips_height
 from pvrec.render.text import F_INFO, F_LABEL, F_LEGEND, F_TITLE, Text, format_mib, format_time
 
@@ -121,6 +122,11 @@ class Picture:
         mib_w = self.text.width(format_mib(self.ram_pages, self.page_size), F_LEGEND)
         pct_w = self.text.width("100.0%", F_LEGEND)
         return name_w, mib_w, pct_w
+
+    @functools.cached_property
+    def _highlight_line(self) -> int:
+        """Which legend line below the classes holds the highlighted pages' size."""
+        return [k for _, k in self.legend_lines()].index("highlight")
 
     def legend_lines(self) -> list[tuple[str, str]]:
         """The legend's text lines below the classes: (text, 'dim' | 'fg' | 'changed')."""
@@ -336,8 +342,7 @@ class Picture:
                        pal.dim_ramp)
             y += LEGEND_LINE
         if highlight is not None:
-            line = [k for _, k in self.legend_lines()].index("highlight")
-            y = g.legend_y + (len(self.scheme) - 1 + line) * LEGEND_LINE
+            y = g.legend_y + (len(self.scheme) - 1 + self._highlight_line) * LEGEND_LINE
             n = int(highlight[1])
             self._text("hl-mib", xm, y, format_mib(n, self.page_size), F_LEGEND, pal.fg_ramp)
             self._text("hl-pct", xp, y, f"{100.0 * n / self.ram_pages:.1f}%", F_LEGEND,
@@ -389,7 +394,7 @@ def choose_layout(header: Header, scheme: Scheme, options: Options, *, kind: str
     probe = build(ppp or 1)
     if not probe.tiles:
         raise PvrecError("the recording's RAM ranges hold no page: nothing to draw")
-    ks = [ppp] if ppp else [k for k in range(1, probe.row_pages + 1) if probe.row_pages % k == 0]
+    ks = [ppp] if ppp else divisors(probe.row_pages)
     best: tuple[float, int, int] | None = None
     for k in ks:
         lay = build(k)

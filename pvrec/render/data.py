@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pvrec import classes as classify
-from pvrec.classes import Scheme, ValueClassifier
+from pvrec.classes import Scheme, ValueClassifier, fit_scheme
 from pvrec.recording.reader import Frame
 from pvrec.render.raster import MapLayout
 from pvrec.sources import Source
@@ -31,8 +30,7 @@ def fit_data_scheme(scheme: Scheme, ranges: list[tuple[Source, int, int]]) -> No
                 r = source.read_runs(p)
                 yield r.values, r.lengths
 
-    classify.fit_scheme(scheme, frames())
-
+    fit_scheme(scheme, frames())
 
 
 def cgroup_tally(source: Source, start: int, end: int) -> tuple[dict[int, int], dict[int, str]]:
@@ -50,7 +48,7 @@ def cgroup_tally(source: Source, start: int, end: int) -> tuple[dict[int, int], 
         counts = np.bincount(inv.reshape(-1), weights=c.lengths, minlength=uniq.size)
         for v, n in zip(uniq.tolist(), counts.tolist(), strict=True):
             pages[v] = pages.get(v, 0) + int(n)
-    names = dict(source.meta.cgroup_names)  # checked by the Header; end.json is not
+    names = dict(source.header.cgroup_names)  # checked by the Header; end.json is not
     end_json = getattr(getattr(source, "rec", None), "end", None) or {}
     table = end_json.get("cgroup_names")
     if isinstance(table, dict):
@@ -73,7 +71,7 @@ def class_timeline(source: Source, classifier: ValueClassifier, lay: MapLayout, 
         frames = ((p, t, Frame(r)) for p, t, r in source.iter_runs(first, last + 1, every))
     else:
         frames = source.iter_frames(first, last + 1, every)
-    header, max_order = source.meta, source.max_order
+    header, max_order = source.header, source.max_order
     for _pos, t, frame in frames:
         runs = getattr(frame, channel)
         ts.append(t)

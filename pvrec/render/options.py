@@ -146,7 +146,7 @@ class RenderOptions:
                 raise PvrecError(f"{s.name} has no cgroup pages: record it with --cgroups")
         metric_list = None
         if self.timeline_metrics is not None:
-            metric_list = [parse_timeline_metrics(self.timeline_metrics, s.meta, s.max_order)
+            metric_list = [parse_timeline_metrics(self.timeline_metrics, s.header, s.max_order)
                            for s in sources]
         title = self.title
         titles = list(title) if isinstance(title, list | tuple) else [title] * len(sources)
@@ -175,7 +175,7 @@ def check_snapshot_frame(source: Source, n: str | None) -> None:
 
 def _check_same_size(a: Source, b: Source) -> None:
     """Two runs side by side: one pixel must be the same memory in both."""
-    ha, hb = a.meta, b.meta
+    ha, hb = a.header, b.header
     if (ha.pfn_count, ha.ram_pages, ha.page_size) != (hb.pfn_count, hb.ram_pages, hb.page_size):
         def size(h: Header) -> str:
             return (f"{format_bytes(h.ram_pages * h.page_size)} of RAM in {h.pfn_count:,} page "
@@ -187,7 +187,7 @@ def _check_same_size(a: Source, b: Source) -> None:
 
 
 def _pair_title(source: Source) -> str:
-    cmd = source.meta.command
+    cmd = source.header.command
     return f"{source.name}: {shlex.join(cmd)}" if cmd else source.name
 
 

@@ -172,7 +172,7 @@ def _make_sides(o: RenderOptions, encoder: type[Encoder], sources: list[Source],
                 metric_list: list[list[tuple[str, str]]] | None) -> list[Side]:
     """Each run's side: its scheme, layout, picture (with its strips) and classifier."""
     ranges = [(s, a, b) for s, (a, b) in zip(sources, plan.ranges, strict=True)]
-    headers = [s.meta for s in sources]
+    headers = [s.header for s in sources]
     fit_data_scheme(scheme, ranges)
     schemes, note = _schemes(o, scheme, ranges)
     timeline = o.timeline or metric_list is not None  # --timeline-metrics implies it

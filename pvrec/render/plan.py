@@ -15,10 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from pvrec.errors import PvrecError
-from pvrec.units import format_duration
+from pvrec.units import UNIT_SECONDS, format_duration
 
 _TIME = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|min|h)\s*$|^\s*([0-9]*\.[0-9]+)\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
 
 def parse_position(text: str | int | float | None, times: list[float], what: str,
@@ -41,7 +40,7 @@ def parse_position(text: str | int | float | None, times: list[float], what: str
     elif m and m.group(3):
         seconds = float(m.group(3))
     elif m:
-        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+        seconds = float(m.group(1)) * UNIT_SECONDS[m.group(2)]
     else:
         raise PvrecError(f"{what} {text!r}: give a frame number (12, -1) or a time (12s, "
                          f"1.5m, 12.0)")

@@ -99,7 +99,7 @@ def test_sigkill_at_random_moments_always_leaves_a_readable_recording(fixture_du
         p = start_recorder(fixture_dumps["after-kbuild"], out, "--key-every", "3",
                            "--", "sleep", "30")
         wait_frames(out, 1)
-        time.sleep(rng.uniform(0.0, 1.2))  # a random moment, on purpose: not a wait
+        time.sleep(rng.uniform(0.0, 0.8))  # a random moment, on purpose: not a wait
         os.killpg(p.pid, signal.SIGKILL)
         p.wait()
         rec = open_recording(out)

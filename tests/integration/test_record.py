@@ -90,7 +90,7 @@ def test_duration_recording_of_a_dump_exports_byte_identical(dump, tmp_path):
     assert code == 0, err
     rec = open_recording(tmp_path / "rec")
     assert rec.complete and rec.end["reason"] == "duration of 0.5 s reached"
-    assert rec.header["pfn_count"] == 1 << 16 and rec.header["layout_source"] == "flat"
+    assert rec.header.pfn_count == 1 << 16 and rec.header.layout_source == "flat"
     # On the tick schedule whatever the load: frame 0 at once, then at most one frame per
     # 100 ms tick before the deadline (ticks the sampler fell behind on are skipped and
     # counted), then one last frame at the deadline.
@@ -288,12 +288,12 @@ def test_live_recording_of_a_workload(tmp_path):
     assert r.returncode == 0, r.stderr
     rec = open_recording(out)
     h = rec.header
-    assert h["layout_source"] == "live" and h["hpage_pages"] == 512 and h["ram_ranges"]
-    assert h["zones"] and h["command"][0] == sys.executable and h["kernel"] == os.uname().release
+    assert h.layout_source == "live" and h.hpage_pages == 512 and h.ram_ranges
+    assert h.zones and h.command[0] == sys.executable and h.kernel == os.uname().release
     assert len(rec) >= 3 and rec.end["workload_status"] == 0
     ctx = rec.frames[0].context
     assert "buddyinfo" in ctx and "nr_free_pages" in ctx["vmstat"]
-    assert rec.read(-1).size == h["pfn_count"]
+    assert rec.read(-1).size == h.pfn_count
 
 
 @pytest.fixture
@@ -327,7 +327,7 @@ def test_under_sudo_the_workload_runs_as_the_invoking_user(dump, throwaway_user)
         assert ids.read_text().split() == [str(pw.pw_uid), str(pw.pw_gid), str(pw.pw_gid),
                                            pw.pw_dir]
         assert {p.stat().st_uid for p in [out, *out.rglob("*")]} == {pw.pw_uid}
-        assert open_recording(out).header["user"] == pw.pw_name
+        assert open_recording(out).header.user == pw.pw_name
         r = record(dump[0], shared / "root", "--as-root", "--", "sh", "-c", script, env=env)
         assert r.returncode == 0 and ids.read_text().startswith("0 0 ")
 

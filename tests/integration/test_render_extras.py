@@ -314,8 +314,8 @@ def test_timeline_metrics_lines_are_the_frames_metrics(tmp_path):
     labels, values = got["metrics"]
     assert labels == ["free_hp_blocks (Normal)", "unusable_index (DMA32)"]  # Normal: largest
     r = open_recording(rec)
-    want = [[frame_metrics(r.read_runs(i), r.meta)["Normal"]["free_hp_blocks"],
-             frame_metrics(r.read_runs(i), r.meta)["DMA32"]["unusable_index"]]
+    want = [[frame_metrics(r.read_runs(i), r.header)["Normal"]["free_hp_blocks"],
+             frame_metrics(r.read_runs(i), r.header)["DMA32"]["unusable_index"]]
             for i in range(6)]
     assert np.allclose(values, want)
     assert got["timeline"] is not None  # implies --timeline

@@ -104,7 +104,7 @@ def test_a_reader_of_version_n_reads_version_1_frames(tmp_path, monkeypatch):
     want = [open_recording(path).read(i) for i in range(3)]
     monkeypatch.setattr(fmt, "FORMAT_VERSION", 2)
     rec = open_recording(path)
-    assert rec.meta.format_version == 1
+    assert rec.header.format_version == 1
     assert len(rec) == 3 and rec.warnings == []
     assert all(np.array_equal(rec.read(i), want[i]) for i in range(3))
 
@@ -153,7 +153,7 @@ def test_the_writer_refuses_a_header_every_reader_would_refuse(tmp_path):
 def test_the_written_header_is_the_normalized_one(tmp_path):
     path = recording(tmp_path, zones=[{"node": 0, "name": "N", "start_pfn": 0, "end_pfn": 100}])
     written = json.loads((path / "header.json").read_text())
-    assert written == open_recording(path).header
+    assert written == open_recording(path).header.to_dict()
     assert written["zones"][0]["present"] == 0 and written["channels"] == ["flags"]
 
 

@@ -203,12 +203,12 @@ def check_consumers(path) -> None:
     """What opens must also be drawable and measurable: the Header's values are what the
     metrics and the renderer take without another check."""
     rec = open_recording(path)
-    zones = {z for z, _ in zones_of(rec.meta)}
+    zones = {z for z, _ in zones_of(rec.header)}
     if len(rec):  # pfn_count changed: every frame has another page count and is skipped
-        assert zones == set(frame_metrics(rec.read_runs(-1), rec.meta))
-    lay = MapLayout.build(rec.meta)
-    assert lay.ram_pages == rec.meta.ram_pages
-    json.dumps(rec.header)
+        assert zones == set(frame_metrics(rec.read_runs(-1), rec.header))
+    lay = MapLayout.build(rec.header)
+    assert lay.ram_pages == rec.header.ram_pages
+    json.dumps(rec.header.to_dict())
 
 
 def test_hostile_header_values(pristine, tmp_path):
