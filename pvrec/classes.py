@@ -23,6 +23,7 @@ import numpy as np
 
 from pvrec import flags as F
 from pvrec.errors import PvrecError
+from pvrec.runs import Runs, add_pages_per_value
 
 RGB = tuple[int, int, int]
 HOLE = 0  # class number of "not RAM / nopage" in every scheme
@@ -369,16 +370,13 @@ class ValueClassifier:
             bits += 1
 
 
-def fit_scheme(scheme: Scheme, frames: Iterable[tuple[np.ndarray, np.ndarray]]) -> None:
-    """Show a data-driven scheme the (values, lengths) of some frames, then fit it."""
+def fit_scheme(scheme: Scheme, frames: Iterable[Runs]) -> None:
+    """Show a data-driven scheme the flag runs of some frames, then fit it."""
     if not scheme.needs_data:
         return
     acc: dict[int, int] = {}
-    for values, lengths in frames:
-        uniq, inv = np.unique(values, return_inverse=True)
-        pages = np.bincount(inv.reshape(-1), weights=lengths, minlength=uniq.size)
-        for v, n in zip(uniq.tolist(), pages.tolist(), strict=True):
-            acc[v] = acc.get(v, 0) + int(n)
+    for runs in frames:
+        add_pages_per_value(runs, acc)
     vals = np.array(list(acc), dtype=np.uint64)
     scheme.fit(vals, np.array(list(acc.values()), dtype=np.float64))
 

@@ -24,7 +24,7 @@ import numpy as np
 from pvrec import flags as kpf
 from pvrec.errors import PvrecError
 from pvrec.recording.header import Header
-from pvrec.runs import Runs
+from pvrec.runs import Runs, blocks_touched
 
 # The largest buddy order of x86-64 kernels up to 6.x (4 MiB blocks), for recordings without
 # /proc/buddyinfo (dumps); a recording's own buddyinfo says how many orders its kernel has.
@@ -112,11 +112,7 @@ def buddy_blocks(s: np.ndarray, e: np.ndarray, max_order: int = DEFAULT_MAX_ORDE
 def _block_has(runs: Runs, mask: np.ndarray, block: int, nblocks: int) -> np.ndarray:
     """Per block of `block` pages: does any run selected by mask touch it."""
     starts = runs.starts()[mask]
-    ends = starts + runs.lengths[mask]
-    diff = np.zeros(nblocks + 1, dtype=np.int64)
-    np.add.at(diff, starts // block, 1)
-    np.add.at(diff, (ends - 1) // block + 1, -1)
-    return np.cumsum(diff[:-1]) > 0
+    return blocks_touched(starts, starts + runs.lengths[mask], block, nblocks)
 
 
 def frame_metrics(runs: Runs, header: Header, max_order: int = DEFAULT_MAX_ORDER

@@ -173,3 +173,20 @@ def join_pieces(pieces: list[Runs]) -> list[Runs]:
             out.append(p)
     return out
 
+
+def blocks_touched(starts: np.ndarray, ends: np.ndarray, block: int, nblocks: int) -> np.ndarray:
+    """Per block of `block` pages (nblocks of them): does any range [start, end) touch it."""
+    marks = np.zeros(nblocks + 1, dtype=np.int64)
+    if starts.size:
+        np.add.at(marks, starts // block, 1)
+        np.add.at(marks, (ends - 1) // block + 1, -1)
+    return np.cumsum(marks[:-1]) > 0
+
+
+def add_pages_per_value(runs: Runs, into: dict[int, int]) -> None:
+    """Add each distinct value's page count of the runs to `into` ({value: pages})."""
+    uniq, inv = np.unique(runs.values, return_inverse=True)
+    pages = np.bincount(inv.reshape(-1), weights=runs.lengths, minlength=uniq.size)
+    for v, n in zip(uniq.tolist(), pages.tolist(), strict=True):
+        into[v] = into.get(v, 0) + int(n)
+

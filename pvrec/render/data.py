@@ -13,6 +13,7 @@ import numpy as np
 from pvrec.classes import Scheme, ValueClassifier, fit_scheme
 from pvrec.recording.reader import Frame
 from pvrec.render.raster import MapLayout
+from pvrec.runs import add_pages_per_value
 from pvrec.sources import Source
 
 
@@ -21,33 +22,27 @@ def fit_data_scheme(scheme: Scheme, ranges: list[tuple[Source, int, int]]) -> No
     if not scheme.needs_data:
         return
 
-    def frames():
-        for source, start, end in ranges:
-            keys = [p for p in source.key_positions() if start <= p <= end]
-            if len(keys) > 32:
-                keys = [keys[int(i)] for i in np.linspace(0, len(keys) - 1, 32)]
-            for p in sorted(set(keys) | {start, end}):
-                r = source.read_runs(p)
-                yield r.values, r.lengths
+    fit_scheme(scheme, (source.read_runs(p) for source, start, end in ranges
+                        for p in sample_positions(source, start, end)))
 
-    fit_scheme(scheme, frames())
+
+def sample_positions(source: Source, start: int, end: int, most: int = 32) -> list[int]:
+    """Up to `most` key frames spread over [start, end], and both ends: cheap frames to read
+    for what a whole range holds."""
+    keys = [p for p in source.key_positions() if start <= p <= end]
+    if len(keys) > most:
+        keys = [keys[int(i)] for i in np.linspace(0, len(keys) - 1, most)]
+    return sorted(set(keys) | {start, end})
 
 
 def cgroup_tally(source: Source, start: int, end: int) -> tuple[dict[int, int], dict[int, str]]:
     """({memcg inode: pages}, {inode: path}) of a recording over up to 32 key frames of the
     range and its ends; names from the header (start) and end.json (end), the later winning."""
-    keys = [p for p in source.key_positions() if start <= p <= end]
-    if len(keys) > 32:
-        keys = [keys[int(i)] for i in np.linspace(0, len(keys) - 1, 32)]
     pages: dict[int, int] = {}
-    for p in sorted(set(keys) | {start, end}):
+    for p in sample_positions(source, start, end):
         c = source.read_frame(p).cgroup
-        if c is None:
-            continue
-        uniq, inv = np.unique(c.values, return_inverse=True)
-        counts = np.bincount(inv.reshape(-1), weights=c.lengths, minlength=uniq.size)
-        for v, n in zip(uniq.tolist(), counts.tolist(), strict=True):
-            pages[v] = pages.get(v, 0) + int(n)
+        if c is not None:
+            add_pages_per_value(c, pages)
     names = dict(source.header.cgroup_names)  # checked by the Header; end.json is not
     end_json = getattr(getattr(source, "rec", None), "end", None) or {}
     table = end_json.get("cgroup_names")

@@ -22,6 +22,7 @@ import numpy as np
 from pvrec.classes import HOLE
 from pvrec.errors import PvrecError
 from pvrec.recording.header import Header
+from pvrec.runs import blocks_touched
 
 TILE_ROWS = 512  # rows (huge pages) per tile: 1 GiB with 4 KiB pages and 2 MiB huge pages
 PANEL_GAP = 24  # pixels between the panels of NUMA nodes
@@ -339,12 +340,7 @@ class MapLayout:
     def changed_blocks(self, prev: ClassRuns, cur: ClassRuns) -> tuple[np.ndarray, int]:
         """(bool per pixel: a page in it changed class, pages that changed class)."""
         s, e = class_changes(prev, cur)
-        k = self.ppp
-        marks = np.zeros(self.blocks + 1, dtype=np.int32)
-        if s.size:
-            np.add.at(marks, s // k, 1)
-            np.add.at(marks, (e - 1) // k + 1, -1)
-        return np.cumsum(marks[:-1]) > 0, int((e - s).sum())
+        return blocks_touched(s, e, self.ppp, self.blocks), int((e - s).sum())
 
 
 class ClassRuns(NamedTuple):

@@ -16,7 +16,7 @@ from pvrec.classes import ValueClassifier
 from pvrec.recording.reader import Frame
 from pvrec.render.compose import Picture
 from pvrec.render.raster import MapLayout
-from pvrec.runs import Runs
+from pvrec.runs import Runs, blocks_touched
 from pvrec.sources import Source
 
 
@@ -92,14 +92,11 @@ class Side:
 
 def workload_blocks(workload: Runs | None, k: int, blocks: int) -> tuple[np.ndarray, int]:
     """(bool per pixel of K pages: the workload maps one of them, pages the workload maps)."""
-    marks = np.zeros(blocks + 1, dtype=np.int32)
     if workload is None:
-        return marks[:-1] > 0, 0
+        return np.zeros(blocks, dtype=bool), 0
     on = workload.values != 0
     s = workload.starts()[on]
     e = s + workload.lengths[on]
-    np.add.at(marks, s // k, 1)
-    np.add.at(marks, (e - 1) // k + 1, -1)
-    return np.cumsum(marks[:-1]) > 0, int((e - s).sum())
+    return blocks_touched(s, e, k, blocks), int((e - s).sum())
 
 
