@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
 from pathlib import Path
 
 from pvrec.errors import PvrecError
-from pvrec.inspect.fragmentation import metric_rows
+from pvrec.inspect.fragmentation import metrics_csv
 from pvrec.messages import say, warn
 from pvrec.metrics import METRICS
 from pvrec.output import check_output, write_atomically
@@ -45,19 +43,12 @@ def run(args: argparse.Namespace) -> int:
     rec = open_recording(args.recording, warn)
     if len(rec) == 0:
         raise PvrecError(f"{args.recording} has no frames")
-    buf = io.StringIO()
-    writer = None
-    for row in metric_rows(rec, args.metric, args.zone):
-        if writer is None:
-            writer = csv.DictWriter(buf, fieldnames=list(row), extrasaction="ignore",
-                                    lineterminator="\n")
-            writer.writeheader()
-        writer.writerow(row)
+    text = metrics_csv(rec, args.metric, args.zone)
     if args.output == "-":
-        sys.stdout.write(buf.getvalue())
+        sys.stdout.write(text)
         return 0
     out = Path(args.output)
     check_output(out, args.force)
-    write_atomically(out, lambda tmp: tmp.write_text(buf.getvalue()))
+    write_atomically(out, lambda tmp: tmp.write_text(text))
     say(f"wrote {len(rec)} rows to {out}")
     return 0

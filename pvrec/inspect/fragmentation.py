@@ -7,6 +7,8 @@ buddyinfo stored with its frames).
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 
 from pvrec.errors import PvrecError
@@ -49,3 +51,18 @@ def _rows(rec: Recording, metrics: list[str] | None, zones: list[str] | None, ma
                         name.startswith("kernel_") and name[7:] in metrics):
                     row[f"{zone}.{name}"] = value
         yield row
+
+
+def metrics_csv(rec: Recording, metrics: list[str] | None = None,
+                zones: list[str] | None = None) -> str:
+    """metric_rows as CSV text: a header line, then one line per frame."""
+    buf = io.StringIO()
+    writer = None
+    for row in metric_rows(rec, metrics, zones):
+        if writer is None:
+            writer = csv.DictWriter(buf, fieldnames=list(row), extrasaction="ignore",
+                                    lineterminator="\n")
+            writer.writeheader()
+        writer.writerow(row)
+    return buf.getvalue()
+
