@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,7 +143,7 @@ def open_source(source: str | None, kpageflags: str | None, warn: Warn | None = 
     if source:
         run, n = split_run_at(source)
         return RecordingSource(run, warn), n
-    from pvrec.kernel.layout import live_layout, machine_identity
+    from pvrec.kernel.layout import live_layout, machine_identity, wall_clock, with_known_ram
     from pvrec.layout import max_pfn
 
     if kpageflags:
@@ -153,8 +152,8 @@ def open_source(source: str | None, kpageflags: str | None, warn: Warn | None = 
                            f"kpageflags dump {Path(kpageflags).name}"), None
     layout = live_layout()
     flags = read_kpageflags(KPAGEFLAGS, max_pfn(layout))
-    header = Header.live(layout, int(flags.size), **machine_identity(),
-                         start_wall=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    header = Header.live(with_known_ram(layout, int(flags.size)), int(flags.size),
+                         **machine_identity(), start_wall=wall_clock())
     return ArraySource(flags, header, f"memory of {header.hostname or 'this machine'}"), None
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from datetime import datetime
 from pathlib import Path
 
 from pvrec.layout import intersect, merge_ranges, ram_ranges, zones
@@ -85,3 +86,19 @@ def cgroup_names(root: Path = Path("/sys/fs/cgroup")) -> dict[str, str]:
         except OSError:
             continue
     return names
+
+
+def with_known_ram(layout: dict, pfn_count: int) -> dict:
+    """The layout with RAM ranges even where /proc/iomem hides them (no CAP_SYS_ADMIN): from
+    the memory blocks of the nodes, else every PFN (and layout_source says which)."""
+    if layout["ram_ranges"]:
+        return layout
+    blocks = merge_ranges([r for n in layout["nodes"] for r in n["ranges"]])
+    return {**layout, "ram_ranges": blocks or [[0, pfn_count]],
+            "layout_source": "live, RAM from memory blocks" if blocks else "live, RAM ranges unknown"}
+
+
+def wall_clock() -> str:
+    """Now, as the header's start_wall: ISO 8601 with the local offset, to the second."""
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+

@@ -13,15 +13,20 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 from pvrec.errors import PvrecError
 from pvrec.kernel.kpageflags import KPAGECGROUP, KPAGEFLAGS, PageFlagsFile
-from pvrec.kernel.layout import cgroup_names, live_layout, machine_identity
+from pvrec.kernel.layout import (
+    cgroup_names,
+    live_layout,
+    machine_identity,
+    wall_clock,
+    with_known_ram,
+)
 from pvrec.kernel.processes import descendants
-from pvrec.layout import flat_layout, max_pfn, merge_ranges
+from pvrec.layout import flat_layout, max_pfn
 from pvrec.recorder.sampler import Sampler, SamplerStats, StopNow, StopSignals, record_loop
 from pvrec.recorder.workload import RunAs, Workload, become_subreaper, resolve_command
 from pvrec.recording.format import DEFAULT_KEY_EVERY
@@ -109,7 +114,7 @@ class Recorder:
             "interval": opt.interval,
             "command": opt.cmd,
             "source": path,
-            "start_wall": datetime.fromtimestamp(now).astimezone().isoformat(timespec="seconds"),
+            "start_wall": wall_clock(),
             "start_unix": now,
             "cgroup_names": cgroup_names() if opt.cgroups and not opt.kpageflags else {},
             "user": opt.run_as.user if opt.run_as else None,
@@ -122,12 +127,7 @@ class Recorder:
             return count, flat_layout(count)
         layout = live_layout()
         count = self.source.probe_pages(max_pfn(layout))
-        if not layout["ram_ranges"]:  # /proc/iomem hides addresses without CAP_SYS_ADMIN
-            blocks = merge_ranges([r for n in layout["nodes"] for r in n["ranges"]])
-            layout["ram_ranges"] = blocks or [[0, count]]
-            layout["layout_source"] = ("live, RAM from memory blocks" if blocks
-                                       else "live, RAM ranges unknown")
-        return count, layout
+        return count, with_known_ram(layout, count)
 
     def run(self, make_display: Callable[[Sampler, float], Display]) -> RecordResult:
         """Record until the workload exits, the duration passes or a signal stops it."""
@@ -190,7 +190,7 @@ class Recorder:
             "failed_samples": s.failed_samples,
             "duration": round(time.monotonic() - sampler.t0, 6),
             "mean_sample_s": mean_sample(s),
-            "end_wall": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "end_wall": wall_clock(),
         }
 
 

@@ -102,3 +102,21 @@ def test_formatting():
     assert format_bytes(1536) == "1.5 KiB" and format_bytes(10) == "10 B"
     assert format_duration(4.25) == "4.2s" and format_duration(75.3) == "1m15.3s"
     assert format_duration(3725) == "1h02m05s"
+
+
+def test_hidden_iomem_takes_ram_from_the_memory_blocks_or_else_every_pfn():
+    from pvrec.kernel.layout import with_known_ram
+
+    # GIVEN a layout whose /proc/iomem was hidden (no CAP_SYS_ADMIN) but whose nodes are known
+    hidden = {"ram_ranges": [], "nodes": [{"node": 0, "ranges": [[8, 16], [0, 8], [32, 40]]}],
+              "layout_source": "live"}
+    # THEN RAM is the merged memory blocks, and the header says where it came from
+    got = with_known_ram(hidden, 64)
+    assert got["ram_ranges"] == [[0, 16], [32, 40]]
+    assert got["layout_source"] == "live, RAM from memory blocks"
+    # and with no nodes either, every PFN counts as RAM
+    bare = with_known_ram({**hidden, "nodes": []}, 64)
+    assert bare["ram_ranges"] == [[0, 64]] and bare["layout_source"] == "live, RAM ranges unknown"
+    # a layout that knows its RAM is left as it is
+    known = {**hidden, "ram_ranges": [[1, 2]]}
+    assert with_known_ram(known, 64) is known
