@@ -6,10 +6,10 @@ import argparse
 
 from pvrec.classes import THEMES, ValueClassifier, hex_color, make_scheme
 from pvrec.errors import PvrecError
+from pvrec.layout import pages_per_class
 from pvrec.messages import say, warn
 from pvrec.render.data import fit_data_scheme
 from pvrec.render.plan import parse_position
-from pvrec.render.raster import MapLayout
 from pvrec.sources import open_source
 
 TOML_HELP = """\
@@ -65,11 +65,10 @@ def run(args: argparse.Namespace) -> int:
         pos = parse_position(-1 if n is None else n, source.times, "frame")
         assert pos is not None
         fit_data_scheme(scheme, [(source, pos, pos)])
-        runs = source.read_runs(pos)
-        lay = MapLayout.build(source.header)
-        cruns = lay.class_runs(ValueClassifier(scheme)(runs.values), runs.lengths)
-        pages, ram = lay.class_pages(cruns, len(scheme)), lay.ram_pages
-        page_size = lay.page_size
+        runs, header = source.read_runs(pos), source.header
+        pages = pages_per_class(ValueClassifier(scheme)(runs.values), runs.lengths,
+                                header.ram_or_all, len(scheme))
+        ram, page_size = header.ram_pages, header.page_size
     elif scheme.needs_data:
         say("--classes flags makes one class per flag combination of the data "
               "(most common first); give a recording to see them: pvrec classes RUN "

@@ -213,14 +213,12 @@ def _layouts(o: RenderOptions, headers: list[Header], schemes: list[Scheme], opt
     lays: list[MapLayout] = []
     ram_pages = 0
     for i, header in enumerate(headers):
-        probe = MapLayout.build(header, kind=o.layout, ppp=o.pages_per_pixel or 1,
-                                width=o.width)
-        ram_pages = probe.ram_pages
+        ram_pages = header.ram_pages
         k = o.pages_per_pixel if not lays else lays[0].ppp  # both sides: one K
         if o.layout == "rows" and k is None:
-            lay = probe if o.map_only else choose_layout(
-                header, schemes[i], opts[i], kind="rows", ppp=1, width=o.width, fit=fit,
-                ram_pages=ram_pages)
+            lay = MapLayout.build(header, kind="rows", width=o.width) if o.map_only else \
+                choose_layout(header, schemes[i], opts[i], kind="rows", ppp=1, width=o.width,
+                              fit=fit, ram_pages=ram_pages)
         else:
             lay = choose_layout(header, schemes[i], opts[i], kind=o.layout, ppp=k,
                                 width=o.width, fit=fit, ram_pages=ram_pages)
