@@ -81,14 +81,6 @@ def add_picture_options(p: argparse.ArgumentParser) -> None:
                         "once per run)")
 
 
-def picture_options(args: argparse.Namespace, **more) -> RenderOptions:
-    """The RenderOptions of the picture flags (render's and snapshot's), and `more`."""
-    return RenderOptions(classes=args.classes, ignore_flags=args.ignore_flags, theme=args.theme,
-                         layout=args.layout, width=args.width,
-                         pages_per_pixel=args.pages_per_pixel, scale=args.scale, fit=args.fit,
-                         map_only=args.map_only, title=args.title, force=args.force, **more)
-
-
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("recording", metavar="RUN", nargs="+",
                    help="recording directory; two of them: drawn side by side on one time "
@@ -177,12 +169,7 @@ def run(args: argparse.Namespace) -> int:
                          f"(RUN_A RUN_B); not {len(args.recording)}")
     runs = args.recording if len(args.recording) > 1 else args.recording[0]
     label = " + ".join(Path(r).name for r in args.recording)
-    options = picture_options(
-        args, changes=args.changes, timeline=args.timeline,
-        timeline_metrics=args.timeline_metrics, highlight=args.highlight,
-        color_by=args.color_by, top=args.top, fps=args.fps, speed=args.speed, start=args.start,
-        end=args.end, every=args.every, hold=args.hold, frame=args.frame, crf=args.crf,
-        preset=args.preset)
+    options = RenderOptions.from_args(args)
     with _Progress(not args.quiet, label) as prog:
         summary = render_recording(runs, out, options, progress=prog, warn=warn)
     say(summary.line())

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pvrec.commands.render import add_picture_options, picture_options
+from pvrec.commands.render import add_picture_options
 from pvrec.messages import say, warn
-from pvrec.render.options import check_snapshot_frame, snapshot_output
+from pvrec.render.options import RenderOptions, check_snapshot_frame, snapshot_output
 from pvrec.render.pipeline import render_source
 from pvrec.sources import ArraySource, open_source
 
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     out = snapshot_output(Path(args.output))
     source, n = open_source(args.source, args.kpageflags, warn)
     check_snapshot_frame(source, n)
-    options = picture_options(args, frame=n)
+    options = RenderOptions.from_args(args, frame=n)
     if isinstance(source, ArraySource):  # memory now, or a dump: no recording time to show
         options.clock, options.title = False, args.title or source.name
     summary = render_source(source, out, options)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from pvrec.classes_cgroup import CgroupScheme
@@ -68,6 +68,13 @@ class RenderOptions:
 
     def __post_init__(self) -> None:
         self.fit = parse_fit(self.fit)
+
+    @classmethod
+    def from_args(cls, args: object, **more) -> RenderOptions:
+        """From parsed flags: every field the command has a flag for (the flags' names are the
+        fields'), then `more`."""
+        given = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+        return cls(**{**given, **more})
 
     def check_output(self, out: Path) -> type[Encoder]:
         """The output's type, once it is known that it may be written."""
