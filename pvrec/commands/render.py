@@ -14,6 +14,7 @@ from pvrec.messages import say, warn
 from pvrec.render.encoders import DEFAULT_CRF, DEFAULT_PRESET
 from pvrec.render.options import RenderOptions
 from pvrec.render.pipeline import render_recording
+from pvrec.render.strips import METRIC_SCALES
 
 DESCRIPTION = """\
 Draw every frame of a recording as a map of physical memory: one
@@ -95,12 +96,17 @@ def register(p: argparse.ArgumentParser) -> None:
     g.add_argument("--changes", action="store_true",
                    help="highlight pages whose class changed since the previous frame")
     g.add_argument("--timeline", action="store_true",
-                   help="a strip under the map: each class's size over the recording")
+                   help="a strip under the map: the size of each class in use (all but "
+                        "free and no flags) over the recording, up to its peak")
     g.add_argument("--timeline-metrics", metavar="NAME[,NAME]",
                    help="fragmentation metrics drawn as lines under the --timeline strip (implies "
-                        "it), each scaled to its own range: free_pages, free_hp_blocks, "
+                        "it), each in a strip of its own: free_pages, free_hp_blocks, "
                         "unusable_index, largest_free_run, mixed_blocks, buddy_order_N; of the "
                         "largest zone, or NAME@ZONE (e.g. free_hp_blocks@DMA32); at most 4")
+    g.add_argument("--metric-scale", choices=METRIC_SCALES, default=None,
+                   help="zero: each --timeline-metrics strip from 0 to the metric's peak, so a "
+                        "2%% change moves its line 2%% of the height (default); range: from "
+                        "its lowest to its highest value, to magnify small changes")
     g.add_argument("--color-by", choices=("cgroup",), default=None,
                    help="cgroup: colour pages by memory cgroup instead of page class: the "
                         "--top N cgroups with most pages, the rest 'other', pages with no "

@@ -21,7 +21,7 @@ from pvrec.errors import PvrecError
 from pvrec.recording.header import Header
 from pvrec.render.palette import DIM, THEME_UI, Palette
 from pvrec.render.raster import PANEL_GAP, MapLayout, divisors, format_offset, format_range
-from pvrec.render.strips import cursor_rows, draw_strips, strips_height
+from pvrec.render.strips import Strips, idle_classes, strips_height
 from pvrec.render.text import F_INFO, F_LABEL, F_LEGEND, F_TITLE, Text, format_mib, format_time
 
 FIT_DEFAULT = (1920, 1080)
@@ -88,6 +88,8 @@ class Picture:
         self.timeline = timeline  # (t per frame, pages per class per frame)
         # (labels, values per frame of the timeline x metric[, (lows, highs) of the scales])
         self.metrics = metrics
+        self.strips = None if timeline is None else Strips(
+            timeline, metrics, scheme.names, idle_classes(scheme), self.page_size, self.text)
         self._cols = self._legend_columns()
         self._legend: tuple[int, int] | None = None
         self.geo = self._measure()
@@ -177,7 +179,7 @@ class Picture:
         tl_x = tl_y = tl_w = 0
         if self.opt.timeline:
             tl_x, tl_y, tl_w = map_x, bottom + 8, max(map_w, 240)
-            bottom = tl_y + strips_height(len(self.metrics[0]) if self.metrics else 0)
+            bottom = tl_y + strips_height(len(self.metrics[0]) if self.metrics else 0, self.text)
         if self._legend is None:
             self._legend = self._legend_size()
         legend_w, legend_h = self._legend
@@ -218,9 +220,9 @@ class Picture:
         self._draw_tile_labels(canvas)
         self._draw_zones(canvas)
         self._draw_legend(canvas)
-        if self.opt.timeline and self.timeline is not None:
-            draw_strips(canvas, self.geo.timeline_x, self.geo.timeline_y, self.geo.timeline_w,
-                        self.palette, self.text, self.timeline, self.metrics)
+        if self.opt.timeline and self.strips is not None:
+            self.strips.draw(canvas, self.geo.timeline_x, self.geo.timeline_y,
+                             self.geo.timeline_w, self.palette)
         return canvas
 
     def _draw_tile_labels(self, canvas: np.ndarray) -> None:
@@ -347,12 +349,8 @@ class Picture:
             self._text("hl-mib", xm, y, format_mib(n, self.page_size), F_LEGEND, pal.fg_ramp)
             self._text("hl-pct", xp, y, f"{100.0 * n / self.ram_pages:.1f}%", F_LEGEND,
                        pal.dim_ramp)
-        if self.opt.timeline and self.timeline is not None and len(self.timeline[0]):
-            times = self.timeline[0]
-            span = max(float(times[-1] - times[0]), 1e-9)
-            w = g.timeline_w
-            cx = g.timeline_x + min(w - 1, max(0, int((t - float(times[0])) / span * w)))
-            y0, y1 = cursor_rows(g.timeline_y, bool(self.metrics))
+        if self.opt.timeline and self.strips is not None and len(self.strips.times):
+            y0, y1, cx = self.strips.cursor(g.timeline_x, g.timeline_y, g.timeline_w, t)
             old = self._slots.pop("cursor", None)
             if old is not None:
                 a, b, c, d = old[1]

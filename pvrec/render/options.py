@@ -20,6 +20,7 @@ from pvrec.errors import PvrecError
 from pvrec.recording.header import Header
 from pvrec.render.compose import FIT_DEFAULT
 from pvrec.render.encoders import DEFAULT_CRF, DEFAULT_PRESET, Encoder, encoder_for
+from pvrec.render.strips import METRIC_SCALES
 from pvrec.sources import Source
 from pvrec.units import format_bytes
 
@@ -65,6 +66,7 @@ class RenderOptions:
     color_by: str | None = None
     top: int = 8
     timeline_metrics: str | list[str] | None = None
+    metric_scale: str | None = None  # zero (None) or range: the metric strips' scales
 
     def __post_init__(self) -> None:
         self.fit = parse_fit(self.fit)
@@ -127,6 +129,13 @@ class RenderOptions:
         if self.timeline_metrics is not None and self.map_only:
             raise PvrecError("--map-only draws the map alone; --timeline-metrics draws a "
                              "strip under it")
+        if self.metric_scale is not None:
+            if self.metric_scale not in METRIC_SCALES:
+                raise PvrecError(f"--metric-scale {self.metric_scale!r}: use zero (each line "
+                                 f"from 0 to its peak) or range (lowest to highest value)")
+            if self.timeline_metrics is None:
+                raise PvrecError("--metric-scale scales the lines of --timeline-metrics: "
+                                 "give them too")
         if self.map_only and (self.changes or self.timeline):
             # the contract: every pixel is its page's class
             raise PvrecError("--map-only draws the map alone; --changes and --timeline draw "

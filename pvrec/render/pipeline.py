@@ -39,6 +39,7 @@ from pvrec.render.options import RenderOptions
 from pvrec.render.plan import Plan, make_plan
 from pvrec.render.raster import MapLayout
 from pvrec.render.side import Side
+from pvrec.render.strips import metric_scales
 from pvrec.sources import RecordingSource, Source
 from pvrec.units import format_bytes
 
@@ -183,7 +184,8 @@ def _make_sides(o: RenderOptions, encoder: type[Encoder], sources: list[Source],
     n_cls = len(schemes[0])
     channel = "cgroup" if o.color_by == "cgroup" else "flags"
     strips = _strips(sources, plan, encoder.picture, classifiers, lays, o.every, n_cls, channel,
-                     metric_list) if timeline else [(None, None)] * len(sources)
+                     metric_list, o.metric_scale or "zero") if timeline else \
+        [(None, None)] * len(sources)
     sides = []
     for i, s in enumerate(sources):
         tl, mt = strips[i]
@@ -228,9 +230,11 @@ def _layouts(o: RenderOptions, headers: list[Header], schemes: list[Scheme], opt
 
 def _strips(sources: list[Source], plan: Plan, picture: bool,
             classifiers: list[ValueClassifier], lays: list[MapLayout], every: int, n_cls: int,
-            channel: str, metric_list: list[list[tuple[str, str]]] | None) -> list[tuple]:
+            channel: str, metric_list: list[list[tuple[str, str]]] | None,
+            metric_scale: str = "zero") -> list[tuple]:
     """Each side's (timeline, metrics) for its Picture: a video's strip spans what it shows,
-    a picture's the whole recording."""
+    a picture's the whole recording; a metric has one scale for both runs, so the lines
+    compare."""
     m = plan.master
     span_end = plan.span_end(picture)
     tls: list[tuple] = []
@@ -246,10 +250,8 @@ def _strips(sources: list[Source], plan: Plan, picture: bool,
         if metric_list:
             mt = ([f"{name} ({zone})" for name, zone in metric_list[i]], tm)
         tls.append(((ts, tp), mt))
-    if len(tls) > 1 and all(mt is not None and len(mt[1]) for _, mt in tls):
-        # two runs: one scale per metric for both, so that the lines compare
-        both = np.vstack([mt[1] for _, mt in tls])  # type: ignore[index]
-        shared = (both.min(axis=0), both.max(axis=0))
+    if metric_list:
+        shared = metric_scales([mt[1] for _, mt in tls], metric_scale)  # type: ignore[index]
         tls = [(tl, (*mt, shared)) for tl, mt in tls]  # type: ignore[misc]
     return tls
 
@@ -338,7 +340,7 @@ def render_recording(rec_path: str | os.PathLike | list | tuple,
     Options are the keyword forms of `pvrec render`'s flags: classes, ignore_flags, theme,
     layout, width, pages_per_pixel, scale, fit, map_only, changes, timeline, fps, speed, start,
     end, every, hold, frame, crf, preset, title, force (default True here: the caller chose the
-    path; the CLI defaults to refusing), highlight, color_by, top, timeline_metrics (or a
+    path; the CLI defaults to refusing), highlight, color_by, top, timeline_metrics, metric_scale (or a
     RenderOptions, which the keywords then amend), progress(done, total) and warn(message)
     callbacks (default: none; the warnings met are in the summary's `warnings`). Damaged frames are skipped
     with a warning; an incomplete recording renders up to its last complete frame.
