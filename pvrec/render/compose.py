@@ -424,8 +424,10 @@ class Picture:
 
 def choose_layout(header: Header, scheme: Scheme, options: Options, *, kind: str = "tiles",
                   ppp: int | None = None, width: int | None = None,
-                  fit: tuple[int, int] = FIT_DEFAULT, ram_pages: int = 0) -> MapLayout:
+                  fit: tuple[int, int] = FIT_DEFAULT, ram_pages: int = 0,
+                  metric_lines: int = 0) -> MapLayout:
     """The layout whose whole picture fits `fit` (its Look in `.look`); PvrecError if none.
+    metric_lines: how many --timeline-metrics lines the strips will have.
 
     Prefers, in order: fewer pages per pixel; the normal text size (the compact one keeps
     capitals MIN_CAP high); the legend at the right in one column (LOOKS); the grid of tiles
@@ -434,6 +436,7 @@ def choose_layout(header: Header, scheme: Scheme, options: Options, *, kind: str
     tiles and wider rows.
     """
     text = Text()  # one text measurer for every candidate: widths are cached
+    metrics = ([""] * metric_lines, None) if metric_lines else None  # what is measured
 
     def build(k: int, style: TextStyle, shape: tuple[int | None, int | None]) -> MapLayout:
         lay = MapLayout.build(header, kind=kind, ppp=k, width=width, gap=0,
@@ -461,7 +464,7 @@ def choose_layout(header: Header, scheme: Scheme, options: Options, *, kind: str
             for rank, style in enumerate(STYLES[:1] if options.map_only else STYLES):
                 lay = build(k, style, shape)
                 pic = Picture(lay, scheme, header, options, ram_pages=ram_pages, text=text,
-                              look=Look(style))
+                              metrics=metrics, look=Look(style))
                 for where, columns in looks:
                     look = Look(style, where, columns)
                     for cols in range(lay.max_cols, 0, -1):

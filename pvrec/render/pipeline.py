@@ -202,7 +202,8 @@ def _make_sides(o: RenderOptions, encoder: type[Encoder], sources: list[Source],
     timeline = o.timeline or metric_list is not None  # --timeline-metrics implies it
     opts = [Options(theme=o.theme, map_only=o.map_only, changes=o.changes, timeline=timeline,
                     title=t, clock=o.clock, highlight=o.highlight, note=note) for t in titles]
-    lays, ram_pages = _layouts(o, encoder, headers, schemes, opts)
+    lays, ram_pages = _layouts(o, encoder, headers, schemes, opts,
+                               len(metric_list[0]) if metric_list else 0)
     classifiers = [ValueClassifier(sch) for sch in schemes]
     n_cls = len(schemes[0])
     channel = "cgroup" if o.color_by == "cgroup" else "flags"
@@ -231,7 +232,8 @@ def _schemes(o: RenderOptions, scheme: Scheme, ranges: list[tuple[Source, int, i
 
 
 def _layouts(o: RenderOptions, encoder: type[Encoder], headers: list[Header],
-             schemes: list[Scheme], opts: list[Options]) -> tuple[list[MapLayout], int]:
+             schemes: list[Scheme], opts: list[Options], metric_lines: int
+             ) -> tuple[list[MapLayout], int]:
     """Each side's layout (both sides: one K, each in half of the box), and the RAM pages."""
     fit = o.fit_box(encoder)
     if fit is not None and len(headers) > 1:
@@ -245,10 +247,11 @@ def _layouts(o: RenderOptions, encoder: type[Encoder], headers: list[Header],
             lay = MapLayout.build(header, kind="rows", width=o.width, ppp=k or 1)
         elif o.layout == "rows" and k is None:
             lay = choose_layout(header, schemes[i], opts[i], kind="rows", ppp=1, width=o.width,
-                                fit=fit, ram_pages=ram_pages)
+                                fit=fit, ram_pages=ram_pages, metric_lines=metric_lines)
         else:
             lay = choose_layout(header, schemes[i], opts[i], kind=o.layout, ppp=k,
-                                width=o.width, fit=fit, ram_pages=ram_pages)
+                                width=o.width, fit=fit, ram_pages=ram_pages,
+                                metric_lines=metric_lines)
         lays.append(lay)
     return lays, ram_pages
 
