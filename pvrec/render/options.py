@@ -23,7 +23,6 @@ from pvrec.render.encoders import DEFAULT_CRF, DEFAULT_PRESET, Encoder, encoder_
 from pvrec.sources import Source
 from pvrec.units import format_bytes
 
-
 # --size NAME: "blog" is the picture itself (shown at its own width in a 760 px column, one
 # picture pixel per CSS pixel; an MP4 is still encoded 2x, sharp on HiDPI screens); the others
 # are the output's frames, so the picture is that divided by --scale.

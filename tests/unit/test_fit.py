@@ -23,7 +23,7 @@ from pvrec.recording.header import Header
 from pvrec.render.compose import Options, Picture, choose_layout
 from pvrec.render.encoders import GifEncoder, Mp4Encoder, PngEncoder
 from pvrec.render.options import RenderOptions
-from pvrec.render.pipeline import PAIR_GAP, render_recording
+from pvrec.render.pipeline import PAIR_GAP
 from pvrec.render.text import MIN_CAP, STYLES, cap_height
 from tests.helpers import make_recording, run_here
 
