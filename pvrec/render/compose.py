@@ -22,11 +22,11 @@ from pvrec.recording.header import Header
 from pvrec.render.palette import DIM, THEME_UI, Palette
 from pvrec.render.raster import (
     PANEL_GAP,
-    TILE_ROWS,
     MapLayout,
     divisors,
     format_offset,
     format_range,
+    tile_shapes,
 )
 from pvrec.render.strips import cursor_rows, draw_strips, strips_height
 from pvrec.render.text import NORMAL, STYLES, Text, TextStyle, format_mib, format_time
@@ -449,7 +449,7 @@ def choose_layout(header: Header, scheme: Scheme, options: Options, *, kind: str
     probe = build(ppp or 1, NORMAL, (None, None))
     if not probe.tiles:
         raise PvrecError("the recording's RAM ranges hold no page: nothing to draw")
-    shapes = _shapes(header) if kind == "tiles" else [(None, None)]
+    shapes = tile_shapes(header) if kind == "tiles" else [(None, None)]
     hpage = probe.row_pages if kind == "rows" else header.hpage_pages
     ks = [ppp] if ppp else divisors(hpage) if kind == "rows" else \
         divisors(hpage) + [hpage << j for j in range(1, 7)]
@@ -492,23 +492,3 @@ def choose_layout(header: Header, scheme: Scheme, options: Options, *, kind: str
                      f"larger --fit or --size" + (", or a wider --width" if kind == "rows" else
                                                   " (or leave -k out)" if ppp else ""))
 
-
-def _shapes(header: Header) -> list[tuple[int | None, int | None]]:
-    """(pages per row, pages per tile) to try: rows of 1, 2, 4, ... huge pages (tiles of at
-    least 8 rows), tiles of 1 GiB or the smallest size giving at most 64 tiles, and 2, 4 and
-    8 times that; (None, None) is the default, 1 GiB tiles of one huge page per row."""
-    hpage = header.hpage_pages
-    base = hpage * TILE_ROWS
-    tile = base
-    while -(-header.pfn_count // tile) > 64:
-        tile *= 2
-    out: list[tuple[int | None, int | None]] = []
-    for _ in range(4):
-        m = 1
-        while tile // (hpage * m) >= 8:
-            out.append((None if m == 1 else hpage * m, None if tile == base else tile))
-            m *= 2
-        if tile >= header.pfn_count:
-            break
-        tile *= 2
-    return out

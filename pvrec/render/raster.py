@@ -90,6 +90,27 @@ def node_spans(header: Header) -> list[tuple[int, int, int]]:
     return spans
 
 
+def tile_shapes(header: Header) -> list[tuple[int | None, int | None]]:
+    """(pages per row, pages per tile) to try: rows of 1, 2, 4, ... huge pages (tiles of at
+    least 8 rows), tiles of 1 GiB or the smallest size giving at most 64 tiles, and 2, 4 and
+    8 times that; (None, None) is the default, 1 GiB tiles of one huge page per row."""
+    hpage = header.hpage_pages
+    base = hpage * TILE_ROWS
+    tile = base
+    while -(-header.pfn_count // tile) > 64:
+        tile *= 2
+    out: list[tuple[int | None, int | None]] = []
+    for _ in range(4):
+        m = 1
+        while tile // (hpage * m) >= 8:
+            out.append((None if m == 1 else hpage * m, None if tile == base else tile))
+            m *= 2
+        if tile >= header.pfn_count:
+            break
+        tile *= 2
+    return out
+
+
 def divisors(n: int) -> list[int]:
     """The divisors of n, ascending."""
     return [k for k in range(1, n + 1) if n % k == 0]
