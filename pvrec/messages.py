@@ -28,6 +28,11 @@ def warn(message: str) -> None:
     _printer(f"pvrec: warning: {message}")
 
 
+def quote(text: str) -> None:
+    """A line to copy as it is (an HTML snippet): indented, no prefix."""
+    _printer(f"  {text}")
+
+
 def next_step(command: str) -> None:
     """The command to run next, after a summary line ('next:  pvrec render ...')."""
     _printer(f"next:  {command}")

@@ -10,9 +10,9 @@ from pvrec.classes import DEFAULT_IGNORE, THEMES
 from pvrec.classes_cgroup import CgroupScheme
 from pvrec.commands.terminal import LiveDisplay
 from pvrec.errors import PvrecError
-from pvrec.messages import say, warn
+from pvrec.messages import quote, say, warn
 from pvrec.render.encoders import DEFAULT_CRF, DEFAULT_PRESET
-from pvrec.render.options import RenderOptions
+from pvrec.render.options import SIZES, RenderOptions
 from pvrec.render.pipeline import render_recording
 from pvrec.render.strips import METRIC_SCALES
 
@@ -24,8 +24,9 @@ header (command, host, elapsed time) and zone boundaries. The output type comes 
 the suffix of -o: .mp4 (H.264, plays in every browser), .gif, .webp (animated,
 lossless), .png (one frame: --frame), or an existing directory (a PNG per frame).
 
-By default the picture fits in 1920x1080 by letting one pixel stand for K pages of a
-row (the most common class among them); MP4 frames are then enlarged 2x so that
+By default the whole picture fits in 1920x1080 (--fit, --size) by letting one pixel stand
+for K pages of a row (the most common class among them) and wrapping the tiles into a
+grid; MP4 frames are then enlarged 2x so that
 chroma subsampling cannot blur single pages. Frames are streamed: memory stays flat
 however long the recording. Ctrl-C stops and leaves no partial file.
 """
@@ -35,6 +36,7 @@ examples:
   pvrec render RUN -o run.gif --every 2 --fps 20     a GIF for a blog post
   pvrec render RUN -o last.png --frame -1            the last frame as a picture
   pvrec render RUN -o diff.mp4 --changes --timeline  highlight what changed
+  pvrec render RUN -o post.mp4 --size blog            legible in a 760 px blog column
   pvrec render RUN -o map.png --map-only --layout rows --width 512
                                                       pixel (x, y) = PFN y*512 + x
   pvrec render RUN --classes flags --ignore-flags referenced,uptodate,idle_page
@@ -73,8 +75,13 @@ def add_picture_options(p: argparse.ArgumentParser) -> None:
                         "K that fits --fit")
     g.add_argument("--scale", type=int, metavar="S",
                    help="enlarge by S, nearest neighbour (default 2 for .mp4, else 1)")
-    g.add_argument("--fit", default="1920x1080", metavar="WxH",
-                   help="the picture (before --scale) fits in this size (default 1920x1080)")
+    g.add_argument("--fit", default=None, metavar="WxH",
+                   help="the whole picture (map, legend, header, strips), before --scale, is "
+                        "at most this size (default 1920x1080)")
+    g.add_argument("--size", choices=tuple(SIZES), default=None,
+                   help="blog: a picture at most 760x640, legible shown at its width in a "
+                        "760-800 px column; 1080p, 4k: output frames at most 1920x1080, "
+                        "3840x2160 (the picture is that divided by --scale); instead of --fit")
     g.add_argument("--map-only", action="store_true",
                    help="just the map: no legend, header, labels or gaps between tiles")
     g.add_argument("--title", metavar="TEXT", action="append",
@@ -91,6 +98,9 @@ def register(p: argparse.ArgumentParser) -> None:
                         "(default: RUN.mp4 beside the recording)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-poster", dest="poster", action="store_false",
+                   help="for .mp4: no OUT.poster.png (the last frame, shown before the video "
+                        "plays) and no HTML snippet")
     add_picture_options(p)
     g = p.add_argument_group("what is drawn on top")
     g.add_argument("--changes", action="store_true",
@@ -179,4 +189,7 @@ def run(args: argparse.Namespace) -> int:
     with _Progress(not args.quiet, label) as prog:
         summary = render_recording(runs, out, options, progress=prog, warn=warn)
     say(summary.line())
+    if summary.poster is not None:
+        say(f"poster {summary.poster} (the last frame); to put the video in a web page:")
+        quote(summary.html or "")
     return 0

@@ -20,9 +20,16 @@ from pvrec.classes import HOLE, Scheme
 from pvrec.errors import PvrecError
 from pvrec.recording.header import Header
 from pvrec.render.palette import DIM, THEME_UI, Palette
-from pvrec.render.raster import PANEL_GAP, MapLayout, divisors, format_offset, format_range
+from pvrec.render.raster import (
+    PANEL_GAP,
+    MapLayout,
+    divisors,
+    format_offset,
+    format_range,
+    tile_shapes,
+)
 from pvrec.render.strips import Strips, idle_classes, strips_height
-from pvrec.render.text import F_INFO, F_LABEL, F_LEGEND, F_TITLE, Text, format_mib, format_time
+from pvrec.render.text import NORMAL, STYLES, Text, TextStyle, format_mib, format_time
 
 FIT_DEFAULT = (1920, 1080)
 
@@ -43,6 +50,19 @@ class Options:
     note: str | None = None  # a line of the legend saying what the colours are
 
 
+@dataclass(frozen=True)
+class Look:
+    """How the text is set around the map: its sizes, and where the legend goes (right of
+    the map or below it, in one column or two: the classes, then the lines about the map)."""
+
+    style: TextStyle = NORMAL
+    legend: str = "right"
+    columns: int = 1
+
+
+LOOKS = (("right", 1), ("right", 2), ("below", 2), ("below", 1))  # in order of preference
+
+
 @dataclass
 class Geometry:
     """Where things are on the canvas."""
@@ -58,10 +78,6 @@ class Geometry:
     timeline_w: int = 0
 
 
-LEGEND_LINE = 19
-SWATCH = 12
-TILE_LABEL_H = 15  # above each row of tiles: their offsets
-ZONE_LABEL_H = 15  # below each row of tiles: zone names
 GAP, GAP_MANY = 8, 4  # between tiles (the zone ribbon lives there)
 TIME_TEMPLATE = "t=+00m00.0s   frame 00000/00000"
 
@@ -77,7 +93,7 @@ class Picture:
                  frame_count: int = 1, ram_pages: int = 0,
                  timeline: tuple[np.ndarray, np.ndarray] | None = None,
                  metrics: tuple | None = None,
-                 text: Text | None = None):
+                 text: Text | None = None, look: Look | None = None):
         if options.theme not in THEME_UI:
             raise PvrecError(f"unknown --theme {options.theme!r}: use light or dark")
         self.layout, self.scheme, self.header, self.opt = layout, scheme, header, options
@@ -85,13 +101,15 @@ class Picture:
         self.ram_pages = max(1, ram_pages or layout.pfn_count)
         self.page_size = layout.page_size
         self.text = text or Text()
+        self.look = look or layout.look or Look()
+        self.style = self.look.style
         self.timeline = timeline  # (t per frame, pages per class per frame)
         # (labels, values per frame of the timeline x metric[, (lows, highs) of the scales])
         self.metrics = metrics
         self.strips = None if timeline is None else Strips(
             timeline, metrics, scheme.names, idle_classes(scheme), self.page_size, self.text)
         self._cols = self._legend_columns()
-        self._legend: tuple[int, int] | None = None
+        self._legend: dict[int, tuple[int, int]] = {}
         self.geo = self._measure()
         self._palette: Palette | None = None
         self._static: np.ndarray | None = None
@@ -120,9 +138,10 @@ class Picture:
 
     def _legend_columns(self) -> tuple[int, int, int]:
         names = [c.name for i, c in enumerate(self.scheme.classes) if i != HOLE]
-        name_w = min(max((self.text.width(n, F_LEGEND) for n in names), default=40), 260)
-        mib_w = self.text.width(format_mib(self.ram_pages, self.page_size), F_LEGEND)
-        pct_w = self.text.width("100.0%", F_LEGEND)
+        size = self.style.legend
+        name_w = min(max((self.text.width(n, size) for n in names), default=40), 260)
+        mib_w = self.text.width(format_mib(self.ram_pages, self.page_size), size)
+        pct_w = self.text.width("100.0%", size)
         return name_w, mib_w, pct_w
 
     @functools.cached_property
@@ -157,39 +176,63 @@ class Picture:
                       ("in full colour, the rest dimmed", "dim")]
         return lines
 
-    def _legend_size(self) -> tuple[int, int]:
+    def _legend_size(self, columns: int) -> tuple[int, int]:
+        """(width, height) of the legend in one column or two (the lines beside the classes)."""
+        st = self.style
         name_w, mib_w, pct_w = self._cols
-        w = SWATCH + 6 + name_w + 12 + mib_w + 10 + pct_w
-        for text, kind in self.legend_lines():
-            w = max(w, self.text.width(text, F_LEGEND) + (SWATCH + 6 if kind == "changed" else 0))
-        return w, (len(self.scheme) - 1 + len(self.legend_lines())) * LEGEND_LINE
+        classes_w = st.swatch + 6 + name_w + 12 + mib_w + 10 + pct_w
+        classes_h = (len(self.scheme) - 1) * st.line
+        lines = self.legend_lines()
+        lines_w = max(self.text.width(text, st.legend) + (st.swatch + 6 if kind == "changed"
+                                                          else 0) for text, kind in lines)
+        if self.opt.highlight:  # its line holds sizes, in the classes' columns
+            lines_w = max(lines_w, classes_w)
+        if columns == 1:
+            return max(classes_w, lines_w), classes_h + len(lines) * st.line
+        return classes_w + 20 + lines_w, max(classes_h, (len(lines) - 1) * st.line)
+
+    def _line_xy(self, i: int) -> tuple[int, int]:
+        """Where legend_lines()[i] is drawn (in two columns the first, empty, line is not)."""
+        g, st = self.geo, self.style
+        if self.look.columns == 1:
+            return g.legend_x, g.legend_y + (len(self.scheme) - 1 + i) * st.line
+        name_w, mib_w, pct_w = self._cols
+        x = g.legend_x + st.swatch + 6 + name_w + 12 + mib_w + 10 + pct_w + 20
+        return x, g.legend_y + (i - 1) * st.line
 
     def _measure(self) -> Geometry:
         return self.geometry_for(self.layout.width, self.layout.height)
 
-    def geometry_for(self, map_w: int, map_h: int) -> Geometry:
-        """The canvas around a map of this size (choose_layout tries many sizes)."""
+    def geometry_for(self, map_w: int, map_h: int, look: Look | None = None) -> Geometry:
+        """The canvas around a map of this size (choose_layout tries many sizes, and legend
+        places: `look`, of this picture's text style)."""
         if self.opt.map_only:
             return Geometry(map_w, map_h, 0, 0)
-        header_h = self.text.height(F_TITLE) + 4 + self.text.height(F_INFO) + 8
+        look, st, T = look or self.look, self.style, self.text
+        header_h = T.height(st.title) + 4 + T.height(st.info) + 8
         top = MARGIN + header_h
         map_x = MARGIN + 6  # room for the zone ribbon of the first tile
-        map_y = top + TILE_LABEL_H
-        bottom = map_y + map_h + ZONE_LABEL_H
+        map_y = top + st.label_h
+        bottom = map_y + map_h + st.label_h
         tl_x = tl_y = tl_w = 0
         if self.opt.timeline:
             tl_x, tl_y, tl_w = map_x, bottom + 8, max(map_w, 240)
             bottom = tl_y + strips_height(len(self.metrics[0]) if self.metrics else 0, self.text)
-        if self._legend is None:
-            self._legend = self._legend_size()
-        legend_w, legend_h = self._legend
-        legend_x = map_x + max(map_w, tl_w) + 20
-        width = max(legend_x + legend_w + MARGIN,
-                    MARGIN * 2 + self.text.width(TIME_TEMPLATE, F_TITLE) + 240)
-        height = max(bottom, top + legend_h) + MARGIN
+        if look.columns not in self._legend:
+            self._legend[look.columns] = self._legend_size(look.columns)
+        legend_w, legend_h = self._legend[look.columns]
+        if look.legend == "right":
+            legend_x, legend_y = map_x + max(map_w, tl_w) + 20, top
+            width = legend_x + legend_w + MARGIN
+            height = max(bottom, top + legend_h) + MARGIN
+        else:
+            legend_x, legend_y = MARGIN, bottom + 12
+            width = max(map_x + max(map_w, tl_w), legend_x + legend_w) + MARGIN
+            height = legend_y + legend_h + MARGIN
+        width = max(width, MARGIN * 2 + T.width(TIME_TEMPLATE, st.title) + st.title_room)
         width += width % 2  # even sizes: what H.264 needs at any scale
         height += height % 2
-        return Geometry(width, height, map_x, map_y, legend_x, top, tl_x, tl_y, tl_w)
+        return Geometry(width, height, map_x, map_y, legend_x, legend_y, tl_x, tl_y, tl_w)
 
     # -- the static canvas
 
@@ -200,22 +243,23 @@ class Picture:
             return canvas
         cmd = self.header.command
         title = self.opt.title or (shlex.join(cmd) if cmd else "whole system")
-        right_w = T.width(TIME_TEMPLATE, F_TITLE) + 24
-        T.draw(canvas, MARGIN, MARGIN, title, F_TITLE, pal.fg_ramp,
+        st = self.style
+        right_w = T.width(TIME_TEMPLATE, st.title) + 24
+        T.draw(canvas, MARGIN, MARGIN, title, st.title, pal.fg_ramp,
                max_width=g.width - 2 * MARGIN - right_w)
         h = self.header
         started = (h.start_wall or "").replace("T", " ")[:16]  # ISO 8601 -> '2026-11-26 17:40'
         info = [f"{prefix}{v[:48]}" for prefix, v in
                 (("", h.hostname), ("Linux ", h.kernel), ("", started)) if v]
         info.append(f"{format_offset(self.ram_pages * self.page_size)} RAM")
-        T.draw(canvas, MARGIN, MARGIN + T.height(F_TITLE) + 4, "   ".join(info), F_INFO,
+        T.draw(canvas, MARGIN, MARGIN + T.height(st.title) + 4, "   ".join(info), st.info,
                pal.dim_ramp, max_width=g.width - 2 * MARGIN - 220)
         for t in lay.tiles:  # a frame around each tile, so pale classes keep an edge
             x, y = g.map_x + t.x, g.map_y + t.y
             canvas[max(0, y - 1):y + t.rows + 1, max(0, x - 1):x + lay.tile_width + 1] = pal.frame
         for tiles in lay.panels[1:]:  # a rule between the panels of NUMA nodes
             x = g.map_x + min(t.x for t in tiles) - PANEL_GAP // 2
-            canvas[g.map_y - TILE_LABEL_H:g.map_y + lay.height + ZONE_LABEL_H, x:x + 1] = \
+            canvas[g.map_y - st.label_h:g.map_y + lay.height + st.label_h, x:x + 1] = \
                 pal.ribbon[1]
         self._draw_tile_labels(canvas)
         self._draw_zones(canvas)
@@ -231,11 +275,11 @@ class Picture:
             return
         last_end: dict[int, int] = {}
         for t in lay.tiles:
-            x, y = g.map_x + t.x, g.map_y + t.y - TILE_LABEL_H + 1
+            x, y = g.map_x + t.x, g.map_y + t.y - self.style.label_h + 1
             if last_end.get(y, -1) > x:
                 continue  # narrow tiles: label every other one rather than overlap
-            T.draw(canvas, x, y, lay.tile_label(t), F_LABEL, pal.dim_ramp)
-            last_end[y] = x + T.width(lay.tile_label(t), F_LABEL) + 6
+            T.draw(canvas, x, y, lay.tile_label(t), self.style.label, pal.dim_ramp)
+            last_end[y] = x + T.width(lay.tile_label(t), self.style.label) + 6
 
     def _draw_zones(self, canvas: np.ndarray) -> None:
         """A ribbon left of each tile (alternating shades per zone), ticks where a zone or
@@ -268,36 +312,37 @@ class Picture:
                 continue
             tile = loc[0]
             x, y = g.map_x + tile.x, g.map_y + tile.y + tile.rows + 2
-            w = T.width(m.name, F_LABEL)
+            w = T.width(m.name, self.style.label)
             if any(py == y and x < p1 and p0 < x + w + 6 for py, p0, p1 in placed):
                 continue
-            T.draw(canvas, x, y, m.name, F_LABEL, pal.fg_ramp if m.kind == "node"
+            T.draw(canvas, x, y, m.name, self.style.label, pal.fg_ramp if m.kind == "node"
                    else pal.dim_ramp)
             placed.append((y, x, x + w + 6))
 
     def _draw_legend(self, canvas: np.ndarray) -> None:
-        g, pal, T = self.geo, self.palette, self.text
+        g, pal, T, st = self.geo, self.palette, self.text, self.style
         name_w = self._cols[0]
-        y = g.legend_y
+        y, sw = g.legend_y, st.swatch + 6
+        pad = (st.line - st.swatch) // 2  # the swatch centred on the text
         for i, c in enumerate(self.scheme.classes):
             if i == HOLE:
                 continue
-            self._swatch(canvas, g.legend_x, y + 3, i)
-            T.draw(canvas, g.legend_x + SWATCH + 6, y, c.name, F_LEGEND, pal.fg_ramp,
-                   max_width=name_w)
-            y += LEGEND_LINE
-        for text, kind in self.legend_lines():
+            self._swatch(canvas, g.legend_x, y + pad, i)
+            T.draw(canvas, g.legend_x + sw, y, c.name, st.legend, pal.fg_ramp, max_width=name_w)
+            y += st.line
+        for i, (text, kind) in enumerate(self.legend_lines()):
+            x, y = self._line_xy(i)
             if kind == "changed":
-                self._swatch(canvas, g.legend_x, y + 3, pal.changed)
-                T.draw(canvas, g.legend_x + SWATCH + 6, y, text, F_LEGEND, pal.fg_ramp)
+                self._swatch(canvas, x, y + pad, pal.changed)
+                T.draw(canvas, x + sw, y, text, st.legend, pal.fg_ramp)
             elif text:
-                T.draw(canvas, g.legend_x, y, text, F_LEGEND,
+                T.draw(canvas, x, y, text, st.legend,
                        pal.fg_ramp if kind in ("fg", "highlight") else pal.dim_ramp)
-            y += LEGEND_LINE
 
     def _swatch(self, canvas: np.ndarray, x: int, y: int, color: int) -> None:
-        canvas[y:y + SWATCH, x:x + SWATCH] = self.palette.dim
-        canvas[y + 1:y + SWATCH - 1, x + 1:x + SWATCH - 1] = color
+        sw = self.style.swatch
+        canvas[y:y + sw, x:x + sw] = self.palette.dim
+        canvas[y + 1:y + sw - 1, x + 1:x + sw - 1] = color
 
     # -- per frame
 
@@ -312,7 +357,7 @@ class Picture:
         Returns the picture's own canvas, updated in place next frame (copy what you keep):
         the map is pasted and only the strings that differ from the last frame are redrawn.
         """
-        pal, g, T, lay = self.palette, self.geo, self.text, self.layout
+        pal, g, T, lay, st = self.palette, self.geo, self.text, self.layout, self.style
         if self._canvas is None:
             self._canvas = self.static.copy()
         canvas = self._canvas
@@ -326,28 +371,30 @@ class Picture:
             return canvas
         if self.opt.clock:
             self._text("time", g.width - MARGIN, MARGIN,
-                       f"{format_time(t)}   frame {index + 1}/{self.frame_count}", F_TITLE,
+                       f"{format_time(t)}   frame {index + 1}/{self.frame_count}", st.title,
                        pal.fg_ramp)
         if changed is not None:
-            self._text("changed", g.width - MARGIN, MARGIN + T.height(F_TITLE) + 4,
-                       f"{changed[1]:,} pages changed", F_INFO, pal.fg_ramp)
+            self._text("changed", g.width - MARGIN, MARGIN + T.height(st.title) + 4,
+                       f"{changed[1]:,} pages changed", st.info, pal.fg_ramp)
         name_w, mib_w, pct_w = self._cols
-        xm = g.legend_x + SWATCH + 6 + name_w + 12 + mib_w
+        xm = g.legend_x + st.swatch + 6 + name_w + 12 + mib_w
         xp = xm + 10 + pct_w
         y = g.legend_y
         for i in range(len(self.scheme)):
             if i == HOLE:
                 continue
             n = int(pages[i])
-            self._text(("mib", i), xm, y, format_mib(n, self.page_size), F_LEGEND, pal.fg_ramp)
-            self._text(("pct", i), xp, y, f"{100.0 * n / self.ram_pages:.1f}%", F_LEGEND,
+            self._text(("mib", i), xm, y, format_mib(n, self.page_size), st.legend, pal.fg_ramp)
+            self._text(("pct", i), xp, y, f"{100.0 * n / self.ram_pages:.1f}%", st.legend,
                        pal.dim_ramp)
-            y += LEGEND_LINE
+            y += st.line
         if highlight is not None:
-            y = g.legend_y + (len(self.scheme) - 1 + self._highlight_line) * LEGEND_LINE
+            x, y = self._line_xy(self._highlight_line)
             n = int(highlight[1])
-            self._text("hl-mib", xm, y, format_mib(n, self.page_size), F_LEGEND, pal.fg_ramp)
-            self._text("hl-pct", xp, y, f"{100.0 * n / self.ram_pages:.1f}%", F_LEGEND,
+            self._text("hl-mib", xm - g.legend_x + x, y, format_mib(n, self.page_size), st.legend,
+                       pal.fg_ramp)
+            self._text("hl-pct", xp - g.legend_x + x, y, f"{100.0 * n / self.ram_pages:.1f}%",
+                       st.legend,
                        pal.dim_ramp)
         if self.opt.timeline and self.strips is not None and len(self.strips.times):
             y0, y1, cx = self.strips.cursor(g.timeline_x, g.timeline_y, g.timeline_w, t)
@@ -375,39 +422,71 @@ class Picture:
 
 def choose_layout(header: Header, scheme: Scheme, options: Options, *, kind: str = "tiles",
                   ppp: int | None = None, width: int | None = None,
-                  fit: tuple[int, int] = FIT_DEFAULT, ram_pages: int = 0) -> MapLayout:
-    """The layout: the given K (or the smallest K) and the grid whose picture fits `fit`.
+                  fit: tuple[int, int] = FIT_DEFAULT, ram_pages: int = 0,
+                  metric_lines: int = 0) -> MapLayout:
+    """The layout whose whole picture fits `fit` (its Look in `.look`); PvrecError if none.
+    metric_lines: how many --timeline-metrics lines the strips will have.
 
-    Prefers fewer pages per pixel, then fewer rows of tiles (a wide picture suits a blog).
-    When nothing fits (a huge machine) it returns the arrangement that overflows least.
+    Prefers, in order: fewer pages per pixel; the normal text size (the compact one keeps
+    capitals MIN_CAP high); the legend at the right in one column (LOOKS); the grid of tiles
+    that fills the box best (the smallest of its sides' shares of the box, so a player
+    fitting it to the box shows it largest); 1 GiB tiles of one huge page per row over bigger
+    tiles and wider rows.
     """
-    def build(k: int) -> MapLayout:
-        lay = MapLayout.build(header, kind=kind, ppp=k, width=width, gap=0)
+    text = Text()  # one text measurer for every candidate: widths are cached
+    metrics = ([""] * metric_lines, None) if metric_lines else None  # what is measured
+
+    def build(k: int, style: TextStyle, shape: tuple[int | None, int | None]) -> MapLayout:
+        lay = MapLayout.build(header, kind=kind, ppp=k, width=width, gap=0,
+                              row_pages=shape[0], tile_pages=shape[1])
         if not options.map_only:  # the gap holds the zone ribbon, if the tiles leave room
             lay.gap = GAP if len(lay.tiles) <= 8 else GAP_MANY if lay.tile_width >= 16 else 1
-            lay.arrange(lay.max_cols, TILE_LABEL_H + ZONE_LABEL_H + 4)
+            lay.arrange(lay.max_cols, 2 * style.label_h + 4)
         return lay
 
-    text = Text()  # one text measurer for every candidate: widths are cached
-    probe = build(ppp or 1)
+    probe = build(ppp or 1, NORMAL, (None, None))
     if not probe.tiles:
         raise PvrecError("the recording's RAM ranges hold no page: nothing to draw")
-    ks = [ppp] if ppp else divisors(probe.row_pages)
-    best: tuple[float, int, int] | None = None
+    shapes = tile_shapes(header) if kind == "tiles" else [(None, None)]
+    hpage = probe.row_pages if kind == "rows" else header.hpage_pages
+    ks = [ppp] if ppp else divisors(hpage) if kind == "rows" else \
+        divisors(hpage) + [hpage << j for j in range(1, 7)]
+    looks = [("right", 1)] if options.map_only else LOOKS
     for k in ks:
-        lay = build(k)
-        pic = Picture(lay, scheme, header, options, ram_pages=ram_pages, text=text)
-        for cols in range(lay.max_cols, 0, -1):
-            g = pic.geometry_for(*lay.size_for(cols))
-            if g.width <= fit[0] and g.height <= fit[1]:
-                lay.arrange(cols)
-                return lay
-            over = max(g.width / fit[0], g.height / fit[1])
-            if best is None or over < best[0] - 1e-9:
-                best = (over, k, cols)
-            if lay.kind == "rows":
-                break
-    assert best is not None
-    lay = build(best[1])
-    lay.arrange(best[2])
-    return lay
+        if (ram_pages or header.ram_pages) / k > fit[0] * fit[1]:
+            continue  # more pixels than the box holds
+        best: tuple | None = None
+        for shape in shapes:
+            if kind == "tiles" and (shape[0] or hpage) % k:
+                continue
+            for rank, style in enumerate(STYLES[:1] if options.map_only else STYLES):
+                lay = build(k, style, shape)
+                pic = Picture(lay, scheme, header, options, ram_pages=ram_pages, text=text,
+                              metrics=metrics, look=Look(style))
+                for where, columns in looks:
+                    look = Look(style, where, columns)
+                    for cols in range(lay.max_cols, 0, -1):
+                        g = pic.geometry_for(*lay.size_for(cols), look)
+                        if g.height > fit[1]:
+                            break  # fewer columns are only taller
+                        if g.width > fit[0]:
+                            continue
+                        fill = round(max(g.width / fit[0], g.height / fit[1]), 3)
+                        score = (rank, LOOKS.index((where, columns)), fill, shape[1] or 0,
+                                 shape[0] or 0)
+                        if best is None or score < best[0]:
+                            best = (score, style, shape, look, cols)
+        if best is not None:
+            _, style, shape, look, cols = best
+            lay = build(k, style, shape)
+            lay.arrange(cols)
+            lay.look = look
+            return lay
+    what = f"with -k {ppp} " if ppp else ""
+    if kind == "rows":
+        rows = -(-header.pfn_count // probe.row_pages)
+        what += f"with --layout rows (--width {probe.row_pages}: {rows:,} rows) "
+    raise PvrecError(f"the picture {what}does not fit in {fit[0]}x{fit[1]} pixels: give a "
+                     f"larger --fit or --size" + (", or a wider --width" if kind == "rows" else
+                                                  " (or leave -k out)" if ppp else ""))
+

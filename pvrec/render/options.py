@@ -24,14 +24,22 @@ from pvrec.render.strips import METRIC_SCALES
 from pvrec.sources import Source
 from pvrec.units import format_bytes
 
+# --size NAME: "blog" is the picture itself (shown at its own width in a 760 px column, one
+# picture pixel per CSS pixel; an MP4 is still encoded 2x, sharp on HiDPI screens); the others
+# are the output's frames, so the picture is that divided by --scale.
+SIZES = {"blog": ((760, 640), False), "1080p": ((1920, 1080), True),
+         "4k": ((3840, 2160), True)}
 
-def parse_fit(text: str | tuple[int, int]) -> tuple[int, int]:
-    """--fit WxH -> (width, height), at least 16x16."""
-    if isinstance(text, tuple):
+
+def parse_fit(text: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """--fit WxH -> (width, height), at least 16x16 (None: not given)."""
+    if text is None or isinstance(text, tuple):
         return text
-    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
-    if not m or int(m.group(1)) < 16 or int(m.group(2)) < 16:
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not m:
         raise PvrecError(f"--fit {text!r}: give WIDTHxHEIGHT in pixels, e.g. 1920x1080")
+    if int(m.group(1)) < 16 or int(m.group(2)) < 16:
+        raise PvrecError(f"--fit {text}: each side must be at least 16 pixels")
     return int(m.group(1)), int(m.group(2))
 
 
@@ -46,7 +54,9 @@ class RenderOptions:
     width: int | None = None
     pages_per_pixel: int | None = None
     scale: int | None = None
-    fit: tuple[int, int] = FIT_DEFAULT
+    fit: tuple[int, int] | None = None  # None: --size's, else FIT_DEFAULT (see fit_box)
+    size: str | None = None
+    poster: bool = True
     map_only: bool = False
     changes: bool = False
     timeline: bool = False
@@ -70,6 +80,8 @@ class RenderOptions:
 
     def __post_init__(self) -> None:
         self.fit = parse_fit(self.fit)
+        if self.size is not None and self.size not in SIZES:
+            raise PvrecError(f"--size {self.size!r}: use one of {', '.join(SIZES)}")
 
     @classmethod
     def from_args(cls, args: object, **more) -> RenderOptions:
@@ -84,8 +96,26 @@ class RenderOptions:
         encoder.check_target(out, self.force)
         return encoder
 
+    def scale_for(self, encoder: type[Encoder]) -> int:
+        """--scale, or the output type's default (2 for MP4)."""
+        return self.scale if self.scale is not None else encoder.default_scale
+
+    def fit_box(self, encoder: type[Encoder]) -> tuple[int, int] | None:
+        """The box the whole picture fits in, before --scale: --fit, --size's, or 1920x1080;
+        None for `--map-only --layout rows` without either (one pixel per page: the contract)."""
+        if self.fit is not None:
+            return self.fit
+        if self.size is None:
+            return None if self.map_only and self.layout == "rows" else FIT_DEFAULT
+        (w, h), output = SIZES[self.size]
+        scale = self.scale_for(encoder) if output else 1
+        return w // scale, h // scale
+
     def check(self, encoder: type[Encoder]) -> None:
         """Every check of the flags that needs no recording."""
+        if self.size is not None and self.fit is not None:
+            raise PvrecError(f"--size {self.size} and --fit {self.fit[0]}x{self.fit[1]} both "
+                             f"set the picture's size: give one of them")
         fps, speed, hold, scale = self.fps, self.speed, self.hold, self.scale
         if not (isinstance(fps, int | float) and 0 < fps <= 240 and math.isfinite(fps)):
             raise PvrecError(f"--fps must be between 0 and 240, not {fps}")
@@ -97,6 +127,10 @@ class RenderOptions:
             raise PvrecError(f"--hold must be zero or more seconds, not {hold}")
         if scale is not None and not 1 <= scale <= 16:
             raise PvrecError(f"--scale must be a whole number from 1 to 16, not {scale}")
+        box = self.fit_box(encoder)
+        if box is not None and min(box) < 16:
+            raise PvrecError(f"--size {self.size} at --scale {self.scale} leaves a picture of "
+                             f"{box[0]}x{box[1]} pixels: use a smaller --scale")
         if not 0 <= self.crf <= 51:
             raise PvrecError(f"--crf must be between 0 and 51, not {self.crf}")
         if not encoder.picture and self.frame is not None:

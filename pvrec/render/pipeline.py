@@ -34,7 +34,7 @@ from pvrec.errors import PvrecError
 from pvrec.recording.header import Header
 from pvrec.render.compose import MARGIN, Options, Picture, choose_layout
 from pvrec.render.data import cgroup_tally, class_timeline, fit_data_scheme
-from pvrec.render.encoders import ENCODERS, Cancelled, Encoder
+from pvrec.render.encoders import ENCODERS, Cancelled, Encoder, PngEncoder, write_png
 from pvrec.render.options import RenderOptions
 from pvrec.render.plan import Plan, make_plan
 from pvrec.render.raster import MapLayout
@@ -62,6 +62,8 @@ class RenderSummary:
     pages_per_pixel: int = 1
     scale: int = 1
     warnings: list[str] = field(default_factory=list)
+    poster: Path | None = None  # the picture a <video> shows before it plays
+    html: str | None = None  # the <video> element to paste into a page
 
     @property
     def duration(self) -> float:
@@ -144,6 +146,9 @@ def render_source(source: Source, out_path: str | os.PathLike,
     out = Path(out_path)
     encoder = o.check_output(out)
     o.check(encoder)
+    poster = poster_path(out) if o.poster and encoder.html_video else None
+    if poster is not None:
+        PngEncoder.check_target(poster, o.force)  # the output's --force rule
     scheme = make_scheme(o.classes, o.ignore_flags)
     sources = [source] if beside is None else [source, beside]
     titles, metric_list = o.check_sources(sources)
@@ -153,19 +158,38 @@ def render_source(source: Source, out_path: str | os.PathLike,
     sides = _make_sides(o, encoder, sources, scheme, plan, titles, metric_list)
     _start_reading(o, sides, plan)
     combined, offsets, (w, h) = _pair_canvas(sides)
-    scale = o.scale if o.scale is not None else encoder.default_scale
+    scale = o.scale_for(encoder)
     if warn:
         for message in encoder.warnings((w, h), scale, o.fps):
             warn(message)
     pal = sides[0].pic.palette
     enc = encoder(out, (w, h), pal.colors, scale=scale, fps=o.fps, crf=o.crf, preset=o.preset,
                   pad_color=pal.bg)
-    rendered = _encode(plan, sides, enc, combined, offsets, out, sources[plan.master].name,
-                       progress)
+    rendered, last = _encode(plan, sides, enc, combined, offsets, out,
+                             sources[plan.master].name, progress)
+    html = None
+    if poster is not None:
+        write_png(poster, last, pal.colors, scale)
+        html = video_html(out, poster, (w, h))
     out_w, out_h = enc.frame_size
     return RenderSummary(out, enc.kind, enc.frames, rendered, o.fps, out_w, out_h,
                          enc.bytes_written(), time.perf_counter() - t_begin, sides[0].lay.ppp,
-                         scale)
+                         scale, poster=poster, html=html)
+
+
+def poster_path(out: Path) -> Path:
+    """build.mp4 -> build.poster.png, beside it."""
+    return out.with_name(out.stem + ".poster.png")
+
+
+def video_html(out: Path, poster: Path, size: tuple[int, int]) -> str:
+    """The element to paste: the video at the picture's own size (one picture pixel per CSS
+    pixel; the 2x MP4 is then sharp on HiDPI screens), never wider than its column."""
+    from html import escape
+
+    return (f'<video src="{escape(out.name)}" poster="{escape(poster.name)}" width="{size[0]}" '
+            f'height="{size[1]}" style="max-width:100%;height:auto" autoplay muted loop '
+            f'playsinline></video>')
 
 
 def _make_sides(o: RenderOptions, encoder: type[Encoder], sources: list[Source],
@@ -179,7 +203,8 @@ def _make_sides(o: RenderOptions, encoder: type[Encoder], sources: list[Source],
     timeline = o.timeline or metric_list is not None  # --timeline-metrics implies it
     opts = [Options(theme=o.theme, map_only=o.map_only, changes=o.changes, timeline=timeline,
                     title=t, clock=o.clock, highlight=o.highlight, note=note) for t in titles]
-    lays, ram_pages = _layouts(o, headers, schemes, opts)
+    lays, ram_pages = _layouts(o, encoder, headers, schemes, opts,
+                               len(metric_list[0]) if metric_list else 0)
     classifiers = [ValueClassifier(sch) for sch in schemes]
     n_cls = len(schemes[0])
     channel = "cgroup" if o.color_by == "cgroup" else "flags"
@@ -208,22 +233,27 @@ def _schemes(o: RenderOptions, scheme: Scheme, ranges: list[tuple[Source, int, i
     return schemes, note
 
 
-def _layouts(o: RenderOptions, headers: list[Header], schemes: list[Scheme], opts: list[Options]
+def _layouts(o: RenderOptions, encoder: type[Encoder], headers: list[Header],
+             schemes: list[Scheme], opts: list[Options], metric_lines: int
              ) -> tuple[list[MapLayout], int]:
-    """Each side's layout (both sides: one K, each in half of --fit), and the RAM pages."""
-    fit = o.fit if len(headers) == 1 else ((o.fit[0] - PAIR_GAP) // 2, o.fit[1])
+    """Each side's layout (both sides: one K, each in half of the box), and the RAM pages."""
+    fit = o.fit_box(encoder)
+    if fit is not None and len(headers) > 1:
+        fit = ((fit[0] - PAIR_GAP) // 2, fit[1])
     lays: list[MapLayout] = []
     ram_pages = 0
     for i, header in enumerate(headers):
         ram_pages = header.ram_pages
         k = o.pages_per_pixel if not lays else lays[0].ppp  # both sides: one K
-        if o.layout == "rows" and k is None:
-            lay = MapLayout.build(header, kind="rows", width=o.width) if o.map_only else \
-                choose_layout(header, schemes[i], opts[i], kind="rows", ppp=1, width=o.width,
-                              fit=fit, ram_pages=ram_pages)
+        if fit is None:  # --map-only --layout rows: pixel (x, y) is PFN y*W + x*K
+            lay = MapLayout.build(header, kind="rows", width=o.width, ppp=k or 1)
+        elif o.layout == "rows" and k is None:
+            lay = choose_layout(header, schemes[i], opts[i], kind="rows", ppp=1, width=o.width,
+                                fit=fit, ram_pages=ram_pages, metric_lines=metric_lines)
         else:
             lay = choose_layout(header, schemes[i], opts[i], kind=o.layout, ppp=k,
-                                width=o.width, fit=fit, ram_pages=ram_pages)
+                                width=o.width, fit=fit, ram_pages=ram_pages,
+                                metric_lines=metric_lines)
         lays.append(lay)
     return lays, ram_pages
 
@@ -288,10 +318,11 @@ def _pair_canvas(sides: list[Side]
 
 def _encode(plan: Plan, sides: list[Side], enc: Encoder, combined: np.ndarray | None,
             offsets: list[int], out: Path, name: str,
-            progress: Callable[[int, int], None] | None) -> int:
+            progress: Callable[[int, int], None] | None) -> tuple[int, np.ndarray]:
     """Draw and send the planned frames, then close the encoder (abort it on any error or
-    signal); the number of distinct frames drawn."""
+    signal); the number of distinct frames drawn, and the last picture."""
     m, total, rendered = plan.master, len(plan.frames), 0
+    picture = np.zeros((1, 1), np.uint8)
     with _Interrupt() as interrupt:
         try:
             for k, (pos, reps) in enumerate(plan.frames):
@@ -324,7 +355,7 @@ def _encode(plan: Plan, sides: list[Side], enc: Encoder, combined: np.ndarray | 
         except BaseException:
             enc.abort()
             raise
-    return rendered
+    return rendered, picture
 
 
 def render_recording(rec_path: str | os.PathLike | list | tuple,

@@ -2,7 +2,9 @@
 
 Two layouts. `tiles` (the default, the seed article's figure): one row is one huge page
 (hpage_pages pages), 512 rows make a tile (1 GiB on x86-64), tiles that hold no RAM are
-skipped and the rest sit side by side in a grid. `rows`: pixel (x, y) is PFN y*width + x, the
+skipped and the rest sit side by side in a grid. To fit a picture, a row may hold a few whole
+huge pages and a tile a few GiB (`row_pages`, `tile_pages`): a huge page never straddles a
+row, so THP and hugetlb blocks stay whole runs of pixels. `rows`: pixel (x, y) is PFN y*width + x, the
 contract that tests and users composing their own figures rely on.
 
 A pixel may stand for K consecutive pages of a row (--pages-per-pixel); it shows the most common
@@ -88,6 +90,27 @@ def node_spans(header: Header) -> list[tuple[int, int, int]]:
     return spans
 
 
+def tile_shapes(header: Header) -> list[tuple[int | None, int | None]]:
+    """(pages per row, pages per tile) to try: rows of 1, 2, 4, ... huge pages (tiles of at
+    least 8 rows), tiles of 1 GiB or the smallest size giving at most 64 tiles, and 2, 4 and
+    8 times that; (None, None) is the default, 1 GiB tiles of one huge page per row."""
+    hpage = header.hpage_pages
+    base = hpage * TILE_ROWS
+    tile = base
+    while -(-header.pfn_count // tile) > 64:
+        tile *= 2
+    out: list[tuple[int | None, int | None]] = []
+    for _ in range(4):
+        m = 1
+        while tile // (hpage * m) >= 8:
+            out.append((None if m == 1 else hpage * m, None if tile == base else tile))
+            m *= 2
+        if tile >= header.pfn_count:
+            break
+        tile *= 2
+    return out
+
+
 def divisors(n: int) -> list[int]:
     """The divisors of n, ascending."""
     return [k for k in range(1, n + 1) if n % k == 0]
@@ -111,13 +134,17 @@ class MapLayout:
     width: int = 0
     height: int = 0
     marks: list[Mark] = field(default_factory=list)
+    look: object = None  # what compose.choose_layout chose around this map (its Look)
 
     # -- construction
 
     @classmethod
     def build(cls, header: Header, *, kind: str = "tiles", ppp: int = 1, width: int | None = None,
-              cols: int | None = None, gap: int = 0, vgap: int | None = None) -> MapLayout:
-        """The layout of a recording's header (see the module docstring)."""
+              cols: int | None = None, gap: int = 0, vgap: int | None = None,
+              row_pages: int | None = None, tile_pages: int | None = None) -> MapLayout:
+        """The layout of a recording's header (see the module docstring). For tiles,
+        row_pages (default one huge page) and tile_pages (default 512 huge pages) are whole
+        numbers of huge pages, the tile a whole number of rows."""
         n, page_size, hpage = header.pfn_count, header.page_size, header.hpage_pages
         if kind == "rows":
             row = width or hpage
@@ -126,7 +153,11 @@ class MapLayout:
         elif kind == "tiles":
             if width is not None:
                 raise PvrecError("--width is for --layout rows (tiles are one huge page wide)")
-            row = hpage
+            row = row_pages or hpage
+            tile_pages = tile_pages or hpage * TILE_ROWS
+            if row % hpage or tile_pages % row:
+                raise PvrecError(f"a row of {row} pages is not whole huge pages of {hpage}, or "
+                                 f"a tile of {tile_pages} pages not whole rows")
         else:
             raise PvrecError(f"unknown --layout {kind!r}: use tiles or rows")
         if ppp < 1 or row % ppp:
@@ -139,8 +170,7 @@ class MapLayout:
             tiles = [Tile(0, total_rows)]
             tile_rows = total_rows
         else:
-            tile_rows = TILE_ROWS
-            tile_pages = row * tile_rows
+            tile_rows = tile_pages // row
             tiles = []
             spans = node_spans(header)
             if spans:  # one panel per node: its tiles start where the node starts

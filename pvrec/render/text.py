@@ -7,6 +7,8 @@ Rendered strings and single glyphs are cached: the per-frame text costs 1-2 ms.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -15,6 +17,36 @@ from pvrec.units import format_duration
 
 # Font sizes (pixels at scale 1).
 F_TITLE, F_INFO, F_LEGEND, F_LABEL = 16, 13, 13, 11
+
+# No text is drawn with capitals shorter than this, in pixels of the picture (before --scale):
+# size 10 of the built-in font, the smallest whose digits and capitals stay apart when a
+# browser shows the picture at its own width (checked in a 760 px column).
+MIN_CAP = 8
+
+
+@dataclass(frozen=True)
+class TextStyle:
+    """The sizes of the picture's text and the lines that hold it."""
+
+    title: int = F_TITLE
+    info: int = F_INFO
+    legend: int = F_LEGEND
+    label: int = F_LABEL
+    line: int = 19  # a legend line
+    label_h: int = 15  # a row of tile offsets (above tiles) or zone names (below)
+    swatch: int = 12
+    title_room: int = 240  # the header's width beyond the time: room for the title
+
+
+NORMAL = TextStyle()
+COMPACT = TextStyle(13, 11, 11, 10, 15, 13, 10, 100)  # for small --fit sizes
+STYLES = (NORMAL, COMPACT)
+
+
+def cap_height(size: int) -> int:
+    """Pixels from the baseline to the top of a capital H at this font size."""
+    box = ImageFont.load_default(size=size).getbbox("H")
+    return int(box[3] - box[1])
 
 
 class Text:

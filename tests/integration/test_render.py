@@ -286,7 +286,8 @@ def test_map_only_contract_on_a_real_fixture(kbuild_dump, tmp_path):
     assert np.array_equal(rgb, cols)
     # The full picture of the same dump: no recording time on it, the dump named instead.
     err = ok(run_pvrec("snapshot", "-F", kbuild_dump, "-o", tmp_path / "full.png"))
-    assert "16 pages/pixel" in err  # 25 tiles (a dump has no layout: all of it is RAM)
+    # 25 tiles (a dump has no layout: all of it is RAM) in a grid: K=8 (one row of tiles: 16)
+    assert "8 pages/pixel" in err
 
 
 def test_real_fixture_as_a_recording_with_the_vm_layout(kbuild_dump, tmp_path):

@@ -179,13 +179,16 @@ def test_default_fit_of_the_vm_and_of_small_machines():
     lay = choose_layout(VM, s, opt, ram_pages=MapLayout.build(VM).ram_pages)
     pic = Picture(lay, s, VM, opt, ram_pages=lay.ram_pages)
     assert pic.size[0] <= 1920 and pic.size[1] <= 1080
-    assert lay.ppp == 8 and lay.cols == 24  # one row of 24 tiles, 64 px wide
+    # K=8 as before, but no longer one row of 24 tiles 64 px wide: a grid of 256x128 tiles
+    # (four huge pages a row) that fills the 16:9 box better
+    assert lay.ppp == 8 and lay.row_pages == 4 * 512 and lay.tile_width == 256
+    assert lay.cols == 5 and len({t.y for t in lay.tiles}) == 5
     one = Header.from_dict({"pfn_count": 262144, "hpage_pages": 512})
     lay1 = choose_layout(one, s, opt)
     assert lay1.ppp == 1 and (lay1.width, lay1.height) == (512, 512)
     four = Header.from_dict({"pfn_count": 4 * 262144, "hpage_pages": 512})
     lay4 = choose_layout(four, s, opt)
-    assert lay4.ppp == 2 and lay4.cols == 4
+    assert lay4.ppp == 2
     small = choose_layout(four, s, opt, fit=(700, 700))
     assert Picture(small, s, four, opt).size[0] <= 700
     only = choose_layout(VM, s, Options(map_only=True))

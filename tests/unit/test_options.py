@@ -63,7 +63,10 @@ def test_fit_and_the_output():
     assert parse_fit((640, 480)) == (640, 480)
     with pytest.raises(PvrecError) as err:
         RenderOptions(fit="15x600")
-    assert err.value.message == "--fit '15x600': give WIDTHxHEIGHT in pixels, e.g. 1920x1080"
+    assert err.value.message == "--fit 15x600: each side must be at least 16 pixels"
+    with pytest.raises(PvrecError) as err:
+        RenderOptions(fit="big")
+    assert err.value.message == "--fit 'big': give WIDTHxHEIGHT in pixels, e.g. 1920x1080"
 
 
 def test_the_output_type_is_checked_before_it_may_be_written(tmp_path):

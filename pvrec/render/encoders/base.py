@@ -53,6 +53,7 @@ class Encoder:
     video = False  # a timed video: --fps and the duration apply, frames repeat
     picture = False  # one picture: --frame chooses it, not --start/--end/--speed
     streams = True  # each frame is sent and forgotten (memory stays flat)
+    html_video = False  # plays in an HTML <video> element: render writes a poster for it
 
     def __init__(self, path: Path, size: tuple[int, int], palette: np.ndarray, *, scale: int = 1,
                  fps: float = 10.0, crf: int = 0, preset: str = "", pad_color: int = 0):

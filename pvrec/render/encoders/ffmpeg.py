@@ -175,6 +175,7 @@ class Mp4Encoder(FfmpegEncoder):
     kind = "mp4"
     suffixes = (".mp4",)
     default_scale = 2
+    html_video = True
     codec = "libx264"
     pix_fmt_out = "yuv420p"
     even = True
