@@ -12,6 +12,8 @@ from pvrec.commands import record as record_command
 from pvrec.errors import PvrecError
 from pvrec.kernel.kpageflags import KPAGEFLAGS, PageFlagsFile
 from pvrec.messages import next_step, say, warn
+from pvrec.output import check_output_dir, make_output_dir
+from pvrec.recording.writer import is_recording
 from pvrec.units import format_bytes, parse_duration
 
 DESCRIPTION = (
@@ -39,9 +41,9 @@ def run(args: argparse.Namespace) -> int:
         raise PvrecError(f"the demo records this machine's memory, and {exc.message}") from None
     parse_duration(args.interval, "--interval")  # before anything is made on disk
     out = Path(args.output or f"pvrec-demo-{datetime.now():%Y%m%d-%H%M%S}")
-    if out.exists() and any(out.iterdir()) and not (out / "recording" / "header.json").exists():
-        raise PvrecError(f"{out} exists and is not an earlier demo; choose another -o")
-    out.mkdir(parents=True, exist_ok=True)
+    # An earlier demo's directory is pvrec's own: its recording and videos are replaced.
+    check_output_dir(out, True, lambda d: is_recording(d / "recording"), "an earlier pvrec demo")
+    make_output_dir(out)
     recording = out / "recording"
     with tempfile.TemporaryDirectory(prefix="pvrec-demo-") as work:
         # Through the record parser itself, so the demo takes every default `record` has.

@@ -50,9 +50,11 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--duration", metavar="TIME",
                    help="stop after this long (with CMD: whichever ends first)")
     p.add_argument("-o", "--output", metavar="DIR",
-                   help="recording directory (default pvrec-<cmd>-<YYYYmmdd-HHMMSS>/)")
+                   help="recording directory to create (its parent must exist; default "
+                        "pvrec-<cmd>-<YYYYmmdd-HHMMSS>/)")
     p.add_argument("-f", "--force", action="store_true",
-                   help="overwrite an existing recording in DIR")
+                   help="replace the pvrec recording in DIR (never another directory, a "
+                        "file or a link)")
     p.add_argument("-q", "--quiet", action="store_true", help="no live status line")
     p.add_argument("-F", "--kpageflags", metavar="FILE",
                    help="read a saved raw kpageflags dump (as page-types -F) instead of "

@@ -88,7 +88,8 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="OUT",
                    help="FILE.mp4|.gif|.webp|.png or an existing directory "
                         "(default: RUN.mp4 beside the recording)")
-    p.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="replace OUT if it is a regular file (never a device, FIFO or link)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_picture_options(p)
     g = p.add_argument_group("what is drawn on top")

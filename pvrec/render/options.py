@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pvrec.classes_cgroup import CgroupScheme
 from pvrec.errors import PvrecError
+from pvrec.output import refuse_stdout
 from pvrec.recording.header import Header
 from pvrec.render.compose import FIT_DEFAULT
 from pvrec.render.encoders import DEFAULT_CRF, DEFAULT_PRESET, Encoder, encoder_for
@@ -78,6 +79,7 @@ class RenderOptions:
 
     def check_output(self, out: Path) -> type[Encoder]:
         """The output's type, once it is known that it may be written."""
+        refuse_stdout(out)
         encoder = encoder_for(out)
         encoder.check_target(out, self.force)
         return encoder

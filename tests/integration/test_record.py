@@ -156,7 +156,7 @@ def test_output_checks(dump, tmp_path):
     assert code == 2 and "exists and is not a directory" in err and err.count("\n") == 1
     assert record_here(path, tmp_path / "rec", "--duration", "0.1s")[0] == 0
     code, _, err = record_here(path, tmp_path / "rec", "--duration", "0.1s")
-    assert code == 2 and "not empty (use --force" in err and err.count("\n") == 1
+    assert code == 2 and "holds a pvrec recording (use --force" in err and err.count("\n") == 1
     assert record_here(path, tmp_path / "rec", "--duration", "0.1s", "--force")[0] == 0
     assert open_recording(tmp_path / "rec").complete
 

@@ -72,7 +72,7 @@ def test_the_output_type_is_checked_before_it_may_be_written(tmp_path):
     out.write_bytes(b"x")
     with pytest.raises(PvrecError) as err:
         RenderOptions(force=False).check_output(out)
-    assert err.value.message == f"{out} already exists (use --force to overwrite it)"
+    assert err.value.message == f"output {out} already exists (use --force to replace it)"
     assert RenderOptions(force=True).check_output(out) is GifEncoder
     with pytest.raises(PvrecError) as err:
         RenderOptions().check_output(tmp_path / "no" / "a.mp4")
