@@ -168,6 +168,7 @@ class RenderOptions:
 
 def snapshot_output(path: Path) -> Path:
     """`pvrec snapshot -o` names one .png picture."""
+    refuse_stdout(path)
     if path.suffix.lower() != ".png":
         raise PvrecError(f"snapshot writes one .png picture, not {path}; for a video of a "
                          f"recording use pvrec render")

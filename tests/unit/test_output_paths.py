@@ -1,7 +1,7 @@
 """pvrec.output's rules on real file system objects: device nodes (made with mknod in the test's
 own directory, as root), FIFOs, sockets and symbolic links are never replaced or written
 through, --force replaces only a regular file, only the last component is created, and nothing
-goes into /dev. The commands' side of the same rules: tests/integration/test_output_paths.py."""
+goes into /dev. The commands' side of the same rules: tests/integration/test_output_commands.py."""
 
 from __future__ import annotations
 
