@@ -20,16 +20,19 @@ DESCRIPTION = (
     "Record about 30 seconds of a built-in workload that visibly changes "
     "memory: page cache filling and dropping, a 1 GiB anonymous THP-backed "
     "allocation growing and freed, 256 hugetlb pages reserved and released "
-    "(vm.nr_hugepages is restored). Needs root, like `pvrec record`."
+    "(vm.nr_hugepages is restored), then render it to demo.mp4 and demo.gif "
+    "beside the recording. Needs root, like `pvrec record`."
 )
-EPILOG = "example:\n  sudo pvrec demo\n  sudo pvrec demo -o /tmp/demo"
+EPILOG = ("examples (as root; sudo where you are not):\n  sudo pvrec demo\n"
+          "  sudo pvrec demo -o /tmp/demo --no-render")
 
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="DIR",
-                   help="directory for the recording and videos (default pvrec-demo-<time>/)")
+                   help="directory to create for the recording and videos (its parent must "
+                        "exist; an earlier demo's is replaced; default pvrec-demo-<time>/)")
     p.add_argument("-i", "--interval", default="1s", metavar="TIME",
-                   help="time between samples (default 1s)")
+                   help="time between samples (default 1s), as pvrec record --interval")
     p.add_argument("-q", "--quiet", action="store_true", help="no live status line")
     p.add_argument("--no-render", action="store_true", help="record only")
 

@@ -45,8 +45,9 @@ then:
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("-i", "--interval", default="1s", metavar="TIME",
                    help="time between samples: 250ms, 1s, 1.5s, 2m; a bare number is seconds "
-                        "(default 1s). A full read "
-                        "of kpageflags costs ~0.6 s of CPU on 24 GiB, so keep it above that")
+                        "(default 1s). Keep it above what a sample costs, which grows with RAM "
+                        "and load: ~0.6 s per 24 GiB idle, ~1.2 s beside a build; the status "
+                        "line shows the cost pvrec measures, and the summary its mean")
     p.add_argument("-d", "--duration", metavar="TIME",
                    help="stop after this long (with CMD: whichever ends first)")
     p.add_argument("-o", "--output", metavar="DIR",

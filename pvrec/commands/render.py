@@ -51,7 +51,8 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def add_picture_options(p: argparse.ArgumentParser) -> None:
+def add_picture_options(p: argparse.ArgumentParser, snapshot: bool = False) -> None:
+    """The options of the picture, shared with snapshot (one picture of one source)."""
     g = p.add_argument_group("picture")
     g.add_argument("--classes", metavar="SCHEME", default=None,
                    help="default (semantic classes), flags (each flag combination a state, "
@@ -71,13 +72,15 @@ def add_picture_options(p: argparse.ArgumentParser) -> None:
                    help="pages one pixel stands for (divides the row); default: the smallest "
                         "K that fits --fit")
     g.add_argument("--scale", type=int, metavar="S",
-                   help="enlarge by S, nearest neighbour (default 2 for .mp4, else 1)")
+                   help="enlarge by S, nearest neighbour (default 1)" if snapshot else
+                   "enlarge by S, nearest neighbour (default 2 for .mp4, else 1)")
     g.add_argument("--fit", default="1920x1080", metavar="WxH",
                    help="the picture (before --scale) fits in this size (default 1920x1080)")
     g.add_argument("--map-only", action="store_true",
                    help="just the map: no legend, header, labels or gaps between tiles")
     g.add_argument("--title", metavar="TEXT", action="append",
-                   help="header title instead of the command (with two runs: give it twice, "
+                   help="header title instead of the command (or the dump's name)" if snapshot
+                   else "header title instead of the command (with two runs: give it twice, "
                         "once per run)")
 
 

@@ -25,14 +25,21 @@ from pvrec.sources import Source
 from pvrec.units import format_bytes
 
 
+FIT_MIN = 16  # --fit's smallest side, in pixels
+
+
 def parse_fit(text: str | tuple[int, int]) -> tuple[int, int]:
-    """--fit WxH -> (width, height), at least 16x16."""
+    """--fit WxH -> (width, height), each side at least FIT_MIN."""
     if isinstance(text, tuple):
         return text
     m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
-    if not m or int(m.group(1)) < 16 or int(m.group(2)) < 16:
-        raise PvrecError(f"--fit {text!r}: give WIDTHxHEIGHT in pixels, e.g. 1920x1080")
-    return int(m.group(1)), int(m.group(2))
+    if not m:
+        raise PvrecError(f"--fit must be WIDTHxHEIGHT in pixels such as 1920x1080, not {text!r}")
+    w, h = int(m.group(1)), int(m.group(2))
+    if min(w, h) < FIT_MIN:
+        raise PvrecError(f"--fit {w}x{h} is too small: each side must be at least {FIT_MIN} "
+                         f"pixels")
+    return w, h
 
 
 @dataclass
@@ -88,7 +95,8 @@ class RenderOptions:
         """Every check of the flags that needs no recording."""
         fps, speed, hold, scale = self.fps, self.speed, self.hold, self.scale
         if not (isinstance(fps, int | float) and 0 < fps <= 240 and math.isfinite(fps)):
-            raise PvrecError(f"--fps must be between 0 and 240, not {fps}")
+            raise PvrecError(f"--fps must be above 0 and at most 240 frames per second, "
+                             f"not {fps}")
         if speed is not None and not (speed > 0 and math.isfinite(speed)):
             raise PvrecError(f"--speed must be greater than zero, not {speed}")
         if self.every < 1:

@@ -11,8 +11,8 @@ from pvrec.render.encoders import GifEncoder, Mp4Encoder, PngDirEncoder, PngEnco
 from pvrec.render.options import RenderOptions, parse_fit, snapshot_output
 
 FLAG_ERRORS = [
-    (Mp4Encoder, dict(fps=0), "--fps must be between 0 and 240, not 0"),
-    (Mp4Encoder, dict(fps=float("nan")), "--fps must be between 0 and 240, not nan"),
+    (Mp4Encoder, dict(fps=0), "--fps must be above 0 and at most 240 frames per second, not 0"),
+    (Mp4Encoder, dict(fps=float("nan")), "--fps must be above 0 and at most 240 frames per second, not nan"),
     (Mp4Encoder, dict(speed=-1.0), "--speed must be greater than zero, not -1.0"),
     (Mp4Encoder, dict(every=0), "--every must be at least 1, not 0"),
     (Mp4Encoder, dict(hold=-1.0), "--hold must be zero or more seconds, not -1.0"),
@@ -63,7 +63,7 @@ def test_fit_and_the_output():
     assert parse_fit((640, 480)) == (640, 480)
     with pytest.raises(PvrecError) as err:
         RenderOptions(fit="15x600")
-    assert err.value.message == "--fit '15x600': give WIDTHxHEIGHT in pixels, e.g. 1920x1080"
+    assert err.value.message == "--fit 15x600 is too small: each side must be at least 16 pixels"
 
 
 def test_the_output_type_is_checked_before_it_may_be_written(tmp_path):
