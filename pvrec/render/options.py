@@ -24,7 +24,6 @@ from pvrec.render.encoders import DEFAULT_CRF, DEFAULT_PRESET, Encoder, encoder_
 from pvrec.sources import Source
 from pvrec.units import format_bytes
 
-
 FIT_MIN = 16  # --fit's smallest side, in pixels
 
 
