@@ -95,13 +95,13 @@ class RenderOptions:
         fps, speed, hold, scale = self.fps, self.speed, self.hold, self.scale
         if not (isinstance(fps, int | float) and 0 < fps <= 240 and math.isfinite(fps)):
             raise PvrecError(f"--fps must be above 0 and at most 240 frames per second, "
-                             f"not {fps}")
+                             f"not {_shown(fps)}")
         if speed is not None and not (speed > 0 and math.isfinite(speed)):
-            raise PvrecError(f"--speed must be greater than zero, not {speed}")
+            raise PvrecError(f"--speed must be greater than zero, not {_shown(speed)}")
         if self.every < 1:
             raise PvrecError(f"--every must be at least 1, not {self.every}")
         if hold < 0 or not math.isfinite(hold):
-            raise PvrecError(f"--hold must be zero or more seconds, not {hold}")
+            raise PvrecError(f"--hold must be zero or more seconds, not {_shown(hold)}")
         if scale is not None and not 1 <= scale <= 16:
             raise PvrecError(f"--scale must be a whole number from 1 to 16, not {scale}")
         if not 0 <= self.crf <= 51:
@@ -171,6 +171,11 @@ class RenderOptions:
         if len(sources) > 1:
             titles = [t or _pair_title(s) for t, s in zip(titles, sources, strict=True)]
         return titles, metric_list
+
+
+def _shown(value: object) -> str:
+    """A number as the user typed it (0, not 0.0)."""
+    return f"{value:g}" if isinstance(value, int | float) else repr(value)
 
 
 def snapshot_output(path: Path) -> Path:

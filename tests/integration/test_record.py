@@ -139,7 +139,8 @@ def test_command_not_found_is_127_and_writes_nothing(dump, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--interval", "0"], "--interval must be a positive duration such as 1s or 500ms, not 0"),
     (["--interval=-1s"], "--interval must be a positive duration such as 1s or 500ms, not -1s"),
-    (["--interval", "fast"], "--interval must be a positive duration such as 1s or 500ms, not fast"),
+    (["--interval", "fast"],
+     "--interval must be a positive duration such as 1s or 500ms, not fast"),
     (["--duration", "1x"], "--duration must be a positive duration such as 1s or 500ms, not 1x"),
 ])
 def test_bad_interval_is_one_line_exit_2(dump, tmp_path, args, message):

@@ -12,10 +12,11 @@ from pvrec.render.options import RenderOptions, parse_fit, snapshot_output
 
 FLAG_ERRORS = [
     (Mp4Encoder, dict(fps=0), "--fps must be above 0 and at most 240 frames per second, not 0"),
-    (Mp4Encoder, dict(fps=float("nan")), "--fps must be above 0 and at most 240 frames per second, not nan"),
-    (Mp4Encoder, dict(speed=-1.0), "--speed must be greater than zero, not -1.0"),
+    (Mp4Encoder, dict(fps=float("nan")),
+     "--fps must be above 0 and at most 240 frames per second, not nan"),
+    (Mp4Encoder, dict(speed=-1.0), "--speed must be greater than zero, not -1"),
     (Mp4Encoder, dict(every=0), "--every must be at least 1, not 0"),
-    (Mp4Encoder, dict(hold=-1.0), "--hold must be zero or more seconds, not -1.0"),
+    (Mp4Encoder, dict(hold=-1.0), "--hold must be zero or more seconds, not -1"),
     (Mp4Encoder, dict(scale=17), "--scale must be a whole number from 1 to 16, not 17"),
     (Mp4Encoder, dict(crf=52), "--crf must be between 0 and 51, not 52"),
     (GifEncoder, dict(frame="2"), "--frame picks the one picture of a .png output; for a video "
