@@ -132,3 +132,23 @@ def test_metrics_to_standard_output_and_render_not(rec):
         code, out, err = pvrec_main(*args)
         assert (code, out, err) == (2, "", "pvrec: this command writes a file; -o - (standard "
                                            "output) is for pvrec export and pvrec metrics\n")
+
+
+@needs_root
+def test_a_png_directory_keeps_its_rules(rec, tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    make_special("fifo", frames / "frame-000000.png", tmp_path)
+    before = identity(frames / "frame-000000.png")
+    code, _, err = pvrec_main("render", rec, "-o", frames, "--force", "-q")
+    assert (code, err) == (2, f"pvrec: output {frames / 'frame-000000.png'} is a FIFO; pvrec "
+                              f"writes only files it creates, and --force replaces only a "
+                              f"regular file\n")
+    assert identity(frames / "frame-000000.png") == before
+    (tmp_path / "link").symlink_to(frames)
+    code, _, err = pvrec_main("render", rec, "-o", tmp_path / "link", "--force", "-q")
+    assert code == 2 and err.startswith(f"pvrec: output {tmp_path / 'link'} is a symbolic link")
+    (frames / "frame-000000.png").unlink()
+    code, _, err = pvrec_main("render", rec, "-o", frames, "-q")
+    assert code == 0, err
+    assert sorted(os.listdir(frames)) == [f"frame-{i:06d}.png" for i in range(3)]
