@@ -121,6 +121,11 @@ def test_nothing_is_written_into_dev():
     assert err.value.message == (f"output {out} is in /dev, the kernel's device directory; "
                                  f"pvrec writes files only in ordinary directories")
     assert not os.path.lexists(out)
+    from pvrec.render.encoders import PngDirEncoder
+
+    with pytest.raises(PvrecError) as err:  # a PNG per frame into /dev itself
+        PngDirEncoder.check_target(Path("/dev"), True)
+    assert err.value.message.startswith("output /dev/frame-000000.png is in /dev")
 
 
 def test_dev_shm_is_an_ordinary_directory():
