@@ -79,7 +79,8 @@ def add_picture_options(p: argparse.ArgumentParser, snapshot: bool = False) -> N
     g.add_argument("--map-only", action="store_true",
                    help="just the map: no legend, header, labels or gaps between tiles")
     g.add_argument("--title", metavar="TEXT", action="append",
-                   help="header title instead of the command (or the dump's name)" if snapshot
+                   help="header title instead of the recorded command (for live memory or a "
+                   "dump: its name)" if snapshot
                    else "header title instead of the command (with two runs: give it twice, "
                         "once per run)")
 

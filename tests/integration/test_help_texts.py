@@ -33,8 +33,8 @@ def test_snapshot_help_offers_what_snapshot_does():
     text = help_of("snapshot")
     lines = text.splitlines()
     assert "  --scale S             enlarge by S, nearest neighbour (default 1)" in lines
-    assert ("  --title TEXT          header title instead of the command (or the dump's name)"
-            in lines)
+    assert ("  --title TEXT          header title instead of the recorded command (for live "
+            "memory or a dump: its name)" in lines)
     assert ".mp4" not in text and "two runs" not in text
 
 
