@@ -38,10 +38,10 @@ the recording as a video in which every pixel is a 4 KiB page (or K pages) and e
 """
 
 EPILOG = """\
-typical use:
+typical use (record and demo as root: sudo where you are not):
   sudo pvrec record --interval 1s -- make -j8     record while make runs
   pvrec render pvrec-make-*/ -o build.mp4         turn the recording into a video
-  pvrec demo                                      a 30 s built-in workload, recorded and rendered
+  sudo pvrec demo                                 a 30 s built-in workload, recorded and rendered
 
 `pvrec COMMAND --help` explains each command.
 """
@@ -52,6 +52,48 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):  # type: ignore[override]
         raise PvrecError(f"{message} (see {self.prog} --help)")
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        if args is not None:
+            args = self._join_dash_values(list(args))
+        return super().parse_known_args(args, namespace)
+
+    def _join_dash_values(self, args: list[str]) -> list[str]:
+        """`--interval -1s` -> `--interval=-1s`. argparse takes a value that starts with '-'
+        for another option ("expected one argument"); joined, it reaches the option's own
+        check, whose message says what is wrong with it. The workload's arguments (after `--`,
+        or after CMD for record) are left as they are."""
+        remainder = any(a.nargs == argparse.REMAINDER for a in self._actions
+                        if not a.option_strings)
+        out, i = [], 0
+        while i < len(args):
+            arg, value = args[i], args[i + 1] if i + 1 < len(args) else ""
+            if arg == "--" or (remainder and not arg.startswith("-")):
+                return out + args[i:]  # the workload's own arguments
+            if self._single_value_option(arg) and value and value != "--":
+                joined = value.startswith("-") and not self._is_option(value)
+                out += [f"{arg}={value}" if arg.startswith("--") else arg + value] if joined \
+                    else [arg, value]
+                i += 2
+            else:
+                out.append(arg)
+                i += 1
+        return out
+
+    def _single_value_option(self, arg: str) -> argparse.Action | None:
+        """The option arg names (or abbreviates) if it takes exactly one value."""
+        actions = self._option_string_actions
+        action = actions.get(arg)
+        if action is None and arg.startswith("--"):
+            found = {actions[o] for o in actions if o.startswith(arg)}
+            action = found.pop() if len(found) == 1 else None
+        return action if action is not None and action.nargs is None else None
+
+    def _is_option(self, arg: str) -> bool:
+        """arg is an option of this parser ('-q', '-qf', '--force', '--out=x')."""
+        name = arg.split("=", 1)[0]
+        return name in self._option_string_actions or arg[:2] in self._option_string_actions \
+            or any(o.startswith(name) for o in self._option_string_actions if name[:2] == "--")
 
 
 def add_command(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:

@@ -14,11 +14,11 @@ UNIT_SECONDS = {"ms": 0.001, "s": 1.0, None: 1.0, "m": 60.0, "min": 60.0, "h": 3
 def parse_duration(text: str, what: str = "duration", allow_zero: bool = False) -> float:
     """'250ms', '1s', '1.5s', '2m', '1h' or a bare number of seconds -> seconds."""
     m = _DURATION.match(str(text))
-    if not m:
-        raise PvrecError(f"{what} {text!r} is not a duration; use e.g. 250ms, 1s, 1.5s, 2m")
-    seconds = float(m.group(1)) * UNIT_SECONDS[m.group(2)]
+    seconds = float(m.group(1)) * UNIT_SECONDS[m.group(2)] if m else math.nan
     if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
-        raise PvrecError(f"{what} must be greater than zero, not {text!r}")
+        kind = "a duration of 0 or more, such as 0s or 5s" if allow_zero else \
+            "a positive duration such as 1s or 500ms"
+        raise PvrecError(f"{what} must be {kind}, not {text}")
     return seconds
 
 

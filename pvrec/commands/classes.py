@@ -18,7 +18,7 @@ pages no class matches are "other". bits are page-types bits-specs:
 
   [[class]]
   name = "THP"
-  bits = "thp"                  # any of these flags set
+  bits = "thp"                  # thp set ("a,b": ANY of a, b set)
   color = "#D55E00"             # #rrggbb, #rgb or a CSS name
   dark = "#FF7A1A"              # optional: colour for --theme dark
 
@@ -49,7 +49,8 @@ def register(c: argparse.ArgumentParser) -> None:
                    help="default, flags, or FILE.toml")
     c.add_argument("--ignore-flags", metavar="NAMES", default=None,
                    help="with --classes flags: flags to drop")
-    c.add_argument("--theme", choices=THEMES, default="light")
+    c.add_argument("--theme", choices=THEMES, default="light",
+                   help="colours for a light or dark page (default light)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,22 +12,27 @@ from pvrec.commands import record as record_command
 from pvrec.errors import PvrecError
 from pvrec.kernel.kpageflags import KPAGEFLAGS, PageFlagsFile
 from pvrec.messages import next_step, say, warn
+from pvrec.output import check_output_dir, make_output_dir
+from pvrec.recording.writer import is_recording
 from pvrec.units import format_bytes, parse_duration
 
 DESCRIPTION = (
     "Record about 30 seconds of a built-in workload that visibly changes "
     "memory: page cache filling and dropping, a 1 GiB anonymous THP-backed "
     "allocation growing and freed, 256 hugetlb pages reserved and released "
-    "(vm.nr_hugepages is restored). Needs root, like `pvrec record`."
+    "(vm.nr_hugepages is restored), then render it to demo.mp4 and demo.gif "
+    "beside the recording. Needs root, like `pvrec record`."
 )
-EPILOG = "example:\n  sudo pvrec demo\n  sudo pvrec demo -o /tmp/demo"
+EPILOG = ("examples (as root; sudo where you are not):\n  sudo pvrec demo\n"
+          "  sudo pvrec demo -o /tmp/demo --no-render")
 
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="DIR",
-                   help="directory for the recording and videos (default pvrec-demo-<time>/)")
+                   help="directory to create for the recording and videos (its parent must "
+                        "exist; an earlier demo's is replaced; default pvrec-demo-<time>/)")
     p.add_argument("-i", "--interval", default="1s", metavar="TIME",
-                   help="time between samples (default 1s)")
+                   help="time between samples (default 1s), as pvrec record --interval")
     p.add_argument("-q", "--quiet", action="store_true", help="no live status line")
     p.add_argument("--no-render", action="store_true", help="record only")
 
@@ -39,9 +44,9 @@ def run(args: argparse.Namespace) -> int:
         raise PvrecError(f"the demo records this machine's memory, and {exc.message}") from None
     parse_duration(args.interval, "--interval")  # before anything is made on disk
     out = Path(args.output or f"pvrec-demo-{datetime.now():%Y%m%d-%H%M%S}")
-    if out.exists() and any(out.iterdir()) and not (out / "recording" / "header.json").exists():
-        raise PvrecError(f"{out} exists and is not an earlier demo; choose another -o")
-    out.mkdir(parents=True, exist_ok=True)
+    # An earlier demo's directory is pvrec's own: its recording and videos are replaced.
+    check_output_dir(out, True, lambda d: is_recording(d / "recording"), "an earlier pvrec demo")
+    make_output_dir(out)
     recording = out / "recording"
     with tempfile.TemporaryDirectory(prefix="pvrec-demo-") as work:
         # Through the record parser itself, so the demo takes every default `record` has.

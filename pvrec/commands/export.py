@@ -7,9 +7,12 @@ and any other kpageflags tool can read it.
 from __future__ import annotations
 
 import argparse
+import sys
 
+from pvrec.errors import PvrecError
 from pvrec.inspect.export import export_frame
 from pvrec.messages import say, warn
+from pvrec.output import STDOUT
 from pvrec.units import format_bytes
 
 DESCRIPTION = (
@@ -17,21 +20,33 @@ DESCRIPTION = (
     "little-endian u64 per PFN, byte-identical to what was sampled."
 )
 EPILOG = """\
-example:
+examples:
   pvrec export pvrec-make-*/ --frame -1 -o last.kpf
-  page-types -F last.kpf"""
+  page-types -F last.kpf
+  pvrec export RUN -n 0 -o - | xz > first.kpf.xz     standard output, for a pipe
+
+page-types reads its -F file with pread(), so it needs a file: `-F /dev/stdin` from a pipe
+fails with "Illegal seek"; give it the file -o wrote (or `< last.kpf`)."""
 
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("recording", metavar="RUN", help="recording directory")
     p.add_argument("-n", "--frame", type=int, default=-1, metavar="N",
                    help="frame number; negative counts from the end (default -1, the last)")
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help="dump file to write")
-    p.add_argument("-f", "--force", action="store_true", help="overwrite FILE if it exists")
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="dump file to write (a new file; - for standard output)")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="replace FILE if it is a regular file (never a device, FIFO or link)")
 
 
 def run(args: argparse.Namespace) -> int:
-    number, size = export_frame(args.recording, args.frame, args.output, args.force, warn)
-    say(f"wrote frame {number} of {args.recording} to {args.output} "
-          f"({size // 8} pages, {format_bytes(size)})")
+    to_stdout = args.output == STDOUT
+    if to_stdout and sys.stdout.isatty():
+        raise PvrecError("-o - writes the binary dump to standard output, which is a terminal: "
+                         "pipe it (| xz > last.kpf.xz) or name a file")
+    number, size = export_frame(args.recording, args.frame, args.output, args.force, warn,
+                                stream=sys.stdout.buffer if to_stdout else None)
+    where = "standard output" if to_stdout else args.output
+    say(f"wrote frame {number} of {args.recording} to {where} "
+        f"({size // 8} pages, {format_bytes(size)})")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pvrec.commands.stats import SPECS_EPILOG, add_source_options
+from pvrec.commands.stats import SPECS_HELP, add_source_options
 from pvrec.commands.stats import run as run
 from pvrec.inspect import pagetypes as pt
 
@@ -14,7 +14,14 @@ with equal (filtered) flags, `offset<TAB>len<TAB>flags` in hex. -L lists every p
 Like page-types, a line also ends every 65536 pages of a walked range (its read batch),
 so the output is line for line what page-types prints.
 """
-EPILOG = SPECS_EPILOG
+EPILOG = SPECS_HELP + """
+examples:
+  sudo pvrec list                        every run of equal flags in memory now (as root)
+  pvrec list run/ -b thp                 where the THP pages of the last frame are
+  pvrec list run/@0 -b anonymous,~thp    the non-THP anonymous pages of the first frame
+  pvrec list -F dump.kpf -a 0x100000,    from PFN 0x100000 (4 GiB) to the end
+  pvrec list run/ -L -a 0+16             the first 16 pages, one line each
+"""
 
 
 def register(p: argparse.ArgumentParser) -> None:

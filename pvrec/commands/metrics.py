@@ -10,7 +10,7 @@ from pvrec.errors import PvrecError
 from pvrec.inspect.fragmentation import metrics_csv
 from pvrec.messages import say, warn
 from pvrec.metrics import METRICS
-from pvrec.output import check_output, write_atomically
+from pvrec.output import STDOUT, check_output, write_atomically
 from pvrec.recording.reader import open_recording
 
 DESCRIPTION = (
@@ -31,12 +31,13 @@ examples:
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("recording", metavar="RUN", help="recording directory")
     p.add_argument("-o", "--output", default="-", metavar="FILE",
-                   help="CSV file to write (default: standard output)")
+                   help="CSV file to write (a new file; default -, standard output)")
     p.add_argument("-m", "--metric", action="append", metavar="NAME",
                    help=f"only this metric (repeatable): {', '.join(METRICS)}, buddy_order_N")
     p.add_argument("-z", "--zone", action="append", metavar="ZONE",
                    help="only this zone (repeatable), e.g. Normal")
-    p.add_argument("-f", "--force", action="store_true", help="overwrite FILE")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="replace FILE if it is a regular file (never a device, FIFO or link)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if len(rec) == 0:
         raise PvrecError(f"{args.recording} has no frames")
     text = metrics_csv(rec, args.metric, args.zone)
-    if args.output == "-":
+    if args.output == STDOUT:
         sys.stdout.write(text)
         return 0
     out = Path(args.output)

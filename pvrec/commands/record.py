@@ -45,14 +45,17 @@ then:
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("-i", "--interval", default="1s", metavar="TIME",
                    help="time between samples: 250ms, 1s, 1.5s, 2m; a bare number is seconds "
-                        "(default 1s). A full read "
-                        "of kpageflags costs ~0.6 s of CPU on 24 GiB, so keep it above that")
+                        "(default 1s). Keep it above what a sample costs, which grows with RAM "
+                        "and load: ~0.6 s per 24 GiB idle, ~1.2 s beside a build; the status "
+                        "line shows the cost pvrec measures, and the summary its mean")
     p.add_argument("-d", "--duration", metavar="TIME",
                    help="stop after this long (with CMD: whichever ends first)")
     p.add_argument("-o", "--output", metavar="DIR",
-                   help="recording directory (default pvrec-<cmd>-<YYYYmmdd-HHMMSS>/)")
+                   help="recording directory to create (its parent must exist; default "
+                        "pvrec-<cmd>-<YYYYmmdd-HHMMSS>/)")
     p.add_argument("-f", "--force", action="store_true",
-                   help="overwrite an existing recording in DIR")
+                   help="replace the pvrec recording in DIR (never another directory, a "
+                        "file or a link)")
     p.add_argument("-q", "--quiet", action="store_true", help="no live status line")
     p.add_argument("-F", "--kpageflags", metavar="FILE",
                    help="read a saved raw kpageflags dump (as page-types -F) instead of "

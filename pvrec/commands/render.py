@@ -54,7 +54,8 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def add_picture_options(p: argparse.ArgumentParser) -> None:
+def add_picture_options(p: argparse.ArgumentParser, snapshot: bool = False) -> None:
+    """The options of the picture, shared with snapshot (one picture of one source)."""
     g = p.add_argument_group("picture")
     g.add_argument("--classes", metavar="SCHEME", default=None,
                    help="default (semantic classes), flags (each flag combination a state, "
@@ -74,7 +75,8 @@ def add_picture_options(p: argparse.ArgumentParser) -> None:
                    help="pages one pixel stands for (divides the row); default: the smallest "
                         "K that fits --fit")
     g.add_argument("--scale", type=int, metavar="S",
-                   help="enlarge by S, nearest neighbour (default 2 for .mp4, else 1)")
+                   help="enlarge by S, nearest neighbour (default 1)" if snapshot else
+                   "enlarge by S, nearest neighbour (default 2 for .mp4, else 1)")
     g.add_argument("--fit", default=None, metavar="WxH",
                    help="the whole picture (map, legend, header, strips), before --scale, is "
                         "at most this size (default 1920x1080)")
@@ -85,7 +87,9 @@ def add_picture_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--map-only", action="store_true",
                    help="just the map: no legend, header, labels or gaps between tiles")
     g.add_argument("--title", metavar="TEXT", action="append",
-                   help="header title instead of the command (with two runs: give it twice, "
+                   help="header title instead of the recorded command (for live memory or a "
+                   "dump: its name)" if snapshot
+                   else "header title instead of the command (with two runs: give it twice, "
                         "once per run)")
 
 
@@ -96,7 +100,8 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="OUT",
                    help="FILE.mp4|.gif|.webp|.png or an existing directory "
                         "(default: RUN.mp4 beside the recording)")
-    p.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="replace OUT if it is a regular file (never a device, FIFO or link)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-poster", dest="poster", action="store_false",
                    help="for .mp4: no OUT.poster.png (the last frame, shown before the video "

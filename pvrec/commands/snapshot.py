@@ -25,8 +25,9 @@ def register(s: argparse.ArgumentParser) -> None:
     s.add_argument("-F", "--kpageflags", metavar="FILE",
                    help="a raw kpageflags dump instead of /proc/kpageflags")
     s.add_argument("-o", "--output", required=True, metavar="FILE.png", help="picture to write")
-    s.add_argument("-f", "--force", action="store_true", help="overwrite FILE if it exists")
-    add_picture_options(s)
+    s.add_argument("-f", "--force", action="store_true",
+                   help="replace FILE if it is a regular file (never a device, FIFO or link)")
+    add_picture_options(s, snapshot=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,21 +22,25 @@ The source is the live /proc/kpageflags (root only), a raw dump (-F FILE, what
 negative N counts from the end).
 """
 
-SPECS_EPILOG = """\
-bits-spec (-b, repeatable: every filter must pass):
-  thp                     flags has thp
-  anonymous,~thp          anonymous set and thp clear
+SPECS_HELP = """\
+bits-spec (-b; page-types' rule: a page must pass every -b given):
+  thp                     thp set
+  anonymous,thp           ANY of them set (anonymous or thp); for both: -b anonymous -b thp
+  anonymous,~thp          anonymous set and thp clear (with a ~, each name must hold)
   lru,active=lru          of lru|active exactly lru
-  =lru,active             flags equal lru|active
+  =lru,active             flags exactly lru|active, no other flag
   0x400, compound         a number; compound = compound_head|compound_tail
 addr-spec (-a, repeatable, in pages, hex 0x.. or decimal; walked in the given order):
   N  one page   N+M  M pages from N   N,M  pages N..M-1   N,  to the end   ,M  0..M-1
+"""
 
+EPILOG = SPECS_HELP + """
 examples:
-  sudo pvrec stats                       what the memory holds now
+  sudo pvrec stats                       what the memory holds now (as root)
   pvrec stats -F dump.kpf -b thp         THP pages of a dump
   pvrec stats run/@0 -r                  first frame of a recording, raw flags
-  pvrec list run/ -b anonymous,~thp      where the non-THP anonymous pages are
+  pvrec stats run/ -b anonymous,thp      pages that are anonymous or THP (or both)
+  pvrec stats -d 0x1020                  what a flag word means
 """
 
 
@@ -49,14 +53,14 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-r", "--raw", action="store_true",
                    help="raw mode: every bit, overloaded bits expanded (as page-types -r)")
     p.add_argument("-b", "--bits", action="append", default=[], metavar="BITS-SPEC",
-                   help="only pages whose flags match (repeatable)")
+                   help="only pages whose flags match: a,b is ANY of a, b set; repeat -b for "
+                        "all (see bits-spec below)")
     p.add_argument("-a", "--addr", action="append", default=[], metavar="ADDR-SPEC",
                    help="only these PFN ranges (repeatable)")
     p.add_argument("--json", action="store_true", help="the same numbers as JSON, for scripts")
 
 
 DESCRIPTION = STATS_DESCRIPTION
-EPILOG = SPECS_EPILOG
 
 
 def register(p: argparse.ArgumentParser) -> None:

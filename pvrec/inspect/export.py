@@ -4,17 +4,25 @@ that `page-types -F FILE` and every other kpageflags tool can read a recording."
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
-from pvrec.output import check_output, write_atomically
+from pvrec.output import STDOUT, check_output, write_atomically
 from pvrec.recording.reader import Warn, open_recording
 
 
 def export_frame(recording: str, frame: int, output: str, force: bool = False,
-                 on_warning: Warn | None = None) -> tuple[int, int]:
-    """Write the frame as a raw dump (atomically); returns (its frame number, bytes written)."""
-    out = Path(output)
-    check_output(out, force)
+                 on_warning: Warn | None = None,
+                 stream: BinaryIO | None = None) -> tuple[int, int]:
+    """Write the frame as a raw dump (atomically; output '-' to stream, the command's standard
+    output); returns (its frame number, bytes written)."""
+    if output != STDOUT:
+        check_output(Path(output), force)
     rec = open_recording(recording, on_warning)
     flags = rec.read(frame).astype("<u8", copy=False)
-    write_atomically(out, flags.tofile)
+    if output == STDOUT:
+        assert stream is not None
+        stream.write(memoryview(flags).cast("B"))
+        stream.flush()
+    else:
+        write_atomically(Path(output), flags.tofile)
     return rec.frames[frame].index, int(flags.nbytes)

@@ -22,6 +22,7 @@ import numpy as np
 
 from pvrec import __version__
 from pvrec.errors import PvrecError
+from pvrec.output import check_output_dir, make_output_dir
 from pvrec.recording.format import (
     DEFAULT_KEY_EVERY,
     FORMAT_VERSION,
@@ -150,23 +151,24 @@ def _atomic_json(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
+def is_recording(path: Path) -> bool:
+    """A directory pvrec recorded into: its header.json is a regular file (not a link)."""
+    return (path / "header.json").is_file() and not (path / "header.json").is_symlink()
+
+
 def prepare_directory(path: Path, force: bool) -> None:
-    """Create the output directory; refuse a non-empty one unless force (then clear a recording)."""
-    if path.exists() and not path.is_dir():
-        raise PvrecError(f"output path {path} exists and is not a directory")
-    if path.is_dir() and any(path.iterdir()):
-        if not force:
-            raise PvrecError(f"output directory {path} is not empty (use --force to overwrite it)")
-        if not (path / "header.json").exists():
-            raise PvrecError(f"--force overwrites recordings only, and {path} is not one")
+    """Create the output directory (pvrec.output's rules); with force, clear the recording in
+    it (only the files a recording has: anything else of the user's stays)."""
+    if check_output_dir(path, force, is_recording):
         for name in RECORDING_FILES:
             p = path / name
-            if p.is_dir():
+            if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p)
-            elif p.exists():
+            elif p.exists() or p.is_symlink():
                 p.unlink()
+    make_output_dir(path)
     try:
-        (path / "frames").mkdir(parents=True, exist_ok=True)
+        (path / "frames").mkdir(exist_ok=True)
     except OSError as exc:
         raise PvrecError(f"cannot create output directory {path}: {exc.strerror}",
                          errno=exc.errno) from None

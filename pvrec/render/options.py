@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pvrec.classes_cgroup import CgroupScheme
 from pvrec.errors import PvrecError
+from pvrec.output import refuse_stdout
 from pvrec.recording.header import Header
 from pvrec.render.compose import FIT_DEFAULT
 from pvrec.render.encoders import DEFAULT_CRF, DEFAULT_PRESET, Encoder, encoder_for
@@ -31,16 +32,21 @@ SIZES = {"blog": ((760, 640), False), "1080p": ((1920, 1080), True),
          "4k": ((3840, 2160), True)}
 
 
+FIT_MIN = 16  # --fit's smallest side, in pixels
+
+
 def parse_fit(text: str | tuple[int, int] | None) -> tuple[int, int] | None:
-    """--fit WxH -> (width, height), at least 16x16 (None: not given)."""
+    """--fit WxH -> (width, height), each side at least FIT_MIN (None: not given)."""
     if text is None or isinstance(text, tuple):
         return text
     m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
     if not m:
-        raise PvrecError(f"--fit {text!r}: give WIDTHxHEIGHT in pixels, e.g. 1920x1080")
-    if int(m.group(1)) < 16 or int(m.group(2)) < 16:
-        raise PvrecError(f"--fit {text}: each side must be at least 16 pixels")
-    return int(m.group(1)), int(m.group(2))
+        raise PvrecError(f"--fit must be WIDTHxHEIGHT in pixels such as 1920x1080, not {text!r}")
+    w, h = int(m.group(1)), int(m.group(2))
+    if min(w, h) < FIT_MIN:
+        raise PvrecError(f"--fit {w}x{h} is too small: each side must be at least {FIT_MIN} "
+                         f"pixels")
+    return w, h
 
 
 @dataclass
@@ -92,6 +98,7 @@ class RenderOptions:
 
     def check_output(self, out: Path) -> type[Encoder]:
         """The output's type, once it is known that it may be written."""
+        refuse_stdout(out)
         encoder = encoder_for(out)
         encoder.check_target(out, self.force)
         return encoder
@@ -118,17 +125,18 @@ class RenderOptions:
                              f"set the picture's size: give one of them")
         fps, speed, hold, scale = self.fps, self.speed, self.hold, self.scale
         if not (isinstance(fps, int | float) and 0 < fps <= 240 and math.isfinite(fps)):
-            raise PvrecError(f"--fps must be between 0 and 240, not {fps}")
+            raise PvrecError(f"--fps must be above 0 and at most 240 frames per second, "
+                             f"not {_shown(fps)}")
         if speed is not None and not (speed > 0 and math.isfinite(speed)):
-            raise PvrecError(f"--speed must be greater than zero, not {speed}")
+            raise PvrecError(f"--speed must be greater than zero, not {_shown(speed)}")
         if self.every < 1:
             raise PvrecError(f"--every must be at least 1, not {self.every}")
         if hold < 0 or not math.isfinite(hold):
-            raise PvrecError(f"--hold must be zero or more seconds, not {hold}")
+            raise PvrecError(f"--hold must be zero or more seconds, not {_shown(hold)}")
         if scale is not None and not 1 <= scale <= 16:
             raise PvrecError(f"--scale must be a whole number from 1 to 16, not {scale}")
         box = self.fit_box(encoder)
-        if box is not None and min(box) < 16:
+        if box is not None and min(box) < FIT_MIN:
             raise PvrecError(f"--size {self.size} at --scale {self.scale} leaves a picture of "
                              f"{box[0]}x{box[1]} pixels: use a smaller --scale")
         if not 0 <= self.crf <= 51:
@@ -207,8 +215,14 @@ class RenderOptions:
         return titles, metric_list
 
 
+def _shown(value: object) -> str:
+    """A number as the user typed it (0, not 0.0)."""
+    return f"{value:g}" if isinstance(value, int | float) else repr(value)
+
+
 def snapshot_output(path: Path) -> Path:
     """`pvrec snapshot -o` names one .png picture."""
+    refuse_stdout(path)
     if path.suffix.lower() != ".png":
         raise PvrecError(f"snapshot writes one .png picture, not {path}; for a video of a "
                          f"recording use pvrec render")

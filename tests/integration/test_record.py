@@ -137,10 +137,11 @@ def test_command_not_found_is_127_and_writes_nothing(dump, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--interval", "0"], "--interval must be greater than zero"),
-    (["--interval=-1s"], "is not a duration"),
-    (["--interval", "fast"], "--interval 'fast' is not a duration"),
-    (["--duration", "1x"], "is not a duration"),
+    (["--interval", "0"], "--interval must be a positive duration such as 1s or 500ms, not 0"),
+    (["--interval=-1s"], "--interval must be a positive duration such as 1s or 500ms, not -1s"),
+    (["--interval", "fast"],
+     "--interval must be a positive duration such as 1s or 500ms, not fast"),
+    (["--duration", "1x"], "--duration must be a positive duration such as 1s or 500ms, not 1x"),
 ])
 def test_bad_interval_is_one_line_exit_2(dump, tmp_path, args, message):
     code, out, err = record_here(dump[0], tmp_path / "rec", *args)
@@ -156,7 +157,7 @@ def test_output_checks(dump, tmp_path):
     assert code == 2 and "exists and is not a directory" in err and err.count("\n") == 1
     assert record_here(path, tmp_path / "rec", "--duration", "0.1s")[0] == 0
     code, _, err = record_here(path, tmp_path / "rec", "--duration", "0.1s")
-    assert code == 2 and "not empty (use --force" in err and err.count("\n") == 1
+    assert code == 2 and "holds a pvrec recording (use --force" in err and err.count("\n") == 1
     assert record_here(path, tmp_path / "rec", "--duration", "0.1s", "--force")[0] == 0
     assert open_recording(tmp_path / "rec").complete
 

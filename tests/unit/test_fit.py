@@ -167,7 +167,7 @@ def test_poster_obeys_force_and_can_be_left_out(big_rec, tmp_path):
     # GIVEN a file of the user's where the poster would go: nothing is written without -f
     r = run_here("render", big_rec, "-o", out, "-q")
     assert r.returncode != 0 and not out.exists() and poster.read_bytes() == b"mine"
-    assert r.stderr == f"pvrec: {poster} already exists (use --force to overwrite it)\n"
+    assert r.stderr == f"pvrec: output {poster} already exists (use --force to replace it)\n"
     # --no-poster: the video alone, no snippet
     r = run_here("render", big_rec, "-o", out, "-q", "--no-poster")
     assert r.returncode == 0 and out.exists() and poster.read_bytes() == b"mine"

@@ -11,11 +11,12 @@ from pvrec.render.encoders import GifEncoder, Mp4Encoder, PngDirEncoder, PngEnco
 from pvrec.render.options import RenderOptions, parse_fit, snapshot_output
 
 FLAG_ERRORS = [
-    (Mp4Encoder, dict(fps=0), "--fps must be between 0 and 240, not 0"),
-    (Mp4Encoder, dict(fps=float("nan")), "--fps must be between 0 and 240, not nan"),
-    (Mp4Encoder, dict(speed=-1.0), "--speed must be greater than zero, not -1.0"),
+    (Mp4Encoder, dict(fps=0), "--fps must be above 0 and at most 240 frames per second, not 0"),
+    (Mp4Encoder, dict(fps=float("nan")),
+     "--fps must be above 0 and at most 240 frames per second, not nan"),
+    (Mp4Encoder, dict(speed=-1.0), "--speed must be greater than zero, not -1"),
     (Mp4Encoder, dict(every=0), "--every must be at least 1, not 0"),
-    (Mp4Encoder, dict(hold=-1.0), "--hold must be zero or more seconds, not -1.0"),
+    (Mp4Encoder, dict(hold=-1.0), "--hold must be zero or more seconds, not -1"),
     (Mp4Encoder, dict(scale=17), "--scale must be a whole number from 1 to 16, not 17"),
     (Mp4Encoder, dict(crf=52), "--crf must be between 0 and 51, not 52"),
     (GifEncoder, dict(frame="2"), "--frame picks the one picture of a .png output; for a video "
@@ -63,10 +64,10 @@ def test_fit_and_the_output():
     assert parse_fit((640, 480)) == (640, 480)
     with pytest.raises(PvrecError) as err:
         RenderOptions(fit="15x600")
-    assert err.value.message == "--fit 15x600: each side must be at least 16 pixels"
+    assert err.value.message == "--fit 15x600 is too small: each side must be at least 16 pixels"
     with pytest.raises(PvrecError) as err:
         RenderOptions(fit="big")
-    assert err.value.message == "--fit 'big': give WIDTHxHEIGHT in pixels, e.g. 1920x1080"
+    assert err.value.message == "--fit must be WIDTHxHEIGHT in pixels such as 1920x1080, not 'big'"
 
 
 def test_the_output_type_is_checked_before_it_may_be_written(tmp_path):
@@ -75,7 +76,7 @@ def test_the_output_type_is_checked_before_it_may_be_written(tmp_path):
     out.write_bytes(b"x")
     with pytest.raises(PvrecError) as err:
         RenderOptions(force=False).check_output(out)
-    assert err.value.message == f"{out} already exists (use --force to overwrite it)"
+    assert err.value.message == f"output {out} already exists (use --force to replace it)"
     assert RenderOptions(force=True).check_output(out) is GifEncoder
     with pytest.raises(PvrecError) as err:
         RenderOptions().check_output(tmp_path / "no" / "a.mp4")

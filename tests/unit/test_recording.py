@@ -214,7 +214,7 @@ def test_writer_refuses_non_empty_directory_unless_force(tmp_path):
     (tmp_path / "rec" / "notes.txt").write_text("mine")
     with pytest.raises(PvrecError, match="not empty"):
         Writer(tmp_path / "rec", {"pfn_count": 10})
-    with pytest.raises(PvrecError, match="overwrites recordings only"):
+    with pytest.raises(PvrecError, match="does not hold a pvrec recording; choose another -o"):
         Writer(tmp_path / "rec", {"pfn_count": 10}, force=True)
     (tmp_path / "other").mkdir()
     path = write(tmp_path / "other", [synthetic_flags(100)] * 3)

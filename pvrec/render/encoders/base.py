@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pvrec.errors import PvrecError
+from pvrec.output import check_output
 
 MAX_SIDE = 4096  # larger H.264 frames: level 6, refused by some players and browsers
 
@@ -76,14 +77,11 @@ class Encoder:
 
     @classmethod
     def check_target(cls, out: Path, force: bool) -> None:
-        """PvrecError unless `out` may be written (a new file in a writable directory)."""
-        parent = out.parent
-        if not parent.is_dir():
-            raise PvrecError(f"output directory {parent} does not exist")
-        if out.exists() and not force:
-            raise PvrecError(f"{out} already exists (use --force to overwrite it)")
-        if not os.access(parent, os.W_OK):
-            raise PvrecError(f"cannot write to {parent}/: permission denied")
+        """PvrecError unless `out` may be written (pvrec.output's rules, in a writable
+        directory)."""
+        check_output(out, force)
+        if not os.access(out.parent, os.W_OK):
+            raise PvrecError(f"cannot write to {out.parent}/: permission denied")
 
     @classmethod
     def warnings(cls, size: tuple[int, int], scale: int, fps: float) -> list[str]:

@@ -20,7 +20,6 @@ abort() kills ffmpeg and removes the temp file, so an interrupted render leaves 
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Callable
 from fractions import Fraction
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from pvrec.errors import PvrecError
-from pvrec.output import temp_beside
+from pvrec.output import put_in_place, temp_beside
 from pvrec.render.encoders.base import MAX_SIDE, Cancelled, Encoder, upscale
 
 DEFAULT_CRF = 20
@@ -153,7 +152,7 @@ class FfmpegEncoder(Encoder):
             raise PvrecError(f"ffmpeg wrote nothing for {self.path} (its message is above)",
                              exit_code=1)
         try:
-            os.replace(self.tmp, self.path)
+            put_in_place(self.tmp, self.path)
         except OSError as exc:
             self.tmp.unlink(missing_ok=True)
             raise PvrecError(f"cannot write {self.path}: {exc.strerror or exc}",

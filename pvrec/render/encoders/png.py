@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from pvrec.errors import PvrecError
-from pvrec.output import write_atomically
+from pvrec.output import check_output, check_output_dir, check_parent, write_atomically
 from pvrec.render.encoders.base import Encoder, upscale
 
 
@@ -54,7 +54,12 @@ class PngDirEncoder(Encoder):
 
     @classmethod
     def check_target(cls, out: Path, force: bool) -> None:
-        if not force and any(out.glob("frame-*.png")):
+        check_output_dir(out, True, lambda _: True)  # not a link
+        frames = sorted(out.glob("frame-*.png"))
+        check_parent(out / "frame-000000.png")  # an ordinary directory, not /dev
+        for p in frames:
+            check_output(p, True)  # each one a regular file that --force may replace
+        if frames and not force:
             raise PvrecError(f"{out}/ already holds frame-*.png files (use --force to "
                              f"overwrite them)")
 

@@ -1,0 +1,141 @@
+"""The help texts and messages of issue 10, point 8, line for line: each says what the command
+really does (snapshot's own --title and --scale, list's own examples, -b a,b as page-types
+means it), and each bad value gets one line that says what is wrong with it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pvrec.cli import build_parser
+from tests.helpers import REPO, make_recording, pvrec_main, synthetic_flags
+
+WIDE = {"COLUMNS": "400"}  # one help line per option: the lines can be compared whole
+
+
+def help_of(command: str) -> str:
+    code, out, err = pvrec_main(command, "--help", env=WIDE)
+    assert code == 0 and err == ""
+    return out
+
+
+def section(text: str, title: str) -> list[str]:
+    """The lines of the help's section that starts with `title:` (to the next blank line)."""
+    lines = text.splitlines()
+    start = lines.index(f"{title}:") + 1
+    end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
+    return lines[start:end]
+
+
+def test_snapshot_help_offers_what_snapshot_does():
+    text = help_of("snapshot")
+    lines = text.splitlines()
+    assert "  --scale S             enlarge by S, nearest neighbour (default 1)" in lines
+    assert ("  --title TEXT          header title instead of the recorded command (for live "
+            "memory or a dump: its name)" in lines)
+    assert ".mp4" not in text and "two runs" not in text
+
+
+def test_list_help_has_its_own_examples():
+    examples = section(help_of("list"), "examples")
+    assert len(examples) == 5
+    assert all(line.lstrip().startswith(("pvrec list", "sudo pvrec list")) for line in examples)
+    stats_examples = section(help_of("stats"), "examples")
+    assert all("pvrec stats" in line for line in stats_examples)
+
+
+@pytest.mark.parametrize("command", ["stats", "list"])
+def test_bits_spec_help_says_a_comma_means_any(command):
+    text = help_of(command)
+    lines = text.splitlines()
+    assert ("                        only pages whose flags match: a,b is ANY of a, b set; "
+            "repeat -b for all (see bits-spec below)") in lines
+    assert ("  anonymous,thp           ANY of them set (anonymous or thp); for both: "
+            "-b anonymous -b thp") in lines
+    assert "bits-spec (-b; page-types' rule: a page must pass every -b given):" in lines
+
+
+def test_the_bits_spec_help_is_true(tmp_path):
+    """-b anonymous,thp counts the union; -b anonymous -b thp the intersection."""
+    anon, thp = 1 << 12, 1 << 22
+    flags = np.array([anon] * 3 + [thp] * 5 + [anon | thp] * 7 + [0] * 11, dtype="<u8")
+    flags.tofile(tmp_path / "d.kpf")
+
+    def total(*bits: str) -> int:
+        code, out, err = pvrec_main("stats", "-F", tmp_path / "d.kpf", "--json", *bits)
+        assert code == 0, err
+        return json.loads(out)["total"]["pages"]
+
+    assert total("-b", "anonymous,thp") == 3 + 5 + 7
+    assert total("-b", "anonymous", "-b", "thp") == 7
+    assert total("-b", "anonymous,~thp") == 3
+
+
+@pytest.fixture(scope="module")
+def dump(tmp_path_factory):
+    path = tmp_path_factory.mktemp("dump") / "d.kpf"
+    synthetic_flags(1 << 12, seed=1).astype("<u8").tofile(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def rec(tmp_path_factory):
+    return make_recording(tmp_path_factory.mktemp("rec") / "run", 2)
+
+
+def test_a_negative_duration_is_one_clear_line(dump, tmp_path):
+    base = ["record", "-q", "-F", dump, "-o", tmp_path / "r"]
+    for args in (["--interval", "-1s"], ["-i", "-1s"], ["--interv", "-1s"],
+                 ["--interval=-1s"]):
+        assert pvrec_main(*base, *args) == (
+            2, "", "pvrec: --interval must be a positive duration such as 1s or 500ms, not -1s\n")
+    assert pvrec_main(*base, "--duration", "-5m") == (
+        2, "", "pvrec: --duration must be a positive duration such as 1s or 500ms, not -5m\n")
+    assert pvrec_main(*base, "--kill-after", "-2s") == (
+        2, "", "pvrec: --kill-after must be a duration of 0 or more, such as 0s or 5s, not -2s\n")
+    assert pvrec_main(*base, "-i") == (
+        2, "", "pvrec: argument -i/--interval: expected one argument (see pvrec record --help)\n")
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_workloads_arguments_are_left_as_they_are():
+    p = build_parser("record")
+    args = p.parse_args(["record", "-i", "2s", "--", "prog", "--interval", "-1s"])
+    assert args.interval == "2s" and args.cmd == ["--", "prog", "--interval", "-1s"]
+    args = p.parse_args(["record", "prog", "--interval", "-1s"])
+    assert args.interval == "1s" and args.cmd == ["prog", "--interval", "-1s"]
+
+
+def test_fps_and_fit_say_what_is_wrong(rec, tmp_path):
+    out = tmp_path / "x.gif"
+    cases = {
+        ("--fps", "0"): "--fps must be above 0 and at most 240 frames per second, not 0",
+        ("--fps", "-5"): "--fps must be above 0 and at most 240 frames per second, not -5",
+        ("--fps", "300"): "--fps must be above 0 and at most 240 frames per second, not 300",
+        ("--fit", "10x10"): "--fit 10x10 is too small: each side must be at least 16 pixels",
+        ("--fit", "1920x10"): "--fit 1920x10 is too small: each side must be at least 16 pixels",
+        ("--fit", "10by10"): "--fit must be WIDTHxHEIGHT in pixels such as 1920x1080, not "
+                             "'10by10'",
+    }
+    for args, message in cases.items():
+        assert pvrec_main("render", rec, "-o", out, *args) == (2, "", f"pvrec: {message}\n")
+    assert pvrec_main("render", rec, "-o", out, "--fps", "0.5", "-q")[0] == 0  # 0.5 is valid
+
+
+def test_record_help_says_the_sample_cost_depends_on_ram_and_load():
+    lines = help_of("record").splitlines()
+    line = lines[lines.index("  -i TIME, --interval TIME") + 1].strip()
+    assert line == (
+        "time between samples: 250ms, 1s, 1.5s, 2m; a bare number is seconds (default 1s). "
+        "Keep it above what a sample costs, which grows with RAM and load: ~0.6 s per 24 GiB "
+        "idle, ~1.2 s beside a build; the status line shows the cost pvrec measures, and the "
+        "summary its mean")
+
+
+def test_readme_runs_the_demo_as_root_without_needing_sudo():
+    readme = (REPO / "README.md").read_text()
+    assert 'pvrec demo                                        # as root (sudo "$(command -v ' \
+           'pvrec)" demo' in readme
+    assert "&& sudo" not in readme
