@@ -80,8 +80,8 @@ def _print(s: dict, fig: Figures) -> None:
     j = s["jitter_ms"]
     jitter = f"; start jitter p50 {j['p50']:.1f} ms, p99 {j['p99']:.1f} ms, max " \
              f"{j['max']:.1f} ms" if j["p50"] is not None else ""
-    grid.add_row("sampling", f"{shown['mean_sample']}, {fig.failed_samples} samples failed"
-                             f"{jitter}")
+    failed = "" if fig.failed_samples is None else f", {fig.failed_samples} samples failed"
+    grid.add_row("sampling", f"{shown['mean_sample']}{failed}{jitter}")
     b = s["bytes_per_frame"]
     if b["all"]:
         grid.add_row("size", f"{shown['bytes']}, {format_bytes(s['bytes_on_disk'])} on disk; per "

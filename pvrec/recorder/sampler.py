@@ -93,6 +93,8 @@ class SamplerStats(Figures):
     """What the live status line, the summary and end.json show: the recording's figures (one
     definition, shared with `pvrec info`), and why the last failed sample failed."""
 
+    skipped_ticks: int = 0  # always counted here
+    failed_samples: int = 0
     last_error: str = ""
 
 

@@ -39,8 +39,8 @@ class Figures:
     last_sample: float = 0.0  # sample_s of the last frame
     sample_total: float = 0.0  # the sum of every frame's sample_s
     bytes: int = 0  # the frame files' bytes (what every index line's `bytes` adds up to)
-    skipped_ticks: int = 0
-    failed_samples: int = 0
+    skipped_ticks: int | None = 0  # None: not known (read back without end.json)
+    failed_samples: int | None = 0
 
     def add(self, info: FrameInfo) -> None:
         """Count one frame, from its index entry (as written to frames.jsonl)."""
@@ -65,9 +65,8 @@ class Figures:
         for info in frames:
             fig.add(info)
         end = end or {}
-        for key in ("skipped_ticks", "failed_samples"):
-            if isinstance(end.get(key), int):
-                setattr(fig, key, end[key])
+        for key in ("skipped_ticks", "failed_samples"):  # counted by the recorder alone
+            setattr(fig, key, end[key] if isinstance(end.get(key), int) else None)
         return fig
 
     @property
@@ -111,7 +110,8 @@ class Figures:
                 "interval": "interval unknown" if self.interval is None
                 else f"interval {format_seconds(self.interval)}",
                 "mean_gap": "" if gap is None else f"mean gap {format_seconds(gap)}",
-                "skipped_ticks": f"{self.skipped_ticks} ticks skipped",
+                "skipped_ticks": "ticks skipped not known (no end.json)"
+                if self.skipped_ticks is None else f"{self.skipped_ticks} ticks skipped",
                 "mean_sample": f"mean sample {self.mean_sample or 0.0:.3f} s",
                 "bytes": f"{format_bytes(self.bytes)} of frames"}
 
