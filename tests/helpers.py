@@ -362,7 +362,8 @@ def make_recording(path: Path, frames: int | Iterable[np.ndarray] = 6, seed: int
                    workload: ChannelData | None = None,
                    context: Callable[[int], dict] | Sequence[dict] | None = None,
                    interval: float = 1.0, key_every: int = 30, complete: bool = True,
-                   end: dict | None = None, durable: bool = True) -> Path:
+                   end: dict | None = None, durable: bool = True,
+                   times: Sequence[float] | None = None) -> Path:
     """A recording written by pvrec's own Writer; returns path.
 
     frames: a count of synthetic_frames(count, seed, pages) (every class present, 3% of the
@@ -374,7 +375,7 @@ def make_recording(path: Path, frames: int | Iterable[np.ndarray] = 6, seed: int
       workload(flags, i) give (the memcg inode of every PFN; the sorted PFNs the workload
       maps); default: flags and the channels whose function is given.
     context: the frames.jsonl context of frame i (a function of i, or one dict per frame).
-    Frame i is at t = i * interval. complete=False leaves out end.json (a crash);
+    Frame i is at t = times[i] (default i * interval). complete=False leaves out end.json (a crash);
     end is end.json's content (default {"reason": "test"}).
     """
     if isinstance(frames, int):
@@ -408,7 +409,7 @@ def make_recording(path: Path, frames: int | Iterable[np.ndarray] = 6, seed: int
         else:
             ctx = dict(context[i]) if context is not None else {}
         kw = {c: given[c](flags, i) for c in channels[1:]}
-        w.add_frame(flags, i * interval, ctx, **kw)
+        w.add_frame(flags, i * interval if times is None else times[i], ctx, **kw)
     if complete:
         w.close({"reason": "test"} if end is None else end)
     return Path(path)

@@ -9,9 +9,10 @@ import sys
 import numpy as np
 
 from pvrec.errors import PvrecError
-from pvrec.inspect.info import summarize
+from pvrec.inspect.info import figures_of, summarize
+from pvrec.recording.figures import Figures
 from pvrec.recording.reader import open_recording
-from pvrec.units import format_bytes, format_duration
+from pvrec.units import format_bytes
 
 SPARKS = " ▁▂▃▄▅▆▇█"
 
@@ -54,7 +55,7 @@ def _fmt_metric(name: str, value: float, page: int) -> str:
     return f"{int(value):,}"
 
 
-def _print(s: dict) -> None:
+def _print(s: dict, fig: Figures) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -72,17 +73,19 @@ def _print(s: dict) -> None:
                            f"{nodes} node(s); layout {s['layout_source']}")
     cmd = " ".join(" ".join(str(a).split()) for a in s["command"]) or "(whole system)"
     grid.add_row("command", cmd + (f" (as {s['user']})" if s["user"] else ""))
-    grid.add_row("recorded", f"{s['start']}, {format_duration(s['duration_s'])}, {s['frames']} "
-                             f"frames every {s['interval_s']} s; channels {', '.join(s['channels'])}")
+    shown = fig.shown()
+    grid.add_row("recorded", f"{s['start']}, {shown['duration']}; channels "
+                             f"{', '.join(s['channels'])}")
+    grid.add_row("frames", fig.timing_text())
     j = s["jitter_ms"]
-    if j["p50"] is not None:
-        grid.add_row("sampling", f"start jitter p50 {j['p50']:.1f} ms, p99 {j['p99']:.1f} ms, "
-                                 f"max {j['max']:.1f} ms; {s['skipped_ticks'] or 0} ticks skipped, "
-                                 f"{s['failed_samples'] or 0} samples failed; mean sample "
-                                 f"{(s['mean_sample_s'] or 0):.3f} s")
+    jitter = f"; start jitter p50 {j['p50']:.1f} ms, p99 {j['p99']:.1f} ms, max " \
+             f"{j['max']:.1f} ms" if j["p50"] is not None else ""
+    failed = "" if fig.failed_samples is None else f", {fig.failed_samples} samples failed"
+    grid.add_row("sampling", f"{shown['mean_sample']}{failed}{jitter}")
     b = s["bytes_per_frame"]
     if b["all"]:
-        grid.add_row("size", f"{format_bytes(s['bytes_on_disk'])} on disk; per frame "
+        grid.add_row("size", f"{shown['bytes']}, {format_bytes(s['bytes_on_disk'])} on disk; per "
+                             f"frame "
                              f"{format_bytes(b['all'])} (key {format_bytes(b['key'] or 0)}, "
                              f"delta {format_bytes(b['delta'] or 0)})")
     if s["end"]:
@@ -117,5 +120,5 @@ def run(args: argparse.Namespace) -> int:
         json.dump(summary, sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
-        _print(summary)
+        _print(summary, figures_of(rec))
     return 0

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import shlex
-import time
 from datetime import datetime
 from pathlib import Path
 
 from pvrec.commands.terminal import LiveDisplay
-from pvrec.messages import next_step, say
+from pvrec.messages import next_step, say, warn
 from pvrec.recorder.sampler import Sampler
-from pvrec.recorder.session import Recorder, RecordOptions, RecordResult, mean_sample
+from pvrec.recorder.session import Recorder, RecordOptions, RecordResult
 from pvrec.recorder.workload import invoking_user
-from pvrec.recording.format import DEFAULT_KEY_EVERY, disk_usage
+from pvrec.recording.format import DEFAULT_KEY_EVERY
 from pvrec.units import format_bytes, format_duration, parse_duration
 
 DESCRIPTION = """\
@@ -40,6 +38,9 @@ examples:
 then:
   pvrec render RECORDING/ -o RECORDING.mp4
 """
+
+
+SLOW_AFTER_FRAMES = 2  # the frame before the workload and the first tick's: then tell
 
 
 def register(p: argparse.ArgumentParser) -> None:
@@ -112,16 +113,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def summarize(result: RecordResult, out: Path, show_next: bool) -> None:
-    """The summary line, and the command that renders the recording."""
+    """The summary line (the figures `pvrec info` shows, printed alike), and the command that
+    renders the recording."""
     s = result.stats
-    extra = ""
-    if s.skipped_ticks:
-        extra += f", {s.skipped_ticks} ticks skipped (sampler fell behind)"
-    if s.failed_samples:
-        extra += f", {s.failed_samples} samples failed ({s.last_error})"
-    say(f"{s.frames} frames over {format_duration(s.last_t)} in {out}/ "
-        f"({format_bytes(disk_usage(out))}, mean sample {mean_sample(s) or 0.0:.3f} s{extra}); "
-        f"{result.reason}")
+    f = s.shown()
+    timing = ", ".join(f[k] for k in ("interval", "mean_gap", "skipped_ticks") if f[k])
+    failed = f", {s.failed_samples} samples failed ({s.last_error})" if s.failed_samples else ""
+    say(f"{f['frames']} over {f['duration']} in {out}/ ({timing}{failed}; {f['mean_sample']}, "
+        f"{f['bytes']}); {result.reason}")
     if show_next:
         target = shlex.quote(str(out).rstrip("/") + ".mp4")
         next_step(f"pvrec render {shlex.quote(str(out))} -o {target}")
@@ -132,6 +131,7 @@ class StatusLine(LiveDisplay):
 
     def __init__(self, sampler: Sampler, t0: float, enabled: bool):
         self.sampler, self.t0 = sampler, t0
+        self.told_slow = False
         super().__init__(enabled)
 
     def make(self, console):
@@ -140,11 +140,20 @@ class StatusLine(LiveDisplay):
         return Live(self, console=console, refresh_per_second=4, transient=True)
 
     def update(self) -> None:
+        self._warn_if_slow()
         if self.live:
             self.live.refresh()
 
     def notify(self, message: str) -> None:
         say(message)
+
+    def _warn_if_slow(self) -> None:
+        """Once, after the first samples: the interval is shorter than they take."""
+        s = self.sampler.stats
+        if not self.told_slow and s.frames >= SLOW_AFTER_FRAMES:
+            self.told_slow = True
+            if advice := s.too_slow():
+                warn(advice)
 
     def __rich__(self):
         from rich.text import Text
@@ -152,11 +161,11 @@ class StatusLine(LiveDisplay):
         s = self.sampler.stats
         text = Text()
         text.append("recording ", style="bold red")
-        text.append(f"{format_duration(time.monotonic() - self.t0)}  {s.frames} frames  "
-                    f"sample {s.last_cost:.2f} s  {format_bytes(s.bytes)}")
+        text.append(f"{format_duration(s.duration)}  {s.frames} frames  "
+                    f"sample {s.last_sample:.2f} s  {format_bytes(s.bytes)}")
         if s.skipped_ticks:
             text.append(f"  falling behind: {s.skipped_ticks} ticks skipped; "
-                        f"raise --interval to {math.ceil(s.last_cost * 12) / 10:.1f}s or more",
+                        f"raise --interval to {s.holdable_interval():.1f}s or more",
                         style="yellow")
         if s.failed_samples:
             text.append(f"  {s.failed_samples} samples failed", style="yellow")

@@ -138,11 +138,13 @@ def register(p: argparse.ArgumentParser) -> None:
                    "(default 10; GIF delays are in 1/100 s, so 10, 20, 25, 50 play true)")
     t.add_argument("--speed", type=float, metavar="X",
                    help="recording seconds per video second (frames are repeated or "
-                        "skipped to keep time); default: each frame once")
+                        "skipped to keep time); default: one video frame per tick of the "
+                        "recording's interval, faster or slower so the video lasts 10-60 s")
     t.add_argument("--start", metavar="POS", help="first frame: a frame number, or a time "
                    "with a unit (30s, 2m)")
     t.add_argument("--end", metavar="POS", help="last frame (included), as --start")
-    t.add_argument("--every", type=int, default=1, metavar="N", help="use every Nth frame")
+    t.add_argument("--every", type=int, metavar="N", help="use every Nth frame, each shown "
+                   "once (--every 1: every frame once, however far apart they were taken)")
     t.add_argument("--hold", type=float, default=0.0, metavar="S",
                    help="hold the last frame S seconds")
     t.add_argument("--frame", metavar="N", help="for .png: which frame (default -1, the last)")

@@ -12,6 +12,7 @@ import numpy as np
 from pvrec.classes import HOLE, ValueClassifier, default_scheme
 from pvrec.layout import pages_per_class
 from pvrec.metrics import frame_metrics, max_order_of
+from pvrec.recording.figures import Figures
 from pvrec.recording.format import disk_usage
 from pvrec.recording.reader import Recording
 
@@ -27,19 +28,30 @@ def _mean(values: list[float]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
+def figures_of(rec: Recording) -> Figures:
+    """The recording's figures, as the recorder counted them while it wrote the frames."""
+    len(rec)  # the frames that can be read (damaged ones dropped)
+    return Figures.of(rec.frames, rec.header.interval, rec.end)
+
+
 def _sampling(rec: Recording) -> dict:
-    """How well the recording was sampled: start jitter, sample cost, bytes per frame."""
+    """How well the recording was sampled: the figures, start jitter, bytes per frame."""
     ctx = [(f.kind, f.context) for f in rec.frames]
     lates = [c["late"] * 1000 for _, c in ctx[1:] if isinstance(c.get("late"), int | float)]
-    costs = [c["sample_s"] for _, c in ctx if isinstance(c.get("sample_s"), int | float)]
     sizes = [(k, c["bytes"]) for k, c in ctx if isinstance(c.get("bytes"), int)]
     end = rec.end or {}
+    fig = figures_of(rec)
     return {
+        "duration_s": fig.duration,
+        "frames": fig.frames,
+        "interval_s": fig.interval,
+        "mean_gap_s": fig.mean_gap,
+        "skipped_ticks": fig.skipped_ticks,
+        "failed_samples": fig.failed_samples,
+        "mean_sample_s": fig.mean_sample,
+        "frame_bytes": fig.bytes,
         "jitter_ms": {"p50": _pct(lates, 50), "p99": _pct(lates, 99),
                       "max": max(lates) if lates else None},
-        "skipped_ticks": end.get("skipped_ticks"),
-        "failed_samples": end.get("failed_samples"),
-        "mean_sample_s": _mean(costs),
         "bytes_on_disk": disk_usage(rec.path),
         "bytes_per_frame": {"all": _mean([s for _, s in sizes]),
                             "key": _mean([s for k, s in sizes if k == "key"]),
@@ -104,9 +116,6 @@ def summarize(rec: Recording) -> dict:
         "user": h.user,
         "channels": list(h.channels),
         "start": h.start_wall,
-        "duration_s": rec.duration,
-        "frames": len(rec),
-        "interval_s": h.interval,
         **_sampling(rec),
         "warnings": rec.warnings,
         "classes": classes,

@@ -14,13 +14,14 @@ import select
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pvrec.errors import PvrecError
 from pvrec.kernel.kpageflags import PageFlagsFile, SampleError
 from pvrec.kernel.processes import mapped_pfns
 from pvrec.kernel.procstat import read_context
 from pvrec.recorder.workload import Workload
+from pvrec.recording.figures import Figures
 from pvrec.recording.writer import Writer
 from pvrec.runs import encode_flags
 
@@ -88,16 +89,12 @@ def _terminal_sent_it_too(signum: int) -> bool:
 
 
 @dataclass
-class SamplerStats:
-    """What the live status line and the summary show."""
+class SamplerStats(Figures):
+    """What the live status line, the summary and end.json show: the recording's figures (one
+    definition, shared with `pvrec info`), and why the last failed sample failed."""
 
-    frames: int = 0
-    skipped_ticks: int = 0
+    skipped_ticks: int = 0  # always counted here
     failed_samples: int = 0
-    last_cost: float = 0.0
-    costs: list[float] = field(default_factory=list)  # wall seconds per frame (read+encode+write)
-    bytes: int = 0
-    last_t: float = 0.0  # seconds since frame 0 of the last frame written
     last_error: str = ""
 
 
@@ -106,7 +103,7 @@ class Sampler:
 
     def __init__(self, source: PageFlagsFile, pfn_count: int, writer: Writer, t0: float,
                  with_context: bool = True, cgroups: PageFlagsFile | None = None,
-                 workload_pids: Callable[[], list[int]] | None = None):
+                 workload_pids: Callable[[], list[int]] | None = None, interval: float = 0.0):
         self.source = source
         self.cgroups = cgroups
         self.workload_pids = workload_pids
@@ -114,7 +111,7 @@ class Sampler:
         self.writer = writer
         self.t0 = t0
         self.with_context = with_context
-        self.stats = SamplerStats()
+        self.stats = SamplerStats(interval=interval)
 
     def take(self, scheduled: float) -> bool:
         """Sample now; False (and counted) when the read failed and the frame was skipped."""
@@ -133,17 +130,13 @@ class Sampler:
         if self.with_context:
             context.update(read_context())
         try:
-            self.writer.add_frame(runs, start - self.t0, context, cgroup=cgroup,
-                                  workload=workload)
+            info = self.writer.add_frame(runs, start - self.t0, context, cgroup=cgroup,
+                                         workload=workload, began=start)
         except SampleError as exc:
             self.stats.failed_samples += 1
             self.stats.last_error = str(exc)
             return False
-        cost = time.monotonic() - start
-        s = self.stats
-        s.frames, s.bytes, s.last_cost = self.writer.frames, self.writer.bytes, cost
-        s.last_t = start - self.t0
-        s.costs.append(cost)
+        self.stats.add(info)  # the entry frames.jsonl now holds: info counts the same
         return True
 
 

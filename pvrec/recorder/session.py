@@ -8,7 +8,6 @@ the display it is given and returns a RecordResult.
 from __future__ import annotations
 
 import os
-import statistics
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -147,7 +146,8 @@ class Recorder:
         t0 = time.monotonic()
         sampler = Sampler(self.source, self.pfn_count, writer, t0,
                           with_context=not self.source.is_dump, cgroups=self.cgroups,
-                          workload_pids=(lambda: descendants(os.getpid())) if self.track else None)
+                          workload_pids=(lambda: descendants(os.getpid())) if self.track else None,
+                          interval=opt.interval)
         display = make_display(sampler, t0)
         started: list[Workload] = []
 
@@ -186,14 +186,6 @@ class Recorder:
             "reason": reason,
             "exit_code": exit_code,
             "workload_status": w.status if w else None,
-            "skipped_ticks": s.skipped_ticks,
-            "failed_samples": s.failed_samples,
-            "duration": round(time.monotonic() - sampler.t0, 6),
-            "mean_sample_s": mean_sample(s),
+            **s.end_fields(),
             "end_wall": wall_clock(),
         }
-
-
-def mean_sample(stats: SamplerStats) -> float | None:
-    """Mean seconds a sample took (read, encode, write), or None before the first one."""
-    return round(statistics.fmean(stats.costs), 6) if stats.costs else None

@@ -224,11 +224,13 @@ class Writer:
     def add_frame(self, frame: Runs | np.ndarray | list[Runs], t: float,
                   context: dict | None = None, *,
                   cgroup: Runs | np.ndarray | list[Runs] | None = None,
-                  workload: np.ndarray | None = None) -> FrameInfo:
+                  workload: np.ndarray | None = None, began: float | None = None
+                  ) -> FrameInfo:
         """Encode and append one frame; raises PvrecError (e.g. disk full) leaving no partial file.
 
         cgroup (the memcg inode of every PFN) and workload (sorted PFNs the workload maps) are
-        required when the recording has those channels.
+        required when the recording has those channels. began: the monotonic time the sample
+        started (default: now); the index's sample_s runs from it to the frame file on disk.
         """
         channels = {"flags": frame}
         for name, data in (("cgroup", cgroup), ("workload", workload)):
@@ -243,7 +245,7 @@ class Writer:
         prev, self._prev = self._prev, None  # a frame that fails half-way leaves a key next
         kept: dict[str, list[Runs]] = {}
         arrays: dict[str, np.ndarray | Streamed] = {}
-        began = time.monotonic()
+        began = time.monotonic() if began is None else began
         for channel, data in channels.items():
             kept[channel] = []
             pieces = channel_pieces(_as_chunks(data), None if kind == KIND_KEY
@@ -253,8 +255,6 @@ class Writer:
                 raise PvrecError(f"frame has {pages} pages, the recording {self.header.pfn_count}")
             arrays.update(_runs_arrays(pieces, prefix(channel)))
         arrays["meta"] = np.array([FORMAT_VERSION, kind, index, self.header.pfn_count], np.int64)
-        # Chunks may be read lazily while they are encoded: this is the sample's read + encode.
-        context = {**(context or {}), "sample_s": round(time.monotonic() - began, 6)}
         name = f"frames/{index:06d}.npz"
         final = self.path / name
         tmp = final.with_name(final.name + ".tmp")
@@ -262,8 +262,10 @@ class Writer:
             size = write_npz(tmp, arrays, durable=self.durable)
             self._chown(tmp)
             os.replace(tmp, final)
+            # The whole sample: reading (chunks are read lazily while encoded), encoding, writing.
             info = FrameInfo(index, round(t, 6), name, "key" if kind == KIND_KEY else "delta",
-                             dict(context or {}, bytes=size))
+                             dict(context or {}, sample_s=round(time.monotonic() - began, 6),
+                                  bytes=size))
             line = (info.to_json() + "\n").encode()
             if os.write(self._index, line) != len(line):
                 raise OSError(errno.ENOSPC, "No space left on device")

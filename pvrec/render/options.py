@@ -70,7 +70,7 @@ class RenderOptions:
     speed: float | None = None
     start: str | int | None = None
     end: str | int | None = None
-    every: int = 1
+    every: int | None = None  # None: video time follows recording time (plan.default_speed)
     hold: float = 0.0
     frame: str | int | None = None
     crf: int = DEFAULT_CRF
@@ -129,7 +129,7 @@ class RenderOptions:
                              f"not {_shown(fps)}")
         if speed is not None and not (speed > 0 and math.isfinite(speed)):
             raise PvrecError(f"--speed must be greater than zero, not {_shown(speed)}")
-        if self.every < 1:
+        if self.every is not None and self.every < 1:
             raise PvrecError(f"--every must be at least 1, not {self.every}")
         if hold < 0 or not math.isfinite(hold):
             raise PvrecError(f"--hold must be zero or more seconds, not {_shown(hold)}")

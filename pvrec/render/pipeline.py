@@ -154,7 +154,8 @@ def render_source(source: Source, out_path: str | os.PathLike,
     titles, metric_list = o.check_sources(sources)
     plan = make_plan([s.times for s in sources], picture=encoder.picture, start=o.start,
                      end=o.end, frame=o.frame, every=o.every, fps=o.fps, speed=o.speed,
-                     hold=o.hold)
+                     hold=o.hold, video=encoder.video,
+                     intervals=[s.header.interval for s in sources])
     sides = _make_sides(o, encoder, sources, scheme, plan, titles, metric_list)
     _start_reading(o, sides, plan)
     combined, offsets, (w, h) = _pair_canvas(sides)
@@ -208,8 +209,8 @@ def _make_sides(o: RenderOptions, encoder: type[Encoder], sources: list[Source],
     classifiers = [ValueClassifier(sch) for sch in schemes]
     n_cls = len(schemes[0])
     channel = "cgroup" if o.color_by == "cgroup" else "flags"
-    strips = _strips(sources, plan, encoder.picture, classifiers, lays, o.every, n_cls, channel,
-                     metric_list, o.metric_scale or "zero") if timeline else \
+    strips = _strips(sources, plan, encoder.picture, classifiers, lays, o.every or 1, n_cls,
+                     channel, metric_list, o.metric_scale or "zero") if timeline else \
         [(None, None)] * len(sources)
     sides = []
     for i, s in enumerate(sources):
@@ -289,7 +290,7 @@ def _strips(sources: list[Source], plan: Plan, picture: bool,
 def _start_reading(o: RenderOptions, sides: list[Side], plan: Plan) -> None:
     """Each side reads its range forward from here (and the frame --changes compares the
     first one with)."""
-    step = o.every if o.speed is None else 1
+    step = (o.every or 1) if o.speed is None else 1
     for i, (sd, (a, b)) in enumerate(zip(sides, plan.ranges, strict=True)):
         if i == plan.master:
             before = (a - step if a - step >= 0 else a - 1) if a > 0 else None

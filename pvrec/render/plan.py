@@ -1,9 +1,13 @@
 """Which recording frame goes into which video frame.
 
---start/--end/--frame name a frame (12, -1) or a time (12s, 1.5m, 12.0); --every skips,
---speed retimes (frames repeated or skipped to keep recording time), --hold repeats the last.
-With two runs side by side the longer one sets the time axis (elapsed time since each one's
-first frame) and the other shows, at each moment, its last frame taken at or before it.
+By default video time is proportional to recording time: one video frame per tick of the
+recording's interval, so a frame is held where ticks were skipped, sped up or slowed down so
+that the whole video lasts 10 to 60 s (VIDEO_SECONDS). --speed sets that rate itself; --every N
+shows every Nth frame once each (--every 1: every frame once, 1 and 2 s gaps alike); --hold
+repeats the last. Outputs that are not timed videos (a directory of PNGs) get each frame once.
+--start/--end/--frame name a frame (12, -1) or a time (12s, 1.5m, 12.0). With two runs side by
+side the longer one sets the time axis (elapsed time since each one's first frame) and the
+other shows, at each moment, its last frame taken at or before it.
 """
 
 from __future__ import annotations
@@ -55,18 +59,33 @@ def parse_position(text: str | int | float | None, times: list[float], what: str
     return pos
 
 
+VIDEO_SECONDS = (10.0, 60.0)  # how long a default video of the whole recording lasts
+
+
+def default_speed(times: list[float], interval: float | None, fps: float) -> float | None:
+    """Recording seconds per video second without --speed: one video frame per tick, made
+    faster or slower to keep the video within VIDEO_SECONDS; None for a single instant."""
+    span = times[-1] - times[0]
+    if span <= 0:
+        return None
+    tick = interval if interval and interval > 0 else float(np.median(np.diff(times)))
+    lo, hi = VIDEO_SECONDS
+    return min(max(tick * fps, span / hi), span / lo)
+
+
 def frame_plan(times: list[float], start: int, end: int, every: int, fps: float,
                speed: float | None, hold: float) -> list[tuple[int, int]]:
-    """[(position, times shown)] in order: each frame once, or timed by --speed; then --hold."""
+    """[(position, times shown)] in order: each frame once, or timed by speed; then --hold."""
     chosen = list(range(start, end + 1, every))
     if speed is None:
         plan = [(p, 1) for p in chosen]
     else:
         ts = np.array([times[p] for p in chosen])
-        span = ts[-1] - ts[0]
-        count = int(math.floor(span / speed * fps + 1e-9)) + 1
-        targets = ts[0] + np.arange(count) * speed / fps
-        idx = np.searchsorted(ts, targets + 1e-9, "right") - 1
+        step = speed / fps  # recording seconds per video frame
+        count = int(math.floor((ts[-1] - ts[0]) / step + 0.5)) + 1  # the last one included
+        # Video frame j shows the last frame taken by its moment, a frame counting from the
+        # video frame nearest its time (a sample started a little late still gets its tick).
+        idx = np.searchsorted(ts, ts[0] + (np.arange(count) + 0.5) * step, "left") - 1
         plan = []
         for i in idx:
             p = chosen[int(i)]
@@ -104,9 +123,11 @@ class Plan:
 
 
 def make_plan(times: list[list[float]], *, picture: bool, start: str | int | None,
-              end: str | int | None, frame: str | int | None, every: int, fps: float,
-              speed: float | None, hold: float) -> Plan:
-    """The plan of one output over one or two runs (their frame times)."""
+              end: str | int | None, frame: str | int | None, every: int | None, fps: float,
+              speed: float | None, hold: float, video: bool = True,
+              intervals: list[float | None] | None = None) -> Plan:
+    """The plan of one output over one or two runs (their frame times and intervals); every
+    None and speed None: a timed video at default_speed, any other output each frame once."""
     # The run that lasts longer sets the time axis; the other shows its frame of that moment.
     rel = [np.asarray(t, dtype=np.float64) - t[0] for t in times]
     m = 0 if len(times) == 1 or rel[0][-1] >= rel[1][-1] else 1
@@ -120,7 +141,9 @@ def make_plan(times: list[list[float]], *, picture: bool, start: str | int | Non
         if last < first:
             raise PvrecError(f"--end ({end}) comes before --start ({start}): no frames")
     assert first is not None and last is not None
-    plan = frame_plan(master, first, last, every, fps, speed, 0.0 if picture else hold)
+    if speed is None and every is None and video and not picture:
+        speed = default_speed(master[first:last + 1], (intervals or [None] * 2)[m], fps)
+    plan = frame_plan(master, first, last, every or 1, fps, speed, 0.0 if picture else hold)
     # Each side's position at each planned moment (the master's own position for itself).
     at = []
     for i in range(len(times)):

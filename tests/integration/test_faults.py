@@ -241,7 +241,7 @@ def test_render_killed_with_sigkill_never_leaves_a_broken_output(tmp_path):
 def test_render_to_a_full_disk_fails_and_leaves_nothing(tiny_tmpfs):
     rec = make_recording(tiny_tmpfs.parent / "rec", 30, pages=1 << 16)
     (tiny_tmpfs / "filler").write_bytes(b"\0" * (340 << 10))  # ~60 KiB left
-    code, _, err = pvrec_main("render", "-q", rec, "-o", tiny_tmpfs / "x.mp4")
+    code, _, err = pvrec_main("render", "-q", rec, "-o", tiny_tmpfs / "x.mp4", "--every", "1")
     assert code == 1
     assert "pvrec: ffmpeg failed writing" in err and "nothing was written" in err
     assert [p.name for p in tiny_tmpfs.iterdir()] == ["filler"]

@@ -54,7 +54,7 @@ def test_info_text_and_errors(tmp_path):
     make_recording(tmp_path / "rec")
     r = run_pvrec("info", tmp_path / "rec")
     assert r.returncode == 0, r.stderr
-    for text in ("complete", "host", "box (kernel 6.1.0", "make -j8", "3 frames every 1.0 s",
+    for text in ("complete", "host", "box (kernel 6.1.0", "make -j8", "3 frames, interval 1.0 s, mean gap 1.0 s, 2 ticks skipped",
                  "2 ticks skipped", "anonymous", "free_hp_blocks"):
         assert text in r.stdout
     r = run_pvrec("info", tmp_path)

@@ -75,7 +75,7 @@ def test_mp4_frames_dimensions_and_colours(rec, tmp_path):
     frames.mkdir()
     ok(run_pvrec("render", rec, "-o", frames, "--map-only", "--layout", "rows", "--width", "64"))
     err = ok(run_pvrec("render", rec, "-o", tmp_path / "m.mp4", "--map-only", "--layout", "rows",
-                       "--width", "64"))
+                       "--width", "64", "--every", "1"))  # each frame once
     exact, video = png_frames(frames), decode(tmp_path / "m.mp4")
     assert len(exact) == len(video) == 8
     assert video[0].shape == (128, 128, 3)  # 64x64 pages, 2x
@@ -86,7 +86,7 @@ def test_mp4_frames_dimensions_and_colours(rec, tmp_path):
 
 def test_mp4_full_picture_is_browser_safe(rec, tmp_path):
     out = tmp_path / "full.mp4"
-    ok(run_pvrec("render", rec, "-o", out, "--changes", "--timeline"))
+    ok(run_pvrec("render", rec, "-o", out, "--changes", "--timeline", "--every", "1"))
     data = out.read_bytes()
     assert data.index(b"moov") < data.index(b"mdat")  # +faststart: plays while loading
     video = decode(out)
@@ -120,12 +120,12 @@ def test_gif_and_webp_are_exact_and_loop(rec, tmp_path):
     ok(run_pvrec("render", rec, "-o", frames, "--changes"))
     exact = png_frames(frames)
     assert len(exact) == 8
-    ok(run_pvrec("render", rec, "-o", tmp_path / "a.gif", "--changes"))
+    ok(run_pvrec("render", rec, "-o", tmp_path / "a.gif", "--changes", "--every", "1"))
     gif = decode(tmp_path / "a.gif")
     assert len(gif) == 8 and all(np.array_equal(a, b) for a, b in zip(exact, gif, strict=True))
     im = Image.open(tmp_path / "a.gif")
     assert im.info.get("loop") == 0 and im.info.get("duration") == 100 and im.n_frames == 8
-    ok(run_pvrec("render", rec, "-o", tmp_path / "a.webp", "--changes"))
+    ok(run_pvrec("render", rec, "-o", tmp_path / "a.webp", "--changes", "--every", "1"))
     webp = Image.open(tmp_path / "a.webp")
     assert webp.n_frames == 8
     for i, ref in enumerate(exact):
@@ -148,16 +148,17 @@ def test_png_frames_and_time_options(rec, tmp_path):
     assert "warning: GIF frame delays are whole 1/100 s: 30 fps plays at 33.3 fps" in err
     err = ok(run_here("render", rec, "-o", tmp_path / "e.gif", "--every", "3"))
     assert " 3 frames" in err  # 0, 3, 6
-    err = ok(run_here("render", rec, "-o", tmp_path / "s.gif", "--start", "2", "--end", "5s"))
+    err = ok(run_here("render", rec, "-o", tmp_path / "s.gif", "--start", "2", "--end", "5s",
+                      "--every", "1"))
     assert " 4 frames" in err
-    err = ok(run_here("render", rec, "-o", tmp_path / "h.gif", "--hold", "1.5"))
+    err = ok(run_here("render", rec, "-o", tmp_path / "h.gif", "--hold", "1.5", "--every", "1"))
     assert " 23 frames" in err  # 8 + 15 held
     assert len(decode(tmp_path / "h.gif")) == 23
     # --speed 0.5: half a recording second per video second: 7 s of recording -> 14 s of video.
     err = ok(run_here("render", rec, "-o", tmp_path / "sp.gif", "--speed", "0.5", "--fps", "2"))
     assert " 29 frames, 14.5 s at 2 fps" in err
     err = ok(run_here("render", rec, "-o", tmp_path / "fast.gif", "--speed", "4", "--fps", "2"))
-    assert " 4 frames" in err  # t = 0, 2, 4, 6
+    assert " 5 frames" in err  # t = 0, 2, 4, 6 and the last one (7 s, nearer 8 than 6)
 
 
 def test_default_output_name_and_no_silent_overwrite(rec, tmp_path):
@@ -214,7 +215,7 @@ def test_incomplete_recording_renders_up_to_its_last_complete_frame(tmp_path):
     r = make_recording(tmp_path / "cut", 5, complete=False)
     last = sorted((r / "frames").glob("*.npz"))[-1]
     last.write_bytes(last.read_bytes()[:40])  # cut short by a crash
-    err = ok(run_pvrec("render", r, "-o", tmp_path / "cut.gif"))
+    err = ok(run_pvrec("render", r, "-o", tmp_path / "cut.gif", "--every", "1"))
     assert "warning:" in err and "no end.json" in err
     assert " 4 frames" in err
     assert len(decode(tmp_path / "cut.gif")) == 4
@@ -240,9 +241,9 @@ def test_ctrl_c_leaves_nothing(tmp_path):
 
 
 def test_render_recording_api_for_the_demo(rec, tmp_path):
-    summary = render_recording(rec, tmp_path / "demo.gif", warn=None)
+    summary = render_recording(rec, tmp_path / "demo.gif", warn=None, every=1)
     assert summary.kind == "gif" and summary.frames == 8 and summary.bytes > 0
-    again = render_recording(rec, tmp_path / "demo.gif", warn=None, end=1)  # the API overwrites
+    again = render_recording(rec, tmp_path / "demo.gif", warn=None, end=1, every=1)  # the API overwrites
     assert again.frames == 2
     assert "demo.gif" in summary.line() and "8 frames" in summary.line()
 
@@ -322,7 +323,7 @@ def vm_hwm(args: list[str]) -> int:
 def test_memory_stays_flat_over_2000_frames(tmp_path):
     """Streaming: 2,000 frames cost no more memory than 100 (whole frames would be 570 MB)."""
     r = make_recording(tmp_path / "long", 2000, pages=2048, durable=False)
-    base = ["render", str(r), "-q", "--changes", "--timeline"]
+    base = ["render", str(r), "-q", "--changes", "--timeline", "--every", "1"]
     short = vm_hwm([*base, "-o", str(tmp_path / "a.gif"), "--end", "99"])
     full = vm_hwm([*base, "-o", str(tmp_path / "b.gif")])
     assert Image.open(tmp_path / "b.gif").n_frames == 2000

@@ -60,7 +60,7 @@ def test_pair_png_is_each_run_beside_the_other(pair, tmp_path):
 def test_pair_video_follows_the_longer_run_and_the_shorter_holds(pair, tmp_path):
     a, b = pair
     out = tmp_path / "ab.gif"
-    err = ok(run_pvrec("render", b, a, "-o", out, "--changes", "--timeline"))
+    err = ok(run_pvrec("render", b, a, "-o", out, "--changes", "--timeline", "--every", "1"))
     assert "8 frames" in err
     frames = decode(out)
     assert len(frames) == 8
@@ -75,7 +75,7 @@ def test_pair_video_follows_the_longer_run_and_the_shorter_holds(pair, tmp_path)
 
 def test_pair_api_and_default_name(pair, tmp_path):
     a, b = pair
-    s = render_recording([a, b], tmp_path / "ab.mp4", fps=5)
+    s = render_recording([a, b], tmp_path / "ab.mp4", fps=5, every=1)
     assert s.frames == 8 and s.width % 2 == 0 and s.height % 2 == 0
     assert (tmp_path / "ab.mp4").stat().st_size > 0
 
@@ -204,7 +204,8 @@ def test_highlight_video_and_the_resident_size(chan, tmp_path):
 
     compose.Picture.frame = spy
     try:
-        s = render_recording(chan, tmp_path / "hl.gif", highlight="workload", changes=True)
+        s = render_recording(chan, tmp_path / "hl.gif", highlight="workload", changes=True,
+                             every=1)
     finally:
         compose.Picture.frame = orig
     assert s.frames == 6
@@ -273,7 +274,7 @@ def test_cgroup_names_merge_header_and_end_and_pairs_share_colours_by_name(chan)
 
 
 def test_color_by_cgroup_video_with_timeline_and_bad_input(chan, tmp_path):
-    s = render_recording(chan, tmp_path / "cg.gif", color_by="cgroup", timeline=True,
+    s = render_recording(chan, tmp_path / "cg.gif", color_by="cgroup", timeline=True, every=1,
                          changes=True)
     assert s.frames == 6
     plain = make_recording(tmp_path / "plain", frames=2)
@@ -348,7 +349,8 @@ def test_timeline_metrics_video_pair_and_bad_names(pair, tmp_path):
 
     compose.Picture.__init__ = spy
     try:
-        s = render_recording([a, b], tmp_path / "ab.gif", timeline_metrics=["mixed_blocks"])
+        s = render_recording([a, b], tmp_path / "ab.gif", timeline_metrics=["mixed_blocks"],
+                             every=1)
     finally:
         compose.Picture.__init__ = orig
     assert s.frames == 8

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pvrec.errors import PvrecError
-from pvrec.render.plan import frame_plan, make_plan, parse_position
+from pvrec.render.plan import default_speed, frame_plan, make_plan, parse_position
 
 TIMES = [100.0, 101.0, 102.0, 103.5, 105.0]  # seconds (a recording's monotonic clock)
 
@@ -60,3 +60,29 @@ def test_a_picture_is_one_frame_and_ignores_hold():
         make_plan([TIMES], picture=False, start="3", end="1", frame=None, every=1, fps=10.0,
                   speed=None, hold=0.0)
     assert err.value.message == "--end (1) comes before --start (3): no frames"
+
+
+def test_default_speed_is_one_video_frame_per_tick_within_10_to_60_seconds():
+    ticks = [float(t) for t in range(0, 301, 3)]  # 300 s, every 3 s
+    assert default_speed(ticks, 3.0, 10.0) == 30.0  # 101 video frames: 10.1 s
+    assert default_speed(ticks, 1.0, 10.0) == 10.0  # ticks skipped: 301 frames, 30.1 s
+    assert default_speed(ticks, 0.25, 10.0) == 5.0  # 1201 frames would be 120 s: 60 s
+    assert default_speed([0.0, 1.0, 2.0], 1.0, 10.0) == 0.2  # 0.2 s would flash by: 10 s
+    assert default_speed([0.0, 2.0, 4.0, 4.5], None, 10.0) == 0.45  # no interval: the median gap
+    assert default_speed([5.0], 1.0, 10.0) is None
+
+
+def test_the_default_holds_frames_where_ticks_were_skipped():
+    # GIVEN 101 s of frames at 1 s ticks, 3 skipped after frame 1 and jitter of 40 ms
+    times = [0.0, 1.04] + [t + 0.04 for t in range(5, 101)]
+    # WHEN a video is planned with the defaults
+    plan = make_plan([times], picture=False, start=None, end=None, frame=None, every=None,
+                     fps=10.0, speed=None, hold=0.0, intervals=[1.0])
+    # THEN one video frame a tick: frame 1 holds for the 4 ticks until frame 2, the rest once
+    assert plan.frames == [(0, 1), (1, 4)] + [(p, 1) for p in range(2, 98)]
+    # while --every 1 shows each frame once, and a directory of PNGs gets each frame once
+    once = [(p, 1) for p in range(98)]
+    assert make_plan([times], picture=False, start=None, end=None, frame=None, every=1,
+                     fps=10.0, speed=None, hold=0.0, intervals=[1.0]).frames == once
+    assert make_plan([times], picture=False, start=None, end=None, frame=None, every=None,
+                     fps=10.0, speed=None, hold=0.0, video=False).frames == once

@@ -1,0 +1,122 @@
+"""The figures of a recording, each defined once: frames, duration, interval, mean gap, ticks
+skipped, samples failed, mean sample cost and bytes.
+
+The recorder adds each frame's index entry as it writes it (its live status line, its summary
+line and end.json come from that), and `pvrec info` adds the same entries read back from
+frames.jsonl, so both compute every figure from the same numbers in the same order and print
+them the same way: they agree to the last digit shown.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from pvrec.recording.format import FrameInfo
+from pvrec.units import format_bytes, format_duration
+
+# How much slower than the mean sample the interval must be to be held: the jitter of a busy
+# machine (a sample of 1.2 s needs an interval of 1.5 s).
+HOLD_MARGIN = 1.2
+
+
+def format_seconds(seconds: float) -> str:
+    """1.0 -> '1.0 s', 0.25 -> '0.25 s', 1.953 -> '1.95 s', 0.01 -> '10 ms'."""
+    if seconds < 0.1:
+        return f"{seconds * 1000:.0f} ms"
+    text = f"{seconds:.2f}"
+    return (text[:-1] if text.endswith("0") else text) + " s"
+
+
+@dataclass
+class Figures:
+    """What a recording's frames add up to (the recorder's stats, info's sampling figures)."""
+
+    interval: float | None = None  # seconds between ticks, as asked (None: not known)
+    frames: int = 0
+    first_t: float | None = None  # t of the first frame (seconds since the session's start)
+    last_t: float = 0.0  # t of the last frame
+    last_sample: float = 0.0  # sample_s of the last frame
+    sample_total: float = 0.0  # the sum of every frame's sample_s
+    bytes: int = 0  # the frame files' bytes (what every index line's `bytes` adds up to)
+    skipped_ticks: int | None = 0  # None: not known (read back without end.json)
+    failed_samples: int | None = 0
+
+    def add(self, info: FrameInfo) -> None:
+        """Count one frame, from its index entry (as written to frames.jsonl)."""
+        ctx = info.context
+        cost = ctx.get("sample_s")
+        size = ctx.get("bytes")
+        self.frames += 1
+        if self.first_t is None:
+            self.first_t = info.t
+        self.last_t = info.t
+        if isinstance(cost, int | float):
+            self.last_sample = cost
+            self.sample_total += cost
+        if isinstance(size, int):
+            self.bytes += size
+
+    @classmethod
+    def of(cls, frames: list[FrameInfo], interval: float | None, end: dict | None
+           ) -> Figures:
+        """The figures of a recording read back: its index entries, interval and end.json."""
+        fig = cls(interval=interval)
+        for info in frames:
+            fig.add(info)
+        end = end or {}
+        for key in ("skipped_ticks", "failed_samples"):  # counted by the recorder alone
+            setattr(fig, key, end[key] if isinstance(end.get(key), int) else None)
+        return fig
+
+    @property
+    def duration(self) -> float:
+        """Seconds from the first frame's start to the last one's: the time the frames show."""
+        return round(self.last_t - (self.first_t or 0.0), 6)
+
+    @property
+    def mean_gap(self) -> float | None:
+        """Mean seconds between frames (the interval, or more where ticks were skipped)."""
+        return round(self.duration / (self.frames - 1), 6) if self.frames > 1 else None
+
+    @property
+    def mean_sample(self) -> float | None:
+        """Mean seconds a sample took (from its start to its frame file on disk)."""
+        return round(self.sample_total / self.frames, 6) if self.frames else None
+
+    def holdable_interval(self) -> float:
+        """The shortest interval these samples keep (mean sample + margin, 0.1 s up)."""
+        return math.ceil((self.mean_sample or 0.0) * HOLD_MARGIN * 10 - 1e-9) / 10
+
+    def too_slow(self) -> str | None:
+        """The advice when samples take longer than the interval, else None."""
+        cost = self.mean_sample
+        if cost is None or self.interval is None or cost < self.interval:
+            return None
+        return (f"samples take {format_seconds(cost)} here, longer than the interval "
+                f"({format_seconds(self.interval)}): use --interval "
+                f"{self.holdable_interval():.1f}s or more")
+
+    def end_fields(self) -> dict:
+        """end.json's totals."""
+        return {"frames": self.frames, "bytes": self.bytes, "duration": self.duration,
+                "mean_gap_s": self.mean_gap, "skipped_ticks": self.skipped_ticks,
+                "failed_samples": self.failed_samples, "mean_sample_s": self.mean_sample}
+
+    def shown(self) -> dict[str, str]:
+        """Each figure as every command prints it."""
+        gap = self.mean_gap
+        return {"frames": f"{self.frames} frames", "duration": format_duration(self.duration),
+                "interval": "interval unknown" if self.interval is None
+                else f"interval {format_seconds(self.interval)}",
+                "mean_gap": "" if gap is None else f"mean gap {format_seconds(gap)}",
+                "skipped_ticks": "ticks skipped not known (no end.json)"
+                if self.skipped_ticks is None else f"{self.skipped_ticks} ticks skipped",
+                "mean_sample": f"mean sample {self.mean_sample or 0.0:.3f} s",
+                "bytes": f"{format_bytes(self.bytes)} of frames"}
+
+    def timing_text(self) -> str:
+        """'116 frames, interval 1.0 s, mean gap 1.95 s, 109 ticks skipped'."""
+        f = self.shown()
+        return ", ".join(f[k] for k in ("frames", "interval", "mean_gap", "skipped_ticks")
+                         if f[k])
