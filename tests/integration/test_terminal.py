@@ -50,8 +50,8 @@ class Tmux:
         return self.run("capture-pane", "-p").rstrip("\n").split("\n")
 
     def history(self) -> list[str]:
-        """Every row of the history and the screen (trailing blanks cut)."""
-        return [r.rstrip() for r in self.run("capture-pane", "-p", "-S", "-").split("\n")]
+        """Every line of the history and the screen (wrapped rows joined, trailing blanks cut)."""
+        return [r.rstrip() for r in self.run("capture-pane", "-p", "-J", "-S", "-").split("\n")]
 
     def kill(self) -> None:
         subprocess.run(["tmux", "-L", self.sock, "kill-server"], env=self.env,
