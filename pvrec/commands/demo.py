@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import tempfile
 from datetime import datetime
@@ -13,6 +14,7 @@ from pvrec.errors import PvrecError
 from pvrec.kernel.kpageflags import KPAGEFLAGS, PageFlagsFile
 from pvrec.messages import next_step, say, warn
 from pvrec.output import check_output_dir, make_output_dir
+from pvrec.recorder.demo_workload import hugepages_restored
 from pvrec.recording.writer import is_recording
 from pvrec.units import format_bytes, parse_duration
 
@@ -56,7 +58,13 @@ def run(args: argparse.Namespace) -> int:
             ["--force", "--as-root", "--no-next", "--kill-after", "5s", "--stop-on-error",
              "--interval", args.interval, "-o", str(recording)] + ["-q"] * args.quiet
             + ["--", sys.executable, "-m", "pvrec.recorder.demo_workload", work])
-        code = record_command.run(rec_args)
+        # The workload restores vm.nr_hugepages itself; this also covers it being SIGKILLed.
+        with hugepages_restored():
+            code = record_command.run(rec_args)
+    if code != 0 and (recording / "frames.jsonl").exists():
+        say("the demo stopped early; what it recorded renders with:")
+        next_step(f"pvrec render {shlex.quote(str(recording))} -o "
+                  f"{shlex.quote(str(out / 'demo.mp4'))}")
     if code != 0 or args.no_render:
         return code
     return render_demo(recording, out)

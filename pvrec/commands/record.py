@@ -127,22 +127,16 @@ def summarize(result: RecordResult, out: Path, show_next: bool) -> None:
 
 
 class StatusLine(LiveDisplay):
-    """The live status line on stderr, redrawn by rich's thread four times a second."""
+    """The live status line on the terminal's bottom row, redrawn four times a second."""
 
     def __init__(self, sampler: Sampler, t0: float, enabled: bool):
         self.sampler, self.t0 = sampler, t0
         self.told_slow = False
         super().__init__(enabled)
 
-    def make(self, console):
-        from rich.live import Live
-
-        return Live(self, console=console, refresh_per_second=4, transient=True)
-
     def update(self) -> None:
         self._warn_if_slow()
-        if self.live:
-            self.live.refresh()
+        self.refresh()
 
     def notify(self, message: str) -> None:
         say(message)

@@ -174,7 +174,10 @@ class _Progress(LiveDisplay):
 
         return Progress(TextColumn("[bold]rendering[/] " + self.label), BarColumn(),
                         MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-                        TimeRemainingColumn(), console=console, transient=True)
+                        TimeRemainingColumn(), console=console, auto_refresh=False)
+
+    def __rich__(self):
+        return self.live.get_renderable()
 
     def __call__(self, done: int, total: int) -> None:
         if not self.live:

@@ -10,8 +10,11 @@ from __future__ import annotations
 import mmap
 import os
 import shutil
+import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,37 @@ NR_HUGEPAGES = Path("/proc/sys/vm/nr_hugepages")
 
 def say(message: str) -> None:
     print(f"demo: {message}", file=sys.stderr, flush=True)
+
+
+class Stopped(BaseException):
+    """A stop signal arrived: unwind through every `finally` (what was changed is restored)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, _frame) -> None:
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_IGN)  # a second one must not cut the restoring short
+    raise Stopped(signum)
+
+
+@contextmanager
+def hugepages_restored() -> Iterator[None]:
+    """Put vm.nr_hugepages back as it was after the block, if it changed (and we may)."""
+    try:
+        old = NR_HUGEPAGES.read_text()
+    except OSError:
+        old = None
+    try:
+        yield
+    finally:
+        try:
+            if old is not None and NR_HUGEPAGES.read_text() != old:
+                NR_HUGEPAGES.write_text(old)
+        except OSError:
+            pass
 
 
 def page_cache_fill(path: Path, total: int, seconds: float) -> None:
@@ -38,6 +72,7 @@ def page_cache_fill(path: Path, total: int, seconds: float) -> None:
 def anon_thp(total: int, seconds: float) -> None:
     """Grow an anonymous MADV_HUGEPAGE mapping, hold it, free it."""
     m = mmap.mmap(-1, total, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    pages = None
     try:
         if hasattr(mmap, "MADV_HUGEPAGE"):
             m.madvise(mmap.MADV_HUGEPAGE)
@@ -49,8 +84,8 @@ def anon_thp(total: int, seconds: float) -> None:
             time.sleep(seconds / steps)
         say(f"anonymous: {total // MiB} MiB touched (THP where the kernel could)")
         time.sleep(1.0)
-        del pages
     finally:
+        pages = None  # the view must go before the mapping can close
         m.close()
     say("anonymous: freed")
 
@@ -102,5 +137,20 @@ def main(workdir: str) -> int:
     return 0
 
 
+def run(workdir: str) -> int:
+    """main() that a stop signal ends quietly: what it changed restored, then killed by it."""
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, _stop)
+    try:
+        return main(workdir)
+    except Stopped as stop:
+        say(f"stopped by {signal.Signals(stop.signum).name}; the page cache file is deleted and "
+            f"vm.nr_hugepages is as it was")
+        # Die of the signal itself, as a shell expects of a program it interrupted.
+        signal.signal(stop.signum, signal.SIG_DFL)
+        os.kill(os.getpid(), stop.signum)
+        return 128 + stop.signum
+
+
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1] if len(sys.argv) > 1 else "."))
+    raise SystemExit(run(sys.argv[1] if len(sys.argv) > 1 else "."))

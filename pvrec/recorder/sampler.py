@@ -26,6 +26,7 @@ from pvrec.recording.writer import Writer
 from pvrec.runs import encode_flags
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+TELL_WAITING_AFTER = 1.0  # s after a stop signal: the workload still runs, say what happens
 
 
 class StopNow(BaseException):
@@ -69,6 +70,16 @@ class StopSignals:
         self.workload = workload
         if workload is not None and self.count and not _terminal_sent_it_too(self.signum):
             workload.send(self.signum)
+
+    def waiting_notice(self, workload: Workload, kill_after: float | None) -> str:
+        """What to tell when the workload outlives the stop signal, and how to stop at once."""
+        name = signal.Signals(self.signum).name
+        again = ("press Ctrl-C again" if self.signum == signal.SIGINT
+                 else f"send {name} again (kill -{name[3:]} {os.getpid()})")
+        then = (f"; it is killed {kill_after:g} s after the signal (--kill-after)"
+                if kill_after is not None else "")
+        return (f"waiting for the workload (pid {workload.pid}), still running after {name}"
+                f"{then}; {again} to kill it and stop at once")
 
     def restore(self) -> None:
         signal.set_wakeup_fd(self._old_fd)
@@ -169,10 +180,15 @@ def record_loop(
     stop.attach(workload)
     k = 1
     reason = ""
+    told_waiting = False
     while True:
         if workload is not None and workload.poll():
             reason = f"workload {workload.describe_exit()}"
             break
+        if stop.count and workload is not None and not told_waiting and \
+                time.monotonic() >= stop.first_at + TELL_WAITING_AFTER:
+            notify(stop.waiting_notice(workload, kill_after))
+            told_waiting = True
         if stop.count and workload is None:
             reason = f"stopped by {signal.Signals(stop.signum).name}"
             break
@@ -188,6 +204,8 @@ def record_loop(
         wake = min(tick, deadline)
         if stop.count and kill_after is not None:
             wake = min(wake, stop.first_at + kill_after)
+        if stop.count and not told_waiting:
+            wake = min(wake, stop.first_at + TELL_WAITING_AFTER)
         if not _wait(wake, stop, workload):
             continue  # woken by the workload or a signal: look again
         if time.monotonic() >= deadline or time.monotonic() < tick:
@@ -212,7 +230,13 @@ def record_loop(
         return RunResult(reason, 1, exc)
     on_update()
     if stop.count:
-        return RunResult(reason, 128 + stop.signum)
+        code = 128 + stop.signum
+        if workload is not None and workload.poll() and workload.exit_code != code \
+                and workload.status >= 0:
+            # It outlived the signal and ended on its own: pvrec's exit still says "stopped".
+            reason = (f"stopped by {signal.Signals(stop.signum).name} (exit {code}); the "
+                      f"workload ended after it, with status {workload.status}")
+        return RunResult(reason, code)
     if workload is not None and not reason.startswith("duration"):
         return RunResult(reason, workload.exit_code)
     return RunResult(reason, 0)

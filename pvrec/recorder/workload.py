@@ -19,16 +19,41 @@ from dataclasses import dataclass
 from pvrec.errors import PvrecError
 from pvrec.kernel.processes import descendants
 
+PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
+
+
+def _prctl():
+    """libc's prctl, or None where there is none."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
 
 
 def become_subreaper() -> bool:
     """Ask the kernel to reparent orphaned descendants to us (Linux >= 3.4)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
+    prctl = _prctl()
+    return prctl is not None and prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+
+def die_with(parent: int):
+    """A preexec_fn: the child gets SIGTERM when `parent` dies (kill -9 of pvrec included).
+
+    It runs in the child after Popen's setgroups/setgid/setuid (a credentials change clears the
+    setting, as exec of a set-user-ID program does); a parent that died before it was set
+    is seen as a new parent pid, and the child leaves at once. The signal comes when the
+    thread that started the child ends: pvrec starts it from its main thread.
+    """
+    prctl = _prctl()  # looked up before the fork: the child only calls it
+
+    def in_child() -> None:
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(128 + signal.SIGTERM)
+
+    return in_child
 
 
 @dataclass
@@ -87,7 +112,8 @@ class Workload:
             kwargs = {"user": run_as.uid, "group": run_as.gid, "extra_groups": run_as.groups}
         try:
             # Same process group as pvrec: a terminal's Ctrl-C reaches both, as in a shell job.
-            self.proc = subprocess.Popen(argv, executable=exe, env=env, close_fds=True, **kwargs)
+            self.proc = subprocess.Popen(argv, executable=exe, env=env, close_fds=True,
+                                         preexec_fn=die_with(os.getpid()), **kwargs)
         except PermissionError:
             raise PvrecError(f"cannot execute {argv[0]}: permission denied", exit_code=126) from None
         except OSError as exc:
