@@ -75,8 +75,11 @@ class RenderSummary:
         what = f"{self.frames} frame{'s' if self.frames != 1 else ''}"
         if encoder.video:
             what += f", {self.duration:.1f} s at {self.fps:g} fps"
-        speed = f" ({self.rendered / self.elapsed:.1f} frames/s)" if self.elapsed > 0 and \
-            self.rendered > 1 else ""
+        speed = ""
+        if self.elapsed > 0 and self.rendered > 1:  # the drawing rate: distinct frames drawn
+            rate = f"{self.rendered / self.elapsed:.1f}"
+            speed = f" ({rate} frames/s)" if self.rendered == self.frames else \
+                f" ({self.rendered} recording frames drawn, {rate}/s)"
         target = encoder.target_name(self.path)
         return (f"wrote {target} ({format_bytes(self.bytes)}, {what}, {self.width}x{self.height}"
                 f", {self.pages_per_pixel} page{'s' if self.pages_per_pixel > 1 else ''}"

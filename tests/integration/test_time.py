@@ -164,3 +164,14 @@ def test_summary_end_json_info_and_status_line_agree(tmp_path):
     line = StatusLine(type("S", (), {"stats": stats})(), 0.0, enabled=False).__rich__().plain
     assert line.startswith(f"recording {duration}  {frames}  sample ")
     assert line.split("  ")[3] == size.removesuffix(" of frames")
+
+
+def test_the_summary_rate_counts_frames_drawn_not_frames_repeated(tmp_path):
+    # GIVEN a render of 6 recording frames timed into 101 video frames, drawn in 20 s
+    from pvrec.render.pipeline import RenderSummary
+
+    held = RenderSummary(tmp_path / "v.mp4", "mp4", 101, 6, 10.0, 1364, 1140, 200_000, 20.0, 64)
+    once = RenderSummary(tmp_path / "v.gif", "gif", 8, 8, 10.0, 640, 480, 90_000, 2.0, 8)
+    # THEN the rate is of what was drawn, and says so when frames were held
+    assert held.line().endswith("in 20.0 s (6 recording frames drawn, 0.3/s)")
+    assert once.line().endswith("in 2.0 s (4.0 frames/s)")
