@@ -130,7 +130,9 @@ def test_free_blocks_agree_with_the_kernels_buddyinfo(tmp_path):
             diffs.append(abs(ours - kernel) / max(kernel, 1))
             hp_diffs.append(abs(int(row[f"{zone}.free_hp_blocks"])
                                 - int(row[f"{zone}.kernel_free_hp_blocks"])))
-            assert diffs[-1] <= 0.10, (zone, ours, kernel)
+        # another process allocating in the ~0.6 s between the two reads moves one frame far
+        # (17% seen beside other test suites): the median frame is close, the calmest closer
+        assert sorted(diffs)[len(diffs) // 2] <= 0.10, (zone, diffs)
         assert min(diffs) <= 0.01, (zone, diffs)
         assert min(hp_diffs) <= 2, (zone, hp_diffs)
 
