@@ -146,7 +146,7 @@ def temp_beside(path: Path) -> Path:
     return path.with_name(f".{path.stem}.pvrec-{os.getpid()}.tmp{path.suffix}")
 
 
-def _claim(tmp: Path) -> None:
+def claim_temp(tmp: Path) -> None:
     """Create tmp as a new empty file of ours (never open a link or a FIFO planted there)."""
     st = _lstat(tmp)
     if st is not None and stat.S_ISREG(st.st_mode):
@@ -169,7 +169,7 @@ def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
     an OSError becomes one PvrecError line (exit 1)."""
     tmp = temp_beside(path)
     try:
-        _claim(tmp)
+        claim_temp(tmp)
         write(tmp)
         put_in_place(tmp, path)
     except OSError as exc:

@@ -204,3 +204,24 @@ def test_an_output_that_becomes_a_fifo_while_written_is_left_alone(tmp_path):
                                  f"alone")
     assert stat.S_ISFIFO(os.lstat(out).st_mode)
     assert os.listdir(tmp_path) == ["out.kpf"]  # the temp file went
+
+
+@needs_root
+@pytest.mark.parametrize("suffix", [".mp4", ".gif"])
+def test_ffmpeg_never_writes_through_a_link_planted_at_its_temp_name(tmp_path, suffix):
+    # GIVEN a link, where the encoder's temp file will be, to a file of the user's
+    import numpy as np
+
+    from pvrec.render.encoders.ffmpeg import GifEncoder, Mp4Encoder
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    out = tmp_path / f"out{suffix}"
+    temp_beside(out).symlink_to(victim)
+    encoder = Mp4Encoder if suffix == ".mp4" else GifEncoder
+    # WHEN an encoder starts: one line, the link and its target as they were
+    with pytest.raises(PvrecError) as err:
+        encoder(out, (16, 16), np.zeros((256, 3), np.uint8))
+    assert err.value.message.startswith(f"cannot write beside {out}: ")
+    assert victim.read_text() == "precious" and temp_beside(out).is_symlink()
+    assert not os.path.lexists(out)

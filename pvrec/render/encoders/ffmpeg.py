@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from pvrec.errors import PvrecError
-from pvrec.output import put_in_place, temp_beside
+from pvrec.output import claim_temp, put_in_place, temp_beside
 from pvrec.render.encoders.base import MAX_SIDE, Cancelled, Encoder, upscale
 
 DEFAULT_CRF = 20
@@ -79,6 +79,11 @@ class FfmpegEncoder(Encoder):
         self.buf[w * h:] = np.frombuffer(pal8_trailer(palette), dtype=np.uint8)
         self.tmp = temp_beside(self.path)
         self._proc: subprocess.Popen | None = None
+        try:  # ffmpeg opens the name itself: make it a file of ours first, never a planted link
+            claim_temp(self.tmp)
+        except OSError as exc:
+            raise PvrecError(f"cannot write beside {self.path}: {exc.strerror or exc}",
+                             exit_code=1) from None
         self._start()
 
     @property
@@ -101,6 +106,7 @@ class FfmpegEncoder(Encoder):
             self._proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE,
                                           stdout=subprocess.DEVNULL, start_new_session=True)
         except (OSError, RuntimeError) as exc:
+            self.tmp.unlink(missing_ok=True)
             raise PvrecError(f"cannot start ffmpeg for {self.path}: {exc}") from None
 
     def _send(self) -> None:
