@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -40,7 +41,7 @@ then:
 """
 
 
-SLOW_AFTER_FRAMES = 2  # the frame before the workload and the first tick's: then tell
+SLOW_AFTER_FRAMES = 3  # the frame before the workload and two ticks': then tell
 
 
 def register(p: argparse.ArgumentParser) -> None:
@@ -149,17 +150,25 @@ class StatusLine(LiveDisplay):
             if advice := s.too_slow():
                 warn(advice)
 
+    def clock(self) -> float:
+        """Seconds since frame 0, running between samples; stopped at the last frame it is the
+        summary's duration (frame 0 to the last frame)."""
+        s = self.sampler.stats
+        if s.first_t is None:
+            return 0.0
+        return max(s.duration, time.monotonic() - self.t0 - s.first_t)
+
     def __rich__(self):
         from rich.text import Text
 
         s = self.sampler.stats
         text = Text()
         text.append("recording ", style="bold red")
-        text.append(f"{format_duration(s.duration)}  {s.frames} frames  "
+        text.append(f"{format_duration(self.clock())}  {s.frames} frames  "
                     f"sample {s.last_sample:.2f} s  {format_bytes(s.bytes)}")
         if s.skipped_ticks:
             text.append(f"  falling behind: {s.skipped_ticks} ticks skipped; "
-                        f"raise --interval to {s.holdable_interval():.1f}s or more",
+                        f"raise --interval to {s.holdable_interval()} or more",
                         style="yellow")
         if s.failed_samples:
             text.append(f"  {s.failed_samples} samples failed", style="yellow")

@@ -21,7 +21,9 @@ def export_frame(recording: str, frame: int, output: str, force: bool = False,
     flags = rec.read(frame).astype("<u8", copy=False)
     if output == STDOUT:
         assert stream is not None
-        stream.write(memoryview(flags).cast("B"))
+        data = memoryview(flags).cast("B")
+        while data:  # a pipe takes part of a big write when its reader leaves: the rest
+            data = data[stream.write(data):]  # then BrokenPipeError: never a false "wrote"
         stream.flush()
     else:
         write_atomically(Path(output), flags.tofile)

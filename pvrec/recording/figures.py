@@ -37,6 +37,7 @@ class Figures:
     first_t: float | None = None  # t of the first frame (seconds since the session's start)
     last_t: float = 0.0  # t of the last frame
     last_sample: float = 0.0  # sample_s of the last frame
+    first_sample: float = 0.0  # sample_s of the first (the key frame before the workload)
     sample_total: float = 0.0  # the sum of every frame's sample_s
     bytes: int = 0  # the frame files' bytes (what every index line's `bytes` adds up to)
     skipped_ticks: int | None = 0  # None: not known (read back without end.json)
@@ -52,6 +53,8 @@ class Figures:
             self.first_t = info.t
         self.last_t = info.t
         if isinstance(cost, int | float):
+            if self.frames == 1:
+                self.first_sample = cost
             self.last_sample = cost
             self.sample_total += cost
         if isinstance(size, int):
@@ -84,18 +87,31 @@ class Figures:
         """Mean seconds a sample took (from its start to its frame file on disk)."""
         return round(self.sample_total / self.frames, 6) if self.frames else None
 
-    def holdable_interval(self) -> float:
-        """The shortest interval these samples keep (mean sample + margin, 0.1 s up)."""
-        return math.ceil((self.mean_sample or 0.0) * HOLD_MARGIN * 10 - 1e-9) / 10
+    @property
+    def tick_sample(self) -> float | None:
+        """Mean seconds of the samples after the first: what a tick costs (the first frame is a
+        key frame taken before the workload starts, dearer and under other load)."""
+        if self.frames < 2:
+            return self.mean_sample
+        return round((self.sample_total - self.first_sample) / (self.frames - 1), 6)
+
+    def holdable_interval(self) -> str:
+        """The shortest interval the ticks' samples keep, as --interval takes it: their mean
+        plus a margin, rounded up to two digits ('1.5s', '0.84s', '8ms')."""
+        need = (self.tick_sample or 0.0) * HOLD_MARGIN
+        if need < 0.1:
+            return f"{max(1, math.ceil(need * 1000 - 1e-9))}ms"
+        step = 10.0 ** (math.floor(math.log10(need)) - 1)  # two significant digits
+        return f"{math.ceil(need / step - 1e-9) * step:.{max(0, -round(math.log10(step)))}f}s"
 
     def too_slow(self) -> str | None:
-        """The advice when samples take longer than the interval, else None."""
-        cost = self.mean_sample
+        """The advice when the ticks' samples take longer than the interval, else None."""
+        cost = self.tick_sample
         if cost is None or self.interval is None or cost < self.interval:
             return None
         return (f"samples take {format_seconds(cost)} here, longer than the interval "
                 f"({format_seconds(self.interval)}): use --interval "
-                f"{self.holdable_interval():.1f}s or more")
+                f"{self.holdable_interval()} or more")
 
     def end_fields(self) -> dict:
         """end.json's totals."""
@@ -110,9 +126,9 @@ class Figures:
                 "interval": "interval unknown" if self.interval is None
                 else f"interval {format_seconds(self.interval)}",
                 "mean_gap": "" if gap is None else f"mean gap {format_seconds(gap)}",
-                "skipped_ticks": "ticks skipped not known (no end.json)"
+                "skipped_ticks": "ticks skipped not recorded"
                 if self.skipped_ticks is None else f"{self.skipped_ticks} ticks skipped",
-                "mean_sample": f"mean sample {self.mean_sample or 0.0:.3f} s",
+                "mean_sample": f"mean sample {format_seconds(self.mean_sample or 0.0)}",
                 "bytes": f"{format_bytes(self.bytes)} of frames"}
 
     def timing_text(self) -> str:

@@ -112,6 +112,18 @@ def test_export_to_standard_output(rec, tmp_path):
                                  f"32.0 KiB)\n")
 
 
+def test_export_to_a_pipe_whose_reader_leaves_claims_nothing(tmp_path):
+    # GIVEN a frame of 8 MiB, far more than a pipe holds, exported to a reader that takes 10 bytes
+    big = make_recording(tmp_path / "big", 1, pages=1 << 20)
+    p = subprocess.Popen([sys.executable, "-m", "pvrec", "export", str(big), "-o", "-"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=pvrec_env())
+    assert len(p.stdout.read(10)) == 10
+    p.stdout.close()  # the reader leaves, as `| head -c 10` does
+    err = p.stderr.read().decode()
+    # THEN pvrec stops quietly (as `pvrec list | head`) and never says it wrote the frame
+    assert p.wait(timeout=60) == 0 and err == ""
+
+
 def test_export_to_a_terminal_is_refused(rec):
     leader, follower = pty.openpty()
     try:

@@ -6,11 +6,11 @@ print one set of numbers.
 from __future__ import annotations
 
 import json
-import math
 import re
 import select
 import signal
 import subprocess
+import time
 
 import imageio_ffmpeg
 import numpy as np
@@ -19,7 +19,7 @@ from PIL import Image
 from pvrec.commands.record import StatusLine
 from pvrec.recording.figures import Figures, format_seconds
 from pvrec.recording.reader import open_recording
-from pvrec.units import format_bytes, format_duration
+from pvrec.units import format_bytes, format_duration, parse_duration
 from tests.conftest import needs_kpageflags
 from tests.helpers import make_recording, run_pvrec, start_pvrec, wait_frames
 
@@ -107,13 +107,16 @@ def test_record_warns_once_early_when_the_interval_is_too_short(tmp_path):
         # THEN one warning comes while the workload runs, with the interval they can hold
         assert p.poll() is None
         index = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
-        mean = round((index[0]["sample_s"] + index[1]["sample_s"]) / 2, 6)
+        ticks = [e["sample_s"] for e in index[1:3]]  # frame 0 (before the workload) aside
+        mean = round(sum(ticks) / 2, 6)
         assert mean > 0.01
-        hold = math.ceil(mean * 1.2 * 10 - 1e-9) / 10
-        m = re.fullmatch(r"pvrec: warning: samples take (\d\.\d\d?) s here, longer than the "
-                         r"interval \(10 ms\): use --interval (\d+\.\d)s or more\n", first)
+        m = re.fullmatch(r"pvrec: warning: samples take (\S+) (m?s) here, longer than the "
+                         r"interval \(10 ms\): use --interval (\S+) or more\n", first)
         assert m, first
-        assert abs(float(m[1]) - mean) <= 0.005 and float(m[2]) == hold
+        told = float(m[1]) / (1000 if m[2] == "ms" else 1)
+        assert abs(told - mean) <= 0.005 + 0.01 * mean
+        hold = parse_duration(m[3], "--interval")  # what it advises, as record would take it
+        assert mean * 1.2 <= hold <= mean * 1.2 * 1.1 + 0.001
         # and only once, however many more samples fall behind
         wait_frames(out, len(index) + 2)
     finally:
@@ -138,7 +141,7 @@ def test_summary_end_json_info_and_status_line_agree(tmp_path):
     assert r.returncode == 0, r.stderr
     summary = r.stderr.splitlines()[-2]
     m = re.fullmatch(r"pvrec: (\d+ frames) over (\S+) in \S+ \((interval [^,]+), (mean gap [^,]+)"
-                     r", (\d+ ticks skipped); (mean sample [0-9.]+ s), (.+ of frames)\); "
+                     r", (\d+ ticks skipped); (mean sample [0-9.]+ m?s), (.+ of frames)\); "
                      r"duration of 2 s reached", summary)
     assert m, summary
     frames, duration, interval, gap, skipped, sample, size = m.groups()
@@ -156,12 +159,14 @@ def test_summary_end_json_info_and_status_line_agree(tmp_path):
                             "mean_sample_s", "frame_bytes"))):
         n, t, g, k, c, b = (d[key] for key in keys)
         assert (f"{n} frames", format_duration(t), f"mean gap {format_seconds(g)}",
-                f"{k} ticks skipped", f"mean sample {c:.3f} s", f"{format_bytes(b)} of frames"
+                f"{k} ticks skipped", f"mean sample {format_seconds(c)}", f"{format_bytes(b)} of frames"
                 ) == (frames, duration, gap, skipped, sample, size)
     # and the status line, drawn from the recorder's figures, shows them in the same form
     rec = open_recording(out)
     stats = Figures.of(rec.frames, 0.3, rec.end)
-    line = StatusLine(type("S", (), {"stats": stats})(), 0.0, enabled=False).__rich__().plain
+    not_past_the_last_frame = time.monotonic() + 3600  # the clock stopped at the last frame
+    line = StatusLine(type("S", (), {"stats": stats})(), not_past_the_last_frame,
+                      enabled=False).__rich__().plain
     assert line.startswith(f"recording {duration}  {frames}  sample ")
     assert line.split("  ")[3] == size.removesuffix(" of frames")
 
@@ -175,3 +180,19 @@ def test_the_summary_rate_counts_frames_drawn_not_frames_repeated(tmp_path):
     # THEN the rate is of what was drawn, and says so when frames were held
     assert held.line().endswith("in 20.0 s (6 recording frames drawn, 0.3/s)")
     assert once.line().endswith("in 2.0 s (4.0 frames/s)")
+
+
+def test_the_advised_interval_is_the_ticks_cost_plus_a_margin_in_two_digits():
+    # GIVEN a dear first frame (the key frame before the workload) and two ticks' samples
+    def figures(tick: float) -> Figures:
+        fig = Figures(interval=0.01)
+        fig.frames, fig.first_sample, fig.sample_total = 3, 5.0, 5.0 + 2 * tick
+        return fig
+
+    # THEN the advice is the ticks' mean x 1.2, rounded up to two digits, as --interval takes it
+    assert [figures(c).holdable_interval() for c in (1.2, 0.7, 0.03, 0.0066, 12.3)] == \
+        ["1.5s", "0.84s", "36ms", "8ms", "15s"]
+    assert figures(0.0066).too_slow() is None  # 6.6 ms samples hold a 10 ms interval
+    assert figures(0.03).too_slow() == ("samples take 30 ms here, longer than the interval "
+                                        "(10 ms): use --interval 36ms or more")
+    assert parse_duration(figures(0.7).holdable_interval()) == 0.84
