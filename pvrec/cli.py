@@ -33,8 +33,8 @@ A time-lapse camera for Linux physical memory.
 
 pvrec samples /proc/kpageflags (every physical page frame's flags, the data of the
 kernel's tools/mm/page-types) at a fixed interval while a workload runs, and renders
-the recording as a video in which every pixel is a 4 KiB page (or K pages) and every row one
-2 MiB huge page.
+the recording as a video in which every pixel is a 4 KiB page (or K pages) and every row
+holds whole 2 MiB huge pages.
 """
 
 EPILOG = """\

@@ -16,7 +16,7 @@ from pvrec.messages import next_step, say, warn
 from pvrec.output import check_output_dir, make_output_dir
 from pvrec.recorder.demo_workload import hugepages_restored
 from pvrec.recording.writer import is_recording
-from pvrec.units import format_bytes, parse_duration
+from pvrec.units import parse_duration
 
 DESCRIPTION = (
     "Record about 30 seconds of a built-in workload that visibly changes "
@@ -77,7 +77,8 @@ def render_demo(recording: Path, out: Path) -> int:
     for name in ("demo.mp4", "demo.gif"):
         r = render_recording(recording, out / name, title="pvrec demo: page cache, THP, hugetlb",
                              warn=warn)
-        say(f"wrote {r.path} ({format_bytes(r.bytes)}, {r.frames} frames, {r.width}x{r.height})")
-    say(f"demo written to {out}/: recording/ (the recording), demo.mp4, demo.gif")
+        say(r.line())
+    say(f"demo written to {out}/: recording/ (the recording), demo.mp4 (and its poster "
+        f"demo.poster.png), demo.gif")
     next_step(f"pvrec info {out}/recording")
     return 0

@@ -18,8 +18,8 @@ from pvrec.render.strips import METRIC_SCALES
 
 DESCRIPTION = """\
 Draw every frame of a recording as a map of physical memory: one
-pixel per page frame in PFN order, one row per huge page (2 MiB), 1 GiB tiles side by
-side, coloured by what the kernel uses each page for, with a legend of live sizes, a
+pixel per page frame in PFN order, rows of whole huge pages (2 MiB), tiles of 1 GiB or
+more in a grid, coloured by what the kernel uses each page for, with a legend of live sizes, a
 header (command, host, elapsed time) and zone boundaries. The output type comes from
 the suffix of -o: .mp4 (H.264, plays in every browser), .gif, .webp (animated,
 lossless), .png (one frame: --frame), or an existing directory (a PNG per frame).
@@ -33,7 +33,7 @@ however long the recording. Ctrl-C stops and leaves no partial file.
 EPILOG = """\
 examples:
   pvrec render pvrec-make-*/                          -> pvrec-make-*.mp4
-  pvrec render RUN -o run.gif --every 2 --fps 20     a GIF for a blog post
+  pvrec render RUN -o run.gif --speed 20            a GIF: 20 s of recording a second
   pvrec render RUN -o last.png --frame -1            the last frame as a picture
   pvrec render RUN -o diff.mp4 --changes --timeline  highlight what changed
   pvrec render RUN -o post.mp4 --size blog            legible in a 760 px blog column
@@ -67,8 +67,8 @@ def add_picture_options(p: argparse.ArgumentParser, snapshot: bool = False) -> N
     g.add_argument("--theme", choices=THEMES, default="light",
                    help="colours for a light or dark page (default light)")
     g.add_argument("--layout", choices=("tiles", "rows"), default="tiles",
-                   help="tiles: 1 GiB tiles of 2 MiB rows, holes skipped (default); rows: "
-                        "pixel (x, y) is PFN y*WIDTH + x")
+                   help="tiles: rows of whole huge pages in tiles of 1 GiB or more, holes "
+                        "skipped, shaped to fit (default); rows: pixel (x, y) is PFN y*WIDTH + x")
     g.add_argument("--width", type=int, metavar="PAGES",
                    help="pages per row with --layout rows (default: one huge page, 512)")
     g.add_argument("-k", "--pages-per-pixel", type=_positive_int, metavar="K",
@@ -144,7 +144,8 @@ def register(p: argparse.ArgumentParser) -> None:
                    "with a unit (30s, 2m)")
     t.add_argument("--end", metavar="POS", help="last frame (included), as --start")
     t.add_argument("--every", type=int, metavar="N", help="use every Nth frame, each shown "
-                   "once (--every 1: every frame once, however far apart they were taken)")
+                   "once (--every 1: every frame once, however far apart they were taken); "
+                   "with --speed: every Nth frame, timed at that speed")
     t.add_argument("--hold", type=float, default=0.0, metavar="S",
                    help="hold the last frame S seconds")
     t.add_argument("--frame", metavar="N", help="for .png: which frame (default -1, the last)")
