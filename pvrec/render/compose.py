@@ -482,11 +482,14 @@ def choose_layout(header: Header, scheme: Scheme, options: Options, *, kind: str
             lay.arrange(cols)
             lay.look = look
             return lay
-    what = f"with -k {ppp} " if ppp else ""
-    if kind == "rows":
+    if kind == "rows":  # one page per pixel unless -k: the map's size is the width's choice
+        k = ppp or 1
         rows = -(-header.pfn_count // probe.row_pages)
-        what += f"with --layout rows (--width {probe.row_pages}: {rows:,} rows) "
+        raise PvrecError(f"the picture with --layout rows{f' -k {k}' if k > 1 else ''} "
+                         f"(--width {probe.row_pages}: a map of {probe.row_pages // k:,}x"
+                         f"{rows:,} pixels) does not fit in {fit[0]}x{fit[1]} pixels: give a "
+                         f"larger --fit or --size, or a --width whose map fits")
+    what = f"with -k {ppp} " if ppp else ""
     raise PvrecError(f"the picture {what}does not fit in {fit[0]}x{fit[1]} pixels: give a "
-                     f"larger --fit or --size" + (", or a wider --width" if kind == "rows" else
-                                                  " (or leave -k out)" if ppp else ""))
+                     f"larger --fit or --size" + (" (or leave -k out)" if ppp else ""))
 

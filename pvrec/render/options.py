@@ -33,6 +33,7 @@ SIZES = {"blog": ((760, 640), False), "1080p": ((1920, 1080), True),
 
 
 FIT_MIN = 16  # --fit's smallest side, in pixels
+BLOG_MAX_SCALE = 3  # a blog picture encoded larger only grows the file: screens are <= 3x
 
 
 def parse_fit(text: str | tuple[int, int] | None) -> tuple[int, int] | None:
@@ -135,10 +136,10 @@ class RenderOptions:
             raise PvrecError(f"--hold must be zero or more seconds, not {_shown(hold)}")
         if scale is not None and not 1 <= scale <= 16:
             raise PvrecError(f"--scale must be a whole number from 1 to 16, not {scale}")
-        box = self.fit_box(encoder)
-        if box is not None and min(box) < FIT_MIN:
-            raise PvrecError(f"--size {self.size} at --scale {self.scale} leaves a picture of "
-                             f"{box[0]}x{box[1]} pixels: use a smaller --scale")
+        if self.size == "blog" and scale is not None and scale > BLOG_MAX_SCALE:
+            raise PvrecError(f"--size blog is shown at the picture's own width (at most 760 px): "
+                             f"--scale 1-{BLOG_MAX_SCALE} sharpens it for HiDPI screens, not "
+                             f"{scale}")
         if not 0 <= self.crf <= 51:
             raise PvrecError(f"--crf must be between 0 and 51, not {self.crf}")
         if not encoder.picture and self.frame is not None:

@@ -109,8 +109,16 @@ def test_rows_that_cannot_fit_say_so_in_one_line():
     with pytest.raises(PvrecError) as err:
         choose_layout(header, default_scheme(), Options(), kind="rows", ppp=1, fit=(1920, 1080))
     assert err.value.message == (
-        "the picture with -k 1 with --layout rows (--width 512: 12,288 rows) does not fit in "
-        "1920x1080 pixels: give a larger --fit or --size, or a wider --width")
+        "the picture with --layout rows (--width 512: a map of 512x12,288 pixels) does not fit "
+        "in 1920x1080 pixels: give a larger --fit or --size, or a --width whose map fits")
+
+
+def test_a_blog_size_takes_a_hidpi_scale_not_more():
+    RenderOptions(size="blog", scale=3).check(Mp4Encoder)
+    with pytest.raises(PvrecError) as err:
+        RenderOptions(size="blog", scale=16).check(Mp4Encoder)
+    assert err.value.message == ("--size blog is shown at the picture's own width (at most 760 "
+                                 "px): --scale 1-3 sharpens it for HiDPI screens, not 16")
 
 
 def test_size_names_the_box_and_conflicts_with_fit():
