@@ -167,9 +167,8 @@ class StatusLine(LiveDisplay):
         text.append(f"{format_duration(self.clock())}  {s.frames} frames  "
                     f"sample {s.last_sample:.2f} s  {format_bytes(s.bytes)}")
         if s.skipped_ticks:
-            text.append(f"  falling behind: {s.skipped_ticks} ticks skipped; "
-                        f"raise --interval to {s.holdable_interval()} or more",
-                        style="yellow")
+            text.append(f"  behind: {s.skipped_ticks} ticks skipped (--interval "
+                        f"{s.holdable_interval()} holds)", style="yellow")
         if s.failed_samples:
             text.append(f"  {s.failed_samples} samples failed", style="yellow")
         return text
