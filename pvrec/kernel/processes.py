@@ -11,26 +11,30 @@ import os
 import numpy as np
 
 
-def _parent_map() -> dict[int, list[int]]:
+def parent_of(pid: int) -> int | None:
+    """The parent pid of a process, from /proc/PID/stat (None once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses: fields start after the last ')'.
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    return int(fields[1]) if len(fields) > 1 else None
+
+
+def children_by_parent() -> dict[int, list[int]]:
+    """Every live process's pid, listed under its parent's pid."""
     children: dict[int, list[int]] = {}
     for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # The command name may hold spaces and parentheses: fields start after the last ')'.
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 1:
-            children.setdefault(int(fields[1]), []).append(int(name))
+        if name.isdigit() and (parent := parent_of(int(name))) is not None:
+            children.setdefault(parent, []).append(int(name))
     return children
 
 
 def descendants(pid: int) -> list[int]:
     """Every live descendant of pid (children first), found through /proc/*/stat."""
-    children = _parent_map()
+    children = children_by_parent()
     out, todo = [], [pid]
     while todo:
         for child in children.get(todo.pop(), []):
