@@ -45,7 +45,8 @@ def die_with(parent: int):
     It runs in the child after Popen's setgroups/setgid/setuid (a credentials change clears the
     setting, as exec of a set-user-ID program does); a parent that died before it was set
     is seen as a new parent pid, and the child leaves at once. The signal comes when the
-    thread that started the child ends: pvrec starts it from its main thread.
+    thread that started the child ends: pvrec starts it from its main thread. The SIGKILL that
+    may have to follow is the watchdog's (recorder.watchdog): the kernel sends only this.
     """
     prctl = _prctl()  # looked up before the fork: the child only calls it
 

@@ -222,3 +222,19 @@ def test_demo_stopped_with_stderr_a_pipe_writes_no_control_sequences(tmp_path):
     assert "\x1b" not in err and "Traceback" not in err, err
     assert "demo: stopped by SIGINT" in err and "next:  pvrec render" in err
     assert NR_HUGEPAGES.read_text() == before
+
+
+def test_the_watchdog_is_not_part_of_the_workload_and_ends_with_it():
+    # In this process: the watchdog is our child, like the workload, yet neither tracked
+    # (Workload.tree feeds the workload channel) nor counted by kill_tree.
+    from pvrec.recorder.workload import Workload
+
+    w = Workload(["sleep", "60"])
+    try:
+        assert w.watchdog is not None and w.watchdog.pid in descendants(os.getpid())
+        assert w.tree() == [w.pid]
+        assert w.kill_tree() == 1
+        assert not alive(w.watchdog.pid) and w.status == -signal.SIGKILL
+    finally:
+        w.proc.kill()
+        w.poll()
