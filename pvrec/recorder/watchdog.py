@@ -15,7 +15,7 @@ STOP_GRACE is the grace pvrec itself gives a workload when --duration ends it.
 The watchdog runs in its own session (no terminal, no terminal signals), in /, with nothing
 but its pipe and the pidfd open; it is pvrec's child, and Workload.tree() leaves it out.
 It sets no parent-death signal: outliving pvrec is its job. Stdlib only (started with
-`python -I`); pvrec.kernel.processes is imported only when it has to walk the tree.
+`python -I`, it imports kernel.proctree and no numpy: it stays small while it waits).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from pvrec.kernel.proctree import children_by_parent, parent_of
 
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL when the user did not say (--kill-after)
 DONE = b"d"
@@ -101,8 +103,6 @@ def end_tree(pidfd: int, pid: int, grace: float, creds: tuple[int, ...]) -> None
 def subtree(pid: int, pidfd: int) -> dict[int, int]:
     """The process and its live descendants, pid -> pidfd; a child counts only if, after its
     pidfd is open, its parent is still the live parent (so its pid was not recycled)."""
-    from pvrec.kernel.processes import children_by_parent, parent_of
-
     children = children_by_parent()
     found, todo = {pid: pidfd}, [(pid, pidfd)]
     while todo:

@@ -18,7 +18,7 @@ import subprocess
 from dataclasses import dataclass
 
 from pvrec.errors import PvrecError
-from pvrec.kernel.processes import descendants
+from pvrec.kernel.proctree import descendants
 from pvrec.recorder.watchdog import STOP_GRACE, Watchdog
 
 PR_SET_PDEATHSIG = 1

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pvrec.kernel.processes import descendants
+from pvrec.kernel.proctree import descendants
 from pvrec.recording.reader import open_recording
 from tests.conftest import needs_kpageflags
 from tests.helpers import alive, start_pvrec, wait_file, wait_frames, wait_gone, wait_until
