@@ -66,7 +66,8 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="under sudo, run CMD as root instead of the invoking user")
     p.add_argument("--kill-after", metavar="TIME",
                    help="after a stop signal, SIGKILL the workload's process tree if it is "
-                        "still running this much later")
+                        "still running this much later; also after kill -9 of pvrec (default "
+                        "there: 5s)")
     p.add_argument("--stop-on-error", action="store_true",
                    help="if writing fails (disk full), stop the workload too (default: let it "
                         "finish and stop sampling)")

@@ -1,7 +1,6 @@
-"""Processes and their pages, from /proc: the workload's process tree and the PFNs it maps.
+"""The pages of processes, from /proc: mapped_pfns() reads /proc/PID/pagemap over /proc/PID/maps.
 
-descendants() walks /proc/*/stat (pvrec is a child subreaper, so the workload's tree is exactly
-pvrec's descendants); mapped_pfns() reads /proc/PID/pagemap over /proc/PID/maps.
+Which processes (the workload's tree) is kernel.proctree's business.
 """
 
 from __future__ import annotations
@@ -9,35 +8,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-
-
-def _parent_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # The command name may hold spaces and parentheses: fields start after the last ')'.
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 1:
-            children.setdefault(int(fields[1]), []).append(int(name))
-    return children
-
-
-def descendants(pid: int) -> list[int]:
-    """Every live descendant of pid (children first), found through /proc/*/stat."""
-    children = _parent_map()
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
 
 PM_PRESENT = np.uint64(1 << 63)
 PM_PFN_MASK = np.uint64((1 << 55) - 1)

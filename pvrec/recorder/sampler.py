@@ -20,6 +20,7 @@ from pvrec.errors import PvrecError
 from pvrec.kernel.kpageflags import PageFlagsFile, SampleError
 from pvrec.kernel.processes import mapped_pfns
 from pvrec.kernel.procstat import read_context
+from pvrec.recorder.watchdog import STOP_GRACE
 from pvrec.recorder.workload import Workload
 from pvrec.recording.figures import Figures
 from pvrec.recording.writer import Writer
@@ -222,7 +223,7 @@ def record_loop(
         on_update()
     if workload is not None and not workload.poll():  # the duration ended first
         workload.send(signal.SIGTERM)
-        _wait_exit(workload, kill_after if kill_after is not None else 5.0)
+        _wait_exit(workload, kill_after if kill_after is not None else STOP_GRACE)
     try:
         sampler.take(time.monotonic())
     except PvrecError as exc:
@@ -277,7 +278,7 @@ def _after_write_error(exc: PvrecError, workload: Workload | None, stop_on_error
     if workload is not None and not workload.poll():
         if stop_on_error:
             workload.send(signal.SIGTERM)
-            _wait_exit(workload, 5.0)
+            _wait_exit(workload, STOP_GRACE)
         else:
             notify("sampling stopped; waiting for the workload to finish "
                    "(--stop-on-error stops it)")

@@ -7,7 +7,6 @@ the display it is given and returns a RecordResult.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -24,7 +23,6 @@ from pvrec.kernel.layout import (
     wall_clock,
     with_known_ram,
 )
-from pvrec.kernel.processes import descendants
 from pvrec.layout import flat_layout, max_pfn
 from pvrec.recorder.sampler import Sampler, SamplerStats, StopNow, StopSignals, record_loop
 from pvrec.recorder.workload import RunAs, Workload, become_subreaper, resolve_command
@@ -144,15 +142,16 @@ class Recorder:
             become_subreaper()
         stop = StopSignals()
         t0 = time.monotonic()
+        started: list[Workload] = []
         sampler = Sampler(self.source, self.pfn_count, writer, t0,
                           with_context=not self.source.is_dump, cgroups=self.cgroups,
-                          workload_pids=(lambda: descendants(os.getpid())) if self.track else None,
+                          workload_pids=(lambda: started[0].tree() if started else []) if self.track
+                          else None,
                           interval=opt.interval)
         display = make_display(sampler, t0)
-        started: list[Workload] = []
 
         def start_workload() -> Workload:
-            started.append(Workload(opt.cmd, opt.run_as))
+            started.append(Workload(opt.cmd, opt.run_as, opt.kill_after))
             return started[0]
 
         try:

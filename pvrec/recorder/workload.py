@@ -3,7 +3,8 @@
 pvrec makes itself a child subreaper, so that processes the workload daemonizes come back to
 pvrec instead of init: the workload's process tree is then exactly pvrec's descendants, which
 is what `--kill-after` and a second Ctrl-C kill, and whose pages workload tracking reads
-(mapped_pfns, through /proc/PID/pagemap).
+(mapped_pfns, through /proc/PID/pagemap) -- all but the watchdog (recorder.watchdog), which
+ends the workload if pvrec is killed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import subprocess
 from dataclasses import dataclass
 
 from pvrec.errors import PvrecError
-from pvrec.kernel.processes import descendants
+from pvrec.kernel.proctree import descendants
+from pvrec.recorder.watchdog import STOP_GRACE, Watchdog
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -43,7 +45,8 @@ def die_with(parent: int):
     It runs in the child after Popen's setgroups/setgid/setuid (a credentials change clears the
     setting, as exec of a set-user-ID program does); a parent that died before it was set
     is seen as a new parent pid, and the child leaves at once. The signal comes when the
-    thread that started the child ends: pvrec starts it from its main thread.
+    thread that started the child ends: pvrec starts it from its main thread. The SIGKILL that
+    may have to follow is the watchdog's (recorder.watchdog): the kernel sends only this.
     """
     prctl = _prctl()  # looked up before the fork: the child only calls it
 
@@ -99,9 +102,10 @@ def resolve_command(argv: list[str]) -> str:
 
 
 class Workload:
-    """The running workload: its Popen, a pidfd to wait on, and how it ended."""
+    """The running workload: its Popen, a pidfd to wait on, its watchdog, and how it ended."""
 
-    def __init__(self, argv: list[str], run_as: RunAs | None = None):
+    def __init__(self, argv: list[str], run_as: RunAs | None = None,
+                 kill_after: float | None = None):
         exe = resolve_command(argv)
         env = dict(os.environ)
         kwargs: dict = {}
@@ -124,6 +128,12 @@ class Workload:
         except (AttributeError, OSError):
             self.pidfd = -1
         self.status: int | None = None
+        self.watchdog: Watchdog | None = None
+        if self.pidfd >= 0:  # without a pidfd it could not tell a recycled pid: no watchdog
+            creds = (run_as.uid,) * 3 + (run_as.gid,) * 3 if run_as else \
+                os.getresuid() + os.getresgid()
+            self.watchdog = Watchdog(self.pidfd, self.pid,
+                                     STOP_GRACE if kill_after is None else kill_after, creds)
 
     def poll(self) -> bool:
         """True once the workload has exited (and is reaped)."""
@@ -132,7 +142,14 @@ class Workload:
             if self.pidfd >= 0:
                 os.close(self.pidfd)
                 self.pidfd = -1
+            if self.watchdog is not None:
+                self.watchdog.release()
         return self.status is not None
+
+    def tree(self) -> list[int]:
+        """The workload's processes: every descendant of pvrec but the watchdog."""
+        skip = self.watchdog.pid if self.watchdog is not None else None
+        return [pid for pid in descendants(os.getpid()) if pid != skip]
 
     @property
     def exit_code(self) -> int:
@@ -162,7 +179,7 @@ class Workload:
 
     def kill_tree(self) -> int:
         """SIGKILL the workload and every descendant of pvrec; returns how many were signalled."""
-        victims = descendants(os.getpid())
+        victims = self.tree()
         for pid in victims:
             try:
                 os.kill(pid, signal.SIGKILL)

@@ -16,7 +16,7 @@ import pytest
 
 from pvrec.kernel import kpageflags
 from pvrec.kernel.kpageflags import PageFlagsFile
-from pvrec.kernel.processes import descendants
+from pvrec.kernel.proctree import descendants
 from pvrec.recorder.sampler import Sampler
 from pvrec.recording.reader import open_recording
 from pvrec.recording.writer import Writer

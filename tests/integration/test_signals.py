@@ -8,13 +8,16 @@ event it needs. A workload a test starts is killed after it, also when the test 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
+from pvrec.kernel.proctree import descendants
 from pvrec.recording.reader import open_recording
 from tests.conftest import needs_kpageflags
 from tests.helpers import alive, start_pvrec, wait_file, wait_frames, wait_gone, wait_until
@@ -65,19 +68,30 @@ def test_ctrl_c_of_a_workload_that_ignores_it_says_pvrec_waits_and_how_to_stop(d
     assert open_recording(out).end["exit_code"] == 130
 
 
-def _kill_9_leaves_no_workload(dump, tmp_path, reaped, *extra, env=None, ready=None):
+def _kill_9_leaves_no_workload(dump, tmp_path, reaped, *extra, env=None, ready=None,
+                               before="", then="exec sleep 120", gone_within=30.0,
+                               running=lambda pid: True):
+    """Record a sh workload, SIGKILL pvrec after two frames, wait for the workload to end.
+
+    The workload runs `before`, writes its pids (`$$`, and `$!` where `before` started a
+    background job) to `ready`, then runs `then`; pvrec is killed once running(pid) is true
+    too, and each pid must be gone within gone_within seconds of the kill. Returns the pids
+    and the seconds they took."""
     out, ready = tmp_path / "rec", ready or tmp_path / "child.pid"
     # sh, not python: a user made for the test may not reach this venv's interpreter.
-    script = f'echo $$ > {ready}.part && mv {ready}.part {ready} && exec sleep 120'
+    script = f'{before}echo $$ $! > {ready}.part && mv {ready}.part {ready} && {then}'
     p = start_pvrec("record", "-q", "--kpageflags", dump[0], "--interval", "100ms", "-o", out,
                     *extra, "--", "sh", "-c", script, env=env)
-    child = int(wait_file(ready).read_text())
-    reaped.append(child)
+    pids = [int(pid) for pid in wait_file(ready).read_text().split()]
+    reaped.extend(pids)
     wait_frames(out, 2)
+    wait_until("the workload to run", lambda: running(pids[0]))
     os.kill(p.pid, signal.SIGKILL)  # pvrec alone, not its process group
-    p.communicate(timeout=30)
-    wait_gone(child)
-    return child
+    killed = time.monotonic()
+    p.communicate(timeout=60)  # the workload holds pvrec's stdout: this waits for it too
+    for pid in pids:
+        wait_gone(pid, timeout=gone_within)
+    return pids, time.monotonic() - killed
 
 
 def test_kill_9_of_pvrec_ends_the_workload(dump, tmp_path, reaped):
@@ -96,6 +110,75 @@ def test_kill_9_of_pvrec_ends_a_workload_running_as_the_sudo_user(dump, tmp_path
             env={"SUDO_UID": str(pw.pw_uid), "SUDO_GID": str(pw.pw_gid),
                  "SUDO_USER": pw.pw_name})
         assert ready.stat().st_uid == pw.pw_uid  # it ran as the user
+
+
+def test_kill_9_of_pvrec_sigkills_a_workload_that_ignores_sigterm_after_kill_after(
+        dump, tmp_path, reaped):
+    # sh and its background sleep both ignore SIGTERM (an ignored signal is inherited).
+    pids, took = _kill_9_leaves_no_workload(
+        dump, tmp_path, reaped, "--kill-after", "2s",
+        before='trap "" TERM INT; sleep 120 & ', then="wait", gone_within=10)
+    assert len(pids) == 2
+    assert took >= 2.0  # the SIGTERM's --kill-after grace came first
+
+
+def test_kill_9_of_pvrec_ends_a_set_user_id_workload_with_sigterm(dump, tmp_path, reaped,
+                                                                  request):
+    # Exec of a set-user-ID program clears the kernel's parent-death signal: the watchdog sees
+    # the changed uids and sends the SIGTERM itself, long before the 60 s of --kill-after.
+    pw = request.getfixturevalue("throwaway_user")
+    with tempfile.TemporaryDirectory() as d:
+        os.chmod(d, 0o777)
+        suid_sleep = Path(d) / "sleep"
+        shutil.copy(shutil.which("sleep"), suid_sleep)
+        os.chmod(suid_sleep, 0o4755)  # root's, set-user-ID
+        ready = Path(d) / "child.pid"
+        env = {"SUDO_UID": str(pw.pw_uid), "SUDO_GID": str(pw.pw_gid), "SUDO_USER": pw.pw_name}
+        _kill_9_leaves_no_workload(dump, tmp_path, reaped, "--kill-after", "60s", env=env,
+                                   ready=ready, then=f"exec {suid_sleep} 120", gone_within=10,
+                                   running=lambda pid: _euid(pid) == 0)
+
+
+def _euid(pid: int) -> int | None:
+    """A process's effective uid (None once it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return int(status.split("\nUid:")[1].split()[1])
+
+
+def _watchdog_of(pvrec: int) -> int:
+    """The pid of pvrec's watchdog (its child running pvrec.recorder.watchdog), or 0."""
+    for pid in descendants(pvrec):
+        try:
+            if b"pvrec.recorder.watchdog" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+        except OSError:
+            pass
+    return 0
+
+
+def test_the_watchdog_holds_only_its_pipe_and_ends_with_the_workload(dump, tmp_path, reaped):
+    out, ready, finish = tmp_path / "rec", tmp_path / "child.pid", tmp_path / "finish"
+    script = ready_file_script(ready, "", f"while not os.path.exists({str(finish)!r}): "
+                                          "time.sleep(0.02)")
+    p = start_recorder(dump[0], out, "--", sys.executable, "-c", script)
+    reaped.append(int(wait_file(ready).read_text()))
+    watchdog = wait_until("pvrec's watchdog", lambda: _watchdog_of(p.pid))
+    reaped.append(watchdog)
+    wait_until("the watchdog to wait on its pipe",  # its interpreter has started
+               lambda: Path(f"/proc/{watchdog}/wchan").read_text().endswith("pipe_read"))
+    fds = {os.readlink(f"/proc/{watchdog}/fd/{fd}") for fd in os.listdir(f"/proc/{watchdog}/fd")}
+    pvrec_pipes = {os.readlink(f"/proc/{p.pid}/fd/{fd}") for fd in (1, 2)}
+    pipes = {f for f in fds if f.startswith("pipe:")}
+    assert fds - pipes == {"/dev/null", "anon_inode:[pidfd]"}, fds
+    assert len(pipes) == 1 and not pipes & pvrec_pipes  # not pvrec's stdout or stderr
+    assert os.getsid(watchdog) == watchdog  # its own session: no terminal, no Ctrl-C
+    finish.touch()
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    assert not alive(watchdog)  # told and collected, not left as a zombie
 
 
 @pytest.mark.slow
@@ -139,3 +222,19 @@ def test_demo_stopped_with_stderr_a_pipe_writes_no_control_sequences(tmp_path):
     assert "\x1b" not in err and "Traceback" not in err, err
     assert "demo: stopped by SIGINT" in err and "next:  pvrec render" in err
     assert NR_HUGEPAGES.read_text() == before
+
+
+def test_the_watchdog_is_not_part_of_the_workload_and_ends_with_it():
+    # In this process: the watchdog is our child, like the workload, yet neither tracked
+    # (Workload.tree feeds the workload channel) nor counted by kill_tree.
+    from pvrec.recorder.workload import Workload
+
+    w = Workload(["sleep", "60"])
+    try:
+        assert w.watchdog is not None and w.watchdog.pid in descendants(os.getpid())
+        assert w.tree() == [w.pid]
+        assert w.kill_tree() == 1
+        assert not alive(w.watchdog.pid) and w.status == -signal.SIGKILL
+    finally:
+        w.proc.kill()
+        w.poll()
