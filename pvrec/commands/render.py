@@ -104,8 +104,8 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="replace OUT if it is a regular file (never a device, FIFO or link)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-poster", dest="poster", action="store_false",
-                   help="for .mp4: no OUT.poster.png (the last frame, shown before the video "
-                        "plays) and no HTML snippet")
+                   help="for .mp4: no OUT.poster.png (the frame with the most memory in use, "
+                        "shown before the video plays) and no HTML snippet")
     add_picture_options(p)
     g = p.add_argument_group("what is drawn on top")
     g.add_argument("--changes", action="store_true",
@@ -201,6 +201,7 @@ def run(args: argparse.Namespace) -> int:
         summary = render_recording(runs, out, options, progress=prog, warn=warn)
     say(summary.line())
     if summary.poster is not None:
-        say(f"poster {summary.poster} (the last frame); to put the video in a web page:")
+        say(f"poster {summary.poster} (frame {summary.poster_frame}, the most memory in use); "
+            f"to put the video in a web page:")
         quote(summary.html or "")
     return 0

@@ -63,6 +63,7 @@ class RenderSummary:
     scale: int = 1
     warnings: list[str] = field(default_factory=list)
     poster: Path | None = None  # the picture a <video> shows before it plays
+    poster_frame: int = -1  # the recording's frame it shows
     html: str | None = None  # the <video> element to paste into a page
 
     @property
@@ -169,16 +170,16 @@ def render_source(source: Source, out_path: str | os.PathLike,
     pal = sides[0].pic.palette
     enc = encoder(out, (w, h), pal.colors, scale=scale, fps=o.fps, crf=o.crf, preset=o.preset,
                   pad_color=pal.bg)
-    rendered, last = _encode(plan, sides, enc, combined, offsets, out,
-                             sources[plan.master].name, progress)
+    rendered, (telling, telling_at) = _encode(plan, sides, enc, combined, offsets, out,
+                                sources[plan.master].name, progress)
     html = None
     if poster is not None:
-        write_png(poster, last, pal.colors, scale)
+        write_png(poster, telling, pal.colors, scale)
         html = video_html(out, poster, (w, h))
     out_w, out_h = enc.frame_size
     return RenderSummary(out, enc.kind, enc.frames, rendered, o.fps, out_w, out_h,
                          enc.bytes_written(), time.perf_counter() - t_begin, sides[0].lay.ppp,
-                         scale, poster=poster, html=html)
+                         scale, poster=poster, poster_frame=telling_at, html=html)
 
 
 def poster_path(out: Path) -> Path:
@@ -322,11 +323,15 @@ def _pair_canvas(sides: list[Side]
 
 def _encode(plan: Plan, sides: list[Side], enc: Encoder, combined: np.ndarray | None,
             offsets: list[int], out: Path, name: str,
-            progress: Callable[[int, int], None] | None) -> tuple[int, np.ndarray]:
+            progress: Callable[[int, int], None] | None
+            ) -> tuple[int, tuple[np.ndarray, int]]:
     """Draw and send the planned frames, then close the encoder (abort it on any error or
-    signal); the number of distinct frames drawn, and the last picture."""
+    signal); the number of distinct frames drawn, and the most telling picture (the poster's:
+    the one where the run that sets the time has the most pages in use, or of the workload's
+    with --highlight workload; the first of equals)."""
     m, total, rendered = plan.master, len(plan.frames), 0
     picture = np.zeros((1, 1), np.uint8)
+    telling, best, at = None, -1, -1
     with _Interrupt() as interrupt:
         try:
             for k, (pos, reps) in enumerate(plan.frames):
@@ -343,6 +348,8 @@ def _encode(plan: Plan, sides: list[Side], enc: Encoder, combined: np.ndarray | 
                         combined[:img.shape[0], x0:x0 + img.shape[1]] = img
                     picture = combined
                 enc.write(picture)
+                if sides[m].telling > best:
+                    telling, best, at = picture.copy(), sides[m].telling, pos
                 if reps > 1:
                     enc.repeat(reps - 1)
                 rendered += 1
@@ -359,7 +366,7 @@ def _encode(plan: Plan, sides: list[Side], enc: Encoder, combined: np.ndarray | 
         except BaseException:
             enc.abort()
             raise
-    return rendered, picture
+    return rendered, (telling, at) if telling is not None else (picture, -1)
 
 
 def render_recording(rec_path: str | os.PathLike | list | tuple,

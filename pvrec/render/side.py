@@ -16,6 +16,7 @@ from pvrec.classes import ValueClassifier
 from pvrec.recording.reader import Frame
 from pvrec.render.compose import Picture
 from pvrec.render.raster import MapLayout
+from pvrec.render.strips import idle_classes
 from pvrec.runs import Runs, blocks_touched
 from pvrec.sources import Source
 
@@ -39,6 +40,8 @@ class Side:
         self._pending: tuple | None = None
         self._current: tuple | None = None
         self._held: tuple | None = None
+        self.idle = np.array(idle_classes(pic.scheme), dtype=np.intp)  # free, no flags
+        self.telling = -1  # how much the frame drawn last shows: see draw()
 
     def start(self, first: int, last: int, step: int, before: int | None) -> None:
         """Read positions first..last (every `step`); `before`: the frame --changes compares
@@ -85,6 +88,8 @@ class Side:
             self.prev = cruns
             self._held = (px, pages, hl) if changed[1] else None
         self.drawn = pos
+        # what a poster should show most of: the pages in use (the workload's, highlighted)
+        self.telling = hl[1] if hl is not None else int(pages.sum() - pages[self.idle].sum())
         self.canvas = self.pic.frame(px, t=t, index=pos, pages=pages, changed=changed,
                                      highlight=hl)
         return self.canvas

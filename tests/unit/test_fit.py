@@ -144,26 +144,34 @@ def big_rec(tmp_path_factory):
     return make_recording(tmp_path_factory.mktemp("fit") / "rec", frames=3, pages=2 * G)
 
 
-def test_size_blog_mp4_poster_and_snippet(big_rec, tmp_path):
-    # GIVEN a recording, WHEN it is rendered for a blog
+def test_size_blog_mp4_poster_and_snippet(tmp_path):
+    # GIVEN a 2 GiB machine whose anonymous memory rises to 1 GiB at frame 1 and is freed after
+    from pvrec import flags as F
+
+    free, anon = F.bit(F.BUDDY), F.bit(F.ANON) | F.bit(F.LRU) | F.bit(F.MMAP)
+    frames = [np.full(2 * G, free, np.uint64) for _ in range(3)]
+    frames[1][: G] = anon
+    rec = make_recording(tmp_path / "rec", frames)
+    # WHEN it is rendered for a blog
     out = tmp_path / "build.mp4"
-    r = run_here("render", big_rec, "-o", out, "--size", "blog", "--timeline", "-q")
+    r = run_here("render", rec, "-o", out, "--size", "blog", "--timeline", "-q")
     assert r.returncode == 0, r.stderr
-    # THEN the picture is within 760x640 (the MP4 2x), and the poster is the last frame
+    # THEN the picture is within 760x640 (the MP4 2x), and the poster is the telling frame: the
+    # one with the most memory in use (not the last, all free again)
     poster = tmp_path / "build.poster.png"
     m = re.search(r"wrote \S+ \(.*, (\d+)x(\d+), ", r.stderr)
     assert m, r.stderr
     w, h = int(m[1]) // 2, int(m[2]) // 2
     assert w <= 760 and h <= 640
-    last = tmp_path / "last.png"
-    assert run_here("render", big_rec, "-o", last, "--size", "blog", "--timeline", "--scale",
-                    "2", "--frame", "-1").returncode == 0
-    a, b = Image.open(poster), Image.open(last)
+    peak = tmp_path / "peak.png"
+    assert run_here("render", rec, "-o", peak, "--size", "blog", "--timeline", "--scale",
+                    "2", "--frame", "1").returncode == 0
+    a, b = Image.open(poster), Image.open(peak)
     assert a.size == (2 * w, 2 * h) and np.array_equal(np.asarray(a), np.asarray(b))
     assert a.getpalette() == b.getpalette()
     # ... and the HTML to paste is printed whole, on a line of its own
-    assert f"pvrec: poster {poster} (the last frame); to put the video in a web page:" \
-        in r.stderr
+    assert (f"pvrec: poster {poster} (frame 1, the most memory in use); to put the video in a "
+            f"web page:") in r.stderr
     assert (f'\n  <video src="build.mp4" poster="build.poster.png" width="{w}" height="{h}" '
             f'style="max-width:100%;height:auto" autoplay muted loop playsinline></video>\n'
             ) in r.stderr
