@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         assert pos is not None
         fit_data_scheme(scheme, [(source, pos, pos)])
         runs, header = source.read_runs(pos), source.header
-        pages = pages_per_class(ValueClassifier(scheme)(runs.values), runs.lengths,
+        pages = pages_per_class(ValueClassifier(scheme)(runs.values, runs.lengths), runs.lengths,
                                 header.ram_or_all, len(scheme))
         ram, page_size = header.ram_pages, header.page_size
     elif scheme.needs_data:
