@@ -301,7 +301,8 @@ def make_scheme(spec: str | None = None, ignore_flags: str | None = None) -> Sch
         from pvrec.classes_toml import load_toml_scheme  # only when a file is named
 
         return load_toml_scheme(spec)
-    raise PvrecError(f"--classes {spec!r}: use default, flags, folio, or a FILE.toml of your own classes")
+    raise PvrecError(f"--classes {spec!r}: use default, flags, folio, or a FILE.toml of your "
+                     "own classes")
 
 
 class ValueClassifier:

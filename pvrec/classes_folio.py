@@ -37,24 +37,28 @@ def _classes() -> list[PageClass]:
     base = default_scheme()
     keep = {n: base.classes[base.index(n)] for n in ("hole", "free", "no flags")}
     out = [keep["hole"],
-           PageClass("4 KiB (order 0)", *colors_of("#DDCC77", "#AA9944"), "~compound_head,"
-                     "~compound_tail", "a page of its own: not part of a compound folio")]
+           PageClass("4 KiB (order 0)", *colors_of("#DDCC77", "#AA9944"), "not compound",
+                     "in use, not part of a larger folio")]
     for order, color in enumerate(_ORDER_COLORS, start=1):
         out.append(PageClass(f"{size_name(order)} (order {order})", *colors_of(color),
-                             "a head and its tails", f"folios of {1 << order} pages: slab, "
-                             "page cache, multi-size THP"))
-    out += [PageClass("2 MiB THP (PMD)", *colors_of("#D55E00"), "a head and its tails",
-                      "PMD-sized folios (THP, anonymous or file), not hugetlb"),
-            PageClass("hugetlb 2 MiB", *colors_of("#AA4499", "#CC66BB"), "huge: 512 pages",
+                             _rule(order), "slab, page cache, multi-size THP"))
+    out += [PageClass("2 MiB THP (PMD)", *colors_of("#D55E00"), _rule(PMD_ORDER),
+                      "PMD-sized THP, anonymous or file"),
+            PageClass("hugetlb 2 MiB", *colors_of("#AA4499", "#CC66BB"), _rule(PMD_ORDER, "huge"),
                       "hugetlbfs pages of 2 MiB"),
-            PageClass("hugetlb 1 GiB", *colors_of("#882255", "#BB4477"), "huge: 262144 pages",
-                      "hugetlbfs pages of 1 GiB"),
+            PageClass("hugetlb 1 GiB", *colors_of("#882255", "#BB4477"),
+                      _rule(GIGANTIC_ORDER, "huge"), "hugetlbfs pages of 1 GiB"),
             keep["free"], keep["no flags"],
             # last: strips.idle_classes takes a non-rule scheme's last class for a catch-all
             PageClass("partial", *colors_of("#CC6677"), "any other compound stretch",
-                      "compound pages that are not one whole aligned folio: cut by the frame's "
-                      "edge, torn while read, or larger than 2 MiB")]
+                      "not one whole aligned folio: cut by the frame's edge, torn while read, "
+                      "or over 2 MiB")]
     return out
+
+
+def _rule(order: int, huge: str = "~huge") -> str:
+    """What selects a size, for `pvrec classes`: 'head + 15 tails, ~huge'."""
+    return f"head + {(1 << order) - 1:,} tails, {huge}"
 
 
 class FolioScheme(Scheme):
