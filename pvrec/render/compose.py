@@ -389,7 +389,7 @@ class Picture:
             n = int(pages[i])
             self._text(("mib", i), xm, y, format_mib(n, self.page_size), st.legend, pal.fg_ramp)
             c = -1 if counts is None else int(counts[i])
-            self._text(("pct", i), xp, y, f"{c:,} folios" if c >= 0 else
+            self._text(("pct", i), xp, y, f"{c:,} folio{'s' * (c != 1)}" if c >= 0 else
                        f"{100.0 * n / self.ram_pages:.1f}%", st.legend, pal.dim_ramp)
             y += st.line
         if highlight is not None:

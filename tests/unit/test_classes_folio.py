@@ -106,3 +106,31 @@ def test_pages_outside_folios_keep_their_usual_classes(value, name):
 def test_the_folio_scheme_needs_the_runs_lengths():
     with pytest.raises(ValueError, match="classifies runs"):
         ValueClassifier(make_scheme("folio"))(np.zeros(3, np.uint64))
+
+
+def test_the_legend_gives_each_size_its_folios_and_free_its_share(tmp_path):
+    # GIVEN a recording of one frame: two 64 KiB folios, a 2 MiB THP, 8 order-0 pages, free
+    from pvrec.render.compose import Options, Picture
+    from pvrec.render.raster import MapLayout
+    from pvrec.render.side import Side
+    from pvrec.sources import open_source
+    from tests.helpers import make_recording
+
+    pages = folio(4) + folio(4) + [FILE] * 8 + [B(F.BUDDY)] * 472 + folio(9) + [0] * 1024
+    rec = make_recording(tmp_path / "rec", [np.array(pages, dtype=np.uint64)])
+    source, _ = open_source(str(rec), None, print)
+    scheme = make_scheme("folio")
+    lay = MapLayout.build(source.header, kind="rows", width=512, ppp=1)
+    pic = Picture(lay, scheme, source.header, Options())
+    side = Side(source, lay, pic, ValueClassifier(scheme), len(scheme), changes=False)
+    # WHEN the frame is drawn
+    side.start(0, 0, 1, None)
+    side.draw(side.get(0))
+    # THEN the legend's last column holds the folios of each size, and free its share of RAM
+    drawn = {scheme.names[slot[1]]: text for slot, (text, _) in pic._slots.items()
+             if isinstance(slot, tuple) and slot[0] == "pct"}
+    assert drawn["64 KiB (order 4)"] == "2 folios"
+    assert drawn["2 MiB THP (PMD)"] == "1 folio"
+    assert drawn["4 KiB (order 0)"] == "8 folios"
+    assert drawn["1 MiB (order 8)"] == "0 folios"
+    assert drawn["free"] == f"{100 * 472 / 2048:.1f}%"
