@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from pvrec import flags as F
-from pvrec.classes import HOLE, PageClass, Scheme, ValueClassifier, colors_of, default_scheme
+from pvrec.classes import PageClass, Scheme, ValueClassifier, colors_of, default_scheme
 
 # Orders 1..8 (8 KiB..1 MiB: slab, page cache and multi-size THP folios): ColorBrewer YlGnBu,
 # light to dark as the folio grows; the 2 MiB PMD THP keeps the default scheme's THP orange.
