@@ -127,6 +127,7 @@ class Scheme:
 
     name = "scheme"
     needs_data = False  # True: fit() must see the recording's values before classify()
+    by_runs = False  # True: a page's class depends on its neighbours (classify_runs)
 
     def __init__(self, classes: list[PageClass]):
         if len(classes) > MAX_CLASSES:
@@ -157,6 +158,14 @@ class Scheme:
 
     def fit(self, values: np.ndarray, pages: np.ndarray) -> None:
         """See the recording's distinct values and their page counts (data-driven schemes)."""
+
+    def classify_runs(self, values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """uint8 class number of each run of a frame (by_runs schemes: folio sizes)."""
+        raise NotImplementedError
+
+    def class_counts(self) -> np.ndarray | None:
+        """A number per class of the frame classified last, for the legend (folios), or None."""
+        return None
 
 
 class RuleScheme(Scheme):
@@ -276,7 +285,7 @@ class FlagsScheme(Scheme):
 
 
 def make_scheme(spec: str | None = None, ignore_flags: str | None = None) -> Scheme:
-    """--classes default | flags | FILE.toml -> a scheme (flags still needs fit())."""
+    """--classes default | flags | folio | FILE.toml -> a scheme (flags still needs fit())."""
     spec = spec or "default"
     if ignore_flags is not None and spec != "flags":
         raise PvrecError("--ignore-flags applies to --classes flags only")
@@ -284,11 +293,16 @@ def make_scheme(spec: str | None = None, ignore_flags: str | None = None) -> Sch
         return default_scheme()
     if spec == "flags":
         return FlagsScheme(DEFAULT_IGNORE if ignore_flags is None else ignore_flags)
+    if spec == "folio":
+        from pvrec.classes_folio import FolioScheme
+
+        return FolioScheme()
     if spec.endswith(".toml") or Path(spec).is_file():
         from pvrec.classes_toml import load_toml_scheme  # only when a file is named
 
         return load_toml_scheme(spec)
-    raise PvrecError(f"--classes {spec!r}: use default, flags, or a FILE.toml of your own classes")
+    raise PvrecError(f"--classes {spec!r}: use default, flags, folio, or a FILE.toml of your "
+                     "own classes")
 
 
 class ValueClassifier:
@@ -309,7 +323,12 @@ class ValueClassifier:
         self._table_v: np.ndarray | None = None
         self._table_c = np.zeros(16, dtype=np.uint8)
 
-    def __call__(self, values: np.ndarray) -> np.ndarray:
+    def __call__(self, values: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+        """Class of each run's value; a by_runs scheme needs the runs' lengths too."""
+        if self.scheme.by_runs:
+            if lengths is None:
+                raise ValueError(f"the {self.scheme.name} scheme classifies runs, not values")
+            return self.scheme.classify_runs(values, lengths)
         values = np.asarray(values, dtype=np.uint64)
         if values.size == 0:
             return np.zeros(0, dtype=np.uint8)

@@ -46,7 +46,7 @@ EPILOG = TOML_HELP
 def register(c: argparse.ArgumentParser) -> None:
     c.add_argument("source", nargs="?", metavar="RUN[@N]", help="a recording (and frame)")
     c.add_argument("--classes", metavar="SCHEME", default=None,
-                   help="default, flags, or FILE.toml")
+                   help="default, flags, folio, or FILE.toml")
     c.add_argument("--ignore-flags", metavar="NAMES", default=None,
                    help="with --classes flags: flags to drop")
     c.add_argument("--theme", choices=THEMES, default="light",
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     scheme = make_scheme(args.classes, args.ignore_flags)
-    pages = ram = None
+    pages = ram = counts = None
     if args.source:
         source, n = open_source(args.source, None, warn)
         if len(source) == 0:
@@ -67,8 +67,9 @@ def run(args: argparse.Namespace) -> int:
         assert pos is not None
         fit_data_scheme(scheme, [(source, pos, pos)])
         runs, header = source.read_runs(pos), source.header
-        pages = pages_per_class(ValueClassifier(scheme)(runs.values), runs.lengths,
+        pages = pages_per_class(ValueClassifier(scheme)(runs.values, runs.lengths), runs.lengths,
                                 header.ram_or_all, len(scheme))
+        counts = scheme.class_counts()  # folios per size (--classes folio)
         ram, page_size = header.ram_pages, header.page_size
     elif scheme.needs_data:
         say("--classes flags makes one class per flag combination of the data "
@@ -82,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     if pages is not None:
         table.add_column("MiB", justify="right")
         table.add_column("% RAM", justify="right")
+        if counts is not None:
+            table.add_column("folios", justify="right")
     table.add_column("what it is")
     for i, c in enumerate(scheme.classes):
         rgb = hex_color(c.color(args.theme))
@@ -89,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
                ]
         if pages is not None:
             row += [f"{pages[i] * page_size / (1 << 20):,.1f}", f"{100 * pages[i] / ram:.1f}"]
+            if counts is not None:
+                row.append(f"{counts[i]:,}" if counts[i] >= 0 else "")
         row.append(c.description)
         table.add_row(*row)
     Console(width=max(Console().width, 120)).print(table)  # piped: keep the colour column whole

@@ -59,7 +59,8 @@ def add_picture_options(p: argparse.ArgumentParser, snapshot: bool = False) -> N
     g = p.add_argument_group("picture")
     g.add_argument("--classes", metavar="SCHEME", default=None,
                    help="default (semantic classes), flags (each flag combination a state, "
-                        "after dropping referenced and uptodate), or FILE.toml (your classes: "
+                        "after dropping referenced and uptodate), folio (the size of each page's "
+                        "folio), or FILE.toml (your classes: "
                         "pvrec classes --help)")
     g.add_argument("--ignore-flags", metavar="NAMES", default=None,
                    help="with --classes flags: flags to drop before combining "

@@ -1,4 +1,5 @@
-"""Cheap per-frame context from /proc: free blocks per order (buddyinfo) and a few vmstat counters.
+"""Cheap per-frame context from /proc and /sys: free blocks per order (buddyinfo), a few vmstat
+counters, and the multi-size THP counters of each folio size.
 
 Stored beside each frame so that fragmentation and THP activity can be checked against the
 kernel's own accounting of the same moment. Costs well under a millisecond a frame.
@@ -48,9 +49,35 @@ def hugepages(text: str) -> dict[str, int]:
     return out
 
 
-def read_context(proc: Path = Path("/proc")) -> dict:
+# The per-size counters of /sys/kernel/mm/transparent_hugepage/hugepages-<size>kB/stats
+# (Documentation/admin-guide/mm/transhuge.rst): nr_anon is the anonymous folios of that size
+# now, the others count events since boot.
+MTHP_COUNTERS = ("nr_anon", "nr_anon_partially_mapped", "anon_fault_alloc",
+                 "anon_fault_fallback", "split")
+THP_SYSFS = Path("/sys/kernel/mm/transparent_hugepage")
+
+
+def mthp_stats(thp: Path = THP_SYSFS) -> dict[str, dict[str, int]]:
+    """{"64kB": {"nr_anon": folios, ...}} for each size the kernel has a stats directory of."""
+    out: dict[str, dict[str, int]] = {}
+    for d in sorted(thp.glob("hugepages-*kB"), key=lambda d: len(d.name)):  # 8kB, 16kB, ...
+        counters = {}
+        for name in MTHP_COUNTERS:
+            try:
+                counters[name] = int((d / "stats" / name).read_text())
+            except (OSError, ValueError):
+                pass
+        if counters:
+            out[d.name.removeprefix("hugepages-")] = counters
+    return out
+
+
+def read_context(proc: Path = Path("/proc"), thp: Path = THP_SYSFS) -> dict:
     """The per-frame context of the live machine (missing files just leave their key out)."""
     ctx: dict = {}
+    mthp = mthp_stats(thp)
+    if mthp:
+        ctx["mthp"] = mthp
     for key, name, parse in (("buddyinfo", "buddyinfo", buddyinfo), ("vmstat", "vmstat", vmstat),
                              ("meminfo", "meminfo", hugepages)):
         try:

@@ -225,6 +225,8 @@ CONTEXT_CHECKS = {
         isinstance(k, str) and _counts(c, MAX_BUDDY_ORDERS) for k, c in v.items()),
     "vmstat": _counters,
     "meminfo": _counters,
+    "mthp": lambda v: isinstance(v, dict) and all(  # {"64kB": {"nr_anon": 3, ...}}
+        isinstance(k, str) and _counters(c) for k, c in v.items()),
 }
 
 

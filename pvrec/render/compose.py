@@ -141,7 +141,8 @@ class Picture:
         size = self.style.legend
         name_w = min(max((self.text.width(n, size) for n in names), default=40), 260)
         mib_w = self.text.width(format_mib(self.ram_pages, self.page_size), size)
-        pct_w = self.text.width("100.0%", size)
+        pct_w = self.text.width("100.0%" if self.scheme.class_counts() is None else
+                                f"{self.ram_pages:,} folios", size)
         return name_w, mib_w, pct_w
 
     @functools.cached_property
@@ -348,8 +349,10 @@ class Picture:
 
     def frame(self, px: np.ndarray, *, t: float, index: int, pages: np.ndarray,
               changed: tuple[np.ndarray, int] | None = None,
-              highlight: tuple[np.ndarray, int] | None = None) -> np.ndarray:
-        """The picture of one frame: px from MapLayout.pixel_classes, pages per class (RAM).
+              highlight: tuple[np.ndarray, int] | None = None,
+              counts: np.ndarray | None = None) -> np.ndarray:
+        """The picture of one frame: px from MapLayout.pixel_classes, pages per class (RAM);
+        counts: folios per class (-1: none), drawn in place of the percentage.
 
         highlight: (bool per pixel: drawn in full colour, pages highlighted); the other pixels
         are dimmed (Options.highlight names what is highlighted).
@@ -385,8 +388,9 @@ class Picture:
                 continue
             n = int(pages[i])
             self._text(("mib", i), xm, y, format_mib(n, self.page_size), st.legend, pal.fg_ramp)
-            self._text(("pct", i), xp, y, f"{100.0 * n / self.ram_pages:.1f}%", st.legend,
-                       pal.dim_ramp)
+            c = -1 if counts is None else int(counts[i])
+            self._text(("pct", i), xp, y, f"{c:,} folio{'s' * (c != 1)}" if c >= 0 else
+                       f"{100.0 * n / self.ram_pages:.1f}%", st.legend, pal.dim_ramp)
             y += st.line
         if highlight is not None:
             x, y = self._line_xy(self._highlight_line)

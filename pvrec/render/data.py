@@ -70,7 +70,7 @@ def class_timeline(source: Source, classifier: ValueClassifier, lay: MapLayout, 
     for _pos, t, frame in frames:
         runs = getattr(frame, channel)
         ts.append(t)
-        rows.append(lay.class_pages(lay.class_runs(classifier(runs.values), runs.lengths),
+        rows.append(lay.class_pages(lay.class_runs(classifier(runs.values, runs.lengths), runs.lengths),
                                     n_cls))
         if metrics:
             fm = frame_metrics(frame.flags, header, max_order)

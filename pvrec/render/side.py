@@ -48,7 +48,7 @@ class Side:
         the first one with."""
         if self.changes and before is not None and before >= 0:
             r = getattr(self.source.read_frame(before), self.channel)
-            self.prev = self.lay.class_runs(self.classifier(r.values), r.lengths)
+            self.prev = self.lay.class_runs(self.classifier(r.values, r.lengths), r.lengths)
         self._it = (self.source.iter_frames if self.frames else self.source.iter_runs)(
             first, last + 1, step)
         self._pending = next(self._it, None)
@@ -66,9 +66,10 @@ class Side:
         lay = self.lay
         if pos == self.drawn:
             if self._held is not None:  # held: nothing changes any more
-                px, pages, hl = self._held
+                px, pages, hl, counts = self._held
                 self._held = None
                 self.canvas = self.pic.frame(px, t=t, index=pos, pages=pages, highlight=hl,
+                                             counts=counts,
                                              changed=(np.zeros(px.size, dtype=bool), 0))
             return self.canvas  # type: ignore[return-value]
         hl = None
@@ -78,7 +79,8 @@ class Side:
                 hl = workload_blocks(data.workload, lay.ppp, lay.blocks)
         else:
             runs = data
-        cruns = lay.class_runs(self.classifier(runs.values), runs.lengths)
+        cruns = lay.class_runs(self.classifier(runs.values, runs.lengths), runs.lengths)
+        counts = self.classifier.scheme.class_counts()  # folios: before another frame's
         px = lay.pixel_classes(cruns)
         pages = lay.class_pages(cruns, self.n_cls)
         changed = None
@@ -86,12 +88,12 @@ class Side:
             changed = lay.changed_blocks(self.prev, cruns) if self.prev is not None else \
                 (np.zeros(px.size, dtype=bool), 0)
             self.prev = cruns
-            self._held = (px, pages, hl) if changed[1] else None
+            self._held = (px, pages, hl, counts) if changed[1] else None
         self.drawn = pos
         # what a poster should show most of: the pages in use (the workload's, highlighted)
         self.telling = hl[1] if hl is not None else int(pages.sum() - pages[self.idle].sum())
         self.canvas = self.pic.frame(px, t=t, index=pos, pages=pages, changed=changed,
-                                     highlight=hl)
+                                     highlight=hl, counts=counts)
         return self.canvas
 
 
