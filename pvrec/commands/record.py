@@ -108,7 +108,10 @@ def run(args: argparse.Namespace) -> int:
     result = Recorder(opt).run(
         lambda sampler, t0: StatusLine(sampler, t0, enabled=not args.quiet))
     if result.stopped_at_once:
-        say(f"stopped at once; {opt.out}/ is readable up to frame {result.frames - 1}")
+        killed = "the workload was killed (SIGKILL); " if opt.cmd else ""
+        say(f"stopped at once: {killed}{opt.out}/ is readable up to frame {result.frames - 1}")
+        if result.frames and not args.no_next:
+            next_render(opt.out)
     elif result.error is None:  # a write error was told when it happened
         summarize(result, opt.out, show_next=not args.no_next)
     return result.exit_code
@@ -124,8 +127,13 @@ def summarize(result: RecordResult, out: Path, show_next: bool) -> None:
     say(f"{f['frames']} over {f['duration']} in {out}/ ({timing}{failed}; {f['mean_sample']}, "
         f"{f['bytes']}); {result.reason}")
     if show_next:
-        target = shlex.quote(str(out).rstrip("/") + ".mp4")
-        next_step(f"pvrec render {shlex.quote(str(out))} -o {target}")
+        next_render(out)
+
+
+def next_render(out: Path) -> None:
+    """The command that renders the recording."""
+    target = shlex.quote(str(out).rstrip("/") + ".mp4")
+    next_step(f"pvrec render {shlex.quote(str(out))} -o {target}")
 
 
 class StatusLine(LiveDisplay):

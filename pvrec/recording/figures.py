@@ -127,7 +127,8 @@ class Figures:
                 else f"interval {format_seconds(self.interval)}",
                 "mean_gap": "" if gap is None else f"mean gap {format_seconds(gap)}",
                 "skipped_ticks": "ticks skipped not recorded"
-                if self.skipped_ticks is None else f"{self.skipped_ticks} ticks skipped",
+                if self.skipped_ticks is None
+                else f"{self.skipped_ticks} tick{'' if self.skipped_ticks == 1 else 's'} skipped",
                 "mean_sample": f"mean sample {format_seconds(self.mean_sample or 0.0)}",
                 "bytes": f"{format_bytes(self.bytes)} of frames"}
 

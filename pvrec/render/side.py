@@ -63,6 +63,7 @@ class Side:
     def draw(self, item: tuple[int, float, Runs | Frame]) -> np.ndarray:
         """The side's picture of a frame (drawn again only when it is another frame)."""
         pos, t, data = item
+        t -= self.source.times[0]  # since the first frame: as the timeline, info and record say
         lay = self.lay
         if pos == self.drawn:
             if self._held is not None:  # held: nothing changes any more
