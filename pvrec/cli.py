@@ -96,11 +96,22 @@ class _Parser(argparse.ArgumentParser):
             or any(o.startswith(name) for o in self._option_string_actions if name[:2] == "--")
 
 
+def wrapped(text: str, width: int = 88) -> str:
+    """A description's paragraphs filled to width where a line runs longer (the raw formatter
+    keeps examples and tables as written; a paragraph written as one long line is filled)."""
+    import textwrap
+
+    paragraphs = text.strip("\n").split("\n\n")
+    return "\n\n".join(textwrap.fill(" ".join(par.split()), width)
+                       if max(map(len, par.splitlines())) > width and not par.startswith(" ")
+                       else par for par in paragraphs) + "\n"
+
+
 def add_command(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
     """The full parser of one command, from its module in pvrec.commands."""
     module_name, help_text = COMMANDS[name]
     module = importlib.import_module(f"pvrec.commands.{module_name}")
-    p = sub.add_parser(name, help=help_text, description=module.DESCRIPTION,
+    p = sub.add_parser(name, help=help_text, description=wrapped(module.DESCRIPTION),
                        epilog=getattr(module, "EPILOG", None),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     module.register(p)

@@ -1,20 +1,7 @@
 """Fragmentation metrics of one frame, per zone, computed from the page flags alone.
 
 All of it works on the run-length form (never a per-page array), so a frame of a 1 TiB machine
-costs what its runs cost. docs/metrics.md defines each figure; in short, per zone:
-
-    free_pages        pages with KPF_BUDDY
-    free_hp_blocks    aligned huge-page-sized blocks (hpage_pages) that are entirely free: how
-                      many THP / hugetlb allocations could succeed now without compaction
-    unusable_index    Gorman's unusable free space index at the huge page order:
-                      1 - (free pages in free blocks of at least that order) / free pages
-    largest_free_run  the longest run of consecutive free pages
-    mixed_blocks      share of huge-page blocks with in-use pages that hold both movable
-                      (on an LRU, anonymous or file-mapped) and unmovable pages (slab, page
-                      tables, reserved, or kernel pages with no user flag): the "marbled meat"
-    buddy_order_N     free blocks of order N, decomposing free runs as the buddy allocator
-                      would (aligned power-of-two blocks up to the recording's largest order:
-                      that of its /proc/buddyinfo, else DEFAULT_MAX_ORDER); compare /proc/buddyinfo
+costs what its runs cost. docs/metrics.md defines each figure; in short: DEFINITIONS.
 """
 
 from __future__ import annotations
@@ -35,6 +22,21 @@ UNMOVABLE = U(kpf.bit(kpf.SLAB) | kpf.bit(kpf.PGTABLE) | kpf.bit(kpf.RESERVED))
 USER_BITS = MOVABLE | U(kpf.bit(kpf.HUGE) | kpf.bit(kpf.THP) | kpf.bit(kpf.COMPOUND_TAIL)
                         | kpf.bit(kpf.COMPOUND_HEAD) | kpf.bit(kpf.BUDDY) | kpf.bit(kpf.OFFLINE)
                         | kpf.bit(kpf.HWPOISON) | kpf.bit(kpf.NOPAGE))
+# Each figure in short, per zone (`pvrec metrics --help` prints it).
+DEFINITIONS = """\
+    free_pages        pages with KPF_BUDDY
+    free_hp_blocks    aligned huge-page-sized blocks (hpage_pages) that are entirely free: how
+                      many THP / hugetlb allocations could succeed now without compaction
+    unusable_index    Gorman's unusable free space index at the huge page order:
+                      1 - (free pages in free blocks of at least that order) / free pages
+    largest_free_run  the longest run of consecutive free pages
+    mixed_blocks      share of huge-page blocks with in-use pages that hold both movable
+                      (on an LRU, anonymous or file-mapped) and unmovable pages (slab, page
+                      tables, reserved, or kernel pages with no user flag): the "marbled meat"
+    buddy_order_N     free blocks of order N, decomposing free runs as the buddy allocator
+                      would (aligned power-of-two blocks up to the recording's largest order:
+                      that of its /proc/buddyinfo, else DEFAULT_MAX_ORDER); compare /proc/buddyinfo
+"""
 METRICS = ("free_pages", "free_hp_blocks", "unusable_index", "largest_free_run", "mixed_blocks")
 
 

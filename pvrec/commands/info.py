@@ -23,7 +23,7 @@ DESCRIPTION = (
     "scheduled and actual sample start, p50/p99), the mean gap between frames, "
     "skipped ticks, mean sample cost, bytes per frame; per page class its size at the "
     "start and end and its minimum and maximum; and per zone the fragmentation figures of "
-    "docs/metrics.md with a sparkline over time."
+    "`pvrec metrics --help` (defined there) with a sparkline over time."
 )
 EPILOG = "examples:\n  pvrec info RUN\n  pvrec info RUN --json | jq .classes"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from pvrec.errors import PvrecError
 from pvrec.inspect.fragmentation import metrics_csv
 from pvrec.messages import say, warn
-from pvrec.metrics import METRICS
+from pvrec.metrics import DEFINITIONS, METRICS
 from pvrec.output import STDOUT, check_output, write_atomically
 from pvrec.recording.reader import open_recording
 
@@ -20,12 +20,15 @@ DESCRIPTION = (
     "free run and the share of huge-page blocks that mix movable and unmovable "
     "pages; and beside them the kernel's own free-page and free-block counts "
     "from /proc/buddyinfo of the same moment. One row per frame. "
-    "docs/metrics.md defines each figure."
+    "Each figure is defined below (and in docs/metrics.md of pvrec's source)."
 )
 EPILOG = """\
 examples:
   pvrec metrics RUN -o metrics.csv
-  pvrec metrics RUN --metric free_hp_blocks --zone Normal"""
+  pvrec metrics RUN --metric free_hp_blocks --zone Normal
+
+the figures, per zone:
+""" + DEFINITIONS.rstrip()
 
 
 def register(p: argparse.ArgumentParser) -> None:

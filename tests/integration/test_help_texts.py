@@ -139,3 +139,21 @@ def test_readme_runs_the_demo_as_root_without_needing_sudo():
     assert 'pvrec demo                                        # as root (sudo "$(command -v ' \
            'pvrec)" demo' in readme
     assert "&& sudo" not in readme
+
+
+@pytest.mark.parametrize("command", sorted(__import__("pvrec.cli").cli.COMMANDS))
+def test_every_description_is_wrapped_for_a_terminal(command):
+    # a description written as one long line is filled (newcomer trial: 300-character lines)
+    code, out, err = pvrec_main(command, "--help", env={"COLUMNS": "100"})
+    assert code == 0, err
+    description = out.split("\n\n")[1]  # after the usage
+    assert max(len(line) for line in description.splitlines()) <= 100, description
+
+
+def test_metrics_help_defines_every_metric():
+    # the figures are defined where a pip-installed user can read them (no docs/ there)
+    lines = section(help_of("metrics"), "the figures, per zone")
+    named = [line.split()[0] for line in lines if line.startswith("    ") and line[4] != " "]
+    from pvrec.metrics import METRICS
+
+    assert named == [*METRICS, "buddy_order_N"]
