@@ -162,7 +162,7 @@ def premade_frames(rec_path: Path, frames: int, kind: str = "mp4") -> tuple[list
     FfmpegEncoder.close = lambda self, cancelled=None: None
     try:
         with tempfile.TemporaryDirectory() as d:
-            s = render_recording(rec_path, Path(d) / f"x.{kind}", end=frames - 1, warn=None)
+            s = render_recording(rec_path, Path(d) / f"x.{kind}", end=frames - 1, every=1, warn=None)
     finally:
         for name, f in real.items():
             setattr(FfmpegEncoder, name, f)
@@ -199,7 +199,8 @@ def bare_encode(frames: list[bytes], size: tuple[int, int], kind: str = "mp4") -
 def timed_render(rec_path: Path, frames: int, suffix: str = ".mp4", **kw) -> tuple[float, object]:
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()
-        s = render_recording(rec_path, Path(d) / f"out{suffix}", end=frames - 1, warn=None, **kw)
+        s = render_recording(rec_path, Path(d) / f"out{suffix}", end=frames - 1, every=1, warn=None,
+                             **kw)
         return time.perf_counter() - t, s
 
 
@@ -226,8 +227,9 @@ def wrong_pages(rec_path: Path, frames: int) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as d:
         exact_dir = Path(d) / "png"
         exact_dir.mkdir()
-        render_recording(rec_path, exact_dir, map_only=True, end=frames - 1, warn=None)
-        render_recording(rec_path, Path(d) / "m.mp4", map_only=True, end=frames - 1, warn=None)
+        render_recording(rec_path, exact_dir, map_only=True, end=frames - 1, every=1, warn=None)
+        render_recording(rec_path, Path(d) / "m.mp4", map_only=True, end=frames - 1, every=1,
+                         warn=None)
         gen = imageio_ffmpeg.read_frames(str(Path(d) / "m.mp4"))
         w, h = next(gen)["size"]
         bad = total = 0

@@ -129,7 +129,8 @@ def bench_renderer(flags: np.ndarray, work: Path, frames: int) -> dict | None:
         w.add_frame(flags, float(i))
         mutate(flags, rng, 0.01)
     w.close({"reason": "bench"})
-    dt, rss, _ = run_measured(["render", "-q", str(rec), "-o", str(work / "out.mp4")])
+    dt, rss, _ = run_measured(["render", "-q", "--every", "1", str(rec), "-o",
+                               str(work / "out.mp4")])
     return {"rss_mib": rss / 1024, "fps": frames / dt, "seconds": dt}
 
 
