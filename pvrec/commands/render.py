@@ -116,6 +116,7 @@ def register(p: argparse.ArgumentParser) -> None:
     g.add_argument("--timeline-metrics", metavar="NAME[,NAME]",
                    help="fragmentation metrics drawn as lines under the --timeline strip (implies "
                         "it), each in a strip of its own: free_pages, free_hp_blocks, "
+                        "compactable_hp_blocks, "
                         "unusable_index, largest_free_run, mixed_blocks, buddy_order_N; of the "
                         "largest zone, or NAME@ZONE (e.g. free_hp_blocks@DMA32); at most 4")
     g.add_argument("--metric-scale", choices=METRIC_SCALES, default=None,
