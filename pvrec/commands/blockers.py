@@ -56,9 +56,10 @@ def run(args: argparse.Namespace) -> int:
 def summary_line(r: BlockersReport) -> str:
     """'57 huge pages are blocked by 112 pages (at most 8 unmovable pages each; ...)'."""
     hp = "huge page" if r.candidates == 1 else "huge pages"
+    are = "is" if r.candidates == 1 else "are"
     pages = "page" if r.blocking_pages == 1 else "pages"
     return (f"{r.candidates:,} {hp} ({format_bytes(r.candidates * r.hpage_pages * r.page_size)})"
-            f" are blocked by {r.blocking_pages:,} {pages} (blocks with at most "
+            f" {are} blocked by {r.blocking_pages:,} {pages} (blocks with at most "
             f"{r.max_unmovable} unmovable; {r.blocked:,} blocked blocks in all) at frame "
             f"{r.frame}, t=+{r.t:.1f}s")
 
