@@ -6,8 +6,7 @@ import argparse
 import json
 import sys
 
-from pvrec.inspect.blockers import MAX_UNMOVABLE, TOP, BlockersReport, find_blockers, \
-    frame_position
+from pvrec.inspect.blockers import MAX_UNMOVABLE, TOP, BlockersReport, find_blockers, frame_position
 from pvrec.messages import next_step, say, warn
 from pvrec.sources import RecordingSource, split_run_at
 from pvrec.units import format_bytes

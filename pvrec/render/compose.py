@@ -48,6 +48,7 @@ class Options:
     clock: bool = True  # the time and frame number (not for a one-off snapshot)
     highlight: str | None = None  # "workload": its pages in full colour, the rest dimmed
     note: str | None = None  # a line of the legend saying what the colours are
+    cell: int = 0  # --view blocks: a cell's side in pixels (cell^2 of the map's pages each)
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ class Picture:
         names = [c.name for i, c in enumerate(self.scheme.classes) if i != HOLE]
         size = self.style.legend
         name_w = min(max((self.text.width(n, size) for n in names), default=40), 260)
-        mib_w = self.text.width(format_mib(self.ram_pages, self.page_size), size)
+        mib_w = self.text.width(self._size_text(self.ram_pages), size)
         pct_w = self.text.width("100.0%", size)
         return name_w, mib_w, pct_w
 
@@ -156,10 +157,15 @@ class Picture:
         if self.opt.note:
             lines += [(self.opt.note, "dim")]
         lines += [(f"RAM {format_offset(self.ram_pages * ps)}", "dim")]
-        size = format_offset(lay.ppp * ps)
-        lines.append((f"1 pixel = {'1 page' if lay.ppp == 1 else f'{lay.ppp} pages'} ({size})",
-                      "dim"))
-        lines.append((f"1 row = {format_offset(lay.row_pages * ps)}", "dim"))
+        cell = self.opt.cell
+        if cell:  # the block view: a cell is a block, a row and a tile whole blocks
+            lines += [(f"1 cell = 1 block of {format_offset(cell * cell * ps)}", "dim"),
+                      (f"1 row = {lay.row_pages // cell} blocks", "dim")]
+        else:
+            size = format_offset(lay.ppp * ps)
+            lines.append((f"1 pixel = {'1 page' if lay.ppp == 1 else f'{lay.ppp} pages'} "
+                          f"({size})", "dim"))
+            lines.append((f"1 row = {format_offset(lay.row_pages * ps)}", "dim"))
         if lay.kind == "tiles":
             lines.append((f"1 tile = {format_offset(lay.row_pages * lay.tile_rows * ps)}",
                           "dim"))
@@ -167,8 +173,8 @@ class Picture:
             marks = [m for m in lay.marks if m.kind == kind]
             if marks:
                 lines += [("", "dim"), (title, "fg")]
-                lines += [(f"{m.name}: {format_range(m.pfn * ps, m.end_pfn * ps)}", "dim")
-                          for m in marks]
+                lines += [(f"{m.name}: {format_range(self._address(m.pfn), self._address(m.end_pfn))}",
+                           "dim") for m in marks]
         if self.opt.changes:
             lines += [("", "dim"), ("changed since last frame", "changed")]
         if self.opt.highlight:
@@ -384,7 +390,7 @@ class Picture:
             if i == HOLE:
                 continue
             n = int(pages[i])
-            self._text(("mib", i), xm, y, format_mib(n, self.page_size), st.legend, pal.fg_ramp)
+            self._text(("mib", i), xm, y, self._size_text(n), st.legend, pal.fg_ramp)
             self._text(("pct", i), xp, y, f"{100.0 * n / self.ram_pages:.1f}%", st.legend,
                        pal.dim_ramp)
             y += st.line
@@ -406,6 +412,23 @@ class Picture:
             self._slots["cursor"] = ("", (y0, y1, cx, cx + 2))
         return canvas
 
+    def _address(self, pfn: int) -> int:
+        """The physical address a PFN of the map stands for (in the block view the first cell
+        of a row of cells is pfn 0, row_pages * cell, ...: a cell is cell^2 such pages)."""
+        cell, lay = self.opt.cell, self.layout
+        if cell <= 1:
+            return pfn * self.page_size
+        row = lay.row_pages * cell  # pages of one row of cells
+        block = pfn // row * (lay.row_pages // cell) + pfn % row % lay.row_pages // cell
+        return block * cell * cell * self.page_size
+
+    def _size_text(self, pages: int) -> str:
+        """A legend size: MiB, or with cells the count of cells and their GiB."""
+        cells = self.opt.cell ** 2
+        if cells:
+            return f"{pages // cells:,}  {pages * self.page_size / (1 << 30):.1f} GiB"
+        return format_mib(pages, self.page_size)
+
     def _text(self, slot, x: int, y: int, text: str, size: int, ramp: np.ndarray) -> None:
         """Right-aligned text that changes between frames: redrawn only when it differs."""
         old = self._slots.get(slot)
@@ -423,9 +446,10 @@ class Picture:
 def choose_layout(header: Header, scheme: Scheme, options: Options, *, kind: str = "tiles",
                   ppp: int | None = None, width: int | None = None,
                   fit: tuple[int, int] = FIT_DEFAULT, ram_pages: int = 0,
-                  metric_lines: int = 0) -> MapLayout:
+                  metric_lines: int = 0, shapes: list | None = None) -> MapLayout:
     """The layout whose whole picture fits `fit` (its Look in `.look`); PvrecError if none.
-    metric_lines: how many --timeline-metrics lines the strips will have.
+    metric_lines: how many --timeline-metrics lines the strips will have; shapes: the
+    (row pages, tile pages) to try instead of tile_shapes' (the block view has one).
 
     Prefers, in order: fewer pages per pixel; the normal text size (the compact one keeps
     capitals MIN_CAP high); the legend at the right in one column (LOOKS); the grid of tiles
@@ -444,10 +468,10 @@ def choose_layout(header: Header, scheme: Scheme, options: Options, *, kind: str
             lay.arrange(lay.max_cols, 2 * style.label_h + 4)
         return lay
 
-    probe = build(ppp or 1, NORMAL, (None, None))
+    probe = build(ppp or 1, NORMAL, shapes[0] if shapes else (None, None))
     if not probe.tiles:
         raise PvrecError("the recording's RAM ranges hold no page: nothing to draw")
-    shapes = tile_shapes(header) if kind == "tiles" else [(None, None)]
+    shapes = shapes or (tile_shapes(header) if kind == "tiles" else [(None, None)])
     hpage = probe.row_pages if kind == "rows" else header.hpage_pages
     ks = [ppp] if ppp else divisors(hpage) if kind == "rows" else \
         divisors(hpage) + [hpage << j for j in range(1, 7)]

@@ -32,6 +32,7 @@ from pvrec.classes import Scheme, ValueClassifier, make_scheme
 from pvrec.classes_cgroup import cgroup_schemes
 from pvrec.errors import PvrecError
 from pvrec.recording.header import Header
+from pvrec.render.blockview import BlockScheme, block_view
 from pvrec.render.compose import MARGIN, Options, Picture, choose_layout
 from pvrec.render.data import cgroup_tally, class_timeline, fit_data_scheme
 from pvrec.render.encoders import ENCODERS, Cancelled, Encoder, PngEncoder, write_png
@@ -152,7 +153,7 @@ def render_source(source: Source, out_path: str | os.PathLike,
     poster = poster_path(out) if o.poster and encoder.html_video else None
     if poster is not None:
         PngEncoder.check_target(poster, o.force)  # the output's --force rule
-    scheme = make_scheme(o.classes, o.ignore_flags)
+    scheme = BlockScheme() if o.view == "blocks" else make_scheme(o.classes, o.ignore_flags)
     sources = [source] if beside is None else [source, beside]
     titles, metric_list = o.check_sources(sources)
     plan = make_plan([s.times for s in sources], picture=encoder.picture, start=o.start,
@@ -207,8 +208,14 @@ def _make_sides(o: RenderOptions, encoder: type[Encoder], sources: list[Source],
     timeline = o.timeline or metric_list is not None  # --timeline-metrics implies it
     opts = [Options(theme=o.theme, map_only=o.map_only, changes=o.changes, timeline=timeline,
                     title=t, clock=o.clock, highlight=o.highlight, note=note) for t in titles]
-    lays, ram_pages = _layouts(o, encoder, headers, schemes, opts,
-                               len(metric_list[0]) if metric_list else 0)
+    metric_lines = len(metric_list[0]) if metric_list else 0
+    if o.view == "blocks":  # cells of huge-page blocks, drawn as pages of their own header
+        sources, lays = block_view(sources, scheme, opts, o.fit_box(encoder), o.layout, o.width,
+                                   o.pages_per_pixel, metric_lines)
+        headers = [s.header for s in sources]
+        ram_pages = headers[-1].ram_pages
+    else:
+        lays, ram_pages = _layouts(o, encoder, headers, schemes, opts, metric_lines)
     classifiers = [ValueClassifier(sch) for sch in schemes]
     n_cls = len(schemes[0])
     channel = "cgroup" if o.color_by == "cgroup" else "flags"

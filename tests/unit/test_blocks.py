@@ -32,7 +32,7 @@ def reference_state(flags: np.ndarray, in_ram: np.ndarray) -> tuple[str, dict[st
     """One block's state and page counts, from the definitions."""
     counts = dict.fromkeys(("hole", "free", "huge", "movable", "unmovable"), 0)
     for f, ram in zip(flags.tolist(), in_ram.tolist(), strict=True):
-        def has(*bits):
+        def has(*bits, f=f):
             return any(f >> b & 1 for b in bits)
         if not ram or has(kpf.NOPAGE):
             counts["hole"] += 1
@@ -174,7 +174,7 @@ def test_blockers_dates_each_page_and_reports_bad_input(tmp_path):
     assert out.splitlines()[2].split() == ["0x205", "slab", "since", "frame", "0", "(t=+0.0s)"]
     assert err.startswith("pvrec: 1 huge page (2.0 MiB) is blocked by 1 page")
     assert pvrec_main("blockers", f"{run}@4")[2] == (
-        f"pvrec: frame 4 is out of range: run has 4 frames (0..3)\n")
+        "pvrec: frame 4 is out of range: run has 4 frames (0..3)\n")
     assert pvrec_main("blockers", f"{run}@x")[2].startswith("pvrec: malformed RUN@N")
     assert pvrec_main("blockers", str(run), "--max-unmovable", "0")[2] == (
         "pvrec: --max-unmovable must be at least 1 page, not 0\n")
