@@ -34,7 +34,8 @@ def register(p: argparse.ArgumentParser) -> None:
                    help=f"list blocks with at most this many unmovable pages (default "
                         f"{MAX_UNMOVABLE}, of 512 in a 2 MiB block)")
     p.add_argument("--top", type=int, default=TOP, metavar="N",
-                   help=f"list the first N blocks (default {TOP}); the summary counts all")
+                   help=f"list the first N blocks (default {TOP}; 0: the summary alone); the "
+                        f"summary counts all")
     p.add_argument("--json", action="store_true", help="the same report as JSON, for scripts")
 
 

@@ -107,8 +107,8 @@ def find_blockers(source: Source, pos: int, max_unmovable: int = MAX_UNMOVABLE,
     """The report of frame `pos` of a source (see the module docstring)."""
     if max_unmovable < 1:
         raise PvrecError(f"--max-unmovable must be at least 1 page, not {max_unmovable}")
-    if top < 1:
-        raise PvrecError(f"--top must be at least 1, not {top}")
+    if top < 0:
+        raise PvrecError(f"--top must be 0 (the summary alone) or more, not {top}")
     header = source.header
     hp = header.hpage_pages
     runs = source.read_runs(pos)
