@@ -18,7 +18,8 @@ milliseconds), never per page.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -27,8 +28,8 @@ from pvrec.classes import PageClass, Scheme, colors_of
 from pvrec.errors import PvrecError
 from pvrec.recording.header import Header, Node, Zone
 from pvrec.recording.reader import Frame
-from pvrec.render.compose import Options, choose_layout
-from pvrec.render.raster import MapLayout
+from pvrec.render.compose import Options, Picture, choose_layout
+from pvrec.render.raster import MapLayout, format_offset, format_range
 from pvrec.runs import Runs, encode_flags
 from pvrec.sources import Source
 
@@ -142,11 +143,40 @@ class BlockSource(Source):
         return self.inner.metrics_of(frame.pages)  # type: ignore[attr-defined]
 
 
+class BlockPicture(Picture):
+    """The picture of cells: the legend counts cells (and their GiB), says what a cell and a
+    row are, and places zones at their blocks' addresses."""
+
+    def __init__(self, *args, cell: int = 1, **kw):
+        self.cell = cell
+        super().__init__(*args, **kw)
+
+    def _size_text(self, pages: int) -> str:
+        return f"{pages // self.cell ** 2:,}  {pages * self.page_size / (1 << 30):.1f} GiB"
+
+    def address(self, pfn: int) -> int:
+        """The physical address a PFN of the cell map stands for (the first pixel of a cell:
+        a row of cells is row_pages * cell such PFNs, a cell cell^2 of them)."""
+        c, row = self.cell, self.layout.row_pages
+        block = pfn // (row * c) * (row // c) + pfn % (row * c) % row // c
+        return block * c * c * self.page_size
+
+    def legend_lines(self) -> list[tuple[str, str]]:
+        lines, lay = super().legend_lines(), self.layout
+        ours = {"1 pixel": f"1 cell = 1 block of {format_offset(self.cell ** 2 * self.page_size)}",
+                "1 row": f"1 row = {lay.row_pages // self.cell} blocks"}
+        ours.update({f"{m.name}: ": f"{m.name}: " + format_range(self.address(m.pfn),
+                                                                 self.address(m.end_pfn))
+                     for m in lay.marks})
+        return [(next((v for k, v in ours.items() if text.startswith(k)), text), kind)
+                for text, kind in lines]
+
+
 def block_view(sources: list[Source], scheme: Scheme, opts: list[Options],
                fit: tuple[int, int] | None, kind: str, width: int | None, ppp: int | None,
-               metric_lines: int) -> tuple[list[Source], list[MapLayout]]:
-    """The block sources and layouts of a render: one pixel per cell for `--map-only
-    --layout rows` (the contract), else the largest cells whose picture fits `fit`."""
+               metric_lines: int) -> tuple[list[Source], list[MapLayout], Callable]:
+    """The block sources, layouts and Picture class of a render: one pixel per cell for
+    `--map-only --layout rows` (the contract), else the largest cells whose picture fits."""
     if ppp not in (None, 1):
         raise PvrecError("--view blocks draws one cell per huge-page block: -k (pages per "
                          "pixel) is for the page view")
@@ -156,27 +186,25 @@ def block_view(sources: list[Source], scheme: Scheme, opts: list[Options],
         if kind == "tiles":
             raise PvrecError("--view blocks --layout tiles needs a box to fit")
         wrapped = [BlockSource(s, 1) for s in sources]
-        for o in opts:
-            o.cell = 1
         lays = [MapLayout.build(w.header, kind="rows", width=width or ROW_CELLS)
                 for w in wrapped] if fit is None else \
             [choose_layout(w.header, scheme, o, kind="rows", ppp=1, width=width or ROW_CELLS,
-                           fit=fit, metric_lines=metric_lines)
+                           fit=fit, metric_lines=metric_lines, picture=BlockPicture)
              for w, o in zip(wrapped, opts, strict=True)]
-        return wrapped, lays
+        return wrapped, lays, BlockPicture
     error: PvrecError | None = None
     for cell in CELL_SIZES:
         wrapped = [BlockSource(s, cell) for s in sources]
         shape = [(ROW_CELLS * cell, ROW_CELLS * cell * TILE_ROWS * cell)]
-        for o in opts:
-            o.cell = cell
+        picture = functools.partial(BlockPicture, cell=cell)
         try:
             lays = [choose_layout(w.header, scheme, o, kind="tiles", ppp=1, fit=fit,
                                   ram_pages=w.header.ram_pages, metric_lines=metric_lines,
-                                  shapes=shape) for w, o in zip(wrapped, opts, strict=True)]
+                                  shapes=shape, picture=picture)
+                    for w, o in zip(wrapped, opts, strict=True)]
         except PvrecError as exc:
             error = exc
             continue
-        return wrapped, lays
+        return wrapped, lays, picture
     assert error is not None
     raise error

@@ -48,7 +48,6 @@ class Options:
     clock: bool = True  # the time and frame number (not for a one-off snapshot)
     highlight: str | None = None  # "workload": its pages in full colour, the rest dimmed
     note: str | None = None  # a line of the legend saying what the colours are
-    cell: int = 0  # --view blocks: a cell's side in pixels (cell^2 of the map's pages each)
 
 
 @dataclass(frozen=True)
@@ -157,15 +156,10 @@ class Picture:
         if self.opt.note:
             lines += [(self.opt.note, "dim")]
         lines += [(f"RAM {format_offset(self.ram_pages * ps)}", "dim")]
-        cell = self.opt.cell
-        if cell:  # the block view: a cell is a block, a row and a tile whole blocks
-            lines += [(f"1 cell = 1 block of {format_offset(cell * cell * ps)}", "dim"),
-                      (f"1 row = {lay.row_pages // cell} blocks", "dim")]
-        else:
-            size = format_offset(lay.ppp * ps)
-            lines.append((f"1 pixel = {'1 page' if lay.ppp == 1 else f'{lay.ppp} pages'} "
-                          f"({size})", "dim"))
-            lines.append((f"1 row = {format_offset(lay.row_pages * ps)}", "dim"))
+        size = format_offset(lay.ppp * ps)
+        lines.append((f"1 pixel = {'1 page' if lay.ppp == 1 else f'{lay.ppp} pages'} ({size})",
+                      "dim"))
+        lines.append((f"1 row = {format_offset(lay.row_pages * ps)}", "dim"))
         if lay.kind == "tiles":
             lines.append((f"1 tile = {format_offset(lay.row_pages * lay.tile_rows * ps)}",
                           "dim"))
@@ -173,8 +167,8 @@ class Picture:
             marks = [m for m in lay.marks if m.kind == kind]
             if marks:
                 lines += [("", "dim"), (title, "fg")]
-                lines += [(f"{m.name}: {format_range(self._address(m.pfn), self._address(m.end_pfn))}",
-                           "dim") for m in marks]
+                lines += [(f"{m.name}: {format_range(m.pfn * ps, m.end_pfn * ps)}", "dim")
+                          for m in marks]
         if self.opt.changes:
             lines += [("", "dim"), ("changed since last frame", "changed")]
         if self.opt.highlight:
@@ -412,21 +406,7 @@ class Picture:
             self._slots["cursor"] = ("", (y0, y1, cx, cx + 2))
         return canvas
 
-    def _address(self, pfn: int) -> int:
-        """The physical address a PFN of the map stands for (in the block view the first cell
-        of a row of cells is pfn 0, row_pages * cell, ...: a cell is cell^2 such pages)."""
-        cell, lay = self.opt.cell, self.layout
-        if cell <= 1:
-            return pfn * self.page_size
-        row = lay.row_pages * cell  # pages of one row of cells
-        block = pfn // row * (lay.row_pages // cell) + pfn % row % lay.row_pages // cell
-        return block * cell * cell * self.page_size
-
-    def _size_text(self, pages: int) -> str:
-        """A legend size: MiB, or with cells the count of cells and their GiB."""
-        cells = self.opt.cell ** 2
-        if cells:
-            return f"{pages // cells:,}  {pages * self.page_size / (1 << 30):.1f} GiB"
+    def _size_text(self, pages: int) -> str:  # a legend size (the block view counts cells)
         return format_mib(pages, self.page_size)
 
     def _text(self, slot, x: int, y: int, text: str, size: int, ramp: np.ndarray) -> None:
@@ -446,10 +426,10 @@ class Picture:
 def choose_layout(header: Header, scheme: Scheme, options: Options, *, kind: str = "tiles",
                   ppp: int | None = None, width: int | None = None,
                   fit: tuple[int, int] = FIT_DEFAULT, ram_pages: int = 0,
-                  metric_lines: int = 0, shapes: list | None = None) -> MapLayout:
+                  metric_lines: int = 0, shapes: list | None = None, picture=None) -> MapLayout:
     """The layout whose whole picture fits `fit` (its Look in `.look`); PvrecError if none.
-    metric_lines: how many --timeline-metrics lines the strips will have; shapes: the
-    (row pages, tile pages) to try instead of tile_shapes' (the block view has one).
+    metric_lines: how many --timeline-metrics lines the strips will have; shapes, picture:
+    the tile shapes to try and the Picture class to measure, if not tile_shapes' and Picture.
 
     Prefers, in order: fewer pages per pixel; the normal text size (the compact one keeps
     capitals MIN_CAP high); the legend at the right in one column (LOOKS); the grid of tiles
@@ -485,8 +465,8 @@ def choose_layout(header: Header, scheme: Scheme, options: Options, *, kind: str
                 continue
             for rank, style in enumerate(STYLES[:1] if options.map_only else STYLES):
                 lay = build(k, style, shape)
-                pic = Picture(lay, scheme, header, options, ram_pages=ram_pages, text=text,
-                              metrics=metrics, look=Look(style))
+                pic = (picture or Picture)(lay, scheme, header, options, ram_pages=ram_pages,
+                                           text=text, metrics=metrics, look=Look(style))
                 for where, columns in looks:
                     look = Look(style, where, columns)
                     for cols in range(lay.max_cols, 0, -1):

@@ -210,12 +210,14 @@ def _make_sides(o: RenderOptions, encoder: type[Encoder], sources: list[Source],
                     title=t, clock=o.clock, highlight=o.highlight, note=note) for t in titles]
     metric_lines = len(metric_list[0]) if metric_list else 0
     if o.view == "blocks":  # cells of huge-page blocks, drawn as pages of their own header
-        sources, lays = block_view(sources, scheme, opts, o.fit_box(encoder), o.layout, o.width,
-                                   o.pages_per_pixel, metric_lines)
+        sources, lays, picture = block_view(sources, scheme, opts,
+                                            _side_box(o, encoder, len(sources)), o.layout,
+                                            o.width, o.pages_per_pixel, metric_lines)
         headers = [s.header for s in sources]
         ram_pages = headers[-1].ram_pages
     else:
         lays, ram_pages = _layouts(o, encoder, headers, schemes, opts, metric_lines)
+        picture = Picture
     classifiers = [ValueClassifier(sch) for sch in schemes]
     n_cls = len(schemes[0])
     channel = "cgroup" if o.color_by == "cgroup" else "flags"
@@ -225,7 +227,7 @@ def _make_sides(o: RenderOptions, encoder: type[Encoder], sources: list[Source],
     sides = []
     for i, s in enumerate(sources):
         tl, mt = strips[i]
-        pic = Picture(lays[i], schemes[i], headers[i], opts[i], frame_count=len(s),
+        pic = picture(lays[i], schemes[i], headers[i], opts[i], frame_count=len(s),
                       ram_pages=ram_pages, timeline=tl, metrics=mt)
         sides.append(Side(s, lays[i], pic, classifiers[i], n_cls, o.changes, o.highlight,
                           channel))
@@ -248,9 +250,7 @@ def _layouts(o: RenderOptions, encoder: type[Encoder], headers: list[Header],
              schemes: list[Scheme], opts: list[Options], metric_lines: int
              ) -> tuple[list[MapLayout], int]:
     """Each side's layout (both sides: one K, each in half of the box), and the RAM pages."""
-    fit = o.fit_box(encoder)
-    if fit is not None and len(headers) > 1:
-        fit = ((fit[0] - PAIR_GAP) // 2, fit[1])
+    fit = _side_box(o, encoder, len(headers))
     lays: list[MapLayout] = []
     ram_pages = 0
     for i, header in enumerate(headers):
@@ -267,6 +267,14 @@ def _layouts(o: RenderOptions, encoder: type[Encoder], headers: list[Header],
                                 metric_lines=metric_lines)
         lays.append(lay)
     return lays, ram_pages
+
+
+def _side_box(o: RenderOptions, encoder: type[Encoder], sides: int) -> tuple[int, int] | None:
+    """The box one side's picture fits in: the whole box, or half of it beside another."""
+    fit = o.fit_box(encoder)
+    if fit is not None and sides > 1:
+        fit = ((fit[0] - PAIR_GAP) // 2, fit[1])
+    return fit
 
 
 def _strips(sources: list[Source], plan: Plan, picture: bool,

@@ -11,7 +11,7 @@ from pvrec import flags as F
 from pvrec.blocks import STATES
 from pvrec.recording.header import Header
 from pvrec.render.blockview import BlockScheme, BlockSource, block_view
-from pvrec.render.compose import Options, Picture
+from pvrec.render.compose import Options
 from pvrec.sources import ArraySource
 from tests.helpers import HEADER, make_recording, pvrec_main
 
@@ -72,8 +72,8 @@ def test_tiles_draw_each_block_as_a_square_of_its_colour(kbuild, cell):
                                "nodes": []})
     source = ArraySource(flags, header, "kbuild")
     opts = [Options()]
-    [cells], [lay] = block_view([source], BlockScheme(), opts, (4000, 4000), "tiles", None,
-                                None, 0)
+    [cells], [lay], _ = block_view([source], BlockScheme(), opts, (4000, 4000), "tiles", None,
+                                   None, 0)
     assert isinstance(cells, BlockSource)
     if cells.cell != cell:  # the largest cell that fits 4000x4000 is 8: build the others
         cells = BlockSource(source, cell)
@@ -109,9 +109,9 @@ def test_legend_counts_and_bad_input(tmp_path):
     source = ArraySource(f, Header.from_dict({**HEADER, "pfn_count": n, "hpage_pages": hp}),
                          "run")
     opts = [Options()]
-    [cells], [lay] = block_view([source], BlockScheme(), opts, (1920, 1080), "tiles", None,
-                                None, 0)
-    pic = Picture(lay, BlockScheme(), cells.header, opts[0], ram_pages=cells.header.ram_pages)
+    [cells], [lay], picture = block_view([source], BlockScheme(), opts, (1920, 1080), "tiles",
+                                         None, None, 0)
+    pic = picture(lay, BlockScheme(), cells.header, opts[0], ram_pages=cells.header.ram_pages)
     runs = cells.read_runs(0)
     cruns = lay.class_runs(BlockScheme().classify_values(runs.values), runs.lengths)
     pic.frame(lay.pixel_classes(cruns), t=0.0, index=0, pages=lay.class_pages(cruns, 6))
@@ -130,3 +130,19 @@ def test_legend_counts_and_bad_input(tmp_path):
     ]:
         code, _, err = pvrec_main("render", str(run), "-o", str(tmp_path / "x.png"), *args)
         assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_two_runs_side_by_side_keep_the_fit_and_the_timeline_has_the_block_lines(tmp_path):
+    from pvrec.render.options import RenderOptions
+
+    runs = [make_recording(tmp_path / name, 2, seed=i) for i, name in enumerate("ab")]
+    out = tmp_path / "ab.png"
+    code, _, err = pvrec_main("render", str(runs[0]), str(runs[1]), "-o", str(out), "--view",
+                              "blocks", "--fit", "900x600", "--frame", "-1")
+    assert code == 0, err
+    w, h = Image.open(out).size
+    assert w <= 900 and h <= 600
+    assert RenderOptions(view="blocks", timeline=True).timeline_metrics == [
+        "free_hp_blocks", "compactable_hp_blocks"]
+    assert RenderOptions(view="blocks", timeline=True,
+                         timeline_metrics="mixed_blocks").timeline_metrics == "mixed_blocks"
