@@ -118,7 +118,10 @@ def kind_runs(runs: Runs, ram: list[list[int]]) -> tuple[np.ndarray, np.ndarray]
     i = np.searchsorted(lo, starts, "right") - 1
     in_ram = (i >= 0) & (starts < hi[np.maximum(i, 0)])
     kinds[~in_ram] = HOLE_K
-    return starts, kinds
+    first = np.empty(kinds.size, dtype=bool)  # neighbours of one kind joined: half the runs
+    first[:1] = True
+    np.not_equal(kinds[1:], kinds[:-1], out=first[1:])
+    return starts[first], kinds[first]
 
 
 def block_counts(runs: Runs, hpage_pages: int, ram: list[list[int]]) -> BlockCounts:
