@@ -105,7 +105,7 @@ def drawing_rates(rec_path: Path) -> dict[str, float]:
     page_lay = choose_layout(src.header, page_scheme, page_opts, ram_pages=src.header.ram_pages)
     block_opts = [Options()]
     [cells], [block_lay], block_picture = block_view([src], BlockScheme(), block_opts,
-                                                     (1920, 1080), "tiles", None, None, 0)
+                                                     (1920, 1080), "tiles", None, 0)
     sides = {"pages": (page_lay, page_scheme, src.header, page_opts, lambda r: r, Picture),
              "blocks": (block_lay, BlockScheme(), cells.header, block_opts[0], cells.cells,
                         block_picture)}

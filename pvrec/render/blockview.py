@@ -173,18 +173,13 @@ class BlockPicture(Picture):
 
 
 def block_view(sources: list[Source], scheme: Scheme, opts: list[Options],
-               fit: tuple[int, int] | None, kind: str, width: int | None, ppp: int | None,
+               fit: tuple[int, int] | None, kind: str, width: int | None,
                metric_lines: int) -> tuple[list[Source], list[MapLayout], Callable]:
     """The block sources, layouts and Picture class of a render: one pixel per cell for
     `--map-only --layout rows` (the contract), else the largest cells whose picture fits."""
-    if ppp not in (None, 1):
-        raise PvrecError("--view blocks draws one cell per huge-page block: -k (pages per "
-                         "pixel) is for the page view")
     for o in opts:
         o.note = "2 MiB blocks: what a huge page finds"
-    if fit is None or kind == "rows":
-        if kind == "tiles":
-            raise PvrecError("--view blocks --layout tiles needs a box to fit")
+    if kind == "rows":  # fit is None for --map-only without --fit: the contract
         wrapped = [BlockSource(s, 1) for s in sources]
         lays = [MapLayout.build(w.header, kind="rows", width=width or ROW_CELLS)
                 for w in wrapped] if fit is None else \
@@ -198,7 +193,7 @@ def block_view(sources: list[Source], scheme: Scheme, opts: list[Options],
         shape = [(ROW_CELLS * cell, ROW_CELLS * cell * TILE_ROWS * cell)]
         picture = functools.partial(BlockPicture, cell=cell)
         try:
-            lays = [choose_layout(w.header, scheme, o, kind="tiles", ppp=1, fit=fit,
+            lays = [choose_layout(w.header, scheme, o, kind=kind, ppp=1, fit=fit,
                                   ram_pages=w.header.ram_pages, metric_lines=metric_lines,
                                   shapes=shape, picture=picture)
                     for w, o in zip(wrapped, opts, strict=True)]

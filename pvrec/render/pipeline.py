@@ -65,6 +65,7 @@ class RenderSummary:
     warnings: list[str] = field(default_factory=list)
     poster: Path | None = None  # the picture a <video> shows before it plays
     html: str | None = None  # the <video> element to paste into a page
+    cell: int = 0  # --view blocks: a block's cell is cell x cell pixels
 
     @property
     def duration(self) -> float:
@@ -82,9 +83,10 @@ class RenderSummary:
             speed = f" ({rate} frames/s)" if self.rendered == self.frames else \
                 f" ({self.rendered} recording frames drawn, {rate}/s)"
         target = encoder.target_name(self.path)
+        scale = f"{self.cell}x{self.cell} pixels/block" if self.cell else \
+            f"{self.pages_per_pixel} page{'s' if self.pages_per_pixel > 1 else ''}/pixel"
         return (f"wrote {target} ({format_bytes(self.bytes)}, {what}, {self.width}x{self.height}"
-                f", {self.pages_per_pixel} page{'s' if self.pages_per_pixel > 1 else ''}"
-                f"/pixel) in {self.elapsed:.1f} s{speed}")
+                f", {scale}) in {self.elapsed:.1f} s{speed}")
 
 
 class _Interrupt:
@@ -179,7 +181,7 @@ def render_source(source: Source, out_path: str | os.PathLike,
     out_w, out_h = enc.frame_size
     return RenderSummary(out, enc.kind, enc.frames, rendered, o.fps, out_w, out_h,
                          enc.bytes_written(), time.perf_counter() - t_begin, sides[0].lay.ppp,
-                         scale, poster=poster, html=html)
+                         scale, poster=poster, html=html, cell=getattr(sides[0].pic, "cell", 0))
 
 
 def poster_path(out: Path) -> Path:
@@ -212,7 +214,7 @@ def _make_sides(o: RenderOptions, encoder: type[Encoder], sources: list[Source],
     if o.view == "blocks":  # cells of huge-page blocks, drawn as pages of their own header
         sources, lays, picture = block_view(sources, scheme, opts,
                                             _side_box(o, encoder, len(sources)), o.layout,
-                                            o.width, o.pages_per_pixel, metric_lines)
+                                            o.width, metric_lines)
         headers = [s.header for s in sources]
         ram_pages = headers[-1].ram_pages
     else:

@@ -72,8 +72,7 @@ def test_tiles_draw_each_block_as_a_square_of_its_colour(kbuild, cell):
                                "nodes": []})
     source = ArraySource(flags, header, "kbuild")
     opts = [Options()]
-    [cells], [lay], _ = block_view([source], BlockScheme(), opts, (4000, 4000), "tiles", None,
-                                   None, 0)
+    [cells], [lay], _ = block_view([source], BlockScheme(), opts, (4000, 4000), "tiles", None, 0)
     assert isinstance(cells, BlockSource)
     if cells.cell != cell:  # the largest cell that fits 4000x4000 is 8: build the others
         cells = BlockSource(source, cell)
@@ -105,12 +104,13 @@ def test_legend_counts_and_bad_input(tmp_path):
                               "--timeline", "--frame", "-1")
     assert code == 0, err
     assert Image.open(out).size[0] > 300
+    assert ", 8x8 pixels/block) in " in err  # not "1 page/pixel": a pixel is no page here
     # the legend: cells and GiB per state, a cell's size, zones at their blocks' addresses
     source = ArraySource(f, Header.from_dict({**HEADER, "pfn_count": n, "hpage_pages": hp}),
                          "run")
     opts = [Options()]
     [cells], [lay], picture = block_view([source], BlockScheme(), opts, (1920, 1080), "tiles",
-                                         None, None, 0)
+                                         None, 0)
     pic = picture(lay, BlockScheme(), cells.header, opts[0], ram_pages=cells.header.ram_pages)
     runs = cells.read_runs(0)
     cruns = lay.class_runs(BlockScheme().classify_values(runs.values), runs.lengths)
