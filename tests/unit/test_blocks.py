@@ -180,3 +180,16 @@ def test_blockers_dates_each_page_and_reports_bad_input(tmp_path):
         "pvrec: --max-unmovable must be at least 1 page, not 0\n")
     empty = make_recording(tmp_path / "empty", [])
     assert pvrec_main("blockers", str(empty)) == (2, "", "pvrec: empty has no frames\n")
+
+
+def test_the_recorder_does_not_need_the_block_states():
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    code = ("import sys, pvrec.recorder.session, pvrec.recorder.sampler, pvrec.commands.record; "
+            "print(sorted(m for m in sys.modules if m in ('pvrec.blocks', 'pvrec.metrics')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(REPO)}, check=True).stdout
+    assert out.strip() == "[]"
