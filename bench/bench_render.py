@@ -113,8 +113,9 @@ def wander(fx: list[np.ndarray], frames: int, seed: int, name: str):
 def pipeline_stages(rec_path: Path, frames: int) -> dict[str, float]:
     """Seconds per frame of each stage alone, over the same frames (cumulative stages)."""
     from pvrec.classes import ValueClassifier, default_scheme
-    from pvrec.render.compose import Options, Picture, choose_layout
+    from pvrec.render.compose import Options, Picture
     from pvrec.render.encoders import upscale
+    from pvrec.render.fit import choose_layout
     from pvrec.render.raster import MapLayout
     from pvrec.sources import RecordingSource
 

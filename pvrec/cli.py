@@ -26,6 +26,7 @@ COMMANDS = {
     "info": ("info", "summary of a recording: machine, sampling quality, class sizes, "
                      "fragmentation"),
     "metrics": ("metrics", "fragmentation metrics per frame and zone, as CSV"),
+    "blockers": ("blockers", "the huge-page blocks a few unmovable pages stop, and those pages"),
 }
 
 DESCRIPTION = """\

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from pvrec import flags as kpf
+from pvrec.blocks import COMPACTABLE, frame_blocks, movable_values, unmovable_values
 from pvrec.errors import PvrecError
 from pvrec.recording.header import Header
 from pvrec.runs import Runs, blocks_touched
@@ -17,11 +18,6 @@ from pvrec.runs import Runs, blocks_touched
 # /proc/buddyinfo (dumps); a recording's own buddyinfo says how many orders its kernel has.
 DEFAULT_MAX_ORDER = 10
 U = np.uint64
-MOVABLE = U(kpf.bit(kpf.LRU) | kpf.bit(kpf.ANON) | kpf.bit(kpf.MMAP) | kpf.bit(kpf.SWAPBACKED))
-UNMOVABLE = U(kpf.bit(kpf.SLAB) | kpf.bit(kpf.PGTABLE) | kpf.bit(kpf.RESERVED))
-USER_BITS = MOVABLE | U(kpf.bit(kpf.HUGE) | kpf.bit(kpf.THP) | kpf.bit(kpf.COMPOUND_TAIL)
-                        | kpf.bit(kpf.COMPOUND_HEAD) | kpf.bit(kpf.BUDDY) | kpf.bit(kpf.OFFLINE)
-                        | kpf.bit(kpf.HWPOISON) | kpf.bit(kpf.NOPAGE))
 # Each figure in short, per zone (`pvrec metrics --help` prints it).
 DEFINITIONS = """\
     free_pages        pages with KPF_BUDDY
@@ -33,11 +29,14 @@ DEFINITIONS = """\
     mixed_blocks      share of huge-page blocks with in-use pages that hold both movable
                       (on an LRU, anonymous or file-mapped) and unmovable pages (slab, page
                       tables, reserved, or kernel pages with no user flag): the "marbled meat"
+    compactable_hp_blocks  huge-page blocks of only free and movable pages, not all free:
+                      huge pages compaction could make (pvrec/blocks.py's "compactable")
     buddy_order_N     free blocks of order N, decomposing free runs as the buddy allocator
                       would (aligned power-of-two blocks up to the recording's largest order:
                       that of its /proc/buddyinfo, else DEFAULT_MAX_ORDER); compare /proc/buddyinfo
 """
-METRICS = ("free_pages", "free_hp_blocks", "unusable_index", "largest_free_run", "mixed_blocks")
+METRICS = ("free_pages", "free_hp_blocks", "unusable_index", "largest_free_run", "mixed_blocks",
+           "compactable_hp_blocks")
 
 
 def zones_of(header: Header) -> list[tuple[str, list[list[int]]]]:
@@ -126,12 +125,11 @@ def frame_metrics(runs: Runs, header: Header, max_order: int = DEFAULT_MAX_ORDER
     s, e = free_intervals(runs)
     v = runs.values
     free = (v & U(kpf.bit(kpf.BUDDY))) != 0
-    movable = ((v & MOVABLE) != 0) & ~free
-    unmovable = ((v & UNMOVABLE) != 0) | ((v & USER_BITS) == 0)
-    has_mov = _block_has(runs, movable, hp, nblocks)
-    has_unmov = _block_has(runs, unmovable & ~free, hp, nblocks)
+    has_mov = _block_has(runs, movable_values(v), hp, nblocks)
+    has_unmov = _block_has(runs, unmovable_values(v), hp, nblocks)
     mixed_block = has_mov & has_unmov
     used_block = _block_has(runs, ~free, hp, nblocks)
+    compactable = frame_blocks(runs, header).states() == COMPACTABLE
     out: dict[str, dict[str, float]] = {}
     for name, ranges in zones_of(header):
         zs, ze = _clip(s, e, ranges)
@@ -149,6 +147,7 @@ def frame_metrics(runs: Runs, header: Header, max_order: int = DEFAULT_MAX_ORDER
             "largest_free_run": int((ze - zs).max(initial=0)),
             "mixed_blocks": round(float((mixed_block & used).sum() / used.sum()), 6)
             if used.any() else 0.0,
+            "compactable_hp_blocks": int((compactable & blocks).sum()),
         }
         for order, count in enumerate(buddy_blocks(zs, ze, max_order)):
             m[f"buddy_order_{order}"] = int(count)

@@ -8,6 +8,7 @@ Snapshot (one frame's runs and the page size page-types would use). One RUN@N pa
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import re
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ import numpy as np
 
 from pvrec.errors import PvrecError
 from pvrec.kernel.kpageflags import KPAGEFLAGS, read_kpageflags
-from pvrec.metrics import DEFAULT_MAX_ORDER, max_order_of
+from pvrec.metrics import DEFAULT_MAX_ORDER, frame_metrics, max_order_of
 from pvrec.recording.header import Header
 from pvrec.recording.reader import Frame, Warn, open_recording
 from pvrec.runs import Runs, encode_flags
@@ -80,6 +81,10 @@ class Source:
     def read_frame(self, pos: int) -> Frame:
         return Frame(self.read_runs(pos))
 
+    def metrics_of(self, frame: Frame) -> dict[str, dict[str, float]]:
+        """The fragmentation metrics of one of its frames, {zone: {metric: value}}."""
+        return frame_metrics(frame.flags, self.header, self.max_order)
+
 
 class RecordingSource(Source):
     """A recording directory, read through pvrec.recording (warnings: see Recording)."""
@@ -102,8 +107,8 @@ class RecordingSource(Source):
     def key_positions(self):
         return [i for i, f in enumerate(self.rec.frames) if f.kind == "key"]
 
-    @property
-    def max_order(self) -> int:
+    @functools.cached_property
+    def max_order(self) -> int:  # type: ignore[override]
         return max_order_of(f.context for f in self.rec.frames)
 
     @property

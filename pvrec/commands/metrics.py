@@ -16,6 +16,8 @@ from pvrec.recording.reader import open_recording
 DESCRIPTION = (
     "Compute, from the page flags of every frame, per zone: free pages, free "
     "huge-page blocks (THP/hugetlb allocations possible without compaction), "
+    "compactable huge-page blocks (only free and movable pages: huge pages "
+    "compaction could make), "
     "Gorman's unusable free space index at the huge page order, the largest "
     "free run and the share of huge-page blocks that mix movable and unmovable "
     "pages; and beside them the kernel's own free-page and free-block counts "

@@ -12,7 +12,7 @@ from pvrec.commands.terminal import LiveDisplay
 from pvrec.errors import PvrecError
 from pvrec.messages import quote, say, warn
 from pvrec.render.encoders import DEFAULT_CRF, DEFAULT_PRESET
-from pvrec.render.options import SIZES, RenderOptions
+from pvrec.render.options import SIZES, VIEWS, RenderOptions
 from pvrec.render.pipeline import render_recording
 from pvrec.render.strips import METRIC_SCALES
 
@@ -65,6 +65,11 @@ def add_picture_options(p: argparse.ArgumentParser, snapshot: bool = False) -> N
     g.add_argument("--ignore-flags", metavar="NAMES", default=None,
                    help="with --classes flags: flags to drop before combining "
                         f"(default {DEFAULT_IGNORE})")
+    g.add_argument("--view", choices=VIEWS, default="pages",
+                   help="pages: one pixel per page (or K pages) by class (default); blocks: "
+                        "one cell per huge-page block (2 MiB) by what a huge-page allocation "
+                        "finds there: free, compactable, blocked, unmovable, huge (with "
+                        "--timeline: lines of free and compactable blocks)")
     g.add_argument("--theme", choices=THEMES, default="light",
                    help="colours for a light or dark page (default light)")
     g.add_argument("--layout", choices=("tiles", "rows"), default="tiles",
@@ -117,6 +122,7 @@ def register(p: argparse.ArgumentParser) -> None:
     g.add_argument("--timeline-metrics", metavar="NAME[,NAME]",
                    help="fragmentation metrics drawn as lines under the --timeline strip (implies "
                         "it), each in a strip of its own: free_pages, free_hp_blocks, "
+                        "compactable_hp_blocks, "
                         "unusable_index, largest_free_run, mixed_blocks, buddy_order_N; of the "
                         "largest zone, or NAME@ZONE (e.g. free_hp_blocks@DMA32); at most 4")
     g.add_argument("--metric-scale", choices=METRIC_SCALES, default=None,

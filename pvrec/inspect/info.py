@@ -17,7 +17,8 @@ from pvrec.recording.format import disk_usage
 from pvrec.recording.reader import Recording
 
 # The fragmentation figures info shows (the buddy_order_N counts are for `pvrec metrics`).
-FRAG_SHOWN = ("free_hp_blocks", "unusable_index", "largest_free_run", "mixed_blocks")
+FRAG_SHOWN = ("free_hp_blocks", "compactable_hp_blocks", "unusable_index", "largest_free_run",
+              "mixed_blocks")
 
 
 def _pct(values: list[float], q: float) -> float | None:

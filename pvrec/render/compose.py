@@ -23,13 +23,11 @@ from pvrec.render.palette import DIM, THEME_UI, Palette
 from pvrec.render.raster import (
     PANEL_GAP,
     MapLayout,
-    divisors,
     format_offset,
     format_range,
-    tile_shapes,
 )
 from pvrec.render.strips import Strips, idle_classes, strips_height
-from pvrec.render.text import NORMAL, STYLES, Text, TextStyle, format_mib, format_time
+from pvrec.render.text import NORMAL, Text, TextStyle, format_mib, format_time
 
 FIT_DEFAULT = (1920, 1080)
 
@@ -140,7 +138,7 @@ class Picture:
         names = [c.name for i, c in enumerate(self.scheme.classes) if i != HOLE]
         size = self.style.legend
         name_w = min(max((self.text.width(n, size) for n in names), default=40), 260)
-        mib_w = self.text.width(format_mib(self.ram_pages, self.page_size), size)
+        mib_w = self.text.width(self._size_text(self.ram_pages), size)
         pct_w = self.text.width("100.0%" if self.scheme.class_counts() is None else
                                 f"{self.ram_pages:,} folios", size)
         return name_w, mib_w, pct_w
@@ -387,7 +385,7 @@ class Picture:
             if i == HOLE:
                 continue
             n = int(pages[i])
-            self._text(("mib", i), xm, y, format_mib(n, self.page_size), st.legend, pal.fg_ramp)
+            self._text(("mib", i), xm, y, self._size_text(n), st.legend, pal.fg_ramp)
             c = -1 if counts is None else int(counts[i])
             self._text(("pct", i), xp, y, f"{c:,} folio{'s' * (c != 1)}" if c >= 0 else
                        f"{100.0 * n / self.ram_pages:.1f}%", st.legend, pal.dim_ramp)
@@ -410,6 +408,9 @@ class Picture:
             self._slots["cursor"] = ("", (y0, y1, cx, cx + 2))
         return canvas
 
+    def _size_text(self, pages: int) -> str:  # a legend size (the block view counts cells)
+        return format_mib(pages, self.page_size)
+
     def _text(self, slot, x: int, y: int, text: str, size: int, ramp: np.ndarray) -> None:
         """Right-aligned text that changes between frames: redrawn only when it differs."""
         old = self._slots.get(slot)
@@ -422,78 +423,4 @@ class Picture:
         self.text.draw(self._canvas, x, y, text, size, ramp, align="right", dirty=rects,
                        fast=True)
         self._slots[slot] = (text, rects[0] if rects else (0, 0, 0, 0))
-
-
-def choose_layout(header: Header, scheme: Scheme, options: Options, *, kind: str = "tiles",
-                  ppp: int | None = None, width: int | None = None,
-                  fit: tuple[int, int] = FIT_DEFAULT, ram_pages: int = 0,
-                  metric_lines: int = 0) -> MapLayout:
-    """The layout whose whole picture fits `fit` (its Look in `.look`); PvrecError if none.
-    metric_lines: how many --timeline-metrics lines the strips will have.
-
-    Prefers, in order: fewer pages per pixel; the normal text size (the compact one keeps
-    capitals MIN_CAP high); the legend at the right in one column (LOOKS); the grid of tiles
-    that fills the box best (the smallest of its sides' shares of the box, so a player
-    fitting it to the box shows it largest); 1 GiB tiles of one huge page per row over bigger
-    tiles and wider rows.
-    """
-    text = Text()  # one text measurer for every candidate: widths are cached
-    metrics = ([""] * metric_lines, None) if metric_lines else None  # what is measured
-
-    def build(k: int, style: TextStyle, shape: tuple[int | None, int | None]) -> MapLayout:
-        lay = MapLayout.build(header, kind=kind, ppp=k, width=width, gap=0,
-                              row_pages=shape[0], tile_pages=shape[1])
-        if not options.map_only:  # the gap holds the zone ribbon, if the tiles leave room
-            lay.gap = GAP if len(lay.tiles) <= 8 else GAP_MANY if lay.tile_width >= 16 else 1
-            lay.arrange(lay.max_cols, 2 * style.label_h + 4)
-        return lay
-
-    probe = build(ppp or 1, NORMAL, (None, None))
-    if not probe.tiles:
-        raise PvrecError("the recording's RAM ranges hold no page: nothing to draw")
-    shapes = tile_shapes(header) if kind == "tiles" else [(None, None)]
-    hpage = probe.row_pages if kind == "rows" else header.hpage_pages
-    ks = [ppp] if ppp else divisors(hpage) if kind == "rows" else \
-        divisors(hpage) + [hpage << j for j in range(1, 7)]
-    looks = [("right", 1)] if options.map_only else LOOKS
-    for k in ks:
-        if (ram_pages or header.ram_pages) / k > fit[0] * fit[1]:
-            continue  # more pixels than the box holds
-        best: tuple | None = None
-        for shape in shapes:
-            if kind == "tiles" and (shape[0] or hpage) % k:
-                continue
-            for rank, style in enumerate(STYLES[:1] if options.map_only else STYLES):
-                lay = build(k, style, shape)
-                pic = Picture(lay, scheme, header, options, ram_pages=ram_pages, text=text,
-                              metrics=metrics, look=Look(style))
-                for where, columns in looks:
-                    look = Look(style, where, columns)
-                    for cols in range(lay.max_cols, 0, -1):
-                        g = pic.geometry_for(*lay.size_for(cols), look)
-                        if g.height > fit[1]:
-                            break  # fewer columns are only taller
-                        if g.width > fit[0]:
-                            continue
-                        fill = round(max(g.width / fit[0], g.height / fit[1]), 3)
-                        score = (rank, LOOKS.index((where, columns)), fill, shape[1] or 0,
-                                 shape[0] or 0)
-                        if best is None or score < best[0]:
-                            best = (score, style, shape, look, cols)
-        if best is not None:
-            _, style, shape, look, cols = best
-            lay = build(k, style, shape)
-            lay.arrange(cols)
-            lay.look = look
-            return lay
-    if kind == "rows":  # one page per pixel unless -k: the map's size is the width's choice
-        k = ppp or 1
-        rows = -(-header.pfn_count // probe.row_pages)
-        raise PvrecError(f"the picture with --layout rows{f' -k {k}' if k > 1 else ''} "
-                         f"(--width {probe.row_pages}: a map of {probe.row_pages // k:,}x"
-                         f"{rows:,} pixels) does not fit in {fit[0]}x{fit[1]} pixels: give a "
-                         f"larger --fit or --size, or a --width whose map fits")
-    what = f"with -k {ppp} " if ppp else ""
-    raise PvrecError(f"the picture {what}does not fit in {fit[0]}x{fit[1]} pixels: give a "
-                     f"larger --fit or --size" + (" (or leave -k out)" if ppp else ""))
 

@@ -59,21 +59,18 @@ def class_timeline(source: Source, classifier: ValueClassifier, lay: MapLayout, 
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pages per class of every frame in the range (one pass over the runs, no pixels), and
     the values of the (metric, zone) pairs asked for."""
-    from pvrec.metrics import frame_metrics
-
     ts, rows, mrows = [], [], []
     if channel == "flags" and not metrics:
         frames = ((p, t, Frame(r)) for p, t, r in source.iter_runs(first, last + 1, every))
     else:
         frames = source.iter_frames(first, last + 1, every)
-    header, max_order = source.header, source.max_order
     for _pos, t, frame in frames:
         runs = getattr(frame, channel)
         ts.append(t)
         rows.append(lay.class_pages(lay.class_runs(classifier(runs.values, runs.lengths), runs.lengths),
                                     n_cls))
         if metrics:
-            fm = frame_metrics(frame.flags, header, max_order)
+            fm = source.metrics_of(frame)
             mrows.append([float(fm[zone][name]) for name, zone in metrics])
     values = np.array(mrows, dtype=np.float64).reshape(-1, len(metrics)) if metrics else \
         np.zeros((len(ts), 0))

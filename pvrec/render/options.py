@@ -32,6 +32,10 @@ SIZES = {"blog": ((760, 640), False), "1080p": ((1920, 1080), True),
          "4k": ((3840, 2160), True)}
 
 
+# --view: what one cell of the map is (other views add their names here)
+VIEWS = ("pages", "blocks")
+BLOCK_TIMELINE = ["free_hp_blocks", "compactable_hp_blocks"]  # --view blocks --timeline's lines
+
 FIT_MIN = 16  # --fit's smallest side, in pixels
 BLOG_MAX_SCALE = 3  # a blog picture encoded larger only grows the file: screens are <= 3x
 
@@ -84,9 +88,14 @@ class RenderOptions:
     top: int = 8
     timeline_metrics: str | list[str] | None = None
     metric_scale: str | None = None  # zero (None) or range: the metric strips' scales
+    view: str = "pages"
 
     def __post_init__(self) -> None:
         self.fit = parse_fit(self.fit)
+        if self.view not in VIEWS:
+            raise PvrecError(f"--view {self.view!r}: use one of {', '.join(VIEWS)}")
+        if self.view == "blocks" and self.timeline and self.timeline_metrics is None:
+            self.timeline_metrics = list(BLOCK_TIMELINE)
         if self.size is not None and self.size not in SIZES:
             raise PvrecError(f"--size {self.size!r}: use one of {', '.join(SIZES)}")
 
@@ -150,6 +159,8 @@ class RenderOptions:
             raise PvrecError("a .png output is one frame: choose it with --frame N (or a time "
                              "like --frame 12s), not --start/--end/--speed")
         self._check_drawn_on_top()
+        if self.view == "blocks":
+            _check_block_view(self)
 
     def _check_drawn_on_top(self) -> None:
         if self.highlight is not None:
@@ -214,6 +225,16 @@ class RenderOptions:
         if len(sources) > 1:
             titles = [t or _pair_title(s) for t, s in zip(titles, sources, strict=True)]
         return titles, metric_list
+
+
+def _check_block_view(o: RenderOptions) -> None:
+    """--view blocks colours cells by block state: what colours pages has no place in it."""
+    for flag, given in (("--classes", o.classes), ("--color-by", o.color_by),
+                        ("--highlight", o.highlight), ("--changes", o.changes or None),
+                        ("-k", o.pages_per_pixel)):
+        if given is not None:
+            raise PvrecError(f"--view blocks colours each huge-page block by its state; {flag} "
+                             f"is for the page view")
 
 
 def _shown(value: object) -> str:

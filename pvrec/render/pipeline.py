@@ -32,9 +32,11 @@ from pvrec.classes import Scheme, ValueClassifier, make_scheme
 from pvrec.classes_cgroup import cgroup_schemes
 from pvrec.errors import PvrecError
 from pvrec.recording.header import Header
-from pvrec.render.compose import MARGIN, Options, Picture, choose_layout
+from pvrec.render.blockview import BlockScheme, block_view
+from pvrec.render.compose import MARGIN, Options, Picture
 from pvrec.render.data import cgroup_tally, class_timeline, fit_data_scheme
 from pvrec.render.encoders import ENCODERS, Cancelled, Encoder, PngEncoder, write_png
+from pvrec.render.fit import choose_layout
 from pvrec.render.options import RenderOptions
 from pvrec.render.plan import Plan, make_plan
 from pvrec.render.raster import MapLayout
@@ -65,6 +67,7 @@ class RenderSummary:
     poster: Path | None = None  # the picture a <video> shows before it plays
     poster_frame: int = -1  # the recording's frame it shows
     html: str | None = None  # the <video> element to paste into a page
+    cell: int = 0  # --view blocks: a block's cell is cell x cell pixels
 
     @property
     def duration(self) -> float:
@@ -82,9 +85,10 @@ class RenderSummary:
             speed = f" ({rate} frames/s)" if self.rendered == self.frames else \
                 f" ({self.rendered} recording frames drawn, {rate}/s)"
         target = encoder.target_name(self.path)
+        scale = f"{self.cell}x{self.cell} pixels/block" if self.cell else \
+            f"{self.pages_per_pixel} page{'s' if self.pages_per_pixel > 1 else ''}/pixel"
         return (f"wrote {target} ({format_bytes(self.bytes)}, {what}, {self.width}x{self.height}"
-                f", {self.pages_per_pixel} page{'s' if self.pages_per_pixel > 1 else ''}"
-                f"/pixel) in {self.elapsed:.1f} s{speed}")
+                f", {scale}) in {self.elapsed:.1f} s{speed}")
 
 
 class _Interrupt:
@@ -153,7 +157,7 @@ def render_source(source: Source, out_path: str | os.PathLike,
     poster = poster_path(out) if o.poster and encoder.html_video else None
     if poster is not None:
         PngEncoder.check_target(poster, o.force)  # the output's --force rule
-    scheme = make_scheme(o.classes, o.ignore_flags)
+    scheme = BlockScheme() if o.view == "blocks" else make_scheme(o.classes, o.ignore_flags)
     sources = [source] if beside is None else [source, beside]
     titles, metric_list = o.check_sources(sources)
     plan = make_plan([s.times for s in sources], picture=encoder.picture, start=o.start,
@@ -179,7 +183,8 @@ def render_source(source: Source, out_path: str | os.PathLike,
     out_w, out_h = enc.frame_size
     return RenderSummary(out, enc.kind, enc.frames, rendered, o.fps, out_w, out_h,
                          enc.bytes_written(), time.perf_counter() - t_begin, sides[0].lay.ppp,
-                         scale, poster=poster, poster_frame=telling_at, html=html)
+                         scale, poster=poster, poster_frame=telling_at, html=html,
+                         cell=getattr(sides[0].pic, "cell", 0))
 
 
 def poster_path(out: Path) -> Path:
@@ -208,8 +213,16 @@ def _make_sides(o: RenderOptions, encoder: type[Encoder], sources: list[Source],
     timeline = o.timeline or metric_list is not None  # --timeline-metrics implies it
     opts = [Options(theme=o.theme, map_only=o.map_only, changes=o.changes, timeline=timeline,
                     title=t, clock=o.clock, highlight=o.highlight, note=note) for t in titles]
-    lays, ram_pages = _layouts(o, encoder, headers, schemes, opts,
-                               len(metric_list[0]) if metric_list else 0)
+    metric_lines = len(metric_list[0]) if metric_list else 0
+    if o.view == "blocks":  # cells of huge-page blocks, drawn as pages of their own header
+        sources, lays, picture = block_view(sources, scheme, opts,
+                                            _side_box(o, encoder, len(sources)), o.layout,
+                                            o.width, metric_lines)
+        headers = [s.header for s in sources]
+        ram_pages = headers[-1].ram_pages
+    else:
+        lays, ram_pages = _layouts(o, encoder, headers, schemes, opts, metric_lines)
+        picture = Picture
     classifiers = [ValueClassifier(sch) for sch in schemes]
     n_cls = len(schemes[0])
     channel = "cgroup" if o.color_by == "cgroup" else "flags"
@@ -219,7 +232,7 @@ def _make_sides(o: RenderOptions, encoder: type[Encoder], sources: list[Source],
     sides = []
     for i, s in enumerate(sources):
         tl, mt = strips[i]
-        pic = Picture(lays[i], schemes[i], headers[i], opts[i], frame_count=len(s),
+        pic = picture(lays[i], schemes[i], headers[i], opts[i], frame_count=len(s),
                       ram_pages=ram_pages, timeline=tl, metrics=mt)
         sides.append(Side(s, lays[i], pic, classifiers[i], n_cls, o.changes, o.highlight,
                           channel))
@@ -242,9 +255,7 @@ def _layouts(o: RenderOptions, encoder: type[Encoder], headers: list[Header],
              schemes: list[Scheme], opts: list[Options], metric_lines: int
              ) -> tuple[list[MapLayout], int]:
     """Each side's layout (both sides: one K, each in half of the box), and the RAM pages."""
-    fit = o.fit_box(encoder)
-    if fit is not None and len(headers) > 1:
-        fit = ((fit[0] - PAIR_GAP) // 2, fit[1])
+    fit = _side_box(o, encoder, len(headers))
     lays: list[MapLayout] = []
     ram_pages = 0
     for i, header in enumerate(headers):
@@ -261,6 +272,14 @@ def _layouts(o: RenderOptions, encoder: type[Encoder], headers: list[Header],
                                 metric_lines=metric_lines)
         lays.append(lay)
     return lays, ram_pages
+
+
+def _side_box(o: RenderOptions, encoder: type[Encoder], sides: int) -> tuple[int, int] | None:
+    """The box one side's picture fits in: the whole box, or half of it beside another."""
+    fit = o.fit_box(encoder)
+    if fit is not None and sides > 1:
+        fit = ((fit[0] - PAIR_GAP) // 2, fit[1])
+    return fit
 
 
 def _strips(sources: list[Source], plan: Plan, picture: bool,

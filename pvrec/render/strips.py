@@ -30,6 +30,7 @@ _MEASURE = Text()  # heights only, when the picture's own Text is not given
 
 # --timeline-metrics: what each metric counts (docs/metrics.md); the others are ratios
 _COUNTS = {"free_pages": "pages", "free_hp_blocks": "blocks", "mixed_blocks": None,
+           "compactable_hp_blocks": "blocks",
            "unusable_index": None, "largest_free_run": "size"}
 
 

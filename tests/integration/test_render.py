@@ -98,7 +98,8 @@ def test_mp4_full_picture_is_browser_safe(rec, tmp_path):
     exact = np.asarray(Image.open(png).convert("RGB"))
     assert (h, w) == (2 * exact.shape[0], 2 * exact.shape[1])
     # The map of the last frame (text is not compared): its pages within the tolerance.
-    from pvrec.render.compose import Options, Picture, choose_layout
+    from pvrec.render.compose import Options, Picture
+    from pvrec.render.fit import choose_layout
     from pvrec.render.raster import MapLayout
 
     scheme, opt = default_scheme(), Options(changes=True, timeline=True)

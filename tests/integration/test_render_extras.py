@@ -142,7 +142,8 @@ def chan(tmp_path_factory) -> Path:
 def map_of(path: Path, header: Header, **opt) -> tuple[np.ndarray, np.ndarray]:
     """(the map part of a rendered PNG of the 4096-page test layout as RGB, its palette)."""
     from pvrec.classes import default_scheme
-    from pvrec.render.compose import Options, Picture, choose_layout
+    from pvrec.render.compose import Options, Picture
+    from pvrec.render.fit import choose_layout
     from pvrec.render.raster import MapLayout
 
     scheme, o = default_scheme(), Options(**opt)
@@ -326,7 +327,8 @@ def test_timeline_metrics_lines_are_the_frames_metrics(tmp_path):
     plain = tmp_path / "plain.png"
     ok(run_pvrec("render", rec, "-o", plain, "--timeline"))
     from pvrec.classes import default_scheme
-    from pvrec.render.compose import Options, Picture, choose_layout
+    from pvrec.render.compose import Options, Picture
+    from pvrec.render.fit import choose_layout
     from pvrec.render.strips import TIMELINE_H
 
     header, o = Header.from_dict({**HEADER, "pfn_count": 4096}), Options(timeline=True)
@@ -421,7 +423,8 @@ def test_numa_nodes_get_a_panel_each_with_their_own_tiles():
 def test_numa_map_pixels_are_their_pages(numa, tmp_path):
     from pvrec.classes import ValueClassifier, default_scheme
     from pvrec.recording.reader import open_recording
-    from pvrec.render.compose import Options, choose_layout
+    from pvrec.render.compose import Options
+    from pvrec.render.fit import choose_layout
 
     out = tmp_path / "map.png"
     ok(run_pvrec("render", numa, "-o", out, "--map-only", "-k", "1"))
@@ -441,7 +444,8 @@ def test_numa_picture_is_labelled_per_node(numa, tmp_path):
     out = tmp_path / "numa.png"
     ok(run_pvrec("render", numa, "-o", out, "--timeline"))
     from pvrec.classes import default_scheme
-    from pvrec.render.compose import Options, Picture, choose_layout
+    from pvrec.render.compose import Options, Picture
+    from pvrec.render.fit import choose_layout
 
     h, o = Header.from_dict(numa_header()), Options(timeline=True)
     lay = choose_layout(h, default_scheme(), o, ram_pages=4 * G)

@@ -23,8 +23,9 @@ from PIL import Image, features
 
 from pvrec.classes import HOLE, default_scheme
 from pvrec.recording.header import Header
-from pvrec.render.compose import Options, Picture, choose_layout
+from pvrec.render.compose import Options, Picture
 from pvrec.render.encoders import GifEncoder
+from pvrec.render.fit import choose_layout
 from pvrec.render.palette import THEME_UI, Palette
 from pvrec.render.pipeline import render_recording
 from pvrec.render.raster import MapLayout

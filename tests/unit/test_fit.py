@@ -20,8 +20,9 @@ from PIL import Image
 from pvrec.classes import default_scheme
 from pvrec.errors import PvrecError
 from pvrec.recording.header import Header
-from pvrec.render.compose import Options, Picture, choose_layout
+from pvrec.render.compose import Options, Picture
 from pvrec.render.encoders import GifEncoder, Mp4Encoder, PngEncoder
+from pvrec.render.fit import choose_layout
 from pvrec.render.options import RenderOptions
 from pvrec.render.pipeline import PAIR_GAP
 from pvrec.render.text import MIN_CAP, STYLES, cap_height

@@ -165,4 +165,5 @@ def test_buddy_orders_follow_the_recordings_buddyinfo(tmp_path, capsys):
                  "buddy_order_11"]) == 2
     assert capsys.readouterr().err == ("pvrec: unknown metric 'buddy_order_11'; valid metrics: "
                                        "free_pages, free_hp_blocks, unusable_index, "
-                                       "largest_free_run, mixed_blocks, buddy_order_0..10\n")
+                                       "largest_free_run, mixed_blocks, compactable_hp_blocks, "
+                                       "buddy_order_0..10\n")

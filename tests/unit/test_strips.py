@@ -9,7 +9,8 @@ import pytest
 from pvrec.classes import default_scheme, make_scheme
 from pvrec.classes_cgroup import cgroup_schemes
 from pvrec.recording.header import Header
-from pvrec.render.compose import Options, Picture, choose_layout
+from pvrec.render.compose import Options, Picture
+from pvrec.render.fit import choose_layout
 from pvrec.render.strips import (
     TIMELINE_H,
     idle_classes,
