@@ -8,7 +8,10 @@ one kind, the first that applies:
     free       KPF_BUDDY
     huge       part of a THP or hugetlb page (thp or huge)
     movable    in use, on an LRU, anonymous, mmapped or swapbacked (compaction can move it)
-    unmovable  in use and not movable: slab, page tables, reserved, kernel pages with no flag
+    unmovable  in use and not movable: slab, page tables, reserved, kernel pages with flags
+    no flags   a flag word of 0: unmovable too (the `mixed_blocks` definition), counted apart
+               because a block of nothing else is most likely memory the kernel has not brought
+               into use (deferred initialisation, hot-added memory), not 2 MiB of kernel data
 
 and each block one state, the first that applies:
 
@@ -16,7 +19,8 @@ and each block one state, the first that applies:
     free         every page free: a huge page now
     huge         every page huge: already a THP or hugetlb page
     compactable  no unmovable page: compaction could make a huge page
-    unmovable    every page unmovable
+    no flags     every page has no flags
+    unmovable    every page unmovable (or with no flags)
     blocked      free or movable pages, and at least one unmovable page (the mixed block)
 
 All on the runs (never a per-page array): a 24 GiB frame of ~20k runs classifies its 12,288
@@ -45,10 +49,11 @@ NOPAGE_BIT = U(kpf.bit(kpf.NOPAGE))
 
 # Page kinds (the columns of BlockCounts.pages) and block states (their codes: hole is 0, as
 # the hole class of every render scheme).
-KINDS = ("hole", "free", "huge", "movable", "unmovable")
-HOLE_K, FREE_K, HUGE_K, MOVABLE_K, UNMOVABLE_K = range(len(KINDS))
-STATES = ("hole", "free", "compactable", "blocked", "unmovable", "huge")
-HOLE, FREE, COMPACTABLE, BLOCKED, UNMOVABLE_STATE, HUGE = range(len(STATES))
+KINDS = ("hole", "free", "huge", "movable", "unmovable", "no flags")
+HOLE_K, FREE_K, HUGE_K, MOVABLE_K, UNMOVABLE_K, EMPTY_K = range(len(KINDS))
+STUCK_KINDS = (UNMOVABLE_K, EMPTY_K)  # what compaction cannot move
+STATES = ("hole", "free", "compactable", "blocked", "unmovable", "huge", "no flags")
+HOLE, FREE, COMPACTABLE, BLOCKED, UNMOVABLE_STATE, HUGE, EMPTY = range(len(STATES))
 
 
 def movable_values(values: np.ndarray) -> np.ndarray:
@@ -67,6 +72,7 @@ def page_kinds(values: np.ndarray) -> np.ndarray:
     """The kind (KINDS index, uint8) of each flag word; layout holes are the caller's."""
     v = np.asarray(values, dtype=np.uint64)
     kind = np.full(v.shape, UNMOVABLE_K, dtype=np.uint8)
+    kind[v == 0] = EMPTY_K
     kind[movable_values(v) & ~unmovable_values(v)] = MOVABLE_K
     kind[(v & HUGE_BITS) != 0] = HUGE_K
     kind[(v & FREE_BIT) != 0] = FREE_K
@@ -87,13 +93,18 @@ class BlockCounts:
     def kind(self, k: int) -> np.ndarray:
         return self.pages[:, k]
 
+    def unmovable(self) -> np.ndarray:
+        """Pages compaction cannot move in each block (unmovable, and those with no flags)."""
+        return self.pages[:, UNMOVABLE_K] + self.pages[:, EMPTY_K]
+
     def states(self) -> np.ndarray:
         """The state (STATES index, uint8) of every block."""
         hp = self.hpage_pages
         p = self.pages
         state = np.full(len(self), BLOCKED, dtype=np.uint8)
         state[p[:, FREE_K] + p[:, MOVABLE_K] + p[:, HUGE_K] == 0] = UNMOVABLE_STATE
-        state[p[:, UNMOVABLE_K] == 0] = COMPACTABLE
+        state[self.unmovable() == 0] = COMPACTABLE
+        state[p[:, EMPTY_K] == hp] = EMPTY
         state[p[:, HUGE_K] == hp] = HUGE
         state[p[:, FREE_K] == hp] = FREE
         state[p[:, HOLE_K] > 0] = HOLE

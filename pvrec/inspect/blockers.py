@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pvrec import flags as kpf
-from pvrec.blocks import BLOCKED, FREE_K, HUGE_K, MOVABLE_K, UNMOVABLE_K, frame_blocks, page_kinds
+from pvrec.blocks import BLOCKED, FREE_K, HUGE_K, MOVABLE_K, STUCK_KINDS, frame_blocks, page_kinds
 from pvrec.errors import PvrecError
 from pvrec.metrics import zones_of
 from pvrec.runs import Runs
@@ -113,7 +113,7 @@ def find_blockers(source: Source, pos: int, max_unmovable: int = MAX_UNMOVABLE,
     hp = header.hpage_pages
     runs = source.read_runs(pos)
     counts = frame_blocks(runs, header)
-    unmov = counts.kind(UNMOVABLE_K)
+    unmov = counts.unmovable()
     blocked = counts.states() == BLOCKED
     cand = np.flatnonzero(blocked & (unmov <= max_unmovable))
     order = np.lexsort((cand, -counts.kind(FREE_K)[cand], unmov[cand]))
@@ -123,7 +123,7 @@ def find_blockers(source: Source, pos: int, max_unmovable: int = MAX_UNMOVABLE,
     for b in listed.tolist():
         p = counts.pages[b]
         blocks.append(BlockedBlock(b * hp, _zone_of(zones, b * hp), int(p[FREE_K]),
-                                   int(p[MOVABLE_K]), int(p[UNMOVABLE_K]), int(p[HUGE_K]),
+                                   int(p[MOVABLE_K]), int(unmov[b]), int(p[HUGE_K]),
                                    _unmovable_pages(runs, b * hp, (b + 1) * hp)))
     _date_blockers(source, pos, [x for blk in blocks for x in blk.blockers])
     return BlockersReport(source.name, pos, source.times[pos], header.page_size, hp,
@@ -145,7 +145,7 @@ def _unmovable_pages(runs: Runs, lo: int, hi: int) -> list[Blocker]:
     out = []
     for k in range(i, j):  # the few runs of one block
         value = runs.values[k]
-        if page_kinds(value.reshape(1))[0] != UNMOVABLE_K:
+        if page_kinds(value.reshape(1))[0] not in STUCK_KINDS:
             continue
         s, e = max(int(starts[k]), lo), min(int(starts[k] + runs.lengths[k]), hi)
         out += [Blocker(pfn, int(value), 0, 0.0) for pfn in range(s, e)]
@@ -162,6 +162,6 @@ def _date_blockers(source: Source, pos: int, blockers: list[Blocker]) -> None:
         at = np.searchsorted(runs.starts(), pfns, "right") - 1
         inside = pfns < runs.pfn_count
         kinds = page_kinds(runs.values[np.clip(at, 0, runs.values.size - 1)])
-        last_movable[(kinds != UNMOVABLE_K) | ~inside] = p
+        last_movable[~np.isin(kinds, STUCK_KINDS) | ~inside] = p
     for x, first in zip(blockers, (last_movable + 1).tolist(), strict=True):
         x.since, x.since_t = first, source.times[first]

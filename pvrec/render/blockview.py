@@ -44,6 +44,7 @@ _STATE_COLORS = {
     "blocked": ("#EE3377", None, "free or movable pages and an unmovable one"),
     "unmovable": ("#555555", "#A0A0A0", "unmovable pages only"),
     "huge": ("#EE7733", None, "already a THP or hugetlb page"),
+    "no flags": ("#9E9E9E", "#646464", "every page with no flags: not (yet) in the kernel's use"),
 }
 
 

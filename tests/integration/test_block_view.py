@@ -33,6 +33,7 @@ def page_states(flags: np.ndarray, hp: int = 512) -> np.ndarray:
     out = np.full(f.shape[0], STATES.index("blocked"))
     out[unmovable.all(1)] = STATES.index("unmovable")
     out[~unmovable.any(1)] = STATES.index("compactable")
+    out[(f == 0).all(1)] = STATES.index("no flags")
     out[huge.all(1)] = STATES.index("huge")
     out[free.all(1)] = STATES.index("free")
     out[hole.any(1)] = STATES.index("hole")
@@ -114,10 +115,11 @@ def test_legend_counts_and_bad_input(tmp_path):
     pic = picture(lay, BlockScheme(), cells.header, opts[0], ram_pages=cells.header.ram_pages)
     runs = cells.read_runs(0)
     cruns = lay.class_runs(BlockScheme().classify_values(runs.values), runs.lengths)
-    pic.frame(lay.pixel_classes(cruns), t=0.0, index=0, pages=lay.class_pages(cruns, 6))
+    pic.frame(lay.pixel_classes(cruns), t=0.0, index=0, pages=lay.class_pages(cruns, len(STATES)))
     shown = {STATES[i]: pic._slots[("mib", i)][0] for i in range(1, len(STATES))}
     assert shown == {"free": "58  0.0 GiB", "compactable": "1  0.0 GiB",  # 4 in the hole
-                     "blocked": "1  0.0 GiB", "unmovable": "0  0.0 GiB", "huge": "0  0.0 GiB"}
+                     "blocked": "1  0.0 GiB", "unmovable": "0  0.0 GiB", "huge": "0  0.0 GiB",
+                     "no flags": "0  0.0 GiB"}
     lines = [text for text, _ in pic.legend_lines()]
     assert "1 cell = 1 block of 256 KiB" in lines and "1 row = 32 blocks" in lines
     assert "DMA32: 0 - 8 MiB" in lines and "Normal: 8 MiB - 16 MiB" in lines

@@ -30,7 +30,7 @@ RAM = [[1, 159], [256, 786432], [1048576, 6553600]]  # the test VM's, as its rec
 
 def reference_state(flags: np.ndarray, in_ram: np.ndarray) -> tuple[str, dict[str, int]]:
     """One block's state and page counts, from the definitions."""
-    counts = dict.fromkeys(("hole", "free", "huge", "movable", "unmovable"), 0)
+    counts = dict.fromkeys(("hole", "free", "huge", "movable", "unmovable", "no flags"), 0)
     for f, ram in zip(flags.tolist(), in_ram.tolist(), strict=True):
         def has(*bits, f=f):
             return any(f >> b & 1 for b in bits)
@@ -43,6 +43,8 @@ def reference_state(flags: np.ndarray, in_ram: np.ndarray) -> tuple[str, dict[st
         elif has(kpf.LRU, kpf.ANON, kpf.MMAP, kpf.SWAPBACKED) and not has(
                 kpf.SLAB, kpf.PGTABLE, kpf.RESERVED):
             counts["movable"] += 1
+        elif f == 0:
+            counts["no flags"] += 1
         else:
             counts["unmovable"] += 1
     n = flags.size
@@ -52,9 +54,12 @@ def reference_state(flags: np.ndarray, in_ram: np.ndarray) -> tuple[str, dict[st
         return "free", counts
     if counts["huge"] == n:
         return "huge", counts
-    if counts["unmovable"] == 0:
+    stuck = counts["unmovable"] + counts["no flags"]  # no flags: unmovable (mixed_blocks' rule)
+    if stuck == 0:
         return "compactable", counts
-    if counts["unmovable"] == n:
+    if counts["no flags"] == n:
+        return "no flags", counts
+    if stuck == n:
         return "unmovable", counts
     return "blocked", counts
 
@@ -67,15 +72,17 @@ def test_each_state_exact_on_a_hand_made_frame():
         "blocked": [B] * 7 + [SLAB],
         "unmovable": [SLAB] * 4 + [0] * 4,  # slab and kernel pages with no flag
         "huge": [HUGETLB] * 8,
+        "no flags": [0] * 8,  # most likely not in the kernel's use yet: not 2 MiB of slab
         "hole": [B] * 7 + [NOPAGE],
     }
     flags = np.array([f for v in blocks.values() for f in v] + [B] * 8, np.uint64)
     header = Header.from_dict({"pfn_count": flags.size, "hpage_pages": hp,
-                               "ram_ranges": [[0, 48], [49, 56]]})  # 48 is not RAM
+                               "ram_ranges": [[0, 56], [57, 64]]})  # 56 is not RAM
     counts = frame_blocks(encode_flags(flags), header)
     assert [STATES[s] for s in counts.states()] == [*blocks, "hole"]
-    assert counts.pages[2].tolist() == [0, 7, 0, 0, 1]  # hole free huge movable unmovable
-    assert counts.pages[6].tolist() == [1, 7, 0, 0, 0]
+    assert counts.pages[2].tolist() == [0, 7, 0, 0, 1, 0]  # hole free huge movable unmovable -
+    assert counts.pages[3].tolist() == [0, 0, 0, 0, 4, 4]  # ... no flags
+    assert counts.pages[7].tolist() == [1, 7, 0, 0, 0, 0]
 
 
 def test_compactable_hp_blocks_counts_the_compactable_blocks_of_each_zone():
@@ -122,10 +129,12 @@ def reference_blockers(flags: np.ndarray, hp: int, most: int) -> list[tuple[int,
     for b in range(flags.size // hp):
         block = flags[b * hp:(b + 1) * hp]
         state, c = reference_state(block, in_ram)
-        if state == "blocked" and c["unmovable"] <= most:
+        n_stuck = c["unmovable"] + c["no flags"]
+        if state == "blocked" and n_stuck <= most:
             stuck = [b * hp + i for i, f in enumerate(block.tolist())
-                     if reference_state(np.array([f], np.uint64), in_ram[:1])[0] == "unmovable"]
-            found.append((c["unmovable"], -c["free"], b * hp, stuck))
+                     if reference_state(np.array([f], np.uint64), in_ram[:1])[0]
+                     in ("unmovable", "no flags")]
+            found.append((n_stuck, -c["free"], b * hp, stuck))
     return [(pfn, stuck) for _, _, pfn, stuck in sorted(found)]
 
 
