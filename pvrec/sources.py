@@ -60,6 +60,12 @@ class Source:
     def read_runs(self, pos: int) -> Runs:
         raise NotImplementedError
 
+    def values_at(self, pfns: np.ndarray, stop: int) -> Iterator[tuple[int, np.ndarray]]:
+        """(position, flags of these PFNs) of frames 0..stop-1 (PFNs inside the frame)."""
+        for pos, _t, runs in self.iter_runs(0, stop, 1):
+            at = np.searchsorted(runs.starts(), pfns, "right") - 1
+            yield pos, runs.values[np.clip(at, 0, runs.values.size - 1)]
+
     @property
     def max_order(self) -> int:
         """The largest buddy order of the machine (from its buddyinfo where recorded)."""
@@ -103,6 +109,9 @@ class RecordingSource(Source):
 
     def read_runs(self, pos):
         return self.rec.read_runs(pos)
+
+    def values_at(self, pfns, stop):
+        return self.rec.values_at(pfns, stop)  # no frame decoded whole
 
     def key_positions(self):
         return [i for i, f in enumerate(self.rec.frames) if f.kind == "key"]

@@ -158,10 +158,7 @@ def _date_blockers(source: Source, pos: int, blockers: list[Blocker]) -> None:
         return
     pfns = np.array([x.pfn for x in blockers], dtype=np.int64)
     last_movable = np.full(pfns.size, -1, dtype=np.int64)  # the last frame it was not unmovable
-    for p, _t, runs in source.iter_runs(0, pos + 1, 1):
-        at = np.searchsorted(runs.starts(), pfns, "right") - 1
-        inside = pfns < runs.pfn_count
-        kinds = page_kinds(runs.values[np.clip(at, 0, runs.values.size - 1)])
-        last_movable[~np.isin(kinds, STUCK_KINDS) | ~inside] = p
+    for p, values in source.values_at(pfns, pos + 1):
+        last_movable[~np.isin(page_kinds(values), STUCK_KINDS)] = p
     for x, first in zip(blockers, (last_movable + 1).tolist(), strict=True):
         x.since, x.since_t = first, source.times[first]

@@ -262,6 +262,33 @@ class Recording:
                 yield self.frames[pos], prev
             pos += 1
 
+    def values_at(self, pfns: np.ndarray, stop: int | None = None
+                  ) -> Iterator[tuple[int, np.ndarray]]:
+        """(position, the flags of these PFNs) for frames 0..stop-1, never a whole frame
+        decoded: a key frame is looked up at the PFNs, a delta XORed there alone (dating a
+        few pages over a long recording costs the files' reading, not every frame's runs).
+        Damaged frames are skipped with a warning, up to the next key frame."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        cur: np.ndarray | None = None
+        for pos in range(stop):
+            info = self.frames[pos]
+            if cur is None and info.kind != "key":
+                continue  # after a damaged frame: wait for a key frame
+            try:
+                arrays = self._load(info)
+                delta = arrays["meta"][1] == KIND_DELTA
+                lengths = arrays["lengths"].astype(np.int64)
+                ends = np.cumsum(lengths)
+                at = np.minimum(np.searchsorted(ends, pfns, "right"), lengths.size - 1)
+                here = arrays["palette"][arrays["codes"][at]]
+            except (FrameError, IndexError) as exc:
+                self._warn(f"{self.path}: frame {pos} ({info.file}) is damaged ({exc}); "
+                           f"skipped up to the next key frame")
+                cur = None
+                continue
+            cur = cur ^ here if delta and cur is not None else here
+            yield pos, cur
+
     def iter_runs(self, start: int = 0, stop: int | None = None, step: int = 1
                   ) -> Iterator[tuple[FrameInfo, Runs]]:
         """Frames in order as flag runs."""

@@ -18,6 +18,7 @@ from pvrec.recording.reader import open_recording
 from pvrec.recording.writer import Writer
 from pvrec.runs import encode_flags, join_pieces, xor_runs
 from tests.conftest import synthetic_flags
+from tests.helpers import make_recording
 
 flag_arrays = arrays(np.uint64, st.integers(1, 300),
                      elements=st.sampled_from([0, 1, 0x400, 0x68, 1 << 63, 0x828]))
@@ -285,3 +286,15 @@ def test_sparse_xor_matches_pagewise_xor(changes, seed):
         out = xor_runs(encode_flags(x), encode_flags(y))
         assert np.array_equal(out.expand(), a ^ b)
         assert np.all(out.values[1:] != out.values[:-1])
+
+
+def test_values_at_pfns_follow_every_frame_without_decoding_it(tmp_path):
+    # GIVEN a recording of key and delta frames (3% of the pages change a frame)
+    rec = open_recording(make_recording(tmp_path / "r", 9, key_every=4))
+    pfns = np.array([0, 1, 517, 2047, rec.pfn_count - 1], dtype=np.int64)
+    # THEN the flags it gives at those PFNs are the decoded frames', frame for frame
+    got = list(rec.values_at(pfns))
+    assert [pos for pos, _ in got] == list(range(9))
+    for pos, values in got:
+        assert values.tolist() == rec.read(pos)[pfns].tolist(), pos
+    assert [pos for pos, _ in rec.values_at(pfns, 3)] == [0, 1, 2]
