@@ -77,7 +77,7 @@ class Geometry:
 
 
 GAP, GAP_MANY = 8, 4  # between tiles (the zone ribbon lives there)
-TIME_TEMPLATE = "t=+00m00.0s   frame 00000/00000"
+TIME_TEMPLATE = "t=+00m00.0s   frame 00000 of 00000"
 
 
 class Picture:
@@ -372,8 +372,8 @@ class Picture:
             return canvas
         if self.opt.clock:
             self._text("time", g.width - MARGIN, MARGIN,
-                       f"{format_time(t)}   frame {index + 1}/{self.frame_count}", st.title,
-                       pal.fg_ramp)
+                       f"{format_time(t)}   frame {index} of {self.frame_count}", st.title,
+                       pal.fg_ramp)  # frame N is RUN@N, --frame N, export's N: counted from 0
         if changed is not None:
             self._text("changed", g.width - MARGIN, MARGIN + T.height(st.title) + 4,
                        f"{changed[1]:,} pages changed", st.info, pal.fg_ramp)
