@@ -14,6 +14,7 @@ from pvrec.messages import quote, say, warn
 from pvrec.render.encoders import DEFAULT_CRF, DEFAULT_PRESET
 from pvrec.render.options import SIZES, RenderOptions
 from pvrec.render.pipeline import render_recording
+from pvrec.render.raster import DOWNSAMPLE
 from pvrec.render.strips import METRIC_SCALES
 
 DESCRIPTION = """\
@@ -25,8 +26,9 @@ the suffix of -o: .mp4 (H.264, plays in every browser), .gif, .webp (animated,
 lossless), .png (one frame: --frame), or an existing directory (a PNG per frame).
 
 By default the whole picture fits in 1920x1080 (--fit, --size) by letting one pixel stand
-for K pages of a row (the most common class among them) and wrapping the tiles into a
-grid; MP4 frames are then enlarged 2x so that
+for K pages of a row and wrapping the tiles into a grid (a pixel keeps the pages
+that fragment: its unmovable pages first, then those in use, in a paler tint when some of
+its pages are free; --downsample mode: the most common class); MP4 frames are then enlarged 2x so that
 chroma subsampling cannot blur single pages. Frames are streamed: memory stays flat
 however long the recording. Ctrl-C stops and leaves no partial file.
 """
@@ -74,6 +76,11 @@ def add_picture_options(p: argparse.ArgumentParser, snapshot: bool = False) -> N
     g.add_argument("-k", "--pages-per-pixel", type=_positive_int, metavar="K",
                    help="pages one pixel stands for (divides the row); default: the smallest "
                         "K that fits --fit")
+    g.add_argument("--downsample", choices=DOWNSAMPLE, default="keep",
+                   help="with K > 1: keep (a pixel shows the most common class of its "
+                        "unmovable pages, else of its pages in use, paler when some are free: "
+                        "a lone slab page among free ones shows; default) or mode (the most "
+                        "common class of its K pages)")
     g.add_argument("--scale", type=int, metavar="S",
                    help="enlarge by S, nearest neighbour (default 1)" if snapshot else
                    "enlarge by S, nearest neighbour (default 2 for .mp4, else 1)")

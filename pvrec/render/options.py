@@ -20,6 +20,7 @@ from pvrec.errors import PvrecError
 from pvrec.output import refuse_stdout
 from pvrec.recording.header import Header
 from pvrec.render.compose import FIT_DEFAULT
+from pvrec.render.raster import DOWNSAMPLE
 from pvrec.render.encoders import DEFAULT_CRF, DEFAULT_PRESET, Encoder, encoder_for
 from pvrec.render.strips import METRIC_SCALES
 from pvrec.sources import Source
@@ -84,6 +85,7 @@ class RenderOptions:
     top: int = 8
     timeline_metrics: str | list[str] | None = None
     metric_scale: str | None = None  # zero (None) or range: the metric strips' scales
+    downsample: str = "keep"  # K > 1 pixels: keep the pages that fragment, or "mode"
 
     def __post_init__(self) -> None:
         self.fit = parse_fit(self.fit)
@@ -140,6 +142,9 @@ class RenderOptions:
             raise PvrecError(f"--size blog is shown at the picture's own width (at most 760 px): "
                              f"--scale 1-{BLOG_MAX_SCALE} sharpens it for HiDPI screens, not "
                              f"{scale}")
+        if self.downsample not in DOWNSAMPLE:
+            raise PvrecError(f"--downsample {self.downsample!r}: use keep (a pixel keeps its "
+                             f"unmovable and in-use pages) or mode (its most common class)")
         if not 0 <= self.crf <= 51:
             raise PvrecError(f"--crf must be between 0 and 51, not {self.crf}")
         if not encoder.picture and self.frame is not None:

@@ -1,6 +1,6 @@
 """The picture's 256 colours: the classes first, then the picture's own (background, text,
 ribbons, the --changes colour), two 8-step ramps for anti-aliased text, the dimmed copies of
---highlight and the --timeline-metrics lines. Every encoder takes indices into this palette."""
+--highlight, the --timeline-metrics lines and the partly-free tints of K > 1 pixels. Every encoder takes indices into this palette."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ RAMP_STEPS = 8
 METRIC_COLORS = ("#1A1A1A", "#D55E00", "#0072B2", "#009E73")  # --timeline-metrics lines
 METRIC_COLORS_DARK = ("#EDEDED", "#FF7A1A", "#56B4E9", "#33CC99")
 DIM = 0.7  # --highlight: pages not highlighted are their class colour blended this far to the bg
+# A pixel of K pages in use and free is its class colour blended this far to the free colour:
+# paler than the class, never the free grey itself (light and dark theme alike).
+PARTLY = 0.4
 
 
 def _rgb(h: str) -> tuple[int, int, int]:
@@ -41,10 +44,11 @@ class Palette:
     dim_ramp: np.ndarray
     dimmed: np.ndarray | None = None  # with dim: class -> index of its dimmed colour (256)
     lines: tuple[int, ...] = ()  # colours of the metric lines
+    tint: np.ndarray | None = None  # with tints: class -> index of its partly-free tint (256)
 
     @classmethod
-    def make(cls, scheme: Scheme, theme: str, dimming: float = 0.0, lines: int = 0
-             ) -> Palette:
+    def make(cls, scheme: Scheme, theme: str, dimming: float = 0.0, lines: int = 0,
+             tints: bool = False) -> Palette:
         n = len(scheme)
         colors = np.zeros((256, 3), dtype=np.uint8)
         colors[:n] = scheme.colors(theme)
@@ -81,5 +85,22 @@ class Palette:
             pos += 1
         if pos > 256:
             raise PvrecError(f"too many classes ({n}) for a 256-colour picture")
+        tint = None
+        if tints:  # where 256 colours have no room, a partly-free pixel keeps its class colour
+            tint = np.arange(256, dtype=np.uint8)
+            room = min(n, 256 - pos)
+            c = colors[:room].astype(np.float64)
+            colors[pos:pos + room] = np.rint(c + (np.array(free_color(theme), np.float64) - c)
+                                             * PARTLY)
+            tint[:room] = np.arange(pos, pos + room)
+            tint[HOLE] = HOLE
         return cls(colors, base, base + 1, base + 2, (base + 3, base + 4), base + 5, base + 6,
-                   ramps[0], ramps[1], dimmed, tuple(line_idx))
+                   ramps[0], ramps[1], dimmed, tuple(line_idx), tint)
+
+
+def free_color(theme: str) -> tuple[int, int, int]:
+    """The default scheme's colour of free pages, which partly-free tints fade towards."""
+    from pvrec.classes import default_scheme
+
+    scheme = default_scheme()
+    return scheme.classes[scheme.index("free")].color(theme)

@@ -206,7 +206,8 @@ def _make_sides(o: RenderOptions, encoder: type[Encoder], sources: list[Source],
     schemes, note = _schemes(o, scheme, ranges)
     timeline = o.timeline or metric_list is not None  # --timeline-metrics implies it
     opts = [Options(theme=o.theme, map_only=o.map_only, changes=o.changes, timeline=timeline,
-                    title=t, clock=o.clock, highlight=o.highlight, note=note) for t in titles]
+                    title=t, clock=o.clock, highlight=o.highlight, note=note,
+                    partly=o.downsample == "keep" and o.color_by is None) for t in titles]
     lays, ram_pages = _layouts(o, encoder, headers, schemes, opts,
                                len(metric_list[0]) if metric_list else 0)
     classifiers = [ValueClassifier(sch) for sch in schemes]
@@ -221,7 +222,7 @@ def _make_sides(o: RenderOptions, encoder: type[Encoder], sources: list[Source],
         pic = Picture(lays[i], schemes[i], headers[i], opts[i], frame_count=len(s),
                       ram_pages=ram_pages, timeline=tl, metrics=mt)
         sides.append(Side(s, lays[i], pic, classifiers[i], n_cls, o.changes, o.highlight,
-                          channel))
+                          channel, o.downsample))
     return sides
 
 

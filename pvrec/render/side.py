@@ -15,7 +15,7 @@ import numpy as np
 from pvrec.classes import ValueClassifier
 from pvrec.recording.reader import Frame
 from pvrec.render.compose import Picture
-from pvrec.render.raster import MapLayout
+from pvrec.render.raster import MapLayout, page_ranks
 from pvrec.runs import Runs, blocks_touched
 from pvrec.sources import Source
 
@@ -26,10 +26,13 @@ class Side:
 
     def __init__(self, source: Source, lay: MapLayout, pic: Picture,
                  classifier: ValueClassifier, n_cls: int, changes: bool,
-                 highlight: str | None = None, channel: str = "flags"):
+                 highlight: str | None = None, channel: str = "flags",
+                 downsample: str = "keep"):
         self.source, self.lay, self.pic = source, lay, pic
         self.classifier, self.n_cls, self.changes = classifier, n_cls, changes
         self.highlight, self.channel = highlight, channel
+        # K > 1 pixels keep the pages that fragment (ranked by their flags; not by cgroup)
+        self.keep = downsample == "keep" and channel == "flags" and lay.ppp > 1
         # read every channel, not just the flags
         self.frames = highlight is not None or channel != "flags"
         self.prev = None  # class runs of the frame drawn last (for --changes)
@@ -63,10 +66,11 @@ class Side:
         lay = self.lay
         if pos == self.drawn:
             if self._held is not None:  # held: nothing changes any more
-                px, pages, hl = self._held
+                px, partly, pages, hl = self._held
                 self._held = None
                 self.canvas = self.pic.frame(px, t=t, index=pos, pages=pages, highlight=hl,
-                                             changed=(np.zeros(px.size, dtype=bool), 0))
+                                             changed=(np.zeros(px.size, dtype=bool), 0),
+                                             partly=partly)
             return self.canvas  # type: ignore[return-value]
         hl = None
         if isinstance(data, Frame):
@@ -75,18 +79,19 @@ class Side:
                 hl = workload_blocks(data.workload, lay.ppp, lay.blocks)
         else:
             runs = data
-        cruns = lay.class_runs(self.classifier(runs.values), runs.lengths)
-        px = lay.pixel_classes(cruns)
+        cruns = lay.class_runs(self.classifier(runs.values), runs.lengths,
+                               page_ranks(runs.values) if self.keep else None)
+        px, partly = lay.pixels(cruns)
         pages = lay.class_pages(cruns, self.n_cls)
         changed = None
         if self.changes:
             changed = lay.changed_blocks(self.prev, cruns) if self.prev is not None else \
                 (np.zeros(px.size, dtype=bool), 0)
             self.prev = cruns
-            self._held = (px, pages, hl) if changed[1] else None
+            self._held = (px, partly, pages, hl) if changed[1] else None
         self.drawn = pos
         self.canvas = self.pic.frame(px, t=t, index=pos, pages=pages, changed=changed,
-                                     highlight=hl)
+                                     highlight=hl, partly=partly)
         return self.canvas
 
 
