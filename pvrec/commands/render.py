@@ -12,6 +12,7 @@ from pvrec.commands.terminal import LiveDisplay
 from pvrec.errors import PvrecError
 from pvrec.messages import quote, say, warn
 from pvrec.render.encoders import DEFAULT_CRF, DEFAULT_PRESET
+from pvrec.render.history import VIEWS
 from pvrec.render.options import SIZES, RenderOptions
 from pvrec.render.pipeline import render_recording
 from pvrec.render.raster import DOWNSAMPLE
@@ -41,6 +42,8 @@ examples:
   pvrec render RUN -o post.mp4 --size blog            legible in a 760 px blog column
   pvrec render RUN -o map.png --map-only --layout rows --width 512
                                                       pixel (x, y) = PFN y*512 + x
+  pvrec render RUN --view churn -o churn.png         pages by how often they changed class
+  pvrec render RUN --view age -o age.mp4             by how long ago (long-lived pages stand out)
   pvrec render RUN --classes flags --ignore-flags referenced,uptodate,idle_page
   pvrec render RUN --classes my-classes.toml          your own classes (see pvrec classes)
 """
@@ -114,6 +117,11 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="for .mp4: no OUT.poster.png (the last frame, shown before the video "
                         "plays) and no HTML snippet")
     add_picture_options(p)
+    p.add_argument("--view", choices=VIEWS, default="map",
+                   help="map: pages by class (default); churn: by how many frames changed "
+                        "their class, over the frames rendered (a .png: up to --frame); age: "
+                        "by how many frames ago their class last changed (long-lived pages "
+                        "dark); a log scale where the counts span decades")
     g = p.add_argument_group("what is drawn on top")
     g.add_argument("--changes", action="store_true",
                    help="highlight pages whose class changed since the previous frame")

@@ -20,6 +20,7 @@ from pvrec.errors import PvrecError
 from pvrec.output import refuse_stdout
 from pvrec.recording.header import Header
 from pvrec.render.compose import FIT_DEFAULT
+from pvrec.render.history import VIEWS
 from pvrec.render.raster import DOWNSAMPLE
 from pvrec.render.encoders import DEFAULT_CRF, DEFAULT_PRESET, Encoder, encoder_for
 from pvrec.render.strips import METRIC_SCALES
@@ -86,6 +87,7 @@ class RenderOptions:
     timeline_metrics: str | list[str] | None = None
     metric_scale: str | None = None  # zero (None) or range: the metric strips' scales
     downsample: str = "keep"  # K > 1 pixels: keep the pages that fragment, or "mode"
+    view: str = "map"  # VIEWS: page classes, or each page's history (churn, age)
 
     def __post_init__(self) -> None:
         self.fit = parse_fit(self.fit)
@@ -145,6 +147,17 @@ class RenderOptions:
         if self.downsample not in DOWNSAMPLE:
             raise PvrecError(f"--downsample {self.downsample!r}: use keep (a pixel keeps its "
                              f"unmovable and in-use pages) or mode (its most common class)")
+        if self.view not in VIEWS:
+            raise PvrecError(f"--view {self.view!r}: use one of {', '.join(VIEWS)}")
+        if self.view in ("churn", "age"):
+            drawn = [flag for flag, on in (("--changes", self.changes),
+                                           ("--timeline", self.timeline),
+                                           ("--timeline-metrics", self.timeline_metrics),
+                                           ("--highlight", self.highlight),
+                                           ("--color-by", self.color_by)) if on]
+            if drawn:
+                raise PvrecError(f"--view {self.view} colours pages by their history; "
+                                 f"{drawn[0]} is for the map of page classes (--view map)")
         if not 0 <= self.crf <= 51:
             raise PvrecError(f"--crf must be between 0 and 51, not {self.crf}")
         if not encoder.picture and self.frame is not None:

@@ -15,6 +15,7 @@ import numpy as np
 from pvrec.classes import ValueClassifier
 from pvrec.recording.reader import Frame
 from pvrec.render.compose import Picture
+from pvrec.render.history import History
 from pvrec.render.raster import MapLayout, page_ranks
 from pvrec.runs import Runs, blocks_touched
 from pvrec.sources import Source
@@ -27,12 +28,13 @@ class Side:
     def __init__(self, source: Source, lay: MapLayout, pic: Picture,
                  classifier: ValueClassifier, n_cls: int, changes: bool,
                  highlight: str | None = None, channel: str = "flags",
-                 downsample: str = "keep"):
+                 downsample: str = "keep", history: History | None = None):
         self.source, self.lay, self.pic = source, lay, pic
         self.classifier, self.n_cls, self.changes = classifier, n_cls, changes
         self.highlight, self.channel = highlight, channel
         # K > 1 pixels keep the pages that fragment (ranked by their flags; not by cgroup)
         self.keep = downsample == "keep" and channel == "flags" and lay.ppp > 1
+        self.history = history  # --view churn/age: fed every frame read, drawn from it
         # read every channel, not just the flags
         self.frames = highlight is not None or channel != "flags"
         self.prev = None  # class runs of the frame drawn last (for --changes)
@@ -57,6 +59,9 @@ class Side:
         """The last readable frame at or before pos (damaged ones are skipped)."""
         while self._pending is not None and self._pending[0] <= pos:
             self._current = self._pending
+            if self.history is not None:
+                runs = self._pending[2]
+                self.history.add(self.lay.class_runs(self.classifier(runs.values), runs.lengths))
             self._pending = next(self._it, None)  # type: ignore[arg-type]
         return self._current
 
@@ -72,6 +77,11 @@ class Side:
                                              changed=(np.zeros(px.size, dtype=bool), 0),
                                              partly=partly)
             return self.canvas  # type: ignore[return-value]
+        if self.history is not None:
+            px = self.history.pixels()
+            self.drawn = pos
+            self.canvas = self.pic.frame(px, t=t, index=pos, pages=self.history.pages(px))
+            return self.canvas
         hl = None
         if isinstance(data, Frame):
             runs = getattr(data, self.channel)
