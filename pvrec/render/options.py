@@ -20,9 +20,9 @@ from pvrec.errors import PvrecError
 from pvrec.output import refuse_stdout
 from pvrec.recording.header import Header
 from pvrec.render.compose import FIT_DEFAULT
+from pvrec.render.encoders import DEFAULT_CRF, DEFAULT_PRESET, Encoder, encoder_for
 from pvrec.render.history import VIEWS
 from pvrec.render.raster import DOWNSAMPLE
-from pvrec.render.encoders import DEFAULT_CRF, DEFAULT_PRESET, Encoder, encoder_for
 from pvrec.render.strips import METRIC_SCALES
 from pvrec.sources import Source
 from pvrec.units import format_bytes

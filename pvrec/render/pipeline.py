@@ -34,8 +34,8 @@ from pvrec.errors import PvrecError
 from pvrec.recording.header import Header
 from pvrec.render.compose import MARGIN, Options, Picture, choose_layout
 from pvrec.render.data import cgroup_tally, class_timeline, fit_data_scheme
-from pvrec.render.history import History, HistoryScheme
 from pvrec.render.encoders import ENCODERS, Cancelled, Encoder, PngEncoder, write_png
+from pvrec.render.history import History, HistoryScheme
 from pvrec.render.options import RenderOptions
 from pvrec.render.plan import Plan, make_plan
 from pvrec.render.raster import MapLayout
