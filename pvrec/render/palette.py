@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pvrec import flags as F
 from pvrec.classes import HOLE, Scheme
 from pvrec.errors import PvrecError
 
@@ -90,17 +91,22 @@ class Palette:
             tint = np.arange(256, dtype=np.uint8)
             room = min(n, 256 - pos)
             c = colors[:room].astype(np.float64)
-            colors[pos:pos + room] = np.rint(c + (np.array(free_color(theme), np.float64) - c)
-                                             * PARTLY)
+            free = np.array(free_color(theme, scheme), np.float64)
+            colors[pos:pos + room] = np.rint(c + (free - c) * PARTLY)
             tint[:room] = np.arange(pos, pos + room)
             tint[HOLE] = HOLE
         return cls(colors, base, base + 1, base + 2, (base + 3, base + 4), base + 5, base + 6,
                    ramps[0], ramps[1], dimmed, tuple(line_idx), tint)
 
 
-def free_color(theme: str) -> tuple[int, int, int]:
-    """The default scheme's colour of free pages, which partly-free tints fade towards."""
+def free_color(theme: str, scheme: Scheme | None = None) -> tuple[int, int, int]:
+    """The colour partly-free tints fade towards: the class a free page gets in the scheme
+    (the default scheme's free grey where that is the hole)."""
     from pvrec.classes import default_scheme
 
+    if scheme is not None:
+        c = int(scheme.classify_values(np.array([F.bit(F.BUDDY)], dtype=np.uint64))[0])
+        if c != HOLE:
+            return scheme.classes[c].color(theme)
     scheme = default_scheme()
     return scheme.classes[scheme.index("free")].color(theme)
