@@ -401,7 +401,7 @@ def render_recording(rec_path: str | os.PathLike | list | tuple,
 
     Options are the keyword forms of `pvrec render`'s flags: classes, ignore_flags, theme,
     layout, width, pages_per_pixel, scale, fit, map_only, changes, timeline, fps, speed, start,
-    end, every, hold, frame, crf, preset, title, force (default True here: the caller chose the
+    end, every, hold, frame, crf, preset, title, downsample, view, force (default True here: the caller chose the
     path; the CLI defaults to refusing), highlight, color_by, top, timeline_metrics, metric_scale (or a
     RenderOptions, which the keywords then amend), progress(done, total) and warn(message)
     callbacks (default: none; the warnings met are in the summary's `warnings`). Damaged frames are skipped
