@@ -16,7 +16,7 @@ from pvrec.render.history import History, HistoryScheme, bin_edges, ram_per_pixe
 from pvrec.render.pipeline import render_recording
 from pvrec.render.raster import MapLayout
 from pvrec.runs import encode_flags
-from tests.helpers import make_recording
+from tests.helpers import make_recording, pvrec_main
 
 
 @st.composite
@@ -156,3 +156,14 @@ def test_history_views_refuse_what_draws_classes(hist_rec, tmp_path):
             render_recording(hist_rec, tmp_path / "x.png", view="age", **extra)
     with pytest.raises(PvrecError, match="--view 'heat': use one of map, churn, age"):
         render_recording(hist_rec, tmp_path / "x.png", view="heat")
+
+
+def test_cli_view_churn_writes_a_png_and_refuses_changes_in_one_line(hist_rec, tmp_path):
+    code, out, err = pvrec_main("render", str(hist_rec), "--view", "churn", "-o",
+                                str(tmp_path / "churn.png"))
+    assert code == 0 and (tmp_path / "churn.png").is_file(), err
+    code, out, err = pvrec_main("render", str(hist_rec), "--view", "churn", "--changes", "-o",
+                                str(tmp_path / "c2.png"))
+    assert code == 2 and err == ("pvrec: --view churn colours pages by their history; "
+                                 "--changes is for the map of page classes (--view map)\n")
+    assert not (tmp_path / "c2.png").exists()
