@@ -25,7 +25,7 @@ from pvrec.render.raster import ClassRuns, MapLayout
 VIEWS = ("map", "churn", "age")  # --view (map: page classes, the default)
 MAX_LINEAR = 8  # up to this many frames of history, one bin per value
 RAMPS = {  # pale to dark, for the bins from the lowest value up
-    "churn": ("#FFFFE5", "#FFF7BC", "#FEE391", "#FEC44F", "#FB9A29", "#EC7014", "#CC4C02",
+    "churn": ("#FFF7BC", "#FEE391", "#FEC44F", "#FB9A29", "#EC7014", "#CC4C02",
               "#993404", "#662506"),
     "age": ("#FDE725", "#AADC32", "#5EC962", "#28AE80", "#21918C", "#2C728E", "#3B528B",
             "#472D7B", "#440154"),
