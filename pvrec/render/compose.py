@@ -372,8 +372,8 @@ class Picture:
               partly: np.ndarray | None = None) -> np.ndarray:
         """The picture of one frame: px from MapLayout.pixels, pages per class (RAM).
 
-        partly: bool per pixel (MapLayout.pixels' second part): drawn in the class's
-        partly-free tint (not where --highlight dims the pixel).
+        partly: the pixels that are partly free (MapLayout.pixels' second part): drawn in
+        their class's partly-free tint (not where --highlight dims the pixel).
 
         highlight: (bool per pixel: drawn in full colour, pages highlighted); the other pixels
         are dimmed (Options.highlight names what is highlighted).
@@ -385,10 +385,11 @@ class Picture:
         if self._canvas is None:
             self._canvas = self.static.copy()
         canvas = self._canvas
-        if partly is not None and pal.tint is not None:
+        if partly is not None and partly.size and pal.tint is not None:
             if highlight is not None:
-                partly = partly & highlight[0]
-            px = np.where(partly, pal.tint[px], px)
+                partly = partly[highlight[0][partly]]
+            px = px.copy()  # the caller's pixels stay classes
+            px[partly] = pal.tint[px[partly]]
         if highlight is not None and pal.dimmed is not None:
             keep = highlight[0]
             px = np.where(keep, px, pal.dimmed[px])

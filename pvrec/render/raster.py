@@ -308,7 +308,8 @@ class MapLayout:
         return self.pixels(runs)[0]
 
     def pixels(self, runs: ClassRuns) -> tuple[np.ndarray, np.ndarray | None]:
-        """(one uint8 class per pixel, bool per pixel: partly free, or None without ranks).
+        """(one uint8 class per pixel, the pixels that are partly free: their indices, sorted;
+        None without ranks).
 
         Without ranks a pixel is the most common class of its K pages (ties: the class listed
         first, but RAM before holes). With ranks it is the most common class among its pages
@@ -335,7 +336,7 @@ class MapLayout:
             px = np.repeat(cls, -(-ends // k) + (-starts // k))
             head = np.minimum(ends, (fb + 1) * k) - starts
             tail = ends - lb * k
-        partly = np.zeros(px.size, bool) if keep else None
+        partly = np.zeros(0, np.int64) if keep else None
         tail[lb == fb] = k  # no tail piece (k: dropped below)
         n_cls = int(cls.max()) + 1
         n = cls.size
@@ -361,7 +362,7 @@ class MapLayout:
             at = np.flatnonzero(first)
             top = np.maximum.reduceat(rank, at)
             free = np.logical_or.reduceat(rank == RANK_FREE, at)
-            partly[blk[at]] = free & (top > RANK_FREE)
+            partly = blk[at][free & (top > RANK_FREE)]
             sel = rank == np.repeat(top, np.diff(np.append(at, rank.size)))
             key, amount, blk = key[sel], amount[sel], blk[sel]
             first = np.empty(blk.size, dtype=bool)  # every pixel keeps a piece: its top's
