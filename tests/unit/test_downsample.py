@@ -174,3 +174,26 @@ def test_downsample_is_checked(tmp_path):
     rec = make_recording(tmp_path / "rec", frames=1)
     with pytest.raises(PvrecError, match="--downsample 'max': use keep .* or mode"):
         render_recording(rec, tmp_path / "x.png", downsample="max")
+
+
+@pytest.mark.parametrize("mapped", [True, False])
+def test_highlight_tints_the_workloads_partly_free_pixels_and_dims_the_others(tmp_path, mapped):
+    """GIVEN the lone slab page, mapped by the workload or not, WHEN drawn at K = 8 with
+    --highlight workload, THEN its pixel is slab's partly-free tint when the workload maps it,
+    else slab's dimmed colour (dimmed pixels are not tinted)."""
+    at = 512 + 77
+    rec = make_recording(tmp_path / "rec", [lone_page_frame(1024, B(F.SLAB), at)],
+                         workload=lambda flags, i: np.array([at] if mapped else [], np.int64))
+    out = tmp_path / "hl.png"
+    render_recording(rec, out, highlight="workload", layout="rows", width=512,
+                     pages_per_pixel=8, frame=0, fit="1200x800")
+    img = Image.open(out)
+    idx = np.asarray(img)
+    pal = Palette.make(SCHEME, "light", dimming=0.7, tints=True)
+    slab = SCHEME.index("slab")
+    colors = np.array(img.getpalette()).reshape(-1, 3)
+    want = pal.colors[pal.tint[slab]] if mapped else pal.colors[pal.dimmed[slab]]
+    rgb = colors[idx[:, :100]]  # the map (64 pixels wide, left of the legend)
+    assert (rgb == want).all(axis=2).sum() == 1
+    other = pal.colors[pal.dimmed[slab]] if mapped else pal.colors[pal.tint[slab]]
+    assert not (rgb == other).all(axis=2).any()
