@@ -79,6 +79,11 @@ def add_picture_options(p: argparse.ArgumentParser, snapshot: bool = False) -> N
     g.add_argument("-k", "--pages-per-pixel", type=_positive_int, metavar="K",
                    help="pages one pixel stands for (divides the row); default: the smallest "
                         "K that fits --fit")
+    g.add_argument("--view", choices=VIEWS, default="map",
+                   help="map: pages by class (default); churn: by how many frames changed "
+                        "their class, over the frames rendered (a picture: from the first "
+                        "frame to the one drawn); age: by how many frames ago their class last "
+                        "changed (long-lived pages dark); a log scale where counts span decades")
     g.add_argument("--downsample", choices=DOWNSAMPLE, default="keep",
                    help="with K > 1: keep (a pixel shows the most common class of its "
                         "unmovable pages, else of its pages in use, paler when some are free: "
@@ -117,11 +122,6 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="for .mp4: no OUT.poster.png (the last frame, shown before the video "
                         "plays) and no HTML snippet")
     add_picture_options(p)
-    p.add_argument("--view", choices=VIEWS, default="map",
-                   help="map: pages by class (default); churn: by how many frames changed "
-                        "their class, over the frames rendered (a .png: up to --frame); age: "
-                        "by how many frames ago their class last changed (long-lived pages "
-                        "dark); a log scale where the counts span decades")
     g = p.add_argument_group("what is drawn on top")
     g.add_argument("--changes", action="store_true",
                    help="highlight pages whose class changed since the previous frame")

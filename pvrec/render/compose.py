@@ -173,8 +173,8 @@ class Picture:
                 lines += [(f"{m.name}: {format_range(m.pfn * ps, m.end_pfn * ps)}", "dim")
                           for m in marks]
         if self.opt.partly and lay.ppp > 1:
-            lines += [("", "dim"), ("paler = partly free pixel", "partly"),
-                      ("its pages in use shown, unmovable first", "dim")]
+            lines += [("", "dim"), ("paler: partly free", "partly"),
+                      ("pages in use shown,", "dim"), ("unmovable ones first", "dim")]
         if self.opt.changes:
             lines += [("", "dim"), ("changed since last frame", "changed")]
         if self.opt.highlight:

@@ -167,3 +167,12 @@ def test_cli_view_churn_writes_a_png_and_refuses_changes_in_one_line(hist_rec, t
     assert code == 2 and err == ("pvrec: --view churn colours pages by their history; "
                                  "--changes is for the map of page classes (--view map)\n")
     assert not (tmp_path / "c2.png").exists()
+
+
+def test_snapshot_run_at_n_draws_churn_up_to_frame_n(hist_rec, tmp_path):
+    out = tmp_path / "snap.png"
+    code, _, err = pvrec_main("snapshot", f"{hist_rec}@5", "--view", "churn", "--map-only",
+                              "--layout", "rows", "--width", "512", "-o", str(out))
+    assert code == 0, err
+    assert colours_of(out, [(100, 0), (600 - 512, 1)]) == [
+        bin_colour("churn", 6, n) for n in ("5 changes", "1 change")]
