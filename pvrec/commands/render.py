@@ -12,8 +12,7 @@ from pvrec.commands.terminal import LiveDisplay
 from pvrec.errors import PvrecError
 from pvrec.messages import quote, say, warn
 from pvrec.render.encoders import DEFAULT_CRF, DEFAULT_PRESET
-from pvrec.render.history import VIEWS
-from pvrec.render.options import SIZES, RenderOptions
+from pvrec.render.options import SIZES, VIEWS, RenderOptions
 from pvrec.render.pipeline import render_recording
 from pvrec.render.raster import DOWNSAMPLE
 from pvrec.render.strips import METRIC_SCALES

@@ -19,7 +19,7 @@ import numpy as np
 from pvrec.classes import HOLE, Scheme
 from pvrec.errors import PvrecError
 from pvrec.recording.header import Header
-from pvrec.render.palette import DIM, THEME_UI, Palette
+from pvrec.render.palette import DIM, SWATCHED, THEME_UI, Palette
 from pvrec.render.raster import (
     PANEL_GAP,
     MapLayout,
@@ -32,7 +32,6 @@ from pvrec.render.strips import Strips, idle_classes, strips_height
 from pvrec.render.text import NORMAL, STYLES, Text, TextStyle, format_mib, format_time
 
 FIT_DEFAULT = (1920, 1080)
-_SWATCHED = ("changed", "partly")  # legend lines that start with a swatch
 
 MARGIN = 14
 
@@ -124,7 +123,7 @@ class Picture:
             self._palette = Palette.make(self.scheme, self.opt.theme,
                                          DIM if self.opt.highlight else 0.0,
                                          len(self.metrics[0]) if self.metrics else 0,
-                                         tints=self.opt.partly and self.layout.ppp > 1)
+                                         self.opt.partly and self.layout.ppp > 1)
         return self._palette
 
     @property
@@ -172,9 +171,8 @@ class Picture:
                 lines += [("", "dim"), (title, "fg")]
                 lines += [(f"{m.name}: {format_range(m.pfn * ps, m.end_pfn * ps)}", "dim")
                           for m in marks]
-        if self.opt.partly and lay.ppp > 1:
-            lines += [("", "dim"), ("paler: partly free", "partly"),
-                      ("pages in use shown,", "dim"), ("unmovable ones first", "dim")]
+        if self.opt.partly and lay.ppp > 1:  # the K > 1 rule's tint (docs/rendering.md)
+            lines += [("", "dim"), ("paler: partly free", "partly"), ("in use, unmovable first", "dim")]
         if self.opt.changes:
             lines += [("", "dim"), ("changed since last frame", "changed")]
         if self.opt.highlight:
@@ -189,7 +187,7 @@ class Picture:
         classes_w = st.swatch + 6 + name_w + 12 + mib_w + 10 + pct_w
         classes_h = (len(self.scheme) - 1) * st.line
         lines = self.legend_lines()
-        lines_w = max(self.text.width(text, st.legend) + (st.swatch + 6 if kind in _SWATCHED
+        lines_w = max(self.text.width(text, st.legend) + (st.swatch + 6 if kind in SWATCHED
                                                           else 0) for text, kind in lines)
         if self.opt.highlight:  # its line holds sizes, in the classes' columns
             lines_w = max(lines_w, classes_w)
@@ -338,26 +336,12 @@ class Picture:
             y += st.line
         for i, (text, kind) in enumerate(self.legend_lines()):
             x, y = self._line_xy(i)
-            if kind == "changed":
-                self._swatch(canvas, x, y + pad, pal.changed)
-                T.draw(canvas, x + sw, y, text, st.legend, pal.fg_ramp)
-            elif kind == "partly" and pal.tint is not None:
-                c = self._partly_example()
-                self._swatch(canvas, x, y + pad, int(pal.tint[c]))
-                half = st.swatch // 2
-                canvas[y + pad + 1:y + pad + st.swatch - 1, x + 1:x + half] = c  # class | tint
+            if kind in SWATCHED:
+                self._swatch(canvas, x, y + pad, pal.changed if kind == "changed" else pal.swatch)
                 T.draw(canvas, x + sw, y, text, st.legend, pal.fg_ramp)
             elif text:
                 T.draw(canvas, x, y, text, st.legend,
                        pal.fg_ramp if kind in ("fg", "highlight") else pal.dim_ramp)
-
-    def _partly_example(self) -> int:
-        """The class whose colour and tint the partly-free swatch shows (slab, else the
-        first class after the hole)."""
-        try:
-            return self.scheme.index("slab")
-        except KeyError:
-            return min(1, len(self.scheme) - 1)
 
     def _swatch(self, canvas: np.ndarray, x: int, y: int, color: int) -> None:
         sw = self.style.swatch
@@ -368,12 +352,8 @@ class Picture:
 
     def frame(self, px: np.ndarray, *, t: float, index: int, pages: np.ndarray,
               changed: tuple[np.ndarray, int] | None = None,
-              highlight: tuple[np.ndarray, int] | None = None,
-              partly: np.ndarray | None = None) -> np.ndarray:
-        """The picture of one frame: px from MapLayout.pixels, pages per class (RAM).
-
-        partly: the pixels that are partly free (MapLayout.pixels' second part): drawn in
-        their class's partly-free tint (not where --highlight dims the pixel).
+              highlight: tuple[np.ndarray, int] | None = None) -> np.ndarray:
+        """The picture of one frame: px from MapLayout.pixel_classes, pages per class (RAM).
 
         highlight: (bool per pixel: drawn in full colour, pages highlighted); the other pixels
         are dimmed (Options.highlight names what is highlighted).
@@ -385,11 +365,6 @@ class Picture:
         if self._canvas is None:
             self._canvas = self.static.copy()
         canvas = self._canvas
-        if partly is not None and partly.size and pal.tint is not None:
-            if highlight is not None:
-                partly = partly[highlight[0][partly]]
-            px = px.copy()  # the caller's pixels stay classes
-            px[partly] = pal.tint[px[partly]]
         if highlight is not None and pal.dimmed is not None:
             keep = highlight[0]
             px = np.where(keep, px, pal.dimmed[px])

@@ -4,8 +4,9 @@ churn: in how many of the frames read so far a page of the pixel changed class (
 frame before); age: how many frames ago that last happened (pages unchanged since the first
 frame read are as old as the range). Both come from the changes between consecutive frames'
 class runs (raster.class_changes, as --changes), in the one pass that reads the frames, into
-one counter per pixel: a uint32 count and a uint32 frame number, 8 bytes a pixel (6.5 MB for
-the 24 GiB test VM at K = 8, 52 MB at K = 1), memory bounded by the picture as the renderer is.
+counters per pixel: a uint32 count, a uint32 frame number and its RAM pages (int32), 12 bytes
+a pixel (9.8 MB for the 24 GiB test VM at K = 8, 79 MB at K = 1): bounded by the picture, as
+the renderer's memory is, not by the number of frames.
 At K > 1 a pixel changes when any of its K pages does (as --changes marks it).
 
 The colours are bins of the value, a scheme of their own (so legend, sizes and palette are the
@@ -22,7 +23,6 @@ import numpy as np
 from pvrec.classes import HOLE, PageClass, Scheme, colors_of, default_scheme, parse_color
 from pvrec.render.raster import ClassRuns, MapLayout
 
-VIEWS = ("map", "churn", "age")  # --view (map: page classes, the default)
 MAX_LINEAR = 8  # up to this many frames of history, one bin per value
 RAMPS = {  # pale to dark, for the bins from the lowest value up
     "churn": ("#FFF7BC", "#FEE391", "#FEC44F", "#FB9A29", "#EC7014", "#CC4C02",
@@ -124,7 +124,7 @@ class History:
 def ram_per_pixel(lay: MapLayout) -> np.ndarray:
     """Pages of RAM in each pixel (K, less the layout's holes and the padding)."""
     k = lay.ppp
-    ram = np.full(lay.blocks, k, dtype=np.int64)
+    ram = np.full(lay.blocks, k, dtype=np.int32)
     for s, e in [*lay.holes, (lay.pfn_count, lay.blocks * k)]:
         if e <= s:
             continue

@@ -21,7 +21,6 @@ from pvrec.output import refuse_stdout
 from pvrec.recording.header import Header
 from pvrec.render.compose import FIT_DEFAULT
 from pvrec.render.encoders import DEFAULT_CRF, DEFAULT_PRESET, Encoder, encoder_for
-from pvrec.render.history import VIEWS
 from pvrec.render.raster import DOWNSAMPLE
 from pvrec.render.strips import METRIC_SCALES
 from pvrec.sources import Source
@@ -33,6 +32,8 @@ from pvrec.units import format_bytes
 SIZES = {"blog": ((760, 640), False), "1080p": ((1920, 1080), True),
          "4k": ((3840, 2160), True)}
 
+
+VIEWS = ("map", "churn", "age")  # --view: page classes (default), or each page's history
 
 FIT_MIN = 16  # --fit's smallest side, in pixels
 BLOG_MAX_SCALE = 3  # a blog picture encoded larger only grows the file: screens are <= 3x

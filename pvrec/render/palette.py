@@ -24,6 +24,7 @@ DIM = 0.7  # --highlight: pages not highlighted are their class colour blended t
 # A pixel of K pages in use and free is its class colour blended this far to the free colour:
 # paler than the class, never the free grey itself (light and dark theme alike).
 PARTLY = 0.4
+SWATCHED = ("changed", "partly")  # legend lines that start with a swatch: --changes, the tints
 
 
 def _rgb(h: str) -> tuple[int, int, int]:
@@ -46,6 +47,7 @@ class Palette:
     dimmed: np.ndarray | None = None  # with dim: class -> index of its dimmed colour (256)
     lines: tuple[int, ...] = ()  # colours of the metric lines
     tint: np.ndarray | None = None  # with tints: class -> index of its partly-free tint (256)
+    swatch: int = 0  # the legend's partly-free swatch: slab's tint (or the first class's)
 
     @classmethod
     def make(cls, scheme: Scheme, theme: str, dimming: float = 0.0, lines: int = 0,
@@ -86,7 +88,7 @@ class Palette:
             pos += 1
         if pos > 256:
             raise PvrecError(f"too many classes ({n}) for a 256-colour picture")
-        tint = None
+        tint, swatch = None, 0
         if tints:  # where 256 colours have no room, a partly-free pixel keeps its class colour
             tint = np.arange(256, dtype=np.uint8)
             room = min(n, 256 - pos)
@@ -95,8 +97,22 @@ class Palette:
             colors[pos:pos + room] = np.rint(c + (free - c) * PARTLY)
             tint[:room] = np.arange(pos, pos + room)
             tint[HOLE] = HOLE
+            swatch = int(tint[scheme.index("slab") if "slab" in scheme.names else min(1, n - 1)])
         return cls(colors, base, base + 1, base + 2, (base + 3, base + 4), base + 5, base + 6,
-                   ramps[0], ramps[1], dimmed, tuple(line_idx), tint)
+                   ramps[0], ramps[1], dimmed, tuple(line_idx), tint, swatch)
+
+
+def tinted(pal: Palette, px: np.ndarray, partly: np.ndarray | None,
+           highlight: np.ndarray | None = None) -> np.ndarray:
+    """The pixels with the partly-free ones (indices) in their tint; not those that
+    --highlight dims (highlight: bool per pixel, in full colour)."""
+    if partly is None or not partly.size or pal.tint is None:
+        return px
+    if highlight is not None:
+        partly = partly[highlight[partly]]
+    px = px.copy()  # the layout's pixels stay classes
+    px[partly] = pal.tint[px[partly]]
+    return px
 
 
 def free_color(theme: str, scheme: Scheme | None = None) -> tuple[int, int, int]:

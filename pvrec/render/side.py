@@ -16,6 +16,7 @@ from pvrec.classes import ValueClassifier
 from pvrec.recording.reader import Frame
 from pvrec.render.compose import Picture
 from pvrec.render.history import History
+from pvrec.render.palette import tinted
 from pvrec.render.raster import MapLayout, page_ranks
 from pvrec.runs import Runs, blocks_touched
 from pvrec.sources import Source
@@ -71,11 +72,10 @@ class Side:
         lay = self.lay
         if pos == self.drawn:
             if self._held is not None:  # held: nothing changes any more
-                px, partly, pages, hl = self._held
+                px, pages, hl = self._held
                 self._held = None
                 self.canvas = self.pic.frame(px, t=t, index=pos, pages=pages, highlight=hl,
-                                             changed=(np.zeros(px.size, dtype=bool), 0),
-                                             partly=partly)
+                                             changed=(np.zeros(px.size, dtype=bool), 0))
             return self.canvas  # type: ignore[return-value]
         if self.history is not None:
             px = self.history.pixels()
@@ -92,16 +92,17 @@ class Side:
         cruns = lay.class_runs(self.classifier(runs.values), runs.lengths,
                                page_ranks(runs.values) if self.keep else None)
         px, partly = lay.pixels(cruns)
+        px = tinted(self.pic.palette, px, partly, None if hl is None else hl[0])
         pages = lay.class_pages(cruns, self.n_cls)
         changed = None
         if self.changes:
             changed = lay.changed_blocks(self.prev, cruns) if self.prev is not None else \
                 (np.zeros(px.size, dtype=bool), 0)
             self.prev = cruns
-            self._held = (px, partly, pages, hl) if changed[1] else None
+            self._held = (px, pages, hl) if changed[1] else None
         self.drawn = pos
         self.canvas = self.pic.frame(px, t=t, index=pos, pages=pages, changed=changed,
-                                     highlight=hl, partly=partly)
+                                     highlight=hl)
         return self.canvas
 
 
