@@ -35,6 +35,8 @@ from pvrec.runs import blocks_touched
 DOWNSAMPLE = ("keep", "mode")  # --downsample: keep the pages that fragment, or the most common
 RANK_FREE, RANK_USED, RANK_UNMOVABLE = 1, 2, 3  # a page's rank in a pixel (0: a hole)
 _BUDDY = np.uint64(kpf.bit(kpf.BUDDY))
+_TOP_RANK = np.array([max((r for r in range(4) if m >> r & 1), default=0) for m in range(16)],
+                     dtype=np.uint8)  # the highest rank in a 4-bit set of ranks
 TILE_ROWS = 512  # rows (huge pages) per tile: 1 GiB with 4 KiB pages and 2 MiB huge pages
 PANEL_GAP = 24  # pixels between the panels of NUMA nodes
 
@@ -339,19 +341,47 @@ class MapLayout:
         partly = np.zeros(0, np.int64) if keep else None
         tail[lb == fb] = k  # no tail piece (k: dropped below)
         n_cls = int(cls.max()) + 1
+        code = cls.astype(np.int64)
+        if keep:  # the rank rides in the key's low 2 bits: pixel * 4n_cls + class * 4 + rank
+            code *= 4
+            code += np.where(cls == HOLE, 0, runs.ranks)  # a hole (or padding) ranks lowest
+            n_cls *= 4
         n = cls.size
         key = np.empty(2 * n, dtype=np.int64)  # pixel * n_cls + class, in PFN order
         amount = np.empty(2 * n, dtype=np.int64)
-        c64 = cls.astype(np.int64)
         np.multiply(fb, n_cls, out=key[0::2])
-        key[0::2] += c64
+        key[0::2] += code
         np.multiply(lb, n_cls, out=key[1::2])
-        key[1::2] += c64
+        key[1::2] += code
         amount[0::2], amount[1::2] = head, tail
         cut = amount < k
         key, amount = key[cut], amount[cut]
         if key.size == 0:
             return px, partly
+        blk = key // n_cls
+        first = np.empty(blk.size, dtype=bool)
+        first[0] = True
+        np.not_equal(blk[1:], blk[:-1], out=first[1:])
+        mixed = blk[first]
+        group = np.cumsum(first)
+        group -= 1
+        key -= blk * n_cls  # the class (and rank) again
+        if keep:
+            rank = (key & 3).astype(np.uint8)
+            present = np.bitwise_or.reduceat(np.left_shift(1, rank, dtype=np.uint8),
+                                             np.flatnonzero(first))  # the ranks in each pixel
+            top = _TOP_RANK[present]
+            partly = mixed[(present & (1 << RANK_FREE) != 0) & (top > RANK_FREE)]
+            amount *= rank == top[group]  # only the pages of the pixel's top rank count
+            key >>= 2
+            n_cls //= 4
+        key += group * n_cls  # index into the (mixed pixels x classes) table
+        counts = np.bincount(key, weights=amount, minlength=mixed.size * n_cls)
+        counts = counts.reshape(mixed.size, n_cls) * 2
+        if not keep:
+            counts[:, HOLE] -= counts[:, HOLE] > 0  # a tie between RAM and a hole shows the RAM
+        px[mixed] = np.argmax(counts, axis=1)
+        return px, partly
         blk = key // n_cls
         first = np.empty(blk.size, dtype=bool)
         first[0] = True
