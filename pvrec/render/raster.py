@@ -382,33 +382,6 @@ class MapLayout:
             counts[:, HOLE] -= counts[:, HOLE] > 0  # a tie between RAM and a hole shows the RAM
         px[mixed] = np.argmax(counts, axis=1)
         return px, partly
-        blk = key // n_cls
-        first = np.empty(blk.size, dtype=bool)
-        first[0] = True
-        np.not_equal(blk[1:], blk[:-1], out=first[1:])
-        if keep:
-            rank = np.repeat(runs.ranks, 2)[cut]
-            rank[(key - blk * n_cls) == HOLE] = 0  # a hole (or padding) ranks below RAM
-            at = np.flatnonzero(first)
-            top = np.maximum.reduceat(rank, at)
-            free = np.logical_or.reduceat(rank == RANK_FREE, at)
-            partly = blk[at][free & (top > RANK_FREE)]
-            sel = rank == np.repeat(top, np.diff(np.append(at, rank.size)))
-            key, amount, blk = key[sel], amount[sel], blk[sel]
-            first = np.empty(blk.size, dtype=bool)  # every pixel keeps a piece: its top's
-            first[0] = True
-            np.not_equal(blk[1:], blk[:-1], out=first[1:])
-        mixed = blk[first]
-        group = np.cumsum(first)
-        group -= 1
-        key -= blk * n_cls  # the class again
-        key += group * n_cls  # index into the (mixed pixels x classes) table
-        counts = np.bincount(key, weights=amount, minlength=mixed.size * n_cls)
-        counts = counts.reshape(mixed.size, n_cls) * 2
-        if not keep:
-            counts[:, HOLE] -= counts[:, HOLE] > 0  # a tie between RAM and a hole shows the RAM
-        px[mixed] = np.argmax(counts, axis=1)
-        return px, partly
 
     def tile_pixels(self, px: np.ndarray, t: Tile, fill: int = HOLE) -> np.ndarray:
         """The (rows, width) pixels of one tile out of pixel_classes() (a view when whole)."""
