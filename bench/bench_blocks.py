@@ -69,7 +69,7 @@ def main() -> None:
     print(f"pvrec blockers RUN (last frame, a new process): {min(walls):.2f} s best of 3 "
           f"(target < 1 s)")
 
-    views = ("pages", "blocks")
+    views = ("map", "blocks")
     wall: dict[str, list[float]] = {v: [] for v in views}
     cpu: dict[str, list[float]] = {v: [] for v in views}
     with tempfile.TemporaryDirectory() as d:
@@ -83,8 +83,8 @@ def main() -> None:
     for view in views:
         print(f"  {view:6} view  {statistics.median(wall[view]):6.2f} frames/s wall  "
               f"{statistics.median(cpu[view]):6.2f} frames/s CPU")
-    ratio_w = statistics.median(wall["blocks"]) / statistics.median(wall["pages"])
-    ratio_c = statistics.median(cpu["blocks"]) / statistics.median(cpu["pages"])
+    ratio_w = statistics.median(wall["blocks"]) / statistics.median(wall["map"])
+    ratio_c = statistics.median(cpu["blocks"]) / statistics.median(cpu["map"])
     print(f"  block view / page view: {ratio_w:.2f}x wall, {ratio_c:.2f}x CPU (target >= 1)")
     rate = drawing_rates(rec_path)
     print(f"drawing alone (runs -> picture, the last frame, best of 25): page view "

@@ -14,6 +14,7 @@ from pvrec.messages import quote, say, warn
 from pvrec.render.encoders import DEFAULT_CRF, DEFAULT_PRESET
 from pvrec.render.options import SIZES, VIEWS, RenderOptions
 from pvrec.render.pipeline import render_recording
+from pvrec.render.raster import DOWNSAMPLE
 from pvrec.render.strips import METRIC_SCALES
 
 DESCRIPTION = """\
@@ -25,8 +26,9 @@ the suffix of -o: .mp4 (H.264, plays in every browser), .gif, .webp (animated,
 lossless), .png (one frame: --frame), or an existing directory (a PNG per frame).
 
 By default the whole picture fits in 1920x1080 (--fit, --size) by letting one pixel stand
-for K pages of a row (the most common class among them) and wrapping the tiles into a
-grid; MP4 frames are then enlarged 2x so that
+for K pages of a row and wrapping the tiles into a grid (a pixel keeps the pages
+that fragment: its unmovable pages first, then those in use, in a paler tint when some of
+its pages are free; --downsample mode: the most common class); MP4 frames are then enlarged 2x so that
 chroma subsampling cannot blur single pages. Frames are streamed: memory stays flat
 however long the recording. Ctrl-C stops and leaves no partial file.
 """
@@ -39,6 +41,8 @@ examples:
   pvrec render RUN -o post.mp4 --size blog            legible in a 760 px blog column
   pvrec render RUN -o map.png --map-only --layout rows --width 512
                                                       pixel (x, y) = PFN y*512 + x
+  pvrec render RUN --view churn -o churn.png         pages by how often they changed class
+  pvrec render RUN --view age -o age.mp4             by how long ago (long-lived pages stand out)
   pvrec render RUN --classes flags --ignore-flags referenced,uptodate,idle_page
   pvrec render RUN --classes my-classes.toml          your own classes (see pvrec classes)
 """
@@ -65,11 +69,6 @@ def add_picture_options(p: argparse.ArgumentParser, snapshot: bool = False) -> N
     g.add_argument("--ignore-flags", metavar="NAMES", default=None,
                    help="with --classes flags: flags to drop before combining "
                         f"(default {DEFAULT_IGNORE})")
-    g.add_argument("--view", choices=VIEWS, default="pages",
-                   help="pages: one pixel per page (or K pages) by class (default); blocks: "
-                        "one cell per huge-page block (2 MiB) by what a huge-page allocation "
-                        "finds there: free, compactable, blocked, unmovable, huge (with "
-                        "--timeline: lines of free and compactable blocks)")
     g.add_argument("--theme", choices=THEMES, default="light",
                    help="colours for a light or dark page (default light)")
     g.add_argument("--layout", choices=("tiles", "rows"), default="tiles",
@@ -80,6 +79,19 @@ def add_picture_options(p: argparse.ArgumentParser, snapshot: bool = False) -> N
     g.add_argument("-k", "--pages-per-pixel", type=_positive_int, metavar="K",
                    help="pages one pixel stands for (divides the row); default: the smallest "
                         "K that fits --fit")
+    g.add_argument("--view", choices=VIEWS, default="map",
+                   help="map: pages by class (default); blocks: one cell per huge-page block "
+                        "(2 MiB) by what a huge-page allocation finds there: free, compactable, "
+                        "blocked, unmovable, huge, no flags (with --timeline: lines of free and "
+                        "compactable blocks); churn: pages by how many frames changed their "
+                        "class, over the frames rendered (a picture: from the first frame to "
+                        "the one drawn); age: by how many frames ago their class last changed "
+                        "(long-lived pages dark); a log scale where counts span decades")
+    g.add_argument("--downsample", choices=DOWNSAMPLE, default="keep",
+                   help="with K > 1: keep (a pixel shows the most common class of its "
+                        "unmovable pages, else of its pages in use, paler when some are free: "
+                        "a lone slab page among free ones shows; default) or mode (the most "
+                        "common class of its K pages)")
     g.add_argument("--scale", type=int, metavar="S",
                    help="enlarge by S, nearest neighbour (default 1)" if snapshot else
                    "enlarge by S, nearest neighbour (default 2 for .mp4, else 1)")

@@ -19,7 +19,7 @@ import numpy as np
 from pvrec.classes import HOLE, Scheme
 from pvrec.errors import PvrecError
 from pvrec.recording.header import Header
-from pvrec.render.palette import DIM, THEME_UI, Palette
+from pvrec.render.palette import DIM, SWATCHED, THEME_UI, Palette
 from pvrec.render.raster import (
     PANEL_GAP,
     MapLayout,
@@ -46,6 +46,7 @@ class Options:
     clock: bool = True  # the time and frame number (not for a one-off snapshot)
     highlight: str | None = None  # "workload": its pages in full colour, the rest dimmed
     note: str | None = None  # a line of the legend saying what the colours are
+    partly: bool = False  # K > 1 pixels keep the pages that fragment: partly-free tints
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,8 @@ class Picture:
         if self._palette is None:
             self._palette = Palette.make(self.scheme, self.opt.theme,
                                          DIM if self.opt.highlight else 0.0,
-                                         len(self.metrics[0]) if self.metrics else 0)
+                                         len(self.metrics[0]) if self.metrics else 0,
+                                         self.opt.partly and self.layout.ppp > 1)
         return self._palette
 
     @property
@@ -168,6 +170,8 @@ class Picture:
                 lines += [("", "dim"), (title, "fg")]
                 lines += [(f"{m.name}: {format_range(m.pfn * ps, m.end_pfn * ps)}", "dim")
                           for m in marks]
+        if self.opt.partly and lay.ppp > 1:  # the K > 1 rule's tint (docs/rendering.md)
+            lines += [("", "dim"), ("paler: partly free", "partly"), ("in use, unmovable first", "dim")]
         if self.opt.changes:
             lines += [("", "dim"), ("changed since last frame", "changed")]
         if self.opt.highlight:
@@ -182,7 +186,7 @@ class Picture:
         classes_w = st.swatch + 6 + name_w + 12 + mib_w + 10 + pct_w
         classes_h = (len(self.scheme) - 1) * st.line
         lines = self.legend_lines()
-        lines_w = max(self.text.width(text, st.legend) + (st.swatch + 6 if kind == "changed"
+        lines_w = max(self.text.width(text, st.legend) + (st.swatch + 6 if kind in SWATCHED
                                                           else 0) for text, kind in lines)
         if self.opt.highlight:  # its line holds sizes, in the classes' columns
             lines_w = max(lines_w, classes_w)
@@ -331,8 +335,8 @@ class Picture:
             y += st.line
         for i, (text, kind) in enumerate(self.legend_lines()):
             x, y = self._line_xy(i)
-            if kind == "changed":
-                self._swatch(canvas, x, y + pad, pal.changed)
+            if kind in SWATCHED:
+                self._swatch(canvas, x, y + pad, pal.changed if kind == "changed" else pal.swatch)
                 T.draw(canvas, x + sw, y, text, st.legend, pal.fg_ramp)
             elif text:
                 T.draw(canvas, x, y, text, st.legend,

@@ -21,6 +21,7 @@ from pvrec.output import refuse_stdout
 from pvrec.recording.header import Header
 from pvrec.render.compose import FIT_DEFAULT
 from pvrec.render.encoders import DEFAULT_CRF, DEFAULT_PRESET, Encoder, encoder_for
+from pvrec.render.raster import DOWNSAMPLE
 from pvrec.render.strips import METRIC_SCALES
 from pvrec.sources import Source
 from pvrec.units import format_bytes
@@ -32,8 +33,9 @@ SIZES = {"blog": ((760, 640), False), "1080p": ((1920, 1080), True),
          "4k": ((3840, 2160), True)}
 
 
-# --view: what one cell of the map is (other views add their names here)
-VIEWS = ("pages", "blocks")
+# --view: what a pixel or cell of the map shows: page classes (default), huge-page blocks, or
+# each page's history
+VIEWS = ("map", "blocks", "churn", "age")
 BLOCK_TIMELINE = ["free_hp_blocks", "compactable_hp_blocks"]  # --view blocks --timeline's lines
 
 FIT_MIN = 16  # --fit's smallest side, in pixels
@@ -88,7 +90,8 @@ class RenderOptions:
     top: int = 8
     timeline_metrics: str | list[str] | None = None
     metric_scale: str | None = None  # zero (None) or range: the metric strips' scales
-    view: str = "pages"
+    downsample: str = "keep"  # K > 1 pixels: keep the pages that fragment, or "mode"
+    view: str = "map"  # VIEWS
 
     def __post_init__(self) -> None:
         self.fit = parse_fit(self.fit)
@@ -149,6 +152,18 @@ class RenderOptions:
             raise PvrecError(f"--size blog is shown at the picture's own width (at most 760 px): "
                              f"--scale 1-{BLOG_MAX_SCALE} sharpens it for HiDPI screens, not "
                              f"{scale}")
+        if self.downsample not in DOWNSAMPLE:
+            raise PvrecError(f"--downsample {self.downsample!r}: use keep (a pixel keeps its "
+                             f"unmovable and in-use pages) or mode (its most common class)")
+        if self.view in ("churn", "age"):
+            drawn = [flag for flag, on in (("--changes", self.changes),
+                                           ("--timeline", self.timeline),
+                                           ("--timeline-metrics", self.timeline_metrics),
+                                           ("--highlight", self.highlight),
+                                           ("--color-by", self.color_by)) if on]
+            if drawn:
+                raise PvrecError(f"--view {self.view} colours pages by their history; "
+                                 f"{drawn[0]} is for the map of page classes (--view map)")
         if not 0 <= self.crf <= 51:
             raise PvrecError(f"--crf must be between 0 and 51, not {self.crf}")
         if not encoder.picture and self.frame is not None:

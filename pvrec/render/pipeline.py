@@ -37,6 +37,7 @@ from pvrec.render.compose import MARGIN, Options, Picture
 from pvrec.render.data import cgroup_tally, class_timeline, fit_data_scheme
 from pvrec.render.encoders import ENCODERS, Cancelled, Encoder, PngEncoder, write_png
 from pvrec.render.fit import choose_layout
+from pvrec.render.history import History, HistoryScheme
 from pvrec.render.options import RenderOptions
 from pvrec.render.plan import Plan, make_plan
 from pvrec.render.raster import MapLayout
@@ -165,7 +166,7 @@ def render_source(source: Source, out_path: str | os.PathLike,
                      hold=o.hold, video=encoder.video,
                      intervals=[s.header.interval for s in sources])
     sides = _make_sides(o, encoder, sources, scheme, plan, titles, metric_list)
-    _start_reading(o, sides, plan)
+    _start_reading(o, sides, plan, encoder.picture)
     combined, offsets, (w, h) = _pair_canvas(sides)
     scale = o.scale_for(encoder)
     if warn:
@@ -210,9 +211,19 @@ def _make_sides(o: RenderOptions, encoder: type[Encoder], sources: list[Source],
     headers = [s.header for s in sources]
     fit_data_scheme(scheme, ranges)
     schemes, note = _schemes(o, scheme, ranges)
+    classifiers = [ValueClassifier(sch) for sch in schemes]
+    notes = [note] * len(sources)
+    if o.view in ("churn", "age"):  # the pictures' classes are bins of each page's history
+        spans = [(_history_from(o, encoder, a), b) for _, a, b in ranges]
+        schemes = [HistoryScheme(o.view, len(range(a, b + 1, _step(o)))
+                                 if i == plan.master and not encoder.picture else b - a + 1)
+                   for i, (a, b) in enumerate(spans)]
+        notes = [sch.note(a, b) for sch, (a, b) in zip(schemes, spans, strict=True)]
     timeline = o.timeline or metric_list is not None  # --timeline-metrics implies it
     opts = [Options(theme=o.theme, map_only=o.map_only, changes=o.changes, timeline=timeline,
-                    title=t, clock=o.clock, highlight=o.highlight, note=note) for t in titles]
+                    title=t, clock=o.clock, highlight=o.highlight, note=nt,
+                    partly=o.downsample == "keep" and o.color_by is None and o.view == "map")
+            for t, nt in zip(titles, notes, strict=True)]
     metric_lines = len(metric_list[0]) if metric_list else 0
     if o.view == "blocks":  # cells of huge-page blocks, drawn as pages of their own header
         sources, lays, picture = block_view(sources, scheme, opts,
@@ -223,7 +234,6 @@ def _make_sides(o: RenderOptions, encoder: type[Encoder], sources: list[Source],
     else:
         lays, ram_pages = _layouts(o, encoder, headers, schemes, opts, metric_lines)
         picture = Picture
-    classifiers = [ValueClassifier(sch) for sch in schemes]
     n_cls = len(schemes[0])
     channel = "cgroup" if o.color_by == "cgroup" else "flags"
     strips = _strips(sources, plan, encoder.picture, classifiers, lays, o.every or 1, n_cls,
@@ -234,8 +244,10 @@ def _make_sides(o: RenderOptions, encoder: type[Encoder], sources: list[Source],
         tl, mt = strips[i]
         pic = picture(lays[i], schemes[i], headers[i], opts[i], frame_count=len(s),
                       ram_pages=ram_pages, timeline=tl, metrics=mt)
+        history = History(lays[i], schemes[i]) if isinstance(schemes[i], HistoryScheme) \
+            else None
         sides.append(Side(s, lays[i], pic, classifiers[i], n_cls, o.changes, o.highlight,
-                          channel))
+                          channel, o.downsample if o.view == "map" else "mode", history))
     return sides
 
 
@@ -310,12 +322,27 @@ def _strips(sources: list[Source], plan: Plan, picture: bool,
     return tls
 
 
-def _start_reading(o: RenderOptions, sides: list[Side], plan: Plan) -> None:
+def _step(o: RenderOptions) -> int:
+    """Every how many frames the run that sets the time is read."""
+    return (o.every or 1) if o.speed is None else 1
+
+
+def _history_from(o: RenderOptions, encoder: type[Encoder], first: int) -> int:
+    """Where churn and age start counting: a picture's from the recording's first frame, a
+    video's from its own."""
+    return 0 if encoder.picture else first
+
+
+def _start_reading(o: RenderOptions, sides: list[Side], plan: Plan,
+                   picture: bool = False) -> None:
     """Each side reads its range forward from here (and the frame --changes compares the
-    first one with)."""
-    step = (o.every or 1) if o.speed is None else 1
+    first one with); churn and age of a picture from the first frame."""
+    step = _step(o)
     for i, (sd, (a, b)) in enumerate(zip(sides, plan.ranges, strict=True)):
-        if i == plan.master:
+        if sd.history is not None:
+            sd.start(0 if picture else a, b, step if i == plan.master and not picture else 1,
+                     None)
+        elif i == plan.master:
             before = (a - step if a - step >= 0 else a - 1) if a > 0 else None
             sd.start(a, b, step, before)
         else:
@@ -400,7 +427,7 @@ def render_recording(rec_path: str | os.PathLike | list | tuple,
 
     Options are the keyword forms of `pvrec render`'s flags: classes, ignore_flags, theme,
     layout, width, pages_per_pixel, scale, fit, map_only, changes, timeline, fps, speed, start,
-    end, every, hold, frame, crf, preset, title, force (default True here: the caller chose the
+    end, every, hold, frame, crf, preset, title, downsample, view, force (default True here: the caller chose the
     path; the CLI defaults to refusing), highlight, color_by, top, timeline_metrics, metric_scale (or a
     RenderOptions, which the keywords then amend), progress(done, total) and warn(message)
     callbacks (default: none; the warnings met are in the summary's `warnings`). Damaged frames are skipped

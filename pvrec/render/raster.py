@@ -7,11 +7,15 @@ huge pages and a tile a few GiB (`row_pages`, `tile_pages`): a huge page never s
 row, so THP and hugetlb blocks stay whole runs of pixels. `rows`: pixel (x, y) is PFN y*width + x, the
 contract that tests and users composing their own figures rely on.
 
-A pixel may stand for K consecutive pages of a row (--pages-per-pixel); it shows the most common
-class among them (ties go to the class listed first). Everything works on the frame's runs: the
-class of most pixels is the class of the run holding their first page (one np.repeat over the
-runs), and only the pixels that a run boundary or a RAM hole cuts through are counted page by
-page. That keeps a 6.5M-page frame at a few milliseconds.
+A pixel may stand for K consecutive pages of a row (--pages-per-pixel). By default it keeps
+the pages that fragment (`--downsample keep`): each page has a rank by its flags (free, in use,
+unmovable: docs/metrics.md's masks), the pixel shows the most common class among its pages of
+the highest rank present (a slab page among 511 free pages is drawn as slab), and is marked
+partly free when free pages are also in it (drawn in its class's partly-free tint).
+`--downsample mode` is the old rule: the most common class (ties go to the class listed first).
+Everything works on the frame's runs: the class of most pixels is the class of the run holding
+their first page (one np.repeat over the runs), and only the pixels that a run boundary or a RAM
+hole cuts through are counted page by page. That keeps a 6.5M-page frame at a few milliseconds.
 """
 
 from __future__ import annotations
@@ -21,11 +25,18 @@ from typing import NamedTuple
 
 import numpy as np
 
+from pvrec import flags as kpf
+from pvrec.blocks import unmovable_values
 from pvrec.classes import HOLE
 from pvrec.errors import PvrecError
 from pvrec.recording.header import Header
 from pvrec.runs import blocks_touched
 
+DOWNSAMPLE = ("keep", "mode")  # --downsample: keep the pages that fragment, or the most common
+RANK_FREE, RANK_USED, RANK_UNMOVABLE = 1, 2, 3  # a page's rank in a pixel (0: a hole)
+_BUDDY = np.uint64(kpf.bit(kpf.BUDDY))
+_TOP_RANK = np.array([max((r for r in range(4) if m >> r & 1), default=0) for m in range(16)],
+                     dtype=np.uint8)  # the highest rank in a 4-bit set of ranks
 TILE_ROWS = 512  # rows (huge pages) per tile: 1 GiB with 4 KiB pages and 2 MiB huge pages
 PANEL_GAP = 24  # pixels between the panels of NUMA nodes
 
@@ -259,10 +270,15 @@ class MapLayout:
         """Pixels (blocks of K pages) covering [0, pfn_count), the last one maybe partial."""
         return -(-self.pfn_count // self.ppp)
 
-    def class_runs(self, cls_run: np.ndarray, lengths: np.ndarray) -> ClassRuns:
-        """The frame as runs of classes: neighbours of one class joined, the layout's holes
-        (and the padding of a last partial pixel) spliced in as HOLE runs."""
-        cls, ln = merge_runs(cls_run, lengths)
+    def class_runs(self, cls_run: np.ndarray, lengths: np.ndarray,
+                   ranks: np.ndarray | None = None) -> ClassRuns:
+        """The frame as runs of classes: neighbours of one class (and rank) joined, the
+        layout's holes (and the padding of a last partial pixel) spliced in as HOLE runs.
+        ranks (page_ranks of the runs' flags) make pixel_classes keep the pages that fragment."""
+        code = np.asarray(cls_run, dtype=np.uint16)
+        if ranks is not None:
+            code = code | (np.asarray(ranks, dtype=np.uint16) << 8)
+        code, ln = _merge(code, np.asarray(lengths, dtype=np.int64))
         if self.holes:
             ends = np.cumsum(ln)
             for s, e in self.holes:
@@ -271,27 +287,41 @@ class MapLayout:
                 start_i = int(ends[i] - ln[i])
                 mid_c, mid_l = [HOLE], [e - s]
                 if s > start_i:
-                    mid_c.insert(0, cls[i])
+                    mid_c.insert(0, code[i])
                     mid_l.insert(0, s - start_i)
                 if ends[j] > e:
-                    mid_c.append(cls[j])
+                    mid_c.append(code[j])
                     mid_l.append(int(ends[j]) - e)
-                cls = np.concatenate((cls[:i], np.array(mid_c, np.uint8), cls[j + 1:]))
+                code = np.concatenate((code[:i], np.array(mid_c, np.uint16), code[j + 1:]))
                 ln = np.concatenate((ln[:i], np.array(mid_l, np.int64), ln[j + 1:]))
                 ends = np.cumsum(ln)
         pad = -self.pfn_count % self.ppp
         if pad:
-            cls = np.append(cls, np.uint8(HOLE))
+            code = np.append(code, np.uint16(HOLE))
             ln = np.append(ln, np.int64(pad))
-        return ClassRuns(*merge_runs(cls, ln))
+        code, ln = _merge(code, ln)
+        cls = code.astype(np.uint8)  # the low byte
+        if ranks is None:
+            return ClassRuns(cls, ln)
+        return ClassRuns(cls, ln, (code >> 8).astype(np.uint8))
 
     def pixel_classes(self, runs: ClassRuns) -> np.ndarray:
-        """One uint8 class per pixel: the most common class of its K pages (ties: the class
-        listed first, but RAM before holes)."""
+        """One uint8 class per pixel (see pixels)."""
+        return self.pixels(runs)[0]
+
+    def pixels(self, runs: ClassRuns) -> tuple[np.ndarray, np.ndarray | None]:
+        """(one uint8 class per pixel, the pixels that are partly free: their indices, sorted;
+        None without ranks).
+
+        Without ranks a pixel is the most common class of its K pages (ties: the class listed
+        first, but RAM before holes). With ranks it is the most common class among its pages
+        of the highest rank (unmovable, in use, free, hole), and partly free when it is in use
+        and holds free pages too."""
         k = self.ppp
         cls, ln = runs.cls, runs.lengths
+        keep = runs.ranks is not None
         if k == 1:
-            return np.repeat(cls, ln)
+            return np.repeat(cls, ln), None  # no pixel mixes pages
         ends = np.cumsum(ln)
         starts = ends - ln
         # Pixels cut by a run boundary: add up the pieces of runs inside each of them. A run
@@ -308,21 +338,26 @@ class MapLayout:
             px = np.repeat(cls, -(-ends // k) + (-starts // k))
             head = np.minimum(ends, (fb + 1) * k) - starts
             tail = ends - lb * k
+        partly = np.zeros(0, np.int64) if keep else None
         tail[lb == fb] = k  # no tail piece (k: dropped below)
         n_cls = int(cls.max()) + 1
+        code = cls.astype(np.int64)
+        if keep:  # the rank rides in the key's low 2 bits: pixel * 4n_cls + class * 4 + rank
+            code *= 4
+            code += np.where(cls == HOLE, 0, runs.ranks)  # a hole (or padding) ranks lowest
+            n_cls *= 4
         n = cls.size
         key = np.empty(2 * n, dtype=np.int64)  # pixel * n_cls + class, in PFN order
         amount = np.empty(2 * n, dtype=np.int64)
-        c64 = cls.astype(np.int64)
         np.multiply(fb, n_cls, out=key[0::2])
-        key[0::2] += c64
+        key[0::2] += code
         np.multiply(lb, n_cls, out=key[1::2])
-        key[1::2] += c64
+        key[1::2] += code
         amount[0::2], amount[1::2] = head, tail
-        keep = amount < k
-        key, amount = key[keep], amount[keep]
+        cut = amount < k
+        key, amount = key[cut], amount[cut]
         if key.size == 0:
-            return px
+            return px, partly
         blk = key // n_cls
         first = np.empty(blk.size, dtype=bool)
         first[0] = True
@@ -330,13 +365,23 @@ class MapLayout:
         mixed = blk[first]
         group = np.cumsum(first)
         group -= 1
-        key -= blk * n_cls  # the class again
+        key -= blk * n_cls  # the class (and rank) again
+        if keep:
+            rank = (key & 3).astype(np.uint8)
+            present = np.bitwise_or.reduceat(np.left_shift(1, rank, dtype=np.uint8),
+                                             np.flatnonzero(first))  # the ranks in each pixel
+            top = _TOP_RANK[present]
+            partly = mixed[(present & (1 << RANK_FREE) != 0) & (top > RANK_FREE)]
+            amount *= rank == top[group]  # only the pages of the pixel's top rank count
+            key >>= 2
+            n_cls //= 4
         key += group * n_cls  # index into the (mixed pixels x classes) table
         counts = np.bincount(key, weights=amount, minlength=mixed.size * n_cls)
         counts = counts.reshape(mixed.size, n_cls) * 2
-        counts[:, HOLE] -= counts[:, HOLE] > 0  # a tie between RAM and a hole shows the RAM
+        if not keep:
+            counts[:, HOLE] -= counts[:, HOLE] > 0  # a tie between RAM and a hole shows the RAM
         px[mixed] = np.argmax(counts, axis=1)
-        return px
+        return px, partly
 
     def tile_pixels(self, px: np.ndarray, t: Tile, fill: int = HOLE) -> np.ndarray:
         """The (rows, width) pixels of one tile out of pixel_classes() (a view when whole)."""
@@ -374,16 +419,25 @@ class MapLayout:
 
 
 class ClassRuns(NamedTuple):
-    """A frame as runs of page classes (uint8 class, int64 length)."""
+    """A frame as runs of page classes (uint8 class, int64 length; uint8 rank, or None)."""
 
     cls: np.ndarray
     lengths: np.ndarray
+    ranks: np.ndarray | None = None
 
 
-def merge_runs(cls_run: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Runs of classes with neighbours of one class joined (fewer boundaries to look at)."""
-    cls_run = np.asarray(cls_run, dtype=np.uint8)
-    lengths = np.asarray(lengths, dtype=np.int64)
+def page_ranks(values: np.ndarray) -> np.ndarray:
+    """The rank of each flag value in a pixel: free (buddy), unmovable (docs/metrics.md's
+    `mixed_blocks` definition, pvrec.blocks' masks) or else in use."""
+    v = np.asarray(values, dtype=np.uint64)
+    out = np.full(v.shape, RANK_USED, dtype=np.uint8)
+    out[unmovable_values(v)] = RANK_UNMOVABLE
+    out[(v & _BUDDY) != 0] = RANK_FREE
+    return out
+
+
+def _merge(cls_run: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of codes with neighbours of one code joined (fewer boundaries to look at)."""
     if cls_run.size > 1:
         keep = np.empty(cls_run.size, dtype=bool)
         keep[0] = True
@@ -396,8 +450,8 @@ def merge_runs(cls_run: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np
 
 def class_changes(prev: ClassRuns, cur: ClassRuns) -> tuple[np.ndarray, np.ndarray]:
     """PFN ranges [s, e) whose class differs between two frames given as (class, length) runs."""
-    pc, pl = prev
-    cc, cl = cur
+    pc, pl = prev[0], prev[1]
+    cc, cl = cur[0], cur[1]
     pe, ce = np.cumsum(pl), np.cumsum(cl)
     bounds = np.union1d(pe, ce)  # every place either side changes; the last is pfn_count
     starts = np.concatenate(([0], bounds[:-1]))

@@ -12,10 +12,14 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from pvrec.blocks import BLOCKED
 from pvrec.classes import ValueClassifier
 from pvrec.recording.reader import Frame
+from pvrec.render.blockview import BlockScheme
 from pvrec.render.compose import Picture
-from pvrec.render.raster import MapLayout
+from pvrec.render.history import History
+from pvrec.render.palette import tinted
+from pvrec.render.raster import MapLayout, page_ranks
 from pvrec.render.strips import idle_classes
 from pvrec.runs import Runs, blocks_touched
 from pvrec.sources import Source
@@ -27,10 +31,14 @@ class Side:
 
     def __init__(self, source: Source, lay: MapLayout, pic: Picture,
                  classifier: ValueClassifier, n_cls: int, changes: bool,
-                 highlight: str | None = None, channel: str = "flags"):
+                 highlight: str | None = None, channel: str = "flags",
+                 downsample: str = "keep", history: History | None = None):
         self.source, self.lay, self.pic = source, lay, pic
         self.classifier, self.n_cls, self.changes = classifier, n_cls, changes
         self.highlight, self.channel = highlight, channel
+        # K > 1 pixels keep the pages that fragment (ranked by their flags; not by cgroup)
+        self.keep = downsample == "keep" and channel == "flags" and lay.ppp > 1
+        self.history = history  # --view churn/age: fed every frame read, drawn from it
         # read every channel, not just the flags
         self.frames = highlight is not None or channel != "flags"
         self.prev = None  # class runs of the frame drawn last (for --changes)
@@ -40,8 +48,11 @@ class Side:
         self._pending: tuple | None = None
         self._current: tuple | None = None
         self._held: tuple | None = None
-        self.idle = np.array(idle_classes(pic.scheme), dtype=np.intp)  # free, no flags
-        self.telling = -1  # how much the frame drawn last shows: see draw()
+        self.telling = -1  # how much the frame drawn last shows (the poster's is the most)
+        # ... of: blocked blocks in the block view, else the pages in use (not free, no flags)
+        self._told = [BLOCKED] if isinstance(pic.scheme, BlockScheme) else \
+            [c for c in range(len(pic.scheme)) if c not in idle_classes(pic.scheme)] \
+            if history is None else []
 
     def start(self, first: int, last: int, step: int, before: int | None) -> None:
         """Read positions first..last (every `step`); `before`: the frame --changes compares
@@ -57,6 +68,9 @@ class Side:
         """The last readable frame at or before pos (damaged ones are skipped)."""
         while self._pending is not None and self._pending[0] <= pos:
             self._current = self._pending
+            if self.history is not None:
+                runs = self._pending[2]
+                self.history.add(self.lay.class_runs(self.classifier(runs.values), runs.lengths))
             self._pending = next(self._it, None)  # type: ignore[arg-type]
         return self._current
 
@@ -73,6 +87,12 @@ class Side:
                                              counts=counts,
                                              changed=(np.zeros(px.size, dtype=bool), 0))
             return self.canvas  # type: ignore[return-value]
+        if self.history is not None:
+            px = self.history.pixels()
+            self.drawn = pos
+            self.canvas = self.pic.frame(px, t=t, index=pos, pages=self.history.pages(px))
+            self.telling = pos  # a history only grows: the last frame tells most
+            return self.canvas
         hl = None
         if isinstance(data, Frame):
             runs = getattr(data, self.channel)
@@ -80,9 +100,11 @@ class Side:
                 hl = workload_blocks(data.workload, lay.ppp, lay.blocks)
         else:
             runs = data
-        cruns = lay.class_runs(self.classifier(runs.values, runs.lengths), runs.lengths)
+        cruns = lay.class_runs(self.classifier(runs.values, runs.lengths), runs.lengths,
+                               page_ranks(runs.values) if self.keep else None)
         counts = self.classifier.scheme.class_counts()  # folios: before another frame's
-        px = lay.pixel_classes(cruns)
+        px, partly = lay.pixels(cruns)
+        px = tinted(self.pic.palette, px, partly, None if hl is None else hl[0])
         pages = lay.class_pages(cruns, self.n_cls)
         changed = None
         if self.changes:
@@ -92,7 +114,7 @@ class Side:
             self._held = (px, pages, hl, counts) if changed[1] else None
         self.drawn = pos
         # what a poster should show most of: the pages in use (the workload's, highlighted)
-        self.telling = hl[1] if hl is not None else int(pages.sum() - pages[self.idle].sum())
+        self.telling = hl[1] if hl is not None else int(pages[self._told].sum())
         self.canvas = self.pic.frame(px, t=t, index=pos, pages=pages, changed=changed,
                                      highlight=hl, counts=counts)
         return self.canvas

@@ -447,7 +447,7 @@ def test_numa_picture_is_labelled_per_node(numa, tmp_path):
     from pvrec.render.compose import Options, Picture
     from pvrec.render.fit import choose_layout
 
-    h, o = Header.from_dict(numa_header()), Options(timeline=True)
+    h, o = Header.from_dict(numa_header()), Options(timeline=True, partly=True)  # as render's
     lay = choose_layout(h, default_scheme(), o, ram_pages=4 * G)
     assert len(lay.panels) == 2
     names = [m.name for m in lay.marks if m.kind == "node"]
