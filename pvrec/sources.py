@@ -36,6 +36,14 @@ def split_run_at(text: str) -> tuple[Path, str | None]:
     return Path(text), None
 
 
+def split_run_frame(spec: str) -> tuple[Path, int | None]:
+    """'RUN@N' -> (RUN, N) with N a frame number (negative from the end); 'RUN' -> (RUN, None)."""
+    path, n = split_run_at(spec)
+    if n is not None and not _FRAME_NUMBER.fullmatch(n):
+        raise PvrecError(f"malformed RUN@N {spec!r}: N must be a frame number, e.g. {path}@-1")
+    return path, None if n is None else int(n)
+
+
 def check_one_source(run: str | None, dump: str | None) -> None:
     """A command reads a recording or a dump, never both."""
     if run and dump:
@@ -218,10 +226,8 @@ def read_live(path: str = KPAGEFLAGS) -> Snapshot:
 
 def read_recording(spec: str, on_warning: Warn | None = None) -> Snapshot:
     """Frame N of a recording (RUN@N; RUN alone is the last frame; negative counts from the end)."""
-    path, n = split_run_at(spec)
-    if n is not None and not _FRAME_NUMBER.fullmatch(n):
-        raise PvrecError(f"malformed RUN@N {spec!r}: N must be a frame number, e.g. {path}@-1")
-    frame = -1 if n is None else int(n)
+    path, n = split_run_frame(spec)
+    frame = -1 if n is None else n
     if path.is_file():
         raise PvrecError(
             f"{path} is a file, not a recording directory; for a raw kpageflags dump use -F {path}"

@@ -164,3 +164,19 @@ def test_a_png_directory_keeps_its_rules(rec, tmp_path):
     code, _, err = pvrec_main("render", rec, "-o", frames, "-q")
     assert code == 0, err
     assert sorted(os.listdir(frames)) == [f"frame-{i:06d}.png" for i in range(3)]
+
+
+def test_export_takes_run_at_n_as_the_other_commands_do(rec, tmp_path):
+    # GIVEN frame 1 exported with -n 1, WHEN exported as RUN@1: the same bytes, the same line
+    code, _, err = pvrec_main("export", rec, "-n", "1", "-o", tmp_path / "n1.kpf")
+    assert code == 0, err
+    code, _, err = pvrec_main("export", f"{rec}@1", "-o", tmp_path / "at1.kpf")
+    assert code == 0, err
+    assert (tmp_path / "at1.kpf").read_bytes() == (tmp_path / "n1.kpf").read_bytes()
+    assert err == f"pvrec: wrote frame 1 of {rec} to {tmp_path / 'at1.kpf'} (4096 pages, 32.0 KiB)\n"
+    # two frames named, or a malformed N: one line each, nothing written
+    assert pvrec_main("export", f"{rec}@1", "-n", "2", "-o", tmp_path / "x.kpf")[2] == (
+        f"pvrec: {rec}@1 and --frame 2 name two frames: give one\n")
+    assert pvrec_main("export", f"{rec}@x", "-o", tmp_path / "x.kpf")[2] == (
+        f"pvrec: malformed RUN@N '{rec}@x': N must be a frame number, e.g. {rec}@-1\n")
+    assert not (tmp_path / "x.kpf").exists()
