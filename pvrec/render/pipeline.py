@@ -220,9 +220,11 @@ def _make_sides(o: RenderOptions, encoder: type[Encoder], sources: list[Source],
                    for i, (a, b) in enumerate(spans)]
         notes = [sch.note(a, b) for sch, (a, b) in zip(schemes, spans, strict=True)]
     timeline = o.timeline or metric_list is not None  # --timeline-metrics implies it
+    # the keep rule ranks pages by their flags: the page map of flag classes only
+    keep = o.downsample == "keep" and o.color_by is None and o.view == "map"
     opts = [Options(theme=o.theme, map_only=o.map_only, changes=o.changes, timeline=timeline,
                     title=t, clock=o.clock, highlight=o.highlight, note=nt,
-                    partly=o.downsample == "keep" and o.color_by is None and o.view == "map")
+                    partly=keep)
             for t, nt in zip(titles, notes, strict=True)]
     metric_lines = len(metric_list[0]) if metric_list else 0
     if o.view == "blocks":  # cells of huge-page blocks, drawn as pages of their own header
@@ -247,7 +249,7 @@ def _make_sides(o: RenderOptions, encoder: type[Encoder], sources: list[Source],
         history = History(lays[i], schemes[i]) if isinstance(schemes[i], HistoryScheme) \
             else None
         sides.append(Side(s, lays[i], pic, classifiers[i], n_cls, o.changes, o.highlight,
-                          channel, o.downsample if o.view == "map" else "mode", history))
+                          channel, "keep" if keep else "mode", history))
     return sides
 
 

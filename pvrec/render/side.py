@@ -49,10 +49,7 @@ class Side:
         self._current: tuple | None = None
         self._held: tuple | None = None
         self.telling = -1  # how much the frame drawn last shows (the poster's is the most)
-        # ... of: blocked blocks in the block view, else the pages in use (not free, no flags)
-        self._told = [BLOCKED] if isinstance(pic.scheme, BlockScheme) else \
-            [c for c in range(len(pic.scheme)) if c not in idle_classes(pic.scheme)] \
-            if history is None else []
+        self._told = _telling_classes(pic.scheme) if history is None else []
 
     def start(self, first: int, last: int, step: int, before: int | None) -> None:
         """Read positions first..last (every `step`); `before`: the frame --changes compares
@@ -118,6 +115,15 @@ class Side:
         self.canvas = self.pic.frame(px, t=t, index=pos, pages=pages, changed=changed,
                                      highlight=hl, counts=counts)
         return self.canvas
+
+
+def _telling_classes(scheme) -> list[int]:
+    """The classes whose pages say how much a frame shows: the blocked blocks of the block
+    view, else the pages in use (all but free and no flags)."""
+    if isinstance(scheme, BlockScheme):
+        return [BLOCKED]
+    idle = idle_classes(scheme)
+    return [c for c in range(len(scheme)) if c not in idle]
 
 
 def workload_blocks(workload: Runs | None, k: int, blocks: int) -> tuple[np.ndarray, int]:
