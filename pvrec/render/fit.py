@@ -15,10 +15,13 @@ from pvrec.render.text import NORMAL, STYLES, Text, TextStyle
 def choose_layout(header: Header, scheme: Scheme, options: Options, *, kind: str = "tiles",
                   ppp: int | None = None, width: int | None = None,
                   fit: tuple[int, int] = FIT_DEFAULT, ram_pages: int = 0,
-                  metric_lines: int = 0, shapes: list | None = None, picture=None) -> MapLayout:
+                  metric_lines: int = 0, shapes: list | None = None, picture=None,
+                  window: tuple[int, int] | None = None,
+                  bands: list[tuple[int, int, int]] | None = None) -> MapLayout:
     """The layout whose whole picture fits `fit` (its Look in `.look`); PvrecError if none.
     metric_lines: how many --timeline-metrics lines the strips will have; shapes, picture:
-    the tile shapes to try and the Picture class to measure, if not tile_shapes' and Picture.
+    the tile shapes to try and the Picture class to measure, if not tile_shapes' and Picture;
+    window, bands: the region drawn and its stretches drawn as bands (MapLayout.build).
 
     Prefers, in order: fewer pages per pixel; the normal text size (the compact one keeps
     capitals MIN_CAP high); the legend at the right in one column (LOOKS); the grid of tiles
@@ -31,7 +34,8 @@ def choose_layout(header: Header, scheme: Scheme, options: Options, *, kind: str
 
     def build(k: int, style: TextStyle, shape: tuple[int | None, int | None]) -> MapLayout:
         lay = MapLayout.build(header, kind=kind, ppp=k, width=width, gap=0,
-                              row_pages=shape[0], tile_pages=shape[1])
+                              row_pages=shape[0], tile_pages=shape[1], window=window,
+                              bands=bands)
         if not options.map_only:  # the gap holds the zone ribbon, if the tiles leave room
             lay.gap = GAP if len(lay.tiles) <= 8 else GAP_MANY if lay.tile_width >= 16 else 1
             lay.arrange(lay.max_cols, 2 * style.label_h + 4)
@@ -40,13 +44,14 @@ def choose_layout(header: Header, scheme: Scheme, options: Options, *, kind: str
     probe = build(ppp or 1, NORMAL, shapes[0] if shapes else (None, None))
     if not probe.tiles:
         raise PvrecError("the recording's RAM ranges hold no page: nothing to draw")
+    drawn = ram_pages or probe.ram_pages - probe.band_pages()  # the pages given pixels
     shapes = shapes or (tile_shapes(header) if kind == "tiles" else [(None, None)])
     hpage = probe.row_pages if kind == "rows" else header.hpage_pages
     ks = [ppp] if ppp else divisors(hpage) if kind == "rows" else \
         divisors(hpage) + [hpage << j for j in range(1, 7)]
     looks = [("right", 1)] if options.map_only else LOOKS
     for k in ks:
-        if (ram_pages or header.ram_pages) / k > fit[0] * fit[1]:
+        if drawn / k > fit[0] * fit[1]:
             continue  # more pixels than the box holds
         best: tuple | None = None
         for shape in shapes:
