@@ -287,8 +287,9 @@ class Picture:
             if last_end.get(y, -1) > x:
                 continue  # narrow tiles: label every other one rather than overlap
             label = self.band_label(t) if t.kind == "band" else lay.tile_label(t)
+            room = (g.legend_x - 10 if self.look.legend == "right" else g.width - MARGIN) - x
             T.draw(canvas, x, y, label, self.style.label, pal.dim_ramp,
-                   max_width=t.w if t.kind == "band" else None)
+                   max_width=max(t.w, room) if t.kind == "band" else None)
             last_end[y] = x + T.width(label, self.style.label) + 6
 
     def band_label(self, band) -> str:
