@@ -287,7 +287,8 @@ def _layouts(o: RenderOptions, encoder: type[Encoder], headers: list[Header],
             lay = choose_layout(header, schemes[i], opts[i], kind=o.layout,
                                 ppp=1 if o.layout == "rows" and k is None else k,
                                 width=o.width, fit=fit, metric_lines=metric_lines,
-                                window=window, bands=found.bands[i])
+                                window=window,  # the second side folds where the first did
+                                bands=found.bands[i] if not lays or lays[0].bands else None)
         lay.frames_seen = found.frames
         lays.append(lay)
     return lays

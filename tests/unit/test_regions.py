@@ -224,3 +224,34 @@ def test_render_flags_are_checked(machine, tmp_path):
     with pytest.raises(PvrecError, match="no page changed class"):
         render_recording(make_recording(tmp_path / "still", [machine_frames(1)[0]] * 2,
                                         header=MACHINE), tmp_path / "y.mp4", region="changed")
+
+
+def test_churn_and_age_count_the_region_only():
+    from pvrec.render.history import ram_per_pixel
+
+    for k in (1, 4):
+        lay = MapLayout.build(header(), ppp=k, window=(TILE + 512, 3 * TILE))
+        ram = ram_per_pixel(lay)
+        assert ram.sum() == lay.ram_pages == 2 * TILE - 512
+        assert ram[:(TILE + 512) // k].sum() == 0
+
+
+def test_numa_panels_get_their_own_bands_and_a_stretch_stops_at_a_node():
+    numa = header(nodes=[{"node": 0, "ranges": [[0, 2 * TILE]]},
+                         {"node": 1, "ranges": [[2 * TILE, PAGES]]}],
+                  zones=[{"node": 0, "name": "Normal", "start_pfn": 0, "end_pfn": 2 * TILE},
+                         {"node": 1, "name": "Normal", "start_pfn": 2 * TILE,
+                          "end_pfn": PAGES}])
+    lay = MapLayout.build(numa, kind="rows", width=HP)
+    w = Watch(lay, HP)
+    f = np.full(PAGES, FREE, np.uint64)
+    f[:100] = 0  # tile 0 mixed; tiles 1, 2, 3 all free
+    w.add(class_runs(f, lay))
+    free = SCHEME.index("free")
+    (bands,) = stretches([w], (0, PAGES), breaks=[0, 2 * TILE])
+    assert bands == [(TILE, 2 * TILE, free), (2 * TILE, PAGES, free)]  # split at node 1
+    tiles = MapLayout.build(numa, ppp=1, gap=2, vgap=10, bands=bands)
+    assert [(t.kind, t.panel) for t in tiles.tiles] == [("tile", 0), ("band", 0), ("band", 1)]
+    assert tiles.locate(3 * TILE)[0].panel == 1
+    assert parse_region("Normal@1", numa).start == 2 * TILE
+    assert (parse_region("Normal", numa).start, parse_region("Normal", numa).end) == (0, PAGES)
