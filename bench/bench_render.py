@@ -207,8 +207,9 @@ def timed_render(rec_path: Path, frames: int, suffix: str = ".mp4", **kw) -> tup
         return time.perf_counter() - t, s
 
 
-def prepass_cost(rec_path: Path, frames: int) -> float:
-    """Seconds per frame of the collapse pre-pass alone (decode, classify, watch)."""
+def prepass_cost(rec_path: Path, frames: int, changes: bool = False) -> float:
+    """Seconds per frame of the collapse pre-pass alone (decode, classify, watch; changes:
+    also where classes changed, as --region changed)."""
     from pvrec.classes import ValueClassifier, default_scheme
     from pvrec.render.collapse import Watch
     from pvrec.render.raster import MapLayout
@@ -216,7 +217,7 @@ def prepass_cost(rec_path: Path, frames: int) -> float:
 
     src = RecordingSource(rec_path)
     lay = MapLayout.build(src.header, kind="rows", width=src.header.hpage_pages)
-    vc, watch = ValueClassifier(default_scheme()), Watch(lay, src.header.hpage_pages)
+    vc, watch = ValueClassifier(default_scheme()), Watch(lay, src.header.hpage_pages, changes)
     t = time.perf_counter()
     for _pos, _t, runs in src.iter_runs(0, frames, 1):
         watch.add(lay.class_runs(vc(runs.values, runs.lengths), runs.lengths))
@@ -338,10 +339,10 @@ def main() -> None:
     for _ in range(args.rounds):  # alternate: this machine is shared and noisy
         folded.append(timed_render(big, n)[0])
         whole.append(timed_render(big, n, collapse=False)[0])
-    pre = prepass_cost(big, n)
+    pre, changed = prepass_cost(big, n), prepass_cost(big, n, changes=True)
     f, w = statistics.median(folded), statistics.median(whole)
-    print(f"pre-pass alone: {1000 * pre:.1f} ms/frame ({n} frames: {pre * n:.2f} s); render "
-          f"with collapse {f:.2f} s, --no-collapse {w:.2f} s: ratio {f / w:.2f}")
+    print(f"pre-pass alone: {1000 * pre:.1f} ms/frame ({1000 * changed:.1f} with --region "
+          f"changed); render with collapse {f:.2f} s, --no-collapse {w:.2f} s: ratio {f / w:.2f}")
     with_tl = statistics.median(timed_render(big, n, timeline=True)[0] for _ in range(2))
     without = statistics.median(timed_render(big, n, timeline=True, collapse=False)[0]
                                 for _ in range(2))

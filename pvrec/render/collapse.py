@@ -46,7 +46,7 @@ class Watch:
     """Fed each frame's class runs (whole memory, MapLayout.class_runs of a 1-page-per-pixel
     layout); what stayed one class, and where classes changed."""
 
-    def __init__(self, lay: MapLayout, hpage_pages: int):
+    def __init__(self, lay: MapLayout, hpage_pages: int, changes: bool = True):
         self.unit = hpage_pages * TILE_ROWS
         self.pfn_count = lay.pfn_count
         n_units = -(-lay.pfn_count // self.unit)
@@ -57,6 +57,7 @@ class Watch:
         self.prev: ClassRuns | None = None
         self.lo, self.hi = lay.pfn_count, 0
         self.frames = 0
+        self.changes = changes  # also find where classes changed (--region changed)
 
     def add(self, runs: ClassRuns) -> None:
         uc = unit_classes(runs, self.unit, self.pfn_count)
@@ -64,11 +65,12 @@ class Watch:
             self.first, self.same = uc, uc >= 0
         else:
             self.same &= uc == self.first
-        if self.prev is not None:
-            s, e = class_changes(self.prev, runs)
-            if s.size:
-                self.lo, self.hi = min(self.lo, int(s[0])), max(self.hi, int(e[-1]))
-        self.prev = ClassRuns(runs.cls, runs.lengths)
+        if self.changes:
+            if self.prev is not None:
+                s, e = class_changes(self.prev, runs)
+                if s.size:
+                    self.lo, self.hi = min(self.lo, int(s[0])), max(self.hi, int(e[-1]))
+            self.prev = ClassRuns(runs.cls, runs.lengths)
         self.frames += 1
 
     def static(self) -> np.ndarray:

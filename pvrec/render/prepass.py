@@ -43,7 +43,8 @@ def prepass(sources: list[Source], plan: Plan, picture: bool,
     headers = [s.header for s in sources]
     spans = [_span(plan, picture, i, len(s), every) for i, s in enumerate(sources)]
     watching = collapse or region == "changed"
-    watches = [Watch(_whole(h), h.hpage_pages) for h in headers] if watching else []
+    watches = [Watch(_whole(h), h.hpage_pages, changes=region == "changed") for h in headers
+               ] if watching else []
     known = region != "changed"
     win = parse_region(region, headers[0]) if region and known else whole(headers[0])
     strips: list[tuple] = [(None, None)] * len(sources)
