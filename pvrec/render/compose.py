@@ -384,12 +384,12 @@ class Picture:
         if self._canvas is None:
             self._canvas = self.static.copy()
         canvas = self._canvas
-        if highlight is not None and pal.dimmed is not None:
-            keep = highlight[0]
-            px = np.where(keep, px, pal.dimmed[px])
+        dim = pal.dimmed if highlight is not None else None
+        if dim is not None:
+            px = np.where(highlight[0], px, dim[px])
         if changed is not None:
             px = np.where(changed[0], np.uint8(pal.changed), px)
-        lay.place(px, canvas, g.map_x, g.map_y)
+        lay.place(px, canvas, g.map_x, g.map_y, dim)  # bands: dimmed too
         if self.opt.map_only:
             return canvas
         if self.opt.clock:

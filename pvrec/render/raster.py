@@ -366,14 +366,16 @@ class MapLayout:
         flat[:have] = px[first:first + have]
         return flat.reshape(t.rows, w)
 
-    def place(self, px: np.ndarray, out: np.ndarray, x0: int = 0, y0: int = 0) -> None:
+    def place(self, px: np.ndarray, out: np.ndarray, x0: int = 0, y0: int = 0,
+              band_colors: np.ndarray | None = None) -> None:
         """Copy pixel blocks into an image at offset (x0, y0), tile by tile (a band: its
-        class)."""
+        class, or band_colors[class])."""
         w = self.tile_width
         for t in self.tiles:
             x, y = x0 + t.x, y0 + t.y
             if t.kind == "band":
-                out[y:y + t.rows, x:x + t.w] = t.cls
+                out[y:y + t.rows, x:x + t.w] = t.cls if band_colors is None else \
+                    band_colors[t.cls]
             else:
                 out[y:y + t.rows, x:x + w] = self.tile_pixels(px, t)
 

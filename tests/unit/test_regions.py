@@ -175,6 +175,9 @@ def test_bands_take_their_place_in_pfn_order_and_locate_follows():
     img = np.zeros((lay.height, lay.width), np.uint8)
     lay.place(np.zeros(PAGES, np.uint8), img)
     assert (img[band.y:band.y + BAND_ROWS] == free).all()
+    dimmed = np.arange(256, dtype=np.uint8)[::-1].copy()  # --highlight: a band is dimmed too
+    lay.place(np.zeros(PAGES, np.uint8), img, band_colors=dimmed)
+    assert (img[band.y:band.y + BAND_ROWS, band.x:band.x + band.w] == 255 - free).all()
     assert lay.band_pages() == 2 * TILE
 
 
