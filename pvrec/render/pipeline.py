@@ -188,6 +188,18 @@ def render_source(source: Source, out_path: str | os.PathLike,
                          cell=getattr(sides[0].pic, "cell", 0))
 
 
+def told_once(warn: Callable[[str], None]) -> Callable[[str], None]:
+    """warn, passing each message on once: the pre-pass and the drawing read the same frames
+    (a damaged one is met twice)."""
+    told: set[str] = set()
+
+    def once(message: str) -> None:
+        if message not in told:
+            told.add(message)
+            warn(message)
+    return once
+
+
 def poster_path(out: Path) -> Path:
     """build.mp4 -> build.poster.png, beside it."""
     return out.with_name(out.stem + ".poster.png")
@@ -419,10 +431,12 @@ def render_recording(rec_path: str | os.PathLike | list | tuple,
         raise PvrecError(f"render draws one recording, or two side by side; not {len(paths)}")
     met: list[str] = []  # the recordings' warnings, told as they are found
 
-    def on_warning(message: str) -> None:
+    def tell(message: str) -> None:
         met.append(message)
         if warn:
             warn(message)
+
+    on_warning = told_once(tell)
 
     sources = []
     for path in paths:

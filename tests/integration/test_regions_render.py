@@ -126,3 +126,4 @@ def test_two_runs_side_by_side_collapse_what_is_static_in_both(tmp_path):
     assert rows_nf  # the band of no flags (and no band of free: it is a tile on both sides)
     left_alone = np.asarray(Image.open(tmp_path / "a.png"))
     assert (half == free).sum() > TILE > (left_alone == free).sum()  # alone: a thin band
+
