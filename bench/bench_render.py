@@ -14,6 +14,8 @@
    by side in one run, for the 24 GiB map and for a 1 GiB map.
 4. GIF of a 60-frame 1 GiB-map recording at default settings: its size.
 5. Peak RSS of a 24 GiB render (child process) at 30 and at 120 frames: flat means streamed.
+6. The pre-pass over the frames that decides what collapses (and `--region changed`): its own
+   time per frame, and a render with collapse (the default) against --no-collapse.
 """
 
 from __future__ import annotations
@@ -205,6 +207,23 @@ def timed_render(rec_path: Path, frames: int, suffix: str = ".mp4", **kw) -> tup
         return time.perf_counter() - t, s
 
 
+def prepass_cost(rec_path: Path, frames: int, changes: bool = False) -> float:
+    """Seconds per frame of the collapse pre-pass alone (decode, classify, watch; changes:
+    also where classes changed, as --region changed)."""
+    from pvrec.classes import ValueClassifier, default_scheme
+    from pvrec.render.collapse import Watch
+    from pvrec.render.raster import MapLayout
+    from pvrec.sources import RecordingSource
+
+    src = RecordingSource(rec_path)
+    lay = MapLayout.build(src.header, kind="rows", width=src.header.hpage_pages)
+    vc, watch = ValueClassifier(default_scheme()), Watch(lay, src.header.hpage_pages, changes)
+    t = time.perf_counter()
+    for _pos, _t, runs in src.iter_runs(0, frames, 1):
+        watch.add(lay.class_runs(vc(runs.values, runs.lengths), runs.lengths))
+    return (time.perf_counter() - t) / frames
+
+
 def peak_rss_of_render(rec_path: Path, frames: int, suffix: str = ".mp4") -> int:
     """Peak RSS (bytes, VmHWM) of a `pvrec render` child over the first `frames` frames.
 
@@ -314,6 +333,21 @@ def main() -> None:
         share, pages = wrong_pages(path, frames)
         print(f"{label}: {share:.5%} of {pages:,} page pixels decode nearer another "
               f"class's colour")
+
+    print("\n== the collapse pre-pass (24 GiB recording) ==")
+    folded, whole = [], []
+    for _ in range(args.rounds):  # alternate: this machine is shared and noisy
+        folded.append(timed_render(big, n)[0])
+        whole.append(timed_render(big, n, collapse=False)[0])
+    pre, changed = prepass_cost(big, n), prepass_cost(big, n, changes=True)
+    f, w = statistics.median(folded), statistics.median(whole)
+    print(f"pre-pass alone: {1000 * pre:.1f} ms/frame ({1000 * changed:.1f} with --region "
+          f"changed); render with collapse {f:.2f} s, --no-collapse {w:.2f} s: ratio {f / w:.2f}")
+    with_tl = statistics.median(timed_render(big, n, timeline=True)[0] for _ in range(2))
+    without = statistics.median(timed_render(big, n, timeline=True, collapse=False)[0]
+                                for _ in range(2))
+    print(f"with --timeline (one pass feeds both): collapse {with_tl:.2f} s, --no-collapse "
+          f"{without:.2f} s: ratio {with_tl / without:.2f}")
 
     print("\n== memory (peak RSS, VmHWM, of a render child process) ==")
     a, b = peak_rss_of_render(big, min(20, n)), peak_rss_of_render(big, n)

@@ -39,9 +39,14 @@ METRICS = ("free_pages", "free_hp_blocks", "unusable_index", "largest_free_run",
            "compactable_hp_blocks")
 
 
-def zones_of(header: Header) -> list[tuple[str, list[list[int]]]]:
-    """(name, RAM ranges) per zone; one zone 'all' when the header knows none."""
+def zones_of(header: Header, window: tuple[int, int] | None = None
+             ) -> list[tuple[str, list[list[int]]]]:
+    """(name, RAM ranges) per zone; one zone 'all' when the header knows none. window: only
+    the RAM in these PFNs [start, end) (--region), and only the zones that have some."""
     ram = header.ram_or_all
+    if window is not None:
+        ram = [[max(s, window[0]), min(e, window[1])] for s, e in ram]
+        ram = [r for r in ram if r[0] < r[1]]
     if not header.zones:
         return [("all", ram)]
     out = []
@@ -49,7 +54,8 @@ def zones_of(header: Header) -> list[tuple[str, list[list[int]]]]:
     for z in header.zones:
         span = [[max(s, z.start_pfn), min(e, z.end_pfn)] for s, e in ram]
         span = [r for r in span if r[0] < r[1]]
-        out.append((f"{z.name}@{z.node}" if multi_node else z.name, span))
+        if span or window is None:
+            out.append((f"{z.name}@{z.node}" if multi_node else z.name, span))
     return out
 
 
@@ -116,9 +122,10 @@ def _block_has(runs: Runs, mask: np.ndarray, block: int, nblocks: int) -> np.nda
     return blocks_touched(starts, starts + runs.lengths[mask], block, nblocks)
 
 
-def frame_metrics(runs: Runs, header: Header, max_order: int = DEFAULT_MAX_ORDER
-                  ) -> dict[str, dict[str, float]]:
-    """{zone: {metric: value}} for one frame, plus buddy_order_N counts (orders 0..max_order)."""
+def frame_metrics(runs: Runs, header: Header, max_order: int = DEFAULT_MAX_ORDER,
+                  window: tuple[int, int] | None = None) -> dict[str, dict[str, float]]:
+    """{zone: {metric: value}} for one frame, plus buddy_order_N counts (orders 0..max_order);
+    window: of the zones' pages in these PFNs only (--region)."""
     hp = header.hpage_pages
     n = runs.pfn_count
     nblocks = -(-n // hp)
@@ -131,7 +138,7 @@ def frame_metrics(runs: Runs, header: Header, max_order: int = DEFAULT_MAX_ORDER
     used_block = _block_has(runs, ~free, hp, nblocks)
     compactable = frame_blocks(runs, header).states() == COMPACTABLE
     out: dict[str, dict[str, float]] = {}
-    for name, ranges in zones_of(header):
+    for name, ranges in zones_of(header, window):
         zs, ze = _clip(s, e, ranges)
         free_pages = int((ze - zs).sum())
         full = np.maximum(ze // hp - (zs + hp - 1) // hp, 0)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from pvrec.errors import PvrecError
-from pvrec.inspect.fragmentation import metrics_csv
+from pvrec.inspect.fragmentation import metrics_csv, metrics_region
 from pvrec.messages import say, warn
 from pvrec.metrics import DEFINITIONS, METRICS
 from pvrec.output import STDOUT, check_output, write_atomically
@@ -28,6 +28,7 @@ EPILOG = """\
 examples:
   pvrec metrics RUN -o metrics.csv
   pvrec metrics RUN --metric free_hp_blocks --zone Normal
+  pvrec metrics RUN --region 4G-8G          the figures of the zones' pages in 4-8 GiB only
 
 the figures, per zone:
 """ + DEFINITIONS.rstrip()
@@ -41,6 +42,12 @@ def register(p: argparse.ArgumentParser) -> None:
                    help=f"only this metric (repeatable): {', '.join(METRICS)}, buddy_order_N")
     p.add_argument("-z", "--zone", action="append", metavar="ZONE",
                    help="only this zone (repeatable), e.g. Normal")
+    p.add_argument("--region", metavar="SPEC",
+                   help="only these pages of each zone: addresses (4G-8G, 4G+512M, "
+                        "0x100000000-0x200000000), a zone (Normal), a node (node1), or changed "
+                        "(the rows holding every page whose class changed); zones without "
+                        "pages there are left out, and so are the kernel_ columns (buddyinfo "
+                        "counts whole zones)")
     p.add_argument("-f", "--force", action="store_true",
                    help="replace FILE if it is a regular file (never a device, FIFO or link)")
 
@@ -49,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     rec = open_recording(args.recording, warn)
     if len(rec) == 0:
         raise PvrecError(f"{args.recording} has no frames")
-    text = metrics_csv(rec, args.metric, args.zone)
+    text = metrics_csv(rec, args.metric, args.zone, metrics_region(rec, args.region))
     if args.output == STDOUT:
         sys.stdout.write(text)
         return 0

@@ -102,6 +102,18 @@ def add_picture_options(p: argparse.ArgumentParser, snapshot: bool = False) -> N
                    help="blog: a picture at most 760x640, legible shown at its width in a "
                         "760-800 px column; 1080p, 4k: output frames at most 1920x1080, "
                         "3840x2160 (the picture is that divided by --scale); instead of --fit")
+    g.add_argument("--region", metavar="SPEC",
+                   help="draw only part of physical memory, at the K that fits it: addresses "
+                        "(4G-8G, 4G+512M, 0x100000000-0x200000000), a zone (Normal, DMA32, "
+                        "Normal@1), a node (node1), or changed (the smallest range of whole "
+                        "huge-page rows holding every page whose class changed in the frames "
+                        "drawn). Tile labels keep the true addresses; legend sizes and %% are "
+                        "the region's")
+    g.add_argument("--no-collapse", dest="collapse", action="store_false",
+                   help="draw 1 GiB tiles whose pages all keep one class over the frames "
+                        "drawn as tiles too (default: each stretch of them is one narrow "
+                        "labelled band, '16 GiB no flags, unchanged', and the pixels go to "
+                        "the memory that changes)")
     g.add_argument("--map-only", action="store_true",
                    help="just the map: no legend, header, labels or gaps between tiles")
     g.add_argument("--title", metavar="TEXT", action="append",

@@ -11,41 +11,74 @@ import csv
 import io
 from collections.abc import Iterator
 
+import numpy as np
+
+from pvrec.classes import make_scheme
 from pvrec.errors import PvrecError
 from pvrec.metrics import check_metric_names, frame_metrics, kernel_figures, max_order_of, zones_of
 from pvrec.recording.reader import Recording
+from pvrec.region import Region, parse_region
+from pvrec.runs import Runs, xor_runs
 
 
-def check_zones(rec: Recording, zones: list[str]) -> list[str]:
-    """The zones, or a PvrecError naming the one the recording does not have."""
-    known = [z for z, _ in zones_of(rec.header)]
+def metrics_region(rec: Recording, spec: str | None) -> Region | None:
+    """--region SPEC of `pvrec metrics` (None: all of memory); `changed` is where a page
+    changed its default class between two frames of the recording."""
+    return None if spec is None else parse_region(spec, rec.header, lambda: changed_span(rec))
+
+
+def changed_span(rec: Recording) -> tuple[int, int] | None:
+    """[lo, hi) PFNs holding every page whose (default scheme) class changed between frames."""
+    scheme, prev = make_scheme("default"), None
+    lo, hi = rec.header.pfn_count, 0
+    for _info, runs in rec.iter_runs():
+        cur = Runs(scheme.classify_values(runs.values).astype(np.uint64), runs.lengths)
+        if prev is not None:
+            diff = xor_runs(prev, cur)
+            on = diff.values != 0
+            if on.any():
+                starts = diff.starts()
+                lo = min(lo, int(starts[on][0]))
+                hi = max(hi, int((starts + diff.lengths)[on][-1]))
+        prev = cur
+    return (lo, hi) if hi > lo else None
+
+
+def check_zones(rec: Recording, zones: list[str], window: tuple[int, int] | None = None
+                ) -> list[str]:
+    """The zones, or a PvrecError naming the one the recording (or its region) does not have."""
+    known = [z for z, _ in zones_of(rec.header, window)]
     for z in zones:
         if z not in known:
-            raise PvrecError(f"no zone {z!r} in this recording; zones: {', '.join(known)}")
+            where = "this recording" if window is None else "the region"
+            raise PvrecError(f"no zone {z!r} in {where}; zones: {', '.join(known)}")
     return zones
 
 
 def metric_rows(rec: Recording, metrics: list[str] | None = None,
-                zones: list[str] | None = None) -> Iterator[dict]:
+                zones: list[str] | None = None, region: Region | None = None) -> Iterator[dict]:
     """One dict per frame: frame, t, and a zone.metric column per figure asked for (None:
-    all; a metric asked for brings its kernel_ twin along). Unknown names fail at once."""
+    all; a metric asked for brings its kernel_ twin along), of the region's pages of each zone
+    when a region is given. Unknown names fail at once."""
     max_order = max_order_of(f.context for f in rec.frames)
+    window = None if region is None else (region.start, region.end)
     if metrics is not None:
         check_metric_names(metrics, max_order)
     if zones:
-        check_zones(rec, zones)
-    return _rows(rec, metrics, zones, max_order)
+        check_zones(rec, zones, window)
+    return _rows(rec, metrics, zones, max_order, window)
 
 
-def _rows(rec: Recording, metrics: list[str] | None, zones: list[str] | None, max_order: int
-          ) -> Iterator[dict]:
+def _rows(rec: Recording, metrics: list[str] | None, zones: list[str] | None, max_order: int,
+          window: tuple[int, int] | None) -> Iterator[dict]:
     hp = rec.header.hpage_pages
     for info, runs in rec.iter_runs():
         row = {"frame": info.index, "t": info.t}
-        for zone, values in frame_metrics(runs, rec.header, max_order).items():
+        for zone, values in frame_metrics(runs, rec.header, max_order, window).items():
             if zones and zone not in zones:
                 continue
-            values.update(kernel_figures(info.context, zone, hp))
+            if window is None:  # the kernel counts whole zones: no twin for a region
+                values.update(kernel_figures(info.context, zone, hp))
             for name, value in values.items():
                 if metrics is None or name in metrics or (
                         name.startswith("kernel_") and name[7:] in metrics):
@@ -54,11 +87,11 @@ def _rows(rec: Recording, metrics: list[str] | None, zones: list[str] | None, ma
 
 
 def metrics_csv(rec: Recording, metrics: list[str] | None = None,
-                zones: list[str] | None = None) -> str:
+                zones: list[str] | None = None, region: Region | None = None) -> str:
     """metric_rows as CSV text: a header line, then one line per frame."""
     buf = io.StringIO()
     writer = None
-    for row in metric_rows(rec, metrics, zones):
+    for row in metric_rows(rec, metrics, zones, region):
         if writer is None:
             writer = csv.DictWriter(buf, fieldnames=list(row), extrasaction="ignore",
                                     lineterminator="\n")

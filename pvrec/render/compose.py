@@ -97,7 +97,7 @@ class Picture:
             raise PvrecError(f"unknown --theme {options.theme!r}: use light or dark")
         self.layout, self.scheme, self.header, self.opt = layout, scheme, header, options
         self.frame_count = frame_count
-        self.ram_pages = max(1, ram_pages or layout.pfn_count)
+        self.ram_pages = max(1, ram_pages or layout.ram_pages)
         self.page_size = layout.page_size
         self.text = text or Text()
         self.look = look or layout.look or Look()
@@ -156,7 +156,12 @@ class Picture:
         lines: list[tuple[str, str]] = [("", "dim")]
         if self.opt.note:
             lines += [(self.opt.note, "dim")]
-        lines += [(f"RAM {format_offset(self.ram_pages * ps)}", "dim")]
+        ws, we = lay.window
+        if (ws, we) != (0, lay.pfn_count):  # --region: the sizes are the region's
+            lines += [(f"region {format_range(ws * ps, we * ps)}", "fg"),
+                      (f"sizes, % of its {format_offset(self.ram_pages * ps)} RAM", "dim")]
+        else:
+            lines += [(f"RAM {format_offset(self.ram_pages * ps)}", "dim")]
         size = format_offset(lay.ppp * ps)
         lines.append((f"1 pixel = {'1 page' if lay.ppp == 1 else f'{lay.ppp} pages'} ({size})",
                       "dim"))
@@ -254,12 +259,12 @@ class Picture:
         started = (h.start_wall or "").replace("T", " ")[:16]  # ISO 8601 -> '2026-11-26 17:40'
         info = [f"{prefix}{v[:48]}" for prefix, v in
                 (("", h.hostname), ("Linux ", h.kernel), ("", started)) if v]
-        info.append(f"{format_offset(self.ram_pages * self.page_size)} RAM")
+        info.append(f"{format_offset(h.ram_pages * self.page_size)} RAM")
         T.draw(canvas, MARGIN, MARGIN + T.height(st.title) + 4, "   ".join(info), st.info,
                pal.dim_ramp, max_width=g.width - 2 * MARGIN - 220)
         for t in lay.tiles:  # a frame around each tile, so pale classes keep an edge
             x, y = g.map_x + t.x, g.map_y + t.y
-            canvas[max(0, y - 1):y + t.rows + 1, max(0, x - 1):x + lay.tile_width + 1] = pal.frame
+            canvas[max(0, y - 1):y + t.rows + 1, max(0, x - 1):x + t.w + 1] = pal.frame
         for tiles in lay.panels[1:]:  # a rule between the panels of NUMA nodes
             x = g.map_x + min(t.x for t in tiles) - PANEL_GAP // 2
             canvas[g.map_y - st.label_h:g.map_y + lay.height + st.label_h, x:x + 1] = \
@@ -281,8 +286,19 @@ class Picture:
             x, y = g.map_x + t.x, g.map_y + t.y - self.style.label_h + 1
             if last_end.get(y, -1) > x:
                 continue  # narrow tiles: label every other one rather than overlap
-            T.draw(canvas, x, y, lay.tile_label(t), self.style.label, pal.dim_ramp)
-            last_end[y] = x + T.width(lay.tile_label(t), self.style.label) + 6
+            label = self.band_label(t) if t.kind == "band" else lay.tile_label(t)
+            room = (g.legend_x - 10 if self.look.legend == "right" else g.width - MARGIN) - x
+            T.draw(canvas, x, y, label, self.style.label, pal.dim_ramp,
+                   max_width=max(t.w, room) if t.kind == "band" else None)
+            last_end[y] = x + T.width(label, self.style.label) + 6
+
+    def band_label(self, band) -> str:
+        """'8 GiB: 16 GiB no flags, unchanged': where a collapsed stretch starts, its RAM and
+        its one class (unchanged when more than one frame decided it)."""
+        lay = self.layout
+        size = format_offset(lay.ram_in(band.first_pfn, band.end_pfn) * self.page_size)
+        same = ", unchanged" if lay.frames_seen > 1 else ""
+        return f"{lay.tile_label(band)}: {size} {self.scheme.names[band.cls]}{same}"
 
     def _draw_zones(self, canvas: np.ndarray) -> None:
         """A ribbon left of each tile (alternating shades per zone), ticks where a zone or
@@ -292,6 +308,8 @@ class Picture:
         rw = 3 if lay.gap >= 7 or len(lay.tiles) == 1 else 2
         if zones and (lay.gap >= rw + 2 or len(lay.tiles) == 1):
             for t in lay.tiles:
+                if t.kind == "band":
+                    continue
                 x, y = g.map_x + t.x, g.map_y + t.y
                 first = t.first_pfn + np.arange(t.rows) * lay.row_pages
                 shade = np.full(t.rows, pal.bg, dtype=np.uint8)
@@ -366,12 +384,12 @@ class Picture:
         if self._canvas is None:
             self._canvas = self.static.copy()
         canvas = self._canvas
-        if highlight is not None and pal.dimmed is not None:
-            keep = highlight[0]
-            px = np.where(keep, px, pal.dimmed[px])
+        dim = pal.dimmed if highlight is not None else None
+        if dim is not None:
+            px = np.where(highlight[0], px, dim[px])
         if changed is not None:
             px = np.where(changed[0], np.uint8(pal.changed), px)
-        lay.place(px, canvas, g.map_x, g.map_y)
+        lay.place(px, canvas, g.map_x, g.map_y, dim)  # bands: dimmed too
         if self.opt.map_only:
             return canvas
         if self.opt.clock:

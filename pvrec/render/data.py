@@ -54,21 +54,20 @@ def cgroup_tally(source: Source, start: int, end: int) -> tuple[dict[int, int], 
 
 
 def class_timeline(source: Source, classifier: ValueClassifier, lay: MapLayout, first: int,
-              last: int, every: int, n_cls: int, channel: str = "flags",
-              metrics: list[tuple[str, str]] | None = None
+                   last: int, every: int, n_cls: int, channel: str = "flags",
+                   metrics: list[tuple[str, str]] | None = None, watch=None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pages per class of every frame in the range (one pass over the runs, no pixels), and
-    the values of the (metric, zone) pairs asked for."""
+    """Pages per class (of the layout's window) of every frame in the range (one pass over
+    the runs, no pixels), and the values of the (metric, zone) pairs asked for; each frame's
+    class runs are also fed to `watch` (collapse.Watch), if given."""
     ts, rows, mrows = [], [], []
-    if channel == "flags" and not metrics:
-        frames = ((p, t, Frame(r)) for p, t, r in source.iter_runs(first, last + 1, every))
-    else:
-        frames = source.iter_frames(first, last + 1, every)
-    for _pos, t, frame in frames:
+    for _pos, t, frame in frames_of(source, first, last, every, channel, bool(metrics)):
         runs = getattr(frame, channel)
         ts.append(t)
-        rows.append(lay.class_pages(lay.class_runs(classifier(runs.values, runs.lengths), runs.lengths),
-                                    n_cls))
+        cruns = lay.class_runs(classifier(runs.values, runs.lengths), runs.lengths)
+        rows.append(lay.class_pages(cruns, n_cls))
+        if watch is not None:
+            watch.add(cruns)
         if metrics:
             fm = source.metrics_of(frame)
             mrows.append([float(fm[zone][name]) for name, zone in metrics])
@@ -76,3 +75,11 @@ def class_timeline(source: Source, classifier: ValueClassifier, lay: MapLayout, 
         np.zeros((len(ts), 0))
     return (np.array(ts, dtype=np.float64), np.array(rows, dtype=np.int64).reshape(-1, n_cls),
             values)
+
+
+def frames_of(source: Source, first: int, last: int, step: int, channel: str = "flags",
+              context: bool = False):
+    """(position, t, Frame) of the range: the flags' runs alone when that is all needed."""
+    if channel == "flags" and not context:
+        return ((p, t, Frame(r)) for p, t, r in source.iter_runs(first, last + 1, step))
+    return source.iter_frames(first, last + 1, step)

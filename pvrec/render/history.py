@@ -122,7 +122,8 @@ class History:
 
 
 def ram_per_pixel(lay: MapLayout) -> np.ndarray:
-    """Pages of RAM in each pixel (K, less the layout's holes and the padding)."""
+    """Pages of RAM in each pixel (K, less the layout's holes and the padding; 0 outside the
+    layout's window)."""
     k = lay.ppp
     ram = np.full(lay.blocks, k, dtype=np.int32)
     for s, e in [*lay.holes, (lay.pfn_count, lay.blocks * k)]:
@@ -135,4 +136,7 @@ def ram_per_pixel(lay: MapLayout) -> np.ndarray:
         ram[fb] -= (fb + 1) * k - s
         ram[fb + 1:lb] = 0
         ram[lb] -= e - lb * k
+    ws, we = lay.window  # --region: pixels outside it count for nothing (rows are K-aligned)
+    ram[:ws // k] = 0
+    ram[-(-we // k):] = 0
     return ram

@@ -92,6 +92,8 @@ class RenderOptions:
     metric_scale: str | None = None  # zero (None) or range: the metric strips' scales
     downsample: str = "keep"  # K > 1 pixels: keep the pages that fragment, or "mode"
     view: str = "map"  # VIEWS
+    region: str | None = None  # --region SPEC (pvrec.region): the part of memory drawn
+    collapse: bool = True  # tiles that never change drawn as labelled bands (--no-collapse)
 
     def __post_init__(self) -> None:
         self.fit = parse_fit(self.fit)
@@ -176,6 +178,9 @@ class RenderOptions:
         self._check_drawn_on_top()
         if self.view == "blocks":
             _check_block_view(self)
+        if self.region is not None and not self.region.strip():
+            raise PvrecError("--region needs a spec: 4G-8G, 4G+512M, a zone (Normal), a node "
+                             "(node1) or changed")
 
     def _check_drawn_on_top(self) -> None:
         if self.highlight is not None:
@@ -246,7 +251,7 @@ def _check_block_view(o: RenderOptions) -> None:
     """--view blocks colours cells by block state: what colours pages has no place in it."""
     for flag, given in (("--classes", o.classes), ("--color-by", o.color_by),
                         ("--highlight", o.highlight), ("--changes", o.changes or None),
-                        ("-k", o.pages_per_pixel)):
+                        ("-k", o.pages_per_pixel), ("--region", o.region)):
         if given is not None:
             raise PvrecError(f"--view blocks colours each huge-page block by its state; {flag} "
                              f"is for the page view")

@@ -34,15 +34,15 @@ from pvrec.errors import PvrecError
 from pvrec.recording.header import Header
 from pvrec.render.blockview import BlockScheme, block_view
 from pvrec.render.compose import MARGIN, Options, Picture
-from pvrec.render.data import cgroup_tally, class_timeline, fit_data_scheme
+from pvrec.render.data import cgroup_tally, fit_data_scheme
 from pvrec.render.encoders import ENCODERS, Cancelled, Encoder, PngEncoder, write_png
 from pvrec.render.fit import choose_layout
 from pvrec.render.history import History, HistoryScheme
 from pvrec.render.options import RenderOptions
 from pvrec.render.plan import Plan, make_plan
+from pvrec.render.prepass import Prepass, prepass
 from pvrec.render.raster import MapLayout
 from pvrec.render.side import Side
-from pvrec.render.strips import metric_scales
 from pvrec.sources import RecordingSource, Source
 from pvrec.units import format_bytes
 
@@ -188,6 +188,18 @@ def render_source(source: Source, out_path: str | os.PathLike,
                          cell=getattr(sides[0].pic, "cell", 0))
 
 
+def told_once(warn: Callable[[str], None]) -> Callable[[str], None]:
+    """warn, passing each message on once: the pre-pass and the drawing read the same frames
+    (a damaged one is met twice)."""
+    told: set[str] = set()
+
+    def once(message: str) -> None:
+        if message not in told:
+            told.add(message)
+            warn(message)
+    return once
+
+
 def poster_path(out: Path) -> Path:
     """build.mp4 -> build.poster.png, beside it."""
     return out.with_name(out.stem + ".poster.png")
@@ -227,20 +239,26 @@ def _make_sides(o: RenderOptions, encoder: type[Encoder], sources: list[Source],
                     partly=keep)
             for t, nt in zip(titles, notes, strict=True)]
     metric_lines = len(metric_list[0]) if metric_list else 0
+    n_cls = len(schemes[0])
+    channel = "cgroup" if o.color_by == "cgroup" else "flags"
     if o.view == "blocks":  # cells of huge-page blocks, drawn as pages of their own header
         sources, lays, picture = block_view(sources, scheme, opts,
                                             _side_box(o, encoder, len(sources)), o.layout,
                                             o.width, metric_lines)
         headers = [s.header for s in sources]
         ram_pages = headers[-1].ram_pages
-    else:
-        lays, ram_pages = _layouts(o, encoder, headers, schemes, opts, metric_lines)
+        strips = prepass(sources, plan, encoder.picture, classifiers, o.every or 1, n_cls,
+                         channel, metric_list, o.metric_scale or "zero",
+                         timeline=timeline).strips
+    else:  # the pre-pass: strips, the region, what collapses (docs/rendering.md)
+        found = prepass(sources, plan, encoder.picture, classifiers, o.every or 1, n_cls,
+                        channel, metric_list, o.metric_scale or "zero", timeline=timeline,
+                        region=o.region, collapse=o.collapse and o.view == "map"
+                        and o.layout == "tiles")
+        strips = found.strips
+        lays = _layouts(o, encoder, headers, schemes, opts, metric_lines, found)
+        ram_pages = lays[0].ram_pages
         picture = Picture
-    n_cls = len(schemes[0])
-    channel = "cgroup" if o.color_by == "cgroup" else "flags"
-    strips = _strips(sources, plan, encoder.picture, classifiers, lays, o.every or 1, n_cls,
-                     channel, metric_list, o.metric_scale or "zero") if timeline else \
-        [(None, None)] * len(sources)
     sides = []
     for i, s in enumerate(sources):
         tl, mt = strips[i]
@@ -266,26 +284,26 @@ def _schemes(o: RenderOptions, scheme: Scheme, ranges: list[tuple[Source, int, i
 
 
 def _layouts(o: RenderOptions, encoder: type[Encoder], headers: list[Header],
-             schemes: list[Scheme], opts: list[Options], metric_lines: int
-             ) -> tuple[list[MapLayout], int]:
-    """Each side's layout (both sides: one K, each in half of the box), and the RAM pages."""
+             schemes: list[Scheme], opts: list[Options], metric_lines: int, found: Prepass
+             ) -> list[MapLayout]:
+    """Each side's layout of the region, its unchanging memory in bands (both sides: one K,
+    each in half of the box)."""
     fit = _side_box(o, encoder, len(headers))
     lays: list[MapLayout] = []
-    ram_pages = 0
+    window = (found.region.start, found.region.end)
     for i, header in enumerate(headers):
-        ram_pages = header.ram_pages
         k = o.pages_per_pixel if not lays else lays[0].ppp  # both sides: one K
-        if fit is None:  # --map-only --layout rows: pixel (x, y) is PFN y*W + x*K
-            lay = MapLayout.build(header, kind="rows", width=o.width, ppp=k or 1)
-        elif o.layout == "rows" and k is None:
-            lay = choose_layout(header, schemes[i], opts[i], kind="rows", ppp=1, width=o.width,
-                                fit=fit, ram_pages=ram_pages, metric_lines=metric_lines)
+        if fit is None:  # --map-only --layout rows: pixel (x, y) is PFN start + y*W + x*K
+            lay = MapLayout.build(header, kind="rows", width=o.width, ppp=k or 1, window=window)
         else:
-            lay = choose_layout(header, schemes[i], opts[i], kind=o.layout, ppp=k,
-                                width=o.width, fit=fit, ram_pages=ram_pages,
-                                metric_lines=metric_lines)
+            lay = choose_layout(header, schemes[i], opts[i], kind=o.layout,
+                                ppp=1 if o.layout == "rows" and k is None else k,
+                                width=o.width, fit=fit, metric_lines=metric_lines,
+                                window=window,  # the second side folds where the first did
+                                bands=found.bands[i] if not lays or lays[0].bands else None)
+        lay.frames_seen = found.frames
         lays.append(lay)
-    return lays, ram_pages
+    return lays
 
 
 def _side_box(o: RenderOptions, encoder: type[Encoder], sides: int) -> tuple[int, int] | None:
@@ -294,34 +312,6 @@ def _side_box(o: RenderOptions, encoder: type[Encoder], sides: int) -> tuple[int
     if fit is not None and sides > 1:
         fit = ((fit[0] - PAIR_GAP) // 2, fit[1])
     return fit
-
-
-def _strips(sources: list[Source], plan: Plan, picture: bool,
-            classifiers: list[ValueClassifier], lays: list[MapLayout], every: int, n_cls: int,
-            channel: str, metric_list: list[list[tuple[str, str]]] | None,
-            metric_scale: str = "zero") -> list[tuple]:
-    """Each side's (timeline, metrics) for its Picture: a video's strip spans what it shows,
-    a picture's the whole recording; a metric has one scale for both runs, so the lines
-    compare."""
-    m = plan.master
-    span_end = plan.span_end(picture)
-    tls: list[tuple] = []
-    for i, s in enumerate(sources):
-        a, b = (0, len(s) - 1) if picture else plan.ranges[i]
-        ts, tp, tm = class_timeline(s, classifiers[i], lays[i], a, b, every if i == m else 1,
-                                    n_cls, channel, metric_list[i] if metric_list else None)
-        if i != m and len(ts) and ts[-1] - s.times[0] < span_end:
-            # the shorter run's strip holds its last sizes up to the end of the longer one
-            ts = np.append(ts, s.times[0] + span_end)
-            tp, tm = np.vstack((tp, tp[-1:])), np.vstack((tm, tm[-1:]))
-        mt = None
-        if metric_list:
-            mt = ([f"{name} ({zone})" for name, zone in metric_list[i]], tm)
-        tls.append(((ts, tp), mt))
-    if metric_list:
-        shared = metric_scales([mt[1] for _, mt in tls], metric_scale)  # type: ignore[index]
-        tls = [(tl, (*mt, shared)) for tl, mt in tls]  # type: ignore[misc]
-    return tls
 
 
 def _step(o: RenderOptions) -> int:
@@ -441,10 +431,12 @@ def render_recording(rec_path: str | os.PathLike | list | tuple,
         raise PvrecError(f"render draws one recording, or two side by side; not {len(paths)}")
     met: list[str] = []  # the recordings' warnings, told as they are found
 
-    def on_warning(message: str) -> None:
+    def tell(message: str) -> None:
         met.append(message)
         if warn:
             warn(message)
+
+    on_warning = told_once(tell)
 
     sources = []
     for path in paths:

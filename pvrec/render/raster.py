@@ -1,44 +1,44 @@
-"""PFN -> pixel: where each page frame goes in the map, and one class number per pixel.
+"""PFN -> pixel: where each page frame goes in the map. The one place that maps a PFN to a
+pixel (`MapLayout.locate`): pictures, labels, zone marks and overlays all follow it.
 
 Two layouts. `tiles` (the default, the seed article's figure): one row is one huge page
 (hpage_pages pages), 512 rows make a tile (1 GiB on x86-64), tiles that hold no RAM are
 skipped and the rest sit side by side in a grid. To fit a picture, a row may hold a few whole
 huge pages and a tile a few GiB (`row_pages`, `tile_pages`): a huge page never straddles a
-row, so THP and hugetlb blocks stay whole runs of pixels. `rows`: pixel (x, y) is PFN y*width + x, the
-contract that tests and users composing their own figures rely on.
+row, so THP and hugetlb blocks stay whole runs of pixels. `rows`: pixel (x, y) is PFN
+window_start + y*width + x, the contract that tests and users composing their own figures rely on.
 
-A pixel may stand for K consecutive pages of a row (--pages-per-pixel). By default it keeps
-the pages that fragment (`--downsample keep`): each page has a rank by its flags (free, in use,
-unmovable: docs/metrics.md's masks), the pixel shows the most common class among its pages of
-the highest rank present (a slab page among 511 free pages is drawn as slab), and is marked
-partly free when free pages are also in it (drawn in its class's partly-free tint).
-`--downsample mode` is the old rule: the most common class (ties go to the class listed first).
-Everything works on the frame's runs: the class of most pixels is the class of the run holding
-their first page (one np.repeat over the runs), and only the pixels that a run boundary or a RAM
-hole cuts through are counted page by page. That keeps a 6.5M-page frame at a few milliseconds.
+A layout may draw a window of the memory (--region: whole rows) and collapse stretches of
+memory that never change (collapse.py finds them) into bands: a band is a Tile of kind "band",
+BAND_ROWS pixels high across its panel's grid, in its place in PFN order, filled with the
+stretch's one class. A pixel may stand for K consecutive pages of a row (pixels.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import numpy as np
 
-from pvrec import flags as kpf
-from pvrec.blocks import unmovable_values
 from pvrec.classes import HOLE
 from pvrec.errors import PvrecError
 from pvrec.recording.header import Header
+from pvrec.render.pixels import (  # noqa: F401 (the names other modules take from here)
+    DOWNSAMPLE,
+    RANK_FREE,
+    RANK_UNMOVABLE,
+    RANK_USED,
+    ClassRuns,
+    block_pixels,
+    class_changes,
+    merge_runs,
+    page_ranks,
+)
 from pvrec.runs import blocks_touched
 
-DOWNSAMPLE = ("keep", "mode")  # --downsample: keep the pages that fragment, or the most common
-RANK_FREE, RANK_USED, RANK_UNMOVABLE = 1, 2, 3  # a page's rank in a pixel (0: a hole)
-_BUDDY = np.uint64(kpf.bit(kpf.BUDDY))
-_TOP_RANK = np.array([max((r for r in range(4) if m >> r & 1), default=0) for m in range(16)],
-                     dtype=np.uint8)  # the highest rank in a 4-bit set of ranks
 TILE_ROWS = 512  # rows (huge pages) per tile: 1 GiB with 4 KiB pages and 2 MiB huge pages
 PANEL_GAP = 24  # pixels between the panels of NUMA nodes
+BAND_ROWS = 5  # the height of a band of collapsed memory, in pixels
 
 
 @dataclass
@@ -50,6 +50,14 @@ class Tile:
     x: int = 0
     y: int = 0
     panel: int = 0  # the NUMA node panel it is drawn in (0 with one node)
+    pages: int = 0  # the pages it shows from first_pfn (0: rows whole rows)
+    kind: str = "tile"  # or "band": a collapsed stretch of pages, all of class `cls`
+    cls: int = HOLE
+    w: int = 0  # a band's width in pixels (arrange() sets it)
+
+    @property
+    def end_pfn(self) -> int:
+        return self.first_pfn + self.pages
 
 
 @dataclass
@@ -129,7 +137,7 @@ def divisors(n: int) -> list[int]:
 
 @dataclass
 class MapLayout:
-    """The geometry of the map: rows of pages, tiles of rows, and their places in the image."""
+    """The geometry of the map: rows of pages, tiles of rows (and bands), their places."""
 
     pfn_count: int
     row_pages: int  # pages per row
@@ -146,16 +154,21 @@ class MapLayout:
     height: int = 0
     marks: list[Mark] = field(default_factory=list)
     look: object = None  # what compose.choose_layout chose around this map (its Look)
+    window: tuple[int, int] = (0, 0)  # the PFNs drawn, [start, end) (--region; all by default)
+    frames_seen: int = 0  # how many frames decided what is collapsed (bands: "unchanged")
 
     # -- construction
 
     @classmethod
     def build(cls, header: Header, *, kind: str = "tiles", ppp: int = 1, width: int | None = None,
               cols: int | None = None, gap: int = 0, vgap: int | None = None,
-              row_pages: int | None = None, tile_pages: int | None = None) -> MapLayout:
+              row_pages: int | None = None, tile_pages: int | None = None,
+              window: tuple[int, int] | None = None,
+              bands: list[tuple[int, int, int]] | None = None) -> MapLayout:
         """The layout of a recording's header (see the module docstring). For tiles,
         row_pages (default one huge page) and tile_pages (default 512 huge pages) are whole
-        numbers of huge pages, the tile a whole number of rows."""
+        numbers of huge pages, the tile a whole number of rows. window: the PFNs drawn (whole
+        rows); bands: (first, end, class) stretches drawn as bands (collapse.py), tiles only."""
         n, page_size, hpage = header.pfn_count, header.page_size, header.hpage_pages
         if kind == "rows":
             row = width or hpage
@@ -176,33 +189,36 @@ class MapLayout:
                 f"--pages-per-pixel {ppp} does not divide the row of {row} pages; "
                 f"use one of {', '.join(map(str, divisors(row)))}")
         holes = holes_of(header)
-        total_rows = -(-n // row)
+        ws, we = window or (0, n)
         if kind == "rows":
-            tiles = [Tile(0, total_rows)]
-            tile_rows = total_rows
+            tiles = [Tile(ws, -(-(we - ws) // row), pages=we - ws)]
+            tile_rows = tiles[0].rows
         else:
             tile_rows = tile_pages // row
             tiles = []
-            spans = node_spans(header)
-            if spans:  # one panel per node: its tiles start where the node starts
-                for panel, (_node, s, e) in enumerate(spans):
-                    for first in range(s - s % row, e, tile_pages):
-                        last = min(first + tile_pages, e)
+            spans = [(s, e) for _node, s, e in node_spans(header)] or [(0, n)]
+            for panel, (s, e) in enumerate(spans):
+                s, e = max(s, ws), min(e, we)
+                pos = s - s % row
+                for b0, b1, c in [b for b in bands or () if s <= b[0] < e] + [(e, e, HOLE)]:
+                    for first in range(pos, b0, tile_pages):
+                        last = min(first + tile_pages, b0)
                         if not _covered(holes, first, last):
-                            tiles.append(Tile(first, -(-(last - first) // row), panel=panel))
-            else:
-                for first in range(0, n, tile_pages):
-                    last = min(first + tile_pages, n)
-                    if not _covered(holes, first, last):
-                        tiles.append(Tile(first, -(-(last - first) // row)))
+                            tiles.append(Tile(first, -(-(last - first) // row), panel=panel,
+                                              pages=last - first))
+                    if b1 > b0:
+                        tiles.append(Tile(b0, BAND_ROWS, panel=panel, pages=b1 - b0,
+                                          kind="band", cls=c))
+                    pos = b1
+        marks = [m for m in marks_of(header) if m.pfn < we and ws < m.end_pfn]
         lay = cls(n, row, ppp, tile_rows, tiles, holes, page_size, kind, gap, gap,
-                  marks=marks_of(header))
+                  marks=marks, window=(ws, we))
         lay.arrange(cols or len(tiles), vgap)
         return lay
 
     @property
     def panels(self) -> list[list[Tile]]:
-        """The tiles of each NUMA node panel (one panel on a single-node machine)."""
+        """The tiles (and bands) of each NUMA node panel (one panel on a single-node machine)."""
         out: list[list[Tile]] = []
         for t in self.tiles:
             while len(out) <= t.panel:
@@ -211,57 +227,81 @@ class MapLayout:
         return [p for p in out if p]
 
     @property
+    def bands(self) -> list[Tile]:
+        return [t for t in self.tiles if t.kind == "band"]
+
+    @property
     def max_cols(self) -> int:
         """The most columns arrange() can use: the tiles of the largest panel."""
-        return max((len(p) for p in self.panels), default=1)
+        return max((sum(t.kind == "tile" for t in p) for p in self.panels), default=1) or 1
 
     def arrange(self, cols: int, vgap: int | None = None) -> None:
         """Place the tiles in a grid of `cols` columns (row-major): `gap` pixels apart
-        side by side, `vgap` between grid rows (room for labels; default: as before). With
-        several NUMA nodes each node's tiles get such a grid, the grids side by side."""
+        side by side, `vgap` between grid rows (room for labels; default: as before). A band
+        ends the grid row and spans the grid's width. With several NUMA nodes each node's
+        tiles get such a grid, the grids side by side."""
         self.cols = max(1, min(cols, self.max_cols))
         if vgap is not None:
             self.vgap = vgap
-        w = self.tile_width
-        x0 = 0
-        for tiles in self.panels:
-            c_n = min(self.cols, len(tiles))
-            for i, t in enumerate(tiles):
-                r, c = divmod(i, c_n)
-                t.x = x0 + c * (w + self.gap)
-                t.y = r * (self.tile_rows + self.vgap)
-            x0 += c_n * w + (c_n - 1) * self.gap + PANEL_GAP
-        self.width, self.height = self.size_for(self.cols)
-
-    @property
-    def tile_width(self) -> int:
-        return self.row_pages // self.ppp
+        self.width, self.height = self._flow(self.cols, place=True)
 
     def size_for(self, cols: int) -> tuple[int, int]:
         """(width, height) of the map if arranged in `cols` columns (a last, partial tile is
         only as tall as its rows)."""
-        cols = max(1, min(cols, self.max_cols))
-        width = height = 0
-        for tiles in self.panels:
-            c_n = min(cols, len(tiles))
-            rows = -(-len(tiles) // c_n)
-            last_row = max(t.rows for t in tiles[(rows - 1) * c_n:])
-            width += c_n * self.tile_width + (c_n - 1) * self.gap
-            height = max(height, (rows - 1) * (self.tile_rows + self.vgap) + last_row)
-        return width + PANEL_GAP * (len(self.panels) - 1), height
+        return self._flow(max(1, min(cols, self.max_cols)), place=False)
+
+    def _flow(self, cols: int, place: bool) -> tuple[int, int]:
+        """Lay the panels out (placing the tiles if `place`); the map's (width, height)."""
+        w, width, height = self.tile_width, 0, 0
+        for i, tiles in enumerate(self.panels):
+            c_n = max(1, min(cols, sum(t.kind == "tile" for t in tiles)))
+            grid_w = c_n * w + (c_n - 1) * self.gap
+            x0 = width + PANEL_GAP * (i > 0)
+            y = c = row_h = bottom = 0
+            for t in tiles:
+                if t.kind == "band" or c == c_n:  # a new grid row
+                    if c:
+                        y += row_h + self.vgap
+                    c = row_h = 0
+                if place:
+                    t.x, t.y = x0 + c * (w + self.gap), y
+                    t.w = grid_w if t.kind == "band" else w
+                bottom = max(bottom, y + t.rows)
+                if t.kind == "band":
+                    y += t.rows + self.vgap
+                else:
+                    c, row_h = c + 1, max(row_h, self.tile_rows)
+            width = x0 + grid_w
+            height = max(height, bottom)
+        return width, height
+
+    @property
+    def tile_width(self) -> int:
+        return self.row_pages // self.ppp
 
     def tile_label(self, tile: Tile) -> str:
         """The tile's offset in physical memory, e.g. '4 GiB'."""
         return format_offset(tile.first_pfn * self.page_size)
 
     def locate(self, pfn: int) -> tuple[Tile, int, int] | None:
-        """(tile, x, y) of the pixel showing pfn in the map image, or None if not drawn."""
+        """(tile, x, y) of the pixel showing pfn in the map image, or None if not drawn (a
+        PFN of a band: its place along the band)."""
         for t in self.tiles:
-            span = t.rows * self.row_pages
-            if t.first_pfn <= pfn < t.first_pfn + span:
+            if t.first_pfn <= pfn < t.end_pfn:
                 off = pfn - t.first_pfn
+                if t.kind == "band":
+                    return t, t.x + off * t.w // t.pages, t.y
                 return t, t.x + (off % self.row_pages) // self.ppp, t.y + off // self.row_pages
         return None
+
+    def band_pages(self) -> int:
+        """RAM pages drawn as bands (the rest of the window's RAM gets the pixels)."""
+        return sum(self.ram_in(t.first_pfn, t.end_pfn) for t in self.bands)
+
+    def ram_in(self, start: int, end: int) -> int:
+        """RAM pages in [start, end)."""
+        return max(0, end - start) - sum(max(0, min(e, end) - max(s, start))
+                                         for s, e in self.holes)
 
     # -- per frame
 
@@ -278,7 +318,7 @@ class MapLayout:
         code = np.asarray(cls_run, dtype=np.uint16)
         if ranks is not None:
             code = code | (np.asarray(ranks, dtype=np.uint16) << 8)
-        code, ln = _merge(code, np.asarray(lengths, dtype=np.int64))
+        code, ln = merge_runs(code, np.asarray(lengths, dtype=np.int64))
         if self.holes:
             ends = np.cumsum(ln)
             for s, e in self.holes:
@@ -299,7 +339,7 @@ class MapLayout:
         if pad:
             code = np.append(code, np.uint16(HOLE))
             ln = np.append(ln, np.int64(pad))
-        code, ln = _merge(code, ln)
+        code, ln = merge_runs(code, ln)
         cls = code.astype(np.uint8)  # the low byte
         if ranks is None:
             return ClassRuns(cls, ln)
@@ -310,155 +350,59 @@ class MapLayout:
         return self.pixels(runs)[0]
 
     def pixels(self, runs: ClassRuns) -> tuple[np.ndarray, np.ndarray | None]:
-        """(one uint8 class per pixel, the pixels that are partly free: their indices, sorted;
-        None without ranks).
-
-        Without ranks a pixel is the most common class of its K pages (ties: the class listed
-        first, but RAM before holes). With ranks it is the most common class among its pages
-        of the highest rank (unmovable, in use, free, hole), and partly free when it is in use
-        and holds free pages too."""
-        k = self.ppp
-        cls, ln = runs.cls, runs.lengths
-        keep = runs.ranks is not None
-        if k == 1:
-            return np.repeat(cls, ln), None  # no pixel mixes pages
-        ends = np.cumsum(ln)
-        starts = ends - ln
-        # Pixels cut by a run boundary: add up the pieces of runs inside each of them. A run
-        # has a head piece (in its first pixel) and, if it reaches another pixel, a tail piece
-        # (in its last); pieces shorter than K are exactly those of the cut pixels.
-        if k & (k - 1) == 0:  # a power of two (always, for 512-page rows): shifts, no division
-            sh = k.bit_length() - 1
-            fb, lb = starts >> sh, (ends - 1) >> sh
-            px = np.repeat(cls, ((ends + (k - 1)) >> sh) - ((starts + (k - 1)) >> sh))
-            head = np.minimum(ends, (fb + 1) << sh) - starts
-            tail = ends - (lb << sh)
-        else:
-            fb, lb = starts // k, (ends - 1) // k
-            px = np.repeat(cls, -(-ends // k) + (-starts // k))
-            head = np.minimum(ends, (fb + 1) * k) - starts
-            tail = ends - lb * k
-        partly = np.zeros(0, np.int64) if keep else None
-        tail[lb == fb] = k  # no tail piece (k: dropped below)
-        n_cls = int(cls.max()) + 1
-        code = cls.astype(np.int64)
-        if keep:  # the rank rides in the key's low 2 bits: pixel * 4n_cls + class * 4 + rank
-            code *= 4
-            code += np.where(cls == HOLE, 0, runs.ranks)  # a hole (or padding) ranks lowest
-            n_cls *= 4
-        n = cls.size
-        key = np.empty(2 * n, dtype=np.int64)  # pixel * n_cls + class, in PFN order
-        amount = np.empty(2 * n, dtype=np.int64)
-        np.multiply(fb, n_cls, out=key[0::2])
-        key[0::2] += code
-        np.multiply(lb, n_cls, out=key[1::2])
-        key[1::2] += code
-        amount[0::2], amount[1::2] = head, tail
-        cut = amount < k
-        key, amount = key[cut], amount[cut]
-        if key.size == 0:
-            return px, partly
-        blk = key // n_cls
-        first = np.empty(blk.size, dtype=bool)
-        first[0] = True
-        np.not_equal(blk[1:], blk[:-1], out=first[1:])
-        mixed = blk[first]
-        group = np.cumsum(first)
-        group -= 1
-        key -= blk * n_cls  # the class (and rank) again
-        if keep:
-            rank = (key & 3).astype(np.uint8)
-            present = np.bitwise_or.reduceat(np.left_shift(1, rank, dtype=np.uint8),
-                                             np.flatnonzero(first))  # the ranks in each pixel
-            top = _TOP_RANK[present]
-            partly = mixed[(present & (1 << RANK_FREE) != 0) & (top > RANK_FREE)]
-            amount *= rank == top[group]  # only the pages of the pixel's top rank count
-            key >>= 2
-            n_cls //= 4
-        key += group * n_cls  # index into the (mixed pixels x classes) table
-        counts = np.bincount(key, weights=amount, minlength=mixed.size * n_cls)
-        counts = counts.reshape(mixed.size, n_cls) * 2
-        if not keep:
-            counts[:, HOLE] -= counts[:, HOLE] > 0  # a tie between RAM and a hole shows the RAM
-        px[mixed] = np.argmax(counts, axis=1)
-        return px, partly
+        """(one uint8 class per pixel, the partly free pixels' indices or None): block_pixels."""
+        return block_pixels(runs, self.ppp)
 
     def tile_pixels(self, px: np.ndarray, t: Tile, fill: int = HOLE) -> np.ndarray:
-        """The (rows, width) pixels of one tile out of pixel_classes() (a view when whole)."""
+        """The (rows, width) pixels of one tile out of pixel_classes() (a view when whole);
+        past the tile's pages, `fill`."""
         w = self.tile_width
         first = t.first_pfn // self.ppp
         need = t.rows * w
-        if first + need <= px.size:
+        have = min(-(-t.pages // self.ppp), max(0, px.size - first))
+        if have == need:
             return px[first:first + need].reshape(t.rows, w)
         flat = np.full(need, fill, dtype=np.uint8)
-        avail = max(0, px.size - first)
-        flat[:avail] = px[first:first + avail]
+        flat[:have] = px[first:first + have]
         return flat.reshape(t.rows, w)
 
-    def place(self, px: np.ndarray, out: np.ndarray, x0: int = 0, y0: int = 0) -> None:
-        """Copy pixel blocks into an image at offset (x0, y0), tile by tile."""
+    def place(self, px: np.ndarray, out: np.ndarray, x0: int = 0, y0: int = 0,
+              band_colors: np.ndarray | None = None) -> None:
+        """Copy pixel blocks into an image at offset (x0, y0), tile by tile (a band: its
+        class, or band_colors[class])."""
         w = self.tile_width
         for t in self.tiles:
-            out[y0 + t.y:y0 + t.y + t.rows, x0 + t.x:x0 + t.x + w] = self.tile_pixels(px, t)
+            x, y = x0 + t.x, y0 + t.y
+            if t.kind == "band":
+                out[y:y + t.rows, x:x + t.w] = t.cls if band_colors is None else \
+                    band_colors[t.cls]
+            else:
+                out[y:y + t.rows, x:x + w] = self.tile_pixels(px, t)
 
     @property
     def ram_pages(self) -> int:
-        """Pages that are RAM (not in a hole)."""
-        return self.pfn_count - sum(e - s for s, e in self.holes)
+        """Pages of the window that are RAM (not in a hole)."""
+        return self.ram_in(*self.window)
 
     def class_pages(self, runs: ClassRuns, n_classes: int) -> np.ndarray:
-        """Pages per class (int64), RAM only: layout holes and padding are not counted."""
-        counts = np.bincount(runs.cls, weights=runs.lengths, minlength=n_classes)
-        counts[HOLE] -= self.pfn_count - self.ram_pages + (-self.pfn_count % self.ppp)
+        """Pages per class (int64) of the window, RAM only: layout holes and padding are not
+        counted."""
+        ln = runs.lengths
+        ws, we = self.window
+        if (ws, we) != (0, self.pfn_count):
+            ends = np.cumsum(ln)
+            ln = np.clip(np.minimum(ends, we) - np.maximum(ends - ln, ws), 0, None)
+        else:
+            ln = ln.copy()
+            ln[-1] -= max(0, int(ln.sum()) - self.pfn_count)  # the padding of a last pixel
+        counts = np.bincount(runs.cls, weights=ln, minlength=n_classes)
+        counts[HOLE] -= (we - ws) - self.ram_pages
         return np.rint(counts).astype(np.int64)
 
     def changed_blocks(self, prev: ClassRuns, cur: ClassRuns) -> tuple[np.ndarray, int]:
         """(bool per pixel: a page in it changed class, pages that changed class)."""
         s, e = class_changes(prev, cur)
         return blocks_touched(s, e, self.ppp, self.blocks), int((e - s).sum())
-
-
-class ClassRuns(NamedTuple):
-    """A frame as runs of page classes (uint8 class, int64 length; uint8 rank, or None)."""
-
-    cls: np.ndarray
-    lengths: np.ndarray
-    ranks: np.ndarray | None = None
-
-
-def page_ranks(values: np.ndarray) -> np.ndarray:
-    """The rank of each flag value in a pixel: free (buddy), unmovable (docs/metrics.md's
-    `mixed_blocks` definition, pvrec.blocks' masks) or else in use."""
-    v = np.asarray(values, dtype=np.uint64)
-    out = np.full(v.shape, RANK_USED, dtype=np.uint8)
-    out[unmovable_values(v)] = RANK_UNMOVABLE
-    out[(v & _BUDDY) != 0] = RANK_FREE
-    return out
-
-
-def _merge(cls_run: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Runs of codes with neighbours of one code joined (fewer boundaries to look at)."""
-    if cls_run.size > 1:
-        keep = np.empty(cls_run.size, dtype=bool)
-        keep[0] = True
-        np.not_equal(cls_run[1:], cls_run[:-1], out=keep[1:])
-        if not keep.all():
-            idx = np.flatnonzero(keep)
-            return cls_run[idx], np.add.reduceat(lengths, idx)
-    return cls_run, lengths
-
-
-def class_changes(prev: ClassRuns, cur: ClassRuns) -> tuple[np.ndarray, np.ndarray]:
-    """PFN ranges [s, e) whose class differs between two frames given as (class, length) runs."""
-    pc, pl = prev[0], prev[1]
-    cc, cl = cur[0], cur[1]
-    pe, ce = np.cumsum(pl), np.cumsum(cl)
-    bounds = np.union1d(pe, ce)  # every place either side changes; the last is pfn_count
-    starts = np.concatenate(([0], bounds[:-1]))
-    a = pc[np.searchsorted(pe, starts, "right")]
-    b = cc[np.searchsorted(ce, starts, "right")]
-    diff = a != b
-    return starts[diff], bounds[diff]
 
 
 def _covered(holes: list[tuple[int, int]], first: int, last: int) -> bool:

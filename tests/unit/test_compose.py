@@ -80,6 +80,12 @@ def test_golden(name, recording, tmp_path):
         opts["classes"] = str(tmp_path / "mine.toml")
     out = tmp_path / f"{name}.png"
     render_recording(recording, out, warn=None, **opts)
+    check_golden(out, name, opts.get("theme", "light"))
+
+
+def check_golden(out: Path, name: str, theme: str = "light") -> None:
+    """out is golden/NAME.png: every class pixel exactly, text pixels as far as FreeType
+    allows (PVREC_UPDATE_GOLDEN=1 writes it instead)."""
     golden = GOLDEN / f"{name}.png"
     if UPDATE:
         GOLDEN.mkdir(parents=True, exist_ok=True)
@@ -92,7 +98,7 @@ def test_golden(name, recording, tmp_path):
     assert got.mode == want.mode == "P" and got.size == want.size
     assert got.getpalette() == want.getpalette()
     a, b = np.asarray(got), np.asarray(want)
-    n_classes = classes_in_palette(want.getpalette(), opts.get("theme", "light"))
+    n_classes = classes_in_palette(want.getpalette(), theme)
     cls = (a < n_classes) | (b < n_classes)
     assert np.array_equal(a[cls], b[cls]), f"{name}: map or swatch pixels differ"
     same_fonts = json.loads((GOLDEN / "fonts.json").read_text())["freetype2"] == font_version()

@@ -1,0 +1,121 @@
+"""What the frames a render draws leave unchanged, and where they change: the memory that
+collapses into bands (on by default, --no-collapse), and the range `--region changed` draws.
+
+A Watch is fed the class runs of every frame the render will draw (pipeline's pre-pass, the
+one the --timeline strips make when there is one) and keeps, per 1 GiB unit of memory, whether
+all of its RAM pages held one class in every frame, and the span of pages whose class changed
+from one frame to the next. `stretches()` joins the static units of one class (of every side,
+when two runs are drawn side by side) into the (first, end, class) bands MapLayout draws.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pvrec.classes import HOLE
+from pvrec.render.raster import TILE_ROWS, ClassRuns, MapLayout, class_changes
+
+MIXED = -1  # a unit whose RAM pages hold more than one class
+
+
+def unit_classes(runs: ClassRuns, unit: int, pfn_count: int) -> np.ndarray:
+    """Per unit of `unit` pages: the one class of its RAM pages, MIXED, or HOLE (no RAM)."""
+    n_units = -(-pfn_count // unit)
+    ends = np.cumsum(runs.lengths)
+    ram = runs.cls != HOLE
+    c, s, e = runs.cls[ram], (ends - runs.lengths)[ram], ends[ram]
+    out = np.full(n_units, HOLE, dtype=np.int16)
+    if c.size == 0:
+        return out
+    new = np.empty(c.size, dtype=bool)  # neighbours of one class, holes between them, join
+    new[0] = True
+    np.not_equal(c[1:], c[:-1], out=new[1:])
+    idx = np.flatnonzero(new)
+    c, s, e = c[idx], s[idx], np.append(e[idx[1:] - 1], e[-1])
+    lo = np.arange(n_units, dtype=np.int64) * unit
+    hi = np.minimum(lo + unit, pfn_count)
+    i = np.searchsorted(e, lo, "right")  # the first run of RAM ending in or after the unit
+    j = np.searchsorted(s, hi, "left") - 1  # the last one starting before its end
+    one = i == j
+    out[one] = c[i[one]]
+    out[i < j] = MIXED
+    return out
+
+
+class Watch:
+    """Fed each frame's class runs (whole memory, MapLayout.class_runs of a 1-page-per-pixel
+    layout); what stayed one class, and where classes changed."""
+
+    def __init__(self, lay: MapLayout, hpage_pages: int, changes: bool = True):
+        self.unit = hpage_pages * TILE_ROWS
+        self.pfn_count = lay.pfn_count
+        n_units = -(-lay.pfn_count // self.unit)
+        self.no_ram = np.array([lay.ram_in(u * self.unit, (u + 1) * self.unit) == 0
+                                for u in range(n_units)], dtype=bool)
+        self.first: np.ndarray | None = None
+        self.same: np.ndarray | None = None
+        self.prev: ClassRuns | None = None
+        self.lo, self.hi = lay.pfn_count, 0
+        self.frames = 0
+        self.changes = changes  # also find where classes changed (--region changed)
+
+    def add(self, runs: ClassRuns) -> None:
+        uc = unit_classes(runs, self.unit, self.pfn_count)
+        if self.first is None:
+            self.first, self.same = uc, uc >= 0
+        else:
+            self.same &= uc == self.first
+        if self.changes:
+            if self.prev is not None:
+                s, e = class_changes(self.prev, runs)
+                if s.size:
+                    self.lo, self.hi = min(self.lo, int(s[0])), max(self.hi, int(e[-1]))
+            self.prev = ClassRuns(runs.cls, runs.lengths)
+        self.frames += 1
+
+    def static(self) -> np.ndarray:
+        """Per unit: its class if one class held all its RAM pages in every frame, else
+        MIXED; HOLE for a unit without RAM."""
+        if self.first is None:
+            return np.full(self.no_ram.size, MIXED, dtype=np.int16)
+        out = np.where(self.same, self.first, MIXED).astype(np.int16)
+        out[self.no_ram] = HOLE
+        return out
+
+    def changed(self) -> tuple[int, int] | None:
+        """[lo, hi) PFNs holding every page whose class changed between two frames fed."""
+        return (self.lo, self.hi) if self.hi > self.lo else None
+
+
+def stretches(watches: list[Watch], window: tuple[int, int], breaks: list[int] = ()
+              ) -> list[list[tuple[int, int, int]]]:
+    """Per side: the (first, end, class) stretches of whole units inside the window that are
+    static in every side, each of one class per side; units without RAM inside a stretch
+    join it, and a stretch never crosses a PFN in `breaks` (where NUMA panels start)."""
+    unit = watches[0].unit
+    static = np.stack([w.static() for w in watches])  # sides x units
+    out: list[list[tuple[int, int, int]]] = [[] for _ in watches]
+    run: list[int] = []  # units of the stretch being grown
+
+    def close() -> None:
+        while run and (static[:, run[-1]] == HOLE).all():
+            run.pop()  # a stretch ends with RAM
+        if run:
+            first, end = run[0] * unit, min((run[-1] + 1) * unit, watches[0].pfn_count)
+            for side, st in enumerate(static):
+                out[side].append((first, end, int(st[run[0]])))
+        run.clear()
+
+    for u in range(static.shape[1]):
+        col = static[:, u]
+        inside = window[0] <= u * unit and min((u + 1) * unit, watches[0].pfn_count) <= window[1]
+        hole = bool((col == HOLE).all())
+        if not inside or (col == MIXED).any() or u * unit in breaks or \
+                (not hole and run and (col != static[:, run[0]]).any()):
+            close()
+        if inside and not hole and (col >= 0).all() and (col != HOLE).all():
+            run.append(u)
+        elif inside and hole and run:
+            run.append(u)
+    close()
+    return out

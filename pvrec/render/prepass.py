@@ -1,0 +1,118 @@
+"""The render's pass over its frames before the first is drawn: the --timeline strips (sizes of
+each class per frame, metrics), which memory stays unchanged (collapsed into bands), and the
+range `--region changed` draws. One pass does all three when it can: the strips and the watch
+read the same frames (a video's: the plan's, after --start/--end/--every; a picture's: the
+whole recording, as its strip shows); only `--region changed` with --timeline reads twice (the
+strips count the region, known after the first pass).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pvrec.classes import ValueClassifier
+from pvrec.recording.header import Header
+from pvrec.region import Region, parse_region, whole
+from pvrec.render.collapse import Watch, stretches
+from pvrec.render.data import class_timeline, frames_of
+from pvrec.render.plan import Plan
+from pvrec.render.raster import MapLayout, node_spans
+from pvrec.render.strips import metric_scales
+from pvrec.sources import Source
+
+
+@dataclass
+class Prepass:
+    """What the pass found: each side's (timeline, metrics) for its Picture, the region, the
+    bands of each side, and how many frames decided them."""
+
+    strips: list[tuple]
+    region: Region
+    bands: list[list[tuple[int, int, int]]]
+    frames: int = 0
+
+
+def prepass(sources: list[Source], plan: Plan, picture: bool,
+            classifiers: list[ValueClassifier], every: int, n_cls: int, channel: str,
+            metric_list: list[list[tuple[str, str]]] | None, metric_scale: str = "zero", *,
+            timeline: bool = False, region: str | None = None,
+            collapse: bool = False) -> Prepass:
+    """Read what the frames say before drawing them (see the module docstring)."""
+    headers = [s.header for s in sources]
+    spans = [_span(plan, picture, i, len(s), every) for i, s in enumerate(sources)]
+    watching = collapse or region == "changed"
+    watches = [Watch(_whole(h), h.hpage_pages, changes=region == "changed") for h in headers
+               ] if watching else []
+    known = region != "changed"
+    win = parse_region(region, headers[0]) if region and known else whole(headers[0])
+    strips: list[tuple] = [(None, None)] * len(sources)
+    if timeline and known:  # one pass: the strips feed the watch
+        strips = _strips(sources, plan, picture, classifiers, headers, win, spans, n_cls,
+                         channel, metric_list, metric_scale, watches)
+    elif watching:
+        for s, c, w, (a, b, step) in zip(sources, classifiers, watches, spans, strict=True):
+            lay = _whole(s.header)
+            for _pos, _t, frame in frames_of(s, a, b, step, channel):
+                runs = getattr(frame, channel)
+                w.add(lay.class_runs(c(runs.values, runs.lengths), runs.lengths))
+    if not known:
+        win = parse_region(region or "", headers[0], changed=lambda: _union(watches))
+        if timeline:
+            strips = _strips(sources, plan, picture, classifiers, headers, win, spans, n_cls,
+                             channel, metric_list, metric_scale, [])
+    bands: list[list[tuple[int, int, int]]] = [[] for _ in sources]
+    if collapse:
+        breaks = [s for _n, s, _e in node_spans(headers[0])]
+        bands = stretches(watches, (win.start, win.end), breaks)
+    return Prepass(strips, win, bands, watches[0].frames if watches else 0)
+
+
+def _whole(header: Header, region: Region | None = None) -> MapLayout:
+    """A layout of one page per pixel: its class runs are the frame's, holes spliced in."""
+    window = (region.start, region.end) if region is not None else None
+    return MapLayout.build(header, kind="rows", width=header.hpage_pages, window=window)
+
+
+def _span(plan: Plan, picture: bool, i: int, frames: int, every: int) -> tuple[int, int, int]:
+    """(first, last, step) of the frames side i's strip and watch read: a picture's strip spans
+    the whole recording, a video's what it shows (the run that sets the time: every Nth)."""
+    if picture:
+        return 0, frames - 1, 1
+    a, b = plan.ranges[i]
+    return a, b, every if i == plan.master else 1
+
+
+def _union(watches: list[Watch]) -> tuple[int, int] | None:
+    got = [r for w in watches if (r := w.changed()) is not None]
+    return (min(r[0] for r in got), max(r[1] for r in got)) if got else None
+
+
+def _strips(sources: list[Source], plan: Plan, picture: bool,
+            classifiers: list[ValueClassifier], headers: list[Header], region: Region,
+            spans: list[tuple[int, int, int]], n_cls: int, channel: str,
+            metric_list: list[list[tuple[str, str]]] | None, metric_scale: str,
+            watches: list[Watch]) -> list[tuple]:
+    """Each side's (timeline, metrics) for its Picture: the sizes of the region's classes; a
+    metric has one scale for both runs, so the lines compare."""
+    m = plan.master
+    span_end = plan.span_end(picture)
+    tls: list[tuple] = []
+    for i, s in enumerate(sources):
+        a, b, step = spans[i]
+        ts, tp, tm = class_timeline(s, classifiers[i], _whole(headers[i], region), a, b, step,
+                                    n_cls, channel, metric_list[i] if metric_list else None,
+                                    watch=watches[i] if watches else None)
+        if i != m and len(ts) and ts[-1] - s.times[0] < span_end:
+            # the shorter run's strip holds its last sizes up to the end of the longer one
+            ts = np.append(ts, s.times[0] + span_end)
+            tp, tm = np.vstack((tp, tp[-1:])), np.vstack((tm, tm[-1:]))
+        mt = None
+        if metric_list:
+            mt = ([f"{name} ({zone})" for name, zone in metric_list[i]], tm)
+        tls.append(((ts, tp), mt))
+    if metric_list:
+        shared = metric_scales([mt[1] for _, mt in tls], metric_scale)  # type: ignore[index]
+        tls = [(tl, (*mt, shared)) for tl, mt in tls]  # type: ignore[misc]
+    return tls
