@@ -28,7 +28,7 @@ def parse(text: str) -> dict[str, dict]:
                 free.setdefault(f"{words[1]}/{words[3]}", {})[words[5]] = [int(w) for w in counts]
         elif types and len(words) == 4 + len(types) and words[0] == "Node" and words[2] == "zone":
             if all(w.isdigit() for w in words[4:]):
-                blocks[f"{words[1]}/{words[3]}"] = dict(zip(types, map(int, words[4:])))
+                blocks[f"{words[1]}/{words[3]}"] = dict(zip(types, map(int, words[4:]), strict=True))
     return {"blocks": blocks, "free": free}
 
 
