@@ -12,7 +12,14 @@ import io
 from collections.abc import Iterator
 
 from pvrec.errors import PvrecError
-from pvrec.metrics import check_metric_names, frame_metrics, kernel_figures, max_order_of, zones_of
+from pvrec.metrics import (
+    check_metric_names,
+    context_metrics,
+    frame_metrics,
+    kernel_figures,
+    max_order_of,
+    zones_of,
+)
 from pvrec.recording.reader import Recording
 
 
@@ -40,12 +47,16 @@ def metric_rows(rec: Recording, metrics: list[str] | None = None,
 def _rows(rec: Recording, metrics: list[str] | None, zones: list[str] | None, max_order: int
           ) -> Iterator[dict]:
     hp = rec.header.hpage_pages
+    marked = any(f.context.get("markers") for f in rec.frames)
     for info, runs in rec.iter_runs():
         row = {"frame": info.index, "t": info.t}
+        if marked:  # the workload's markers of the frame (pvrec mark), in the order sent
+            row["markers"] = "; ".join(m["text"] for m in info.context.get("markers", []))
         for zone, values in frame_metrics(runs, rec.header, max_order).items():
             if zones and zone not in zones:
                 continue
             values.update(kernel_figures(info.context, zone, hp))
+            values.update(context_metrics(info.context, zone, hp))
             for name, value in values.items():
                 if metrics is None or name in metrics or (
                         name.startswith("kernel_") and name[7:] in metrics):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from pvrec.classes import Scheme, ValueClassifier, fit_scheme
+from pvrec.metrics import context_metrics
 from pvrec.recording.reader import Frame
 from pvrec.render.raster import MapLayout
 from pvrec.runs import add_pages_per_value
@@ -64,14 +65,17 @@ def class_timeline(source: Source, classifier: ValueClassifier, lay: MapLayout, 
         frames = ((p, t, Frame(r)) for p, t, r in source.iter_runs(first, last + 1, every))
     else:
         frames = source.iter_frames(first, last + 1, every)
-    for _pos, t, frame in frames:
+    for pos, t, frame in frames:
         runs = getattr(frame, channel)
         ts.append(t)
         rows.append(lay.class_pages(lay.class_runs(classifier(runs.values, runs.lengths), runs.lengths),
                                     n_cls))
         if metrics:
             fm = source.metrics_of(frame)
-            mrows.append([float(fm[zone][name]) for name, zone in metrics])
+            context = source.context_of(pos)
+            mrows.append([float(fm[zone][name]) if name in fm[zone] else float(
+                context_metrics(context, zone, source.header.hpage_pages).get(name, "nan"))
+                for name, zone in metrics])
     values = np.array(mrows, dtype=np.float64).reshape(-1, len(metrics)) if metrics else \
         np.zeros((len(ts), 0))
     return (np.array(ts, dtype=np.float64), np.array(rows, dtype=np.int64).reshape(-1, n_cls),
