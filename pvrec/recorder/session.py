@@ -101,6 +101,8 @@ class Recorder:
 
     def __init__(self, opt: RecordOptions):
         self.opt = opt
+        # first: without root or tracefs, --events is the one line to tell
+        self.stale_instances = kernel_events.prepare() if opt.events else []
         path = opt.kpageflags or KPAGEFLAGS
         self.files = ExitStack()  # the open sources: closed when the session ends, or fails here
         with self.files:
@@ -113,7 +115,6 @@ class Recorder:
                 self.cgroups = self.files.enter_context(PageFlagsFile(cg_path))
             self.pfn_count, layout = self._layout()
             self.files = self.files.pop_all()
-        self.stale_instances = kernel_events.prepare() if opt.events else []
         self.track = bool(opt.cmd) and not opt.kpageflags and opt.track_workload is not False
         now = time.time()
         self.header = {

@@ -34,9 +34,9 @@ from pvrec.errors import PvrecError
 from pvrec.recording.header import Header
 from pvrec.render.blockview import BlockScheme, block_view
 from pvrec.render.compose import MARGIN, Options, Picture
-from pvrec.render.events import overlay_for
 from pvrec.render.data import cgroup_tally, class_timeline, fit_data_scheme
 from pvrec.render.encoders import ENCODERS, Cancelled, Encoder, PngEncoder, write_png
+from pvrec.render.events import overlay_for
 from pvrec.render.fit import choose_layout
 from pvrec.render.history import History, HistoryScheme
 from pvrec.render.options import RenderOptions
