@@ -54,8 +54,8 @@ def parse_timeline_events(spec: str | list[str] | bool | None) -> list[str] | No
     for name in names:
         if name != "allocstall" and not name.startswith(VMSTAT_PREFIXES):
             raise PvrecError(f"--timeline-events {name!r}: not a /proc/vmstat counter pvrec "
-                             f"stores; the default set is {','.join(DEFAULT_COUNTERS)}, and any "
-                             f"counter starting with {', '.join(VMSTAT_PREFIXES)}")
+                             f"stores with its frames (pvrec info --json lists them); the "
+                             f"default set is {','.join(DEFAULT_COUNTERS)}")
     return names
 
 
