@@ -191,7 +191,7 @@ def test_page_cache_hugetlb_and_unmovable_pipes_force_fallbacks(tmp_path, untouc
     try:
         r = run_pvrec("record", "-q", "--events", "-i", "2s", "-o", tmp_path / "rec", "--",
                       REPO / "examples" / "fallbacks_and_compaction.sh",
-                      env={"PVREC": PVREC}, timeout=600)
+                      env={"PVREC": f"{sys.executable} -m pvrec"}, timeout=600)
     finally:
         nr.write_text(before)
     assert r.returncode == 0, r.stderr
