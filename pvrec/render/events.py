@@ -38,6 +38,7 @@ DEFAULT_COUNTERS = ("compact_stall", "compact_fail", "thp_fault_fallback",
                     "htlb_buddy_alloc_fail", "allocstall", "oom_kill")
 LANE_H = 28  # the events' bars
 COUNTER_H = 14  # one counter's row of ticks (its name inside)
+MARKER_ROWS = 3  # rows of marker labels at the top of the class strip, used in turn
 
 
 def parse_timeline_events(spec: str | list[str] | bool | None) -> list[str] | None:
@@ -66,6 +67,17 @@ def overlay_for(o, source: Source) -> EventOverlay | None:
     if not (o.events or o.counters is not None or (o.timeline and has_markers)):
         return None
     return EventOverlay(source, o.events, o.counters)
+
+
+def fit_text(text: Text, s: str, room: int) -> str | None:
+    """s, or its start and an ellipsis, in room pixels of F_LABEL; None if not even 3 letters."""
+    if text.width(s, F_LABEL) <= room:
+        return s
+    for n in range(len(s) - 1, 3, -1):
+        cut = s[:n].rstrip() + "..."
+        if text.width(cut, F_LABEL) <= room:
+            return cut
+    return None
 
 
 def _blend(hex_color: str, bg: str, f: float) -> str:
@@ -121,12 +133,12 @@ class EventOverlay:
     # -- the header
 
     def marker_text(self, pos: int) -> str | None:
-        """The latest marker at frame pos, as the header shows it."""
+        """The latest marker at frame pos, numbered as the timeline numbers it."""
         last = None
-        for _t, text, p in self.markers:
+        for i, (_t, text, p) in enumerate(self.markers):
             if p <= pos:
-                last = text
-        return f"mark: {last}" if last is not None else None
+                last = f"mark {i + 1}: {text}"
+        return last
 
     # -- under the timeline
 
@@ -161,10 +173,9 @@ class EventOverlay:
     def _draw_counts(self, canvas, strips, px, pw, y, cols, pal, text: Text) -> int:
         lh = text.height(F_LABEL)
         x = px
-        for label, color in (("kernel events per frame:", None),
-                             *((f"{k} fallbacks" if k == "polluting" else k,
-                                self._fallback(pal, i, 0)) for i, k in enumerate(FALLBACKS)),
-                             ("compaction passes", self._scanner(pal, 0))):
+        for label, color in (("events per frame: fallbacks", None),
+                             *((k, self._fallback(pal, i, 0)) for i, k in enumerate(FALLBACKS)),
+                             ("compaction", self._scanner(pal, 0))):
             if color is not None:
                 canvas[y + lh // 2 - 3:y + lh // 2 + 3, x:x + 6] = color
                 x += 9
@@ -186,21 +197,21 @@ class EventOverlay:
         return y + LANE_H + 4
 
     def _draw_markers(self, canvas, strips, x0, timeline_y, w, bottom, pal, text: Text) -> None:
+        """A tick through the strips for each marker, numbered as the header numbers it, with
+        its text where it fits before the next label of its row (MARKER_ROWS rows, in turn)."""
         lh = text.height(F_LABEL)
-        right_edge = strips.plot(x0, w)[0] + strips.plot(x0, w)[1]
-        used: list[tuple[int, int, int]] = []  # (row, x from, x to) of labels drawn
-        for t, label, _pos in self.markers:
-            top, _end, cx = strips.cursor(x0, timeline_y, w, t)
-            canvas[top + 3:bottom, cx:cx + 1] = pal.fg
+        px, pw = strips.plot(x0, w)
+        xs = [strips.cursor(x0, timeline_y, w, t)[2] for t, _text, _pos in self.markers]
+        for i, ((_t, label, _pos), cx) in enumerate(zip(self.markers, xs, strict=True)):
+            canvas[timeline_y:bottom, cx:cx + 1] = pal.fg
+            nxt = xs[i + MARKER_ROWS] if i + MARKER_ROWS < len(xs) else px + pw
+            room = nxt - cx - 6
+            label = fit_text(text, f"{i + 1} {label}", room) or str(i + 1)
             width = text.width(label, F_LABEL)
-            lx = cx + 3 if cx + 3 + width <= right_edge else max(x0, cx - 3 - width)
-            row = 0
-            while any(r == row and not (lx + width < a or lx > b) for r, a, b in used):
-                row += 1
-            ly = top + 4 + row * lh
+            lx = min(cx + 2, px + pw - width - 1)
+            ly = timeline_y + 1 + (i % MARKER_ROWS) * lh
             canvas[ly:ly + lh, lx - 1:lx + width + 1] = pal.bg
             text.draw(canvas, lx, ly, label, F_LABEL, pal.fg_ramp)
-            used.append((row, lx, lx + width))
 
     # -- on the map, per frame
 

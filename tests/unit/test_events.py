@@ -260,6 +260,6 @@ def test_a_marker_is_the_headers_latest(tmp_path):
     source = RecordingSource(events_recording(tmp_path / "r", ROWS))
     overlay = EventOverlay(source, False, ["compact_stall"])
     assert overlay.marker_text(0) is None
-    assert overlay.marker_text(2) == "mark: phase <2>"
+    assert overlay.marker_text(2) == "mark 1: phase <2>"
     assert json.dumps(overlay.markers) == json.dumps([[0.5, "phase <2>", 1]])
     assert os.path.basename(source.name) == "r"
