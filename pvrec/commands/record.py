@@ -39,6 +39,7 @@ examples:
   sudo pvrec record -- make -j8                  record a kernel build
   sudo pvrec record --interval 250ms -- ./bench  sample four times a second
   sudo pvrec record --duration 30s -o idle/      the whole system for 30 s
+  sudo pvrec record --events -- ./workload       + the kernel's fallbacks and compaction
   pvrec record --kpageflags dump.kpf --duration 5s   record from a saved raw dump
 then:
   pvrec render RECORDING/ -o RECORDING.mp4
