@@ -263,3 +263,24 @@ def test_a_marker_is_the_headers_latest(tmp_path):
     assert overlay.marker_text(2) == "mark 1: phase <2>"
     assert json.dumps(overlay.markers) == json.dumps([[0.5, "phase <2>", 1]])
     assert os.path.basename(source.name) == "r"
+
+
+def test_no_tracefs_or_a_missing_tracepoint_is_one_line(tmp_path):
+    if os.geteuid() != 0:
+        with pytest.raises(PvrecError, match="--events needs root"):
+            tracefs.ensure_mounted(tmp_path / "nope")
+    else:
+        with pytest.raises(PvrecError, match=r"this kernel has no tracefs \(.*nope does not"):
+            tracefs.ensure_mounted(tmp_path / "nope")
+    (tmp_path / "events" / "kmem").mkdir(parents=True)
+    with pytest.raises(PvrecError, match="no tracepoint kmem:mm_page_alloc_extfrag"):
+        tracefs.check_events(tmp_path)
+
+
+def test_only_the_instances_of_dead_pvrecs_are_stale(tmp_path):
+    inst = tmp_path / "instances"
+    for name in (f"pvrec-{os.getpid()}", "pvrec-999999999", "someone-else", "pvrec-x"):
+        (inst / name).mkdir(parents=True)
+    assert tracefs.remove_stale(tmp_path) == ["pvrec-999999999"]
+    assert sorted(p.name for p in inst.iterdir()) == [f"pvrec-{os.getpid()}", "pvrec-x",
+                                                      "someone-else"]
