@@ -26,6 +26,7 @@ COMMANDS = {
     "info": ("info", "summary of a recording: machine, sampling quality, class sizes, "
                      "fragmentation"),
     "metrics": ("metrics", "fragmentation metrics per frame and zone, as CSV"),
+    "mark": ("mark", "label this moment in the recording the calling workload runs inside"),
     "blockers": ("blockers", "the huge-page blocks a few unmovable pages stop, and those pages"),
 }
 

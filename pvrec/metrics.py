@@ -34,9 +34,27 @@ DEFINITIONS = """\
     buddy_order_N     free blocks of order N, decomposing free runs as the buddy allocator
                       would (aligned power-of-two blocks up to the recording's largest order:
                       that of its /proc/buddyinfo, else DEFAULT_MAX_ORDER); compare /proc/buddyinfo
+  from the kernel's own bookkeeping stored with each frame (recordings of root, --events):
+    unmovable_blocks  page blocks the kernel counts as that migratetype (/proc/pagetypeinfo);
+    movable_blocks    also reclaimable_blocks, highatomic_blocks, cma_blocks, isolate_blocks
+    extfrag_events    page allocator fallbacks to another migratetype's free list since the
+                      previous frame (kmem:mm_page_alloc_extfrag; the whole machine, every zone
+                      shows the same count); extfrag_fragmenting: those that placed pages in a
+                      block of another type (claimed or polluted it)
+    compaction_runs   compaction passes begun since the previous frame (whole machine)
+    compaction_scanned  pages the migrate and free scanners scanned since the previous frame
+    kernel_unusable_index  the kernel's unusable index at the huge page order (debugfs
+                      extfrag/unusable_index, where debugfs is mounted), beside unusable_index
 """
 METRICS = ("free_pages", "free_hp_blocks", "unusable_index", "largest_free_run", "mixed_blocks",
            "compactable_hp_blocks")
+# /proc/pagetypeinfo's migratetype names -> the metric of its block count
+MIGRATETYPE_METRICS = {"Unmovable": "unmovable_blocks", "Movable": "movable_blocks",
+                       "Reclaimable": "reclaimable_blocks", "HighAtomic": "highatomic_blocks",
+                       "CMA": "cma_blocks", "Isolate": "isolate_blocks"}
+EVENT_METRICS = {"extfrag_events": "extfrag", "extfrag_fragmenting": "extfrag_fragmenting",
+                 "compaction_runs": "compaction_runs", "compaction_scanned": "compaction_scanned"}
+KERNEL_METRICS = (*MIGRATETYPE_METRICS.values(), *EVENT_METRICS, "kernel_unusable_index")
 
 
 def zones_of(header: Header, window: tuple[int, int] | None = None
@@ -184,11 +202,34 @@ def kernel_buddy(context: dict, zone: str) -> list[int] | None:
     return counts if isinstance(counts, list) else None
 
 
+def context_metrics(context: dict, zone: str, hpage_pages: int = 512) -> dict[str, float]:
+    """The figures of the kernel's own bookkeeping stored with a frame (KERNEL_METRICS): those
+    the frame has (a recording without --events has no event counts, a dump no pagetypeinfo)."""
+    out: dict[str, float] = {}
+    name, _, node = zone.partition("@")
+    key = f"{node or 0}/{name}"
+    blocks = (context.get("pagetypeinfo") or {}).get("blocks", {}).get(key)
+    if isinstance(blocks, dict):
+        for mt, metric in MIGRATETYPE_METRICS.items():
+            if mt in blocks:
+                out[metric] = int(blocks[mt])
+    events = context.get("events")
+    if isinstance(events, dict):
+        for metric, counter in EVENT_METRICS.items():
+            out[metric] = int(events.get(counter, 0))
+    index = (context.get("unusable_index") or {}).get(key)
+    hp_order = hpage_pages.bit_length() - 1
+    if isinstance(index, list) and hp_order < len(index):
+        out["kernel_unusable_index"] = float(index[hp_order])
+    return out
+
+
 def check_metric_names(names: list[str], max_order: int = DEFAULT_MAX_ORDER) -> list[str]:
     """The names, or a PvrecError naming the unknown one and the valid ones."""
-    valid = list(METRICS) + [f"buddy_order_{i}" for i in range(max_order + 1)]
+    valid = list(METRICS) + list(KERNEL_METRICS) + [f"buddy_order_{i}"
+                                                    for i in range(max_order + 1)]
     for name in names:
         if name not in valid:
             raise PvrecError(f"unknown metric {name!r}; valid metrics: {', '.join(METRICS)}, "
-                             f"buddy_order_0..{max_order}")
+                             f"{', '.join(KERNEL_METRICS)}, buddy_order_0..{max_order}")
     return names

@@ -99,6 +99,14 @@ class Source:
         """The fragmentation metrics of one of its frames, {zone: {metric: value}}."""
         return frame_metrics(frame.flags, self.header, self.max_order)
 
+    def context_of(self, pos: int) -> dict:
+        """What the frame's index line holds beside it (kernel counters, events, markers)."""
+        return {}
+
+    def events_of(self, pos: int) -> dict[str, np.ndarray]:
+        """The kernel events stored with a frame (recording/events.py), {} where none."""
+        return {}
+
 
 class RecordingSource(Source):
     """A recording directory, read through pvrec.recording (warnings: see Recording)."""
@@ -135,6 +143,12 @@ class RecordingSource(Source):
     def iter_frames(self, start, stop, step):
         for info, frame in self.rec.iter_decoded(start, stop, step):
             yield self._pos[info.index], info.t, frame
+
+    def context_of(self, pos):
+        return self.rec.frames[pos].context if 0 <= pos < len(self.rec.frames) else {}
+
+    def events_of(self, pos):
+        return self.rec.events_of(pos)
 
     def read_frame(self, pos):
         return self.rec.read_frame(pos)

@@ -57,6 +57,7 @@ def _fmt_metric(name: str, value: float, page: int) -> str:
 
 def _print(s: dict, fig: Figures) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     con = Console(width=max(Console().width, 100))
@@ -90,6 +91,19 @@ def _print(s: dict, fig: Figures) -> None:
                              f"delta {format_bytes(b['delta'] or 0)})")
     if s["end"]:
         grid.add_row("ended", f"{s['end']['reason']} (exit code {s['end']['exit_code']})")
+    ev = s["events"]
+    if ev is not None:
+        grid.add_row("events", "; ".join(part for part in (
+            f"{ev.get('extfrag', 0):,} fallbacks (kmem:mm_page_alloc_extfrag: "
+            f"{ev.get('extfrag_claimed', 0):,} claimed, {ev.get('extfrag_polluting', 0):,} "
+            f"polluting, {ev.get('extfrag_stolen', 0):,} stolen)",
+            f"{ev.get('compaction_runs', 0):,} compaction passes scanning "
+            f"{ev.get('compaction_scanned', 0):,} pages",
+            f"{ev.get('dropped', 0):,} not stored (over --events-max)" if ev.get("dropped")
+            else "", f"{ev.get('lost', 0):,} lost by the kernel" if ev.get("lost") else "",
+            f"{format_bytes(ev.get('bytes', 0))} of events") if part))
+    for m in s["markers"]:  # the workload's text: printed, never read as markup
+        grid.add_row("marker", f"frame {m['frame']} t=+{m['t']:.1f}s  {escape(m['text'])}")
     con.print(grid)
     for w in s["warnings"]:
         con.print(f"[yellow]warning:[/] {w}")

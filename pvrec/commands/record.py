@@ -14,6 +14,7 @@ from pvrec.messages import next_step, say, warn
 from pvrec.recorder.sampler import Sampler
 from pvrec.recorder.session import Recorder, RecordOptions, RecordResult
 from pvrec.recorder.workload import invoking_user
+from pvrec.recording.events import DEFAULT_MAX_PER_FRAME
 from pvrec.recording.format import DEFAULT_KEY_EVERY
 from pvrec.units import format_bytes, format_duration, parse_duration
 
@@ -29,12 +30,16 @@ the whole system until --duration passes or Ctrl-C. Needs root: reading
 Ctrl-C (or SIGTERM/SIGHUP) stops cleanly: the workload gets the signal, pvrec takes a
 last frame and exits 128+signal (130 for Ctrl-C). A second one stops at once; the
 recording stays readable.
+
+The workload finds the recording's marker socket in PVREC_MARK: `pvrec mark TEXT` run from
+it labels that moment on the timeline, in the header and in `pvrec info` and `metrics`.
 """
 EPILOG = """\
 examples:
   sudo pvrec record -- make -j8                  record a kernel build
   sudo pvrec record --interval 250ms -- ./bench  sample four times a second
   sudo pvrec record --duration 30s -o idle/      the whole system for 30 s
+  sudo pvrec record --events -- ./workload       + the kernel's fallbacks and compaction
   pvrec record --kpageflags dump.kpf --duration 5s   record from a saved raw dump
 then:
   pvrec render RECORDING/ -o RECORDING.mp4
@@ -79,6 +84,18 @@ def register(p: argparse.ArgumentParser) -> None:
                         "`pvrec render --color-by cgroup`; doubles the kernel read cost")
     p.add_argument("--kpagecgroup", metavar="FILE",
                    help="with --kpageflags and --cgroups: a raw kpagecgroup dump to read")
+    p.add_argument("--events", action="store_true",
+                   help="also record the kernel's page-block fallbacks (kmem:mm_page_alloc_"
+                        "extfrag) and compaction (compaction:mm_compaction_*) tracepoints, for "
+                        "`pvrec render --events`; root; tracefs is mounted at /sys/kernel/"
+                        "tracing if it is not. They are read in a trace instance of pvrec's own "
+                        "(instances/pvrec-PID: other tracing is neither disturbed nor read), "
+                        "removed when pvrec ends; one left by a pvrec killed with SIGKILL is "
+                        "removed by the next `pvrec record --events`")
+    p.add_argument("--events-max", type=int, default=DEFAULT_MAX_PER_FRAME, metavar="N",
+                   help=f"with --events: store at most N events of each type per frame; the "
+                        f"rest are counted (as dropped) but not stored (default "
+                        f"{DEFAULT_MAX_PER_FRAME})")
     p.add_argument("--key-every", type=int, default=DEFAULT_KEY_EVERY, metavar="N",
                    help=f"a key frame every N frames; the others store only what changed "
                         f"(default {DEFAULT_KEY_EVERY})")
@@ -103,9 +120,13 @@ def run(args: argparse.Namespace) -> int:
         else None,
         kpageflags=args.kpageflags, kpagecgroup=args.kpagecgroup, cgroups=args.cgroups,
         track_workload=args.track_workload, key_every=args.key_every, force=args.force,
-        stop_on_error=args.stop_on_error, run_as=invoking_user(args.as_root))
+        stop_on_error=args.stop_on_error, run_as=invoking_user(args.as_root),
+        events=args.events, events_max=args.events_max)
     opt.check()
-    result = Recorder(opt).run(
+    recorder = Recorder(opt)
+    for name in recorder.stale_instances:
+        say(f"removed trace instance {name}, left by a pvrec that was killed")
+    result = recorder.run(
         lambda sampler, t0: StatusLine(sampler, t0, enabled=not args.quiet))
     if result.stopped_at_once:
         killed = "the workload was killed (SIGKILL); " if opt.cmd else ""

@@ -149,6 +149,19 @@ def register(p: argparse.ArgumentParser) -> None:
                         "compactable_hp_blocks, "
                         "unusable_index, largest_free_run, mixed_blocks, buddy_order_N; of the "
                         "largest zone, or NAME@ZONE (e.g. free_hp_blocks@DMA32); at most 4")
+    g.add_argument("--events", action="store_true",
+                   help="the kernel's events (a recording made with record --events): each "
+                        "page-allocator fallback on its page block, in three colours (stolen: a "
+                        "whole free block; claimed: the block changes type; polluting: another "
+                        "type's pages in it), fading over 3 frames; the compaction migrate "
+                        "(blue) and free (black; white on dark) scanners as bars on their rows, the ranges they "
+                        "isolated in the frame outlined; a lane of events per frame under the "
+                        "timeline (implies --timeline)")
+    g.add_argument("--timeline-events", nargs="?", const="", metavar="NAME[,NAME]",
+                   help="ticks under the timeline where these /proc/vmstat counters rose, as "
+                        "tall as the rise (implies --timeline); without names: compact_stall, "
+                        "compact_fail, thp_fault_fallback, htlb_buddy_alloc_fail, allocstall "
+                        "(all zones), oom_kill")
     g.add_argument("--metric-scale", choices=METRIC_SCALES, default=None,
                    help="zero: each --timeline-metrics strip from 0 to the metric's peak, so a "
                         "2%% change moves its line 2%% of the height (default); range: from "

@@ -15,7 +15,14 @@ import numpy as np
 
 from pvrec.classes import make_scheme
 from pvrec.errors import PvrecError
-from pvrec.metrics import check_metric_names, frame_metrics, kernel_figures, max_order_of, zones_of
+from pvrec.metrics import (
+    check_metric_names,
+    context_metrics,
+    frame_metrics,
+    kernel_figures,
+    max_order_of,
+    zones_of,
+)
 from pvrec.recording.reader import Recording
 from pvrec.region import Region, parse_region
 from pvrec.runs import Runs, xor_runs
@@ -72,13 +79,17 @@ def metric_rows(rec: Recording, metrics: list[str] | None = None,
 def _rows(rec: Recording, metrics: list[str] | None, zones: list[str] | None, max_order: int,
           window: tuple[int, int] | None) -> Iterator[dict]:
     hp = rec.header.hpage_pages
+    marked = any(f.context.get("markers") for f in rec.frames)
     for info, runs in rec.iter_runs():
         row = {"frame": info.index, "t": info.t}
+        if marked:  # the workload's markers of the frame (pvrec mark), in the order sent
+            row["markers"] = "; ".join(m["text"] for m in info.context.get("markers", []))
         for zone, values in frame_metrics(runs, rec.header, max_order, window).items():
             if zones and zone not in zones:
                 continue
             if window is None:  # the kernel counts whole zones: no twin for a region
                 values.update(kernel_figures(info.context, zone, hp))
+                values.update(context_metrics(info.context, zone, hp))
             for name, value in values.items():
                 if metrics is None or name in metrics or (
                         name.startswith("kernel_") and name[7:] in metrics):

@@ -11,14 +11,15 @@ import numpy as np
 
 from pvrec.classes import HOLE, ValueClassifier, default_scheme
 from pvrec.layout import pages_per_class
-from pvrec.metrics import frame_metrics, max_order_of
+from pvrec.metrics import context_metrics, frame_metrics, max_order_of
 from pvrec.recording.figures import Figures
 from pvrec.recording.format import disk_usage
 from pvrec.recording.reader import Recording
 
 # The fragmentation figures info shows (the buddy_order_N counts are for `pvrec metrics`).
 FRAG_SHOWN = ("free_hp_blocks", "compactable_hp_blocks", "unusable_index", "largest_free_run",
-              "mixed_blocks")
+              "mixed_blocks", "kernel_unusable_index", "unmovable_blocks", "movable_blocks",
+              "reclaimable_blocks")
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -76,6 +77,8 @@ def _over_time(rec: Recording) -> tuple[list[float], list[dict], dict]:
         class_series.append(pages_per_class(classify(runs.values), runs.lengths, ram,
                                             len(scheme)))
         for zone, values in frame_metrics(runs, h, max_order).items():
+            values.update((k, v) for k, v in context_metrics(info.context, zone, h.hpage_pages)
+                          .items() if k in FRAG_SHOWN)  # the kernel's own figures beside
             z = frag.setdefault(zone, {})
             for name, value in values.items():
                 z.setdefault(name, []).append(value)
@@ -93,6 +96,20 @@ def _over_time(rec: Recording) -> tuple[list[float], list[dict], dict]:
         for zone, values in frag.items()
     }
     return times, classes, fragmentation
+
+
+def events_and_markers(rec: Recording) -> dict:
+    """The kernel events of the whole recording (counts added up; None when it was recorded
+    without --events) and the workload's markers, in order."""
+    totals: dict[str, int] | None = {} if rec.header.unknown.get("events") else None
+    markers = []
+    for info in rec.frames:
+        if totals is not None:
+            for k, v in (info.context.get("events") or {}).items():
+                totals[k] = totals.get(k, 0) + v
+        markers += [{"frame": info.index, "t": m["t"], "text": m["text"]}
+                    for m in info.context.get("markers", [])]
+    return {"events": totals, "markers": markers}
 
 
 def summarize(rec: Recording) -> dict:
@@ -122,4 +139,5 @@ def summarize(rec: Recording) -> dict:
         "classes": classes,
         "fragmentation": fragmentation,
         "times": times,
+        **events_and_markers(rec),
     }

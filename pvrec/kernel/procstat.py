@@ -1,20 +1,24 @@
 """Cheap per-frame context from /proc and /sys: free blocks per order (buddyinfo), a few vmstat
-counters, and the multi-size THP counters of each folio size.
+counters, the multi-size THP counters of each folio size, and page blocks per migratetype
+(pagetypeinfo, root; the kernel's unusable index where debugfs is mounted).
 
 Stored beside each frame so that fragmentation and THP activity can be checked against the
-kernel's own accounting of the same moment. Costs well under a millisecond a frame.
+kernel's own accounting of the same moment. Costs a few milliseconds a frame (pagetypeinfo walks the page blocks: ~5 ms on 24 GiB).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from pvrec.kernel import pagetypeinfo
+
 # The /proc/vmstat counters that explain fragmentation, THP, reclaim and page cache movement.
 VMSTAT_PREFIXES = (
     "compact_", "thp_", "pgalloc_", "pgfree", "pgfault", "pgmajfault", "pgsteal_", "pgscan_",
     "nr_free_pages", "nr_anon_pages", "nr_file_pages", "nr_slab_", "nr_anon_transparent",
     "nr_shmem", "nr_mlock", "nr_page_table_pages", "nr_dirty", "nr_writeback", "htlb_",
-    "drop_pagecache", "pgmigrate_", "nr_unevictable", "workingset_refault",
+    "drop_pagecache", "pgmigrate_", "nr_unevictable", "workingset_refault", "allocstall_",
+    "oom_kill",
 )
 
 
@@ -84,4 +88,8 @@ def read_context(proc: Path = Path("/proc"), thp: Path = THP_SYSFS) -> dict:
             ctx[key] = parse((proc / name).read_text())
         except (OSError, ValueError):
             pass
+    if (types := pagetypeinfo.read(proc / "pagetypeinfo")) is not None:
+        ctx["pagetypeinfo"] = types
+    if (unusable := pagetypeinfo.read_unusable()) is not None:
+        ctx["unusable_index"] = unusable
     return ctx

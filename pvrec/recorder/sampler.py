@@ -13,8 +13,9 @@ import os
 import select
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from pvrec.errors import PvrecError
 from pvrec.kernel.kpageflags import PageFlagsFile, SampleError
@@ -110,12 +111,20 @@ class SamplerStats(Figures):
     last_error: str = ""
 
 
+class FrameAddon(Protocol):
+    """More for each frame (kernel events, markers): (index-line context, frame-file arrays),
+    of what happened up to `began`, the monotonic start of the frame's sample."""
+
+    def frame_data(self, began: float) -> tuple[dict, dict]: ...
+
+
 class Sampler:
     """Takes one frame: read every PFN in chunks, encode, add context, append to the writer."""
 
     def __init__(self, source: PageFlagsFile, pfn_count: int, writer: Writer, t0: float,
                  with_context: bool = True, cgroups: PageFlagsFile | None = None,
-                 workload_pids: Callable[[], list[int]] | None = None, interval: float = 0.0):
+                 workload_pids: Callable[[], list[int]] | None = None, interval: float = 0.0,
+                 addons: Sequence[FrameAddon] = ()):
         self.source = source
         self.cgroups = cgroups
         self.workload_pids = workload_pids
@@ -123,6 +132,7 @@ class Sampler:
         self.writer = writer
         self.t0 = t0
         self.with_context = with_context
+        self.addons = addons
         self.stats = SamplerStats(interval=interval)
 
     def take(self, scheduled: float) -> bool:
@@ -141,9 +151,14 @@ class Sampler:
             context["workload_s"] = round(time.monotonic() - t, 6)
         if self.with_context:
             context.update(read_context())
+        extra: dict = {}
+        for addon in self.addons:
+            more, arrays = addon.frame_data(start)
+            context.update(more)
+            extra.update(arrays)
         try:
             info = self.writer.add_frame(runs, start - self.t0, context, cgroup=cgroup,
-                                         workload=workload, began=start)
+                                         workload=workload, began=start, extra=extra)
         except SampleError as exc:
             self.stats.failed_samples += 1
             self.stats.last_error = str(exc)

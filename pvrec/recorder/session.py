@@ -24,8 +24,12 @@ from pvrec.kernel.layout import (
     with_known_ram,
 )
 from pvrec.layout import flat_layout, max_pfn
+from pvrec.recorder import events as kernel_events
+from pvrec.recorder.markers import ENV as MARK_ENV
+from pvrec.recorder.markers import MarkerSocket
 from pvrec.recorder.sampler import Sampler, SamplerStats, StopNow, StopSignals, record_loop
 from pvrec.recorder.workload import RunAs, Workload, become_subreaper, resolve_command
+from pvrec.recording.events import DEFAULT_MAX_PER_FRAME
 from pvrec.recording.format import DEFAULT_KEY_EVERY
 from pvrec.recording.writer import Writer
 
@@ -47,6 +51,8 @@ class RecordOptions:
     force: bool = False
     stop_on_error: bool = False
     run_as: RunAs | None = None
+    events: bool = False  # kernel tracepoints (recorder/events.py)
+    events_max: int = DEFAULT_MAX_PER_FRAME
 
     def check(self) -> None:
         """Refuse combinations that cannot work (one line each, exit 2), and a missing CMD (127)."""
@@ -58,6 +64,11 @@ class RecordOptions:
         if self.track_workload and self.kpageflags:
             raise PvrecError("--track-workload reads this machine's page tables; it does not go "
                              "with --kpageflags")
+        if self.events and self.kpageflags:
+            raise PvrecError("--events reads this machine's kernel tracepoints; it does not go "
+                             "with --kpageflags")
+        if self.events_max < 1:
+            raise PvrecError("--events-max must be at least 1")
         if self.kpagecgroup and not (self.cgroups and self.kpageflags):
             raise PvrecError("--kpagecgroup goes with --kpageflags and --cgroups")
         if self.cmd:
@@ -90,6 +101,8 @@ class Recorder:
 
     def __init__(self, opt: RecordOptions):
         self.opt = opt
+        # first: without root or tracefs, --events is the one line to tell
+        self.stale_instances = kernel_events.prepare() if opt.events else []
         path = opt.kpageflags or KPAGEFLAGS
         self.files = ExitStack()  # the open sources: closed when the session ends, or fails here
         with self.files:
@@ -116,6 +129,8 @@ class Recorder:
             "cgroup_names": cgroup_names() if opt.cgroups and not opt.kpageflags else {},
             "user": opt.run_as.user if opt.run_as else None,
         }
+        if opt.events:
+            self.header["events"] = kernel_events.events_header(opt.events_max)
 
     def _layout(self) -> tuple[int, dict]:
         """(page count, layout header fields): the live machine's, or a flat one for a dump."""
@@ -134,6 +149,9 @@ class Recorder:
     def _record(self, make_display: Callable[[Sampler, float], Display]) -> RecordResult:
         opt = self.opt
         owner = (opt.run_as.uid, opt.run_as.gid) if opt.run_as else None
+        addons: list = []  # more for each frame: the kernel's events, the workload's markers
+        if opt.events:  # before the recording exists: a failure leaves nothing behind
+            addons.append(kernel_events.open_events(self.files, opt.events_max))
         writer = Writer(opt.out, self.header, key_every=opt.key_every, force=opt.force,
                         owner=owner, channels=("flags",) + ("cgroup",) * bool(self.cgroups)
                         + ("workload",) * self.track)
@@ -143,15 +161,19 @@ class Recorder:
         stop = StopSignals()
         t0 = time.monotonic()
         started: list[Workload] = []
+        if opt.cmd:
+            addons.append(MarkerSocket(t0, owner))
+            self.files.callback(addons[-1].close)
         sampler = Sampler(self.source, self.pfn_count, writer, t0,
                           with_context=not self.source.is_dump, cgroups=self.cgroups,
                           workload_pids=(lambda: started[0].tree() if started else []) if self.track
                           else None,
-                          interval=opt.interval)
+                          interval=opt.interval, addons=addons)
         display = make_display(sampler, t0)
 
         def start_workload() -> Workload:
-            started.append(Workload(opt.cmd, opt.run_as, opt.kill_after))
+            marks = {MARK_ENV: str(addons[-1].path)}
+            started.append(Workload(opt.cmd, opt.run_as, opt.kill_after, extra_env=marks))
             return started[0]
 
         try:

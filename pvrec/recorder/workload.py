@@ -105,9 +105,9 @@ class Workload:
     """The running workload: its Popen, a pidfd to wait on, its watchdog, and how it ended."""
 
     def __init__(self, argv: list[str], run_as: RunAs | None = None,
-                 kill_after: float | None = None):
+                 kill_after: float | None = None, extra_env: dict[str, str] | None = None):
         exe = resolve_command(argv)
-        env = dict(os.environ)
+        env = dict(os.environ, **(extra_env or {}))
         kwargs: dict = {}
         if run_as is not None:
             env.update(HOME=run_as.home, USER=run_as.user, LOGNAME=run_as.user)

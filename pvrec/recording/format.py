@@ -219,6 +219,23 @@ def _counters(v: object) -> bool:
                                        for c in v.values())
 
 
+MAX_MARK_CHARS = 120  # a workload's marker text (pvrec mark)
+MAX_MARKERS_PER_FRAME = 100
+
+
+def _markers(v: object) -> bool:
+    """The index's `markers`: a list of {"t": seconds, "text": str}."""
+    return (isinstance(v, list) and len(v) <= MAX_MARKERS_PER_FRAME and all(
+        isinstance(m, dict) and isinstance(m.get("text"), str)
+        and len(m["text"]) <= MAX_MARK_CHARS and isinstance(m.get("t"), int | float)
+        and not isinstance(m.get("t"), bool) and m["t"] == m["t"] and abs(m["t"]) < 1e12
+        for m in v))
+
+
+def _table(v: object, ok) -> bool:
+    return isinstance(v, dict) and all(isinstance(k, str) and ok(c) for k, c in v.items())
+
+
 # The context keys readers compute with, and what each must be (the index is untrusted).
 CONTEXT_CHECKS = {
     "buddyinfo": lambda v: isinstance(v, dict) and all(
@@ -227,6 +244,15 @@ CONTEXT_CHECKS = {
     "meminfo": _counters,
     "mthp": lambda v: isinstance(v, dict) and all(  # {"64kB": {"nr_anon": 3, ...}}
         isinstance(k, str) and _counters(c) for k, c in v.items()),
+    # {"blocks": {"0/Normal": {"Movable": 1847, ...}}, "free": {"0/Normal": {"Movable": [...]}}}
+    "pagetypeinfo": lambda v: isinstance(v, dict) and set(v) <= {"blocks", "free"}
+    and _table(v.get("blocks", {}), lambda z: _table(z, lambda n: _counts([n])))
+    and _table(v.get("free", {}), lambda z: _table(z, lambda c: _counts(c, MAX_BUDDY_ORDERS))),
+    "unusable_index": lambda v: _table(v, lambda c: isinstance(c, list) and len(c) <=
+                                       MAX_BUDDY_ORDERS and all(isinstance(x, int | float)
+                                                                 for x in c)),
+    "events": _counters,  # {"extfrag": 12, "compaction_scanned": 4096, "dropped": 0, ...}
+    "markers": _markers,
 }
 
 

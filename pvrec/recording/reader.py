@@ -81,6 +81,18 @@ class Recording:
         self._cache: tuple[int, Frame] | None = None
         self._validated = False
 
+    def events_of(self, pos: int) -> dict[str, np.ndarray]:
+        """The kernel events stored in frame pos's file ({type: rows}; recording/events.py);
+        damaged ones are left out with a warning."""
+        from pvrec.recording.events import load_events
+
+        info = self.frames[pos]
+        try:
+            return load_events(self.path / check_file_name(info.file), self.pfn_count)
+        except FrameError as exc:
+            self._warn(f"{self.path}: frame {info.index}: events skipped ({exc})")
+            return {}
+
     # -- metadata
 
     def _read_header(self) -> Header:

@@ -224,13 +224,15 @@ class Writer:
     def add_frame(self, frame: Runs | np.ndarray | list[Runs], t: float,
                   context: dict | None = None, *,
                   cgroup: Runs | np.ndarray | list[Runs] | None = None,
-                  workload: np.ndarray | None = None, began: float | None = None
-                  ) -> FrameInfo:
+                  workload: np.ndarray | None = None, began: float | None = None,
+                  extra: dict[str, np.ndarray] | None = None) -> FrameInfo:
         """Encode and append one frame; raises PvrecError (e.g. disk full) leaving no partial file.
 
         cgroup (the memcg inode of every PFN) and workload (sorted PFNs the workload maps) are
         required when the recording has those channels. began: the monotonic time the sample
         started (default: now); the index's sample_s runs from it to the frame file on disk.
+        extra: more arrays for the frame file (the kernel's events, `events.<type>`: readers
+        load only the arrays they name).
         """
         channels = {"flags": frame}
         for name, data in (("cgroup", cgroup), ("workload", workload)):
@@ -254,6 +256,10 @@ class Writer:
             if pages != self.header.pfn_count:
                 raise PvrecError(f"frame has {pages} pages, the recording {self.header.pfn_count}")
             arrays.update(_runs_arrays(pieces, prefix(channel)))
+        for name, arr in (extra or {}).items():
+            if name in arrays or name == "meta" or "." not in name:
+                raise PvrecError(f"extra frame array {name!r} would shadow a channel's")
+            arrays[name] = arr
         arrays["meta"] = np.array([FORMAT_VERSION, kind, index, self.header.pfn_count], np.int64)
         name = f"frames/{index:06d}.npz"
         final = self.path / name

@@ -144,6 +144,9 @@ class BlockSource(Source):
     def metrics_of(self, frame: Frame) -> dict:
         return self.inner.metrics_of(frame.pages)  # type: ignore[attr-defined]
 
+    def context_of(self, pos: int) -> dict:
+        return self.inner.context_of(pos)
+
 
 class BlockPicture(Picture):
     """The picture of cells: the legend counts cells (and their GiB), says what a cell and a

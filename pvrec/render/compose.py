@@ -47,6 +47,7 @@ class Options:
     highlight: str | None = None  # "workload": its pages in full colour, the rest dimmed
     note: str | None = None  # a line of the legend saying what the colours are
     partly: bool = False  # K > 1 pixels keep the pages that fragment: partly-free tints
+    events: object = None  # render/events.py's EventOverlay: kernel events, counters, markers
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,9 @@ class Picture:
             self._palette = Palette.make(self.scheme, self.opt.theme,
                                          DIM if self.opt.highlight else 0.0,
                                          len(self.metrics[0]) if self.metrics else 0,
-                                         self.opt.partly and self.layout.ppp > 1)
+                                         self.opt.partly and self.layout.ppp > 1,
+                                         self.opt.events.colors(self.opt.theme)
+                                         if self.opt.events else ())
         return self._palette
 
     @property
@@ -226,6 +229,8 @@ class Picture:
         if self.opt.timeline:
             tl_x, tl_y, tl_w = map_x, bottom + 8, max(map_w, 240)
             bottom = tl_y + strips_height(len(self.metrics[0]) if self.metrics else 0, self.text)
+            if self.opt.events:
+                bottom += self.opt.events.lane_height(self.text)
         if look.columns not in self._legend:
             self._legend[look.columns] = self._legend_size(look.columns)
         legend_w, legend_h = self._legend[look.columns]
@@ -275,6 +280,12 @@ class Picture:
         if self.opt.timeline and self.strips is not None:
             self.strips.draw(canvas, self.geo.timeline_x, self.geo.timeline_y,
                              self.geo.timeline_w, self.palette)
+            if self.opt.events and len(self.strips.times):
+                g = self.geo
+                self.opt.events.draw_lane(
+                    canvas, self.strips, g.timeline_x, g.timeline_y, g.timeline_y +
+                    strips_height(len(self.metrics[0]) if self.metrics else 0, self.text),
+                    g.timeline_w, self.palette, self.text)
         return canvas
 
     def _draw_tile_labels(self, canvas: np.ndarray) -> None:
@@ -390,15 +401,19 @@ class Picture:
         if changed is not None:
             px = np.where(changed[0], np.uint8(pal.changed), px)
         lay.place(px, canvas, g.map_x, g.map_y, dim)  # bands: dimmed too
+        if self.opt.events:
+            self.opt.events.draw_map(canvas, lay, g.map_x, g.map_y, index, pal)
         if self.opt.map_only:
             return canvas
         if self.opt.clock:
             self._text("time", g.width - MARGIN, MARGIN,
                        f"{format_time(t)}   frame {index} of {self.frame_count}", st.title,
                        pal.fg_ramp)  # frame N is RUN@N, --frame N, export's N: counted from 0
-        if changed is not None:
+        mark = self.opt.events.marker_text(index) if self.opt.events else None
+        if changed is not None or mark:
+            line = [mark, f"{changed[1]:,} pages changed" if changed is not None else None]
             self._text("changed", g.width - MARGIN, MARGIN + T.height(st.title) + 4,
-                       f"{changed[1]:,} pages changed", st.info, pal.fg_ramp)
+                       "   ".join(x for x in line if x), st.info, pal.fg_ramp)
         name_w, mib_w, pct_w = self._cols
         xm = g.legend_x + st.swatch + 6 + name_w + 12 + mib_w
         xp = xm + 10 + pct_w

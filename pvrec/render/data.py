@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from pvrec.classes import Scheme, ValueClassifier, fit_scheme
+from pvrec.metrics import context_metrics
 from pvrec.recording.reader import Frame
 from pvrec.render.raster import MapLayout
 from pvrec.runs import add_pages_per_value
@@ -61,7 +62,7 @@ def class_timeline(source: Source, classifier: ValueClassifier, lay: MapLayout, 
     the runs, no pixels), and the values of the (metric, zone) pairs asked for; each frame's
     class runs are also fed to `watch` (collapse.Watch), if given."""
     ts, rows, mrows = [], [], []
-    for _pos, t, frame in frames_of(source, first, last, every, channel, bool(metrics)):
+    for pos, t, frame in frames_of(source, first, last, every, channel, bool(metrics)):
         runs = getattr(frame, channel)
         ts.append(t)
         cruns = lay.class_runs(classifier(runs.values, runs.lengths), runs.lengths)
@@ -70,7 +71,10 @@ def class_timeline(source: Source, classifier: ValueClassifier, lay: MapLayout, 
             watch.add(cruns)
         if metrics:
             fm = source.metrics_of(frame)
-            mrows.append([float(fm[zone][name]) for name, zone in metrics])
+            context = source.context_of(pos)
+            mrows.append([float(fm[zone][name]) if name in fm[zone] else float(
+                context_metrics(context, zone, source.header.hpage_pages).get(name, "nan"))
+                for name, zone in metrics])
     values = np.array(mrows, dtype=np.float64).reshape(-1, len(metrics)) if metrics else \
         np.zeros((len(ts), 0))
     return (np.array(ts, dtype=np.float64), np.array(rows, dtype=np.int64).reshape(-1, n_cls),

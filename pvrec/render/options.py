@@ -94,9 +94,14 @@ class RenderOptions:
     view: str = "map"  # VIEWS
     region: str | None = None  # --region SPEC (pvrec.region): the part of memory drawn
     collapse: bool = True  # tiles that never change drawn as labelled bands (--no-collapse)
+    events: bool = False  # the kernel's events on the map and a lane under the timeline
+    timeline_events: str | list[str] | bool | None = None  # vmstat counters ticked on it
 
     def __post_init__(self) -> None:
         self.fit = parse_fit(self.fit)
+        from pvrec.render.events import parse_timeline_events
+
+        self.counters = parse_timeline_events(self.timeline_events)
         if self.view not in VIEWS:
             raise PvrecError(f"--view {self.view!r}: use one of {', '.join(VIEWS)}")
         if self.view == "blocks" and self.timeline and self.timeline_metrics is None:
@@ -210,6 +215,11 @@ class RenderOptions:
             if self.timeline_metrics is None:
                 raise PvrecError("--metric-scale scales the lines of --timeline-metrics: "
                                  "give them too")
+        if (self.events or self.counters) and (self.map_only or self.view != "map"):
+            flag = "--events" if self.events else "--timeline-events"
+            raise PvrecError(f"{flag} draws on the map of pages and under its timeline; it "
+                             f"does not go with " + ("--map-only" if self.map_only else
+                                                     f"--view {self.view}"))
         if self.map_only and (self.changes or self.timeline):
             # the contract: every pixel is its page's class
             raise PvrecError("--map-only draws the map alone; --changes and --timeline draw "
@@ -234,6 +244,10 @@ class RenderOptions:
         for s in sources:
             if self.color_by is not None and "cgroup" not in s.channels:
                 raise PvrecError(f"{s.name} has no cgroup pages: record it with --cgroups")
+        for s in sources:
+            if self.events and not s.header.unknown.get("events"):
+                raise PvrecError(f"{s.name} was recorded without the kernel's events: record "
+                                 f"it with pvrec record --events")
         metric_list = None
         if self.timeline_metrics is not None:
             metric_list = [parse_timeline_metrics(self.timeline_metrics, s.header, s.max_order)

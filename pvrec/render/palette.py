@@ -4,6 +4,7 @@ ribbons, the --changes colour), two 8-step ramps for anti-aliased text, the dimm
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,10 +49,11 @@ class Palette:
     lines: tuple[int, ...] = ()  # colours of the metric lines
     tint: np.ndarray | None = None  # with tints: class -> index of its partly-free tint (256)
     swatch: int = 0  # the legend's partly-free swatch: slab's tint (or the first class's)
+    extra: tuple[int, ...] = ()  # more colours a picture asked for (render/events.py's)
 
     @classmethod
     def make(cls, scheme: Scheme, theme: str, dimming: float = 0.0, lines: int = 0,
-             tints: bool = False) -> Palette:
+             tints: bool = False, extra: Sequence[str] = ()) -> Palette:
         n = len(scheme)
         colors = np.zeros((256, 3), dtype=np.uint8)
         colors[:n] = scheme.colors(theme)
@@ -86,6 +88,12 @@ class Palette:
                 colors[pos] = _rgb(c)
             line_idx.append(pos)
             pos += 1
+        extra_idx = []
+        for c in extra:
+            if pos < 256:
+                colors[pos] = _rgb(c)
+            extra_idx.append(pos)
+            pos += 1
         if pos > 256:
             raise PvrecError(f"too many classes ({n}) for a 256-colour picture")
         tint, swatch = None, 0
@@ -99,7 +107,7 @@ class Palette:
             tint[HOLE] = HOLE
             swatch = int(tint[scheme.index("slab") if "slab" in scheme.names else min(1, n - 1)])
         return cls(colors, base, base + 1, base + 2, (base + 3, base + 4), base + 5, base + 6,
-                   ramps[0], ramps[1], dimmed, tuple(line_idx), tint, swatch)
+                   ramps[0], ramps[1], dimmed, tuple(line_idx), tint, swatch, tuple(extra_idx))
 
 
 def tinted(pal: Palette, px: np.ndarray, partly: np.ndarray | None,

@@ -36,6 +36,7 @@ from pvrec.render.blockview import BlockScheme, block_view
 from pvrec.render.compose import MARGIN, Options, Picture
 from pvrec.render.data import cgroup_tally, fit_data_scheme
 from pvrec.render.encoders import ENCODERS, Cancelled, Encoder, PngEncoder, write_png
+from pvrec.render.events import overlay_for
 from pvrec.render.fit import choose_layout
 from pvrec.render.history import History, HistoryScheme
 from pvrec.render.options import RenderOptions
@@ -231,13 +232,14 @@ def _make_sides(o: RenderOptions, encoder: type[Encoder], sources: list[Source],
                                  if i == plan.master and not encoder.picture else b - a + 1)
                    for i, (a, b) in enumerate(spans)]
         notes = [sch.note(a, b) for sch, (a, b) in zip(schemes, spans, strict=True)]
-    timeline = o.timeline or metric_list is not None  # --timeline-metrics implies it
+    # --timeline-metrics, --events and --timeline-events imply it
+    timeline = o.timeline or metric_list is not None or o.events or o.counters is not None
     # the keep rule ranks pages by their flags: the page map of flag classes only
     keep = o.downsample == "keep" and o.color_by is None and o.view == "map"
     opts = [Options(theme=o.theme, map_only=o.map_only, changes=o.changes, timeline=timeline,
                     title=t, clock=o.clock, highlight=o.highlight, note=nt,
-                    partly=keep)
-            for t, nt in zip(titles, notes, strict=True)]
+                    partly=keep, events=overlay_for(o, s))
+            for t, nt, s in zip(titles, notes, sources, strict=True)]
     metric_lines = len(metric_list[0]) if metric_list else 0
     n_cls = len(schemes[0])
     channel = "cgroup" if o.color_by == "cgroup" else "flags"

@@ -154,6 +154,10 @@ def test_metrics_help_defines_every_metric():
     # the figures are defined where a pip-installed user can read them (no docs/ there)
     lines = section(help_of("metrics"), "the figures, per zone")
     named = [line.split()[0] for line in lines if line.startswith("    ") and line[4] != " "]
-    from pvrec.metrics import METRICS
+    from pvrec.metrics import KERNEL_METRICS, METRICS
 
-    assert named == [*METRICS, "buddy_order_N"]
+    assert named == [*METRICS, "buddy_order_N", "unmovable_blocks", "movable_blocks",
+                     "extfrag_events", "compaction_runs", "compaction_scanned",
+                     "kernel_unusable_index"]
+    text = "\n".join(lines)
+    assert all(name in text for name in KERNEL_METRICS)  # the kernel's own figures too

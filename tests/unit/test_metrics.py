@@ -166,4 +166,8 @@ def test_buddy_orders_follow_the_recordings_buddyinfo(tmp_path, capsys):
     assert capsys.readouterr().err == ("pvrec: unknown metric 'buddy_order_11'; valid metrics: "
                                        "free_pages, free_hp_blocks, unusable_index, "
                                        "largest_free_run, mixed_blocks, compactable_hp_blocks, "
+                                       "unmovable_blocks, movable_blocks, reclaimable_blocks, "
+                                       "highatomic_blocks, cma_blocks, isolate_blocks, "
+                                       "extfrag_events, extfrag_fragmenting, compaction_runs, "
+                                       "compaction_scanned, kernel_unusable_index, "
                                        "buddy_order_0..10\n")
