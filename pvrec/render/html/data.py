@@ -122,8 +122,12 @@ def classes_json(side, theme: str, keep: bool) -> dict:
 
 
 def flag_rows(values: list[int]) -> list[list[str]]:
-    """Per distinct flag word: hex, page-types' symbolic letters, its long names."""
-    return [[f"0x{v:016x}", kpf.symbolic(v), kpf.long_symbolic(v)] for v in values]
+    """Per distinct flag word, as page-types prints it: the flags it shows (well-known bits:
+    hex, symbolic letters, long names), then the raw word and its names (page-types -r)."""
+    v = np.array(values, np.uint64)
+    shown, raw = kpf.well_known(v).tolist(), kpf.expand_overloaded(v).tolist()
+    return [[f"0x{s:016x}", kpf.symbolic(s), kpf.long_symbolic(s), f"0x{w:016x}",
+             kpf.long_symbolic(r)] for s, w, r in zip(shown, values, raw, strict=True)]
 
 
 KEY_EVERY = 30  # a frame stored whole every this many; the others as patches of the one before

@@ -576,7 +576,8 @@
           ['zone', zoneOf(m, pfn, 'zone') || '-'], ['node', zoneOf(m, pfn, 'node') || 'node 0'],
           ['class', m.cls.names[cls]]);
         if (K > 1) lines.push(['pixel', K + ' pages from here; zoom in for one page']);
-        if (row) lines.push(['flags', row[0]], ['symbolic', row[1]], ['long', row[2] || '(none)']);
+        if (row) lines.push(['flags', row[0]], ['symbolic', row[1]], ['long', row[2] || '(none)'],
+          ['raw', row[3] + ' ' + (row[4] || '(none)')]);
         if (st.includes('cgroup')) { const cg = await m.valueAt('runs', 4 * st.indexOf('cgroup'), fi, pfn); lines.push(['cgroup', cg === null ? '-' : m.d.cgroups[cg]]); }
         if (st.includes('workload')) lines.push(['workload', (await m.valueAt('runs', 4 * st.indexOf('workload'), fi, pfn)) ? 'maps it' : 'does not map it']);
       }
