@@ -132,7 +132,7 @@
       this.KE = d.key_every;
       this.byPos = new globalThis.Map(d.frames.map((f, i) => [f.pos, i]));
       this.blobs = { runs: new globalThis.Map() };
-      this.states = {};  // stream -> the frame rebuilt last {fi, runs}
+      this.states = {};  // stream -> Map of rebuilt frames (checkpoints)
       this.frames = new globalThis.Map();  // frame index -> Promise of {ends, cls, rank}
       this.focus = -1; this.focusMode = 0;  // legend click: 1 dims the others, 2 hides them
       this.colors();
@@ -158,14 +158,26 @@
       return p;
     }
     async stream(kind, o, fi) {  // the runs of one stream at frame fi: from its key frame on
-      const name = kind + o, last = this.states[name];
-      const key = fi - fi % this.KE;
-      let at, runs;
-      if (last && last.fi <= fi && last.fi >= key) { at = last.fi; runs = last.runs; }
+      // rebuilt frames kept as checkpoints (every 4th of a replay, a few per stream), so
+      // that stepping back replays a few patches, not the whole way from the key frame
+      const name = kind + o, key = fi - fi % this.KE;
+      const kept = this.states[name] || (this.states[name] = new globalThis.Map());
+      let at = -1;
+      for (const j of kept.keys()) if (j <= fi && j >= key && j > at) at = j;
+      let runs;
+      if (at >= 0) { runs = kept.get(at); kept.delete(at); kept.set(at, runs); }
       else { at = key; runs = keyOf(await this.blob(key, kind), o); }
-      for (let j = at + 1; j <= fi; j++) runs = applyPatch(runs, patchOf(await this.blob(j, kind), o));
-      this.states[name] = { fi, runs };
+      for (let j = at + 1; j <= fi; j++) {
+        runs = applyPatch(runs, patchOf(await this.blob(j, kind), o));
+        if (j % 4 === 0 && j !== fi) this.keep(kept, j, runs);
+      }
+      this.keep(kept, fi, runs);
       return runs;
+    }
+    keep(kept, fi, runs) {
+      kept.delete(fi);
+      kept.set(fi, runs);
+      if (kept.size > 8) kept.delete(kept.keys().next().value);
     }
     draw(fi) {  // class runs (and ranks) of frame fi, the layout's holes spliced in
       let p = this.frames.get(fi);
@@ -395,29 +407,28 @@
     state.level = level;
     if (at) {
       const L = lv(), pos = m.lay.levels[L.K].tiles[at.tile], w = m.lay.row_pages / L.K;
-      state.ox = cx - (pos[0] + at.fx * w) * L.mag;
-      state.oy = cy - (pos[1] + at.fy) * L.mag;
+      state.ox = Math.round(cx - (pos[0] + at.fx * w) * L.mag);
+      state.oy = Math.round(cy - (pos[1] + at.fy) * L.mag);
     }
     render();
   }
   function fit() {  // the whole machine: the smallest K whose map fits the canvas
     const c = maps[0].canvas, lay = maps[0].lay;
     let best = 0;
-    LEVELS.forEach((L, i) => {
-      const g = lay.levels[L.K];
-      if (g.width * L.mag + 2 * PAD <= c.width && g.height * L.mag + 2 * PAD + LABEL_H <= c.height) best = i;
+    LEVELS.forEach((L, i) => {  // K >= 1: the map is as tall at every K (a row a pixel)
+      if (lay.levels[L.K].width * L.mag + 2 * PAD <= c.width && L.mag === 1) best = i;
     });
     state.level = best;
     const L = lv(), g = lay.levels[L.K];
     state.ox = Math.max(PAD, Math.floor((c.width - g.width * L.mag) / 2));
     state.oy = PAD + LABEL_H;
-    render();
+    return render();
   }
   function sizeCanvases() {
     const lay = maps[0].lay, g = lay.levels[lay.row_pages];
     for (const m of maps) {
       const w = Math.max(200, Math.floor(m.canvas.parentElement.clientWidth));
-      const h = Math.max(200, Math.min(Math.floor(window.innerHeight * 0.8), g.height + 2 * PAD + LABEL_H + 16));
+      const h = Math.max(200, Math.min(Math.floor(window.innerHeight * 0.9), g.height + 2 * PAD + LABEL_H + 16));
       m.canvas.width = w; m.canvas.height = h;
       m.strip.width = w; m.strip.height = 84;
     }
@@ -444,7 +455,11 @@
   function paint(m, fr, fi) {
     const c = m.canvas, ctx = c.getContext('2d'), W = c.width, H = c.height;
     const L = lv(), lay = m.lay, cl = m.cls, ui = cl.ui;
-    const img = ctx.createImageData(W, H), buf = new Uint32Array(img.data.buffer);
+    if (!m.img || m.img.width !== W || m.img.height !== H) {  // one ImageData per canvas size
+      m.img = ctx.createImageData(W, H);
+      m.buf = new Uint32Array(m.img.data.buffer);
+    }
+    const img = m.img, buf = m.buf;
     buf.fill(rgba(ui.bg));
     const rib = [rgba(ui.ribbon_a), rgba(ui.ribbon_b)];
     const zones = lay.marks.filter((mk) => mk.kind === 'zone');
@@ -468,13 +483,15 @@
       const base = r.t.first_pfn / L.K;
       const lo = base + r0 * r.w, hi = base + (r1 - 1) * r.w + c1;
       const got = pixelsOf(fr, L.K, lo, hi, cl.hole);
+      const cols = new Int32Array(x1 - x0);  // the tile column under each screen column
+      for (let x = x0; x < x1; x++) cols[x - x0] = Math.floor((x - r.x) / mag);
+      const px = got.px, partly = got.partly, col = m.col, tint = m.tint;
       for (let y = y0; y < y1; y++) {
-        const row = Math.floor((y - r.y) / mag);
-        const off = base + row * r.w - lo;
-        for (let x = x0; x < x1; x++) {
-          const col = Math.floor((x - r.x) / mag), i = off + col;
-          const k = got.px[i];
-          buf[y * W + x] = got.partly[i] ? m.tint[k] : m.col[k];
+        const off = base + Math.floor((y - r.y) / mag) * r.w - lo;
+        let at = y * W + x0;
+        for (let x = 0; x < cols.length; x++, at++) {
+          const i = off + cols[x];
+          buf[at] = partly[i] ? tint[px[i]] : col[px[i]];
         }
       }
     }
