@@ -280,3 +280,26 @@ def test_markup_in_a_recording_runs_nothing_and_nothing_is_requested(page, tmp_p
     assert page.evaluate("() => document.scripts.length") == 2
     assert page.dialogs == [] and page.errors == []
     assert [u for u in page.requests if u != out.resolve().as_uri()] == []
+
+
+def test_folio_classes_are_the_videos_pixels_too(vm, page, tmp_path):
+    """--classes folio (a class by the runs, not by the value: the page carries class runs)
+    gives MapLayout.pixels' classes at K = 8 and hovers as any scheme."""
+    from pvrec.classes import ValueClassifier
+
+    rec, _, frames = vm
+    out = tmp_path / "folio.html"
+    code, _, err = pvrec_main("render", str(rec), "-o", str(out), "--classes", "folio", "-q")
+    assert code == 0, err
+    open_page(page, out)
+    header = Header.from_dict({**VM, "pfn_count": frames[1].size})
+    lay = MapLayout.build(header, ppp=8)
+    classify = ValueClassifier(make_scheme("folio"))
+    runs = encode_flags(frames[1])
+    cruns = lay.class_runs(classify(runs.values, runs.lengths), runs.lengths,
+                           page_ranks(runs.values))
+    px, partly = lay.pixels(cruns)
+    got = page.evaluate("() => pvrec.pixels(0, 1, 8)")
+    assert np.array_equal(np.array(got["px"], np.uint8), px)
+    assert np.array_equal(np.flatnonzero(got["partly"]), partly)
+    assert len(set(px.tolist())) >= 6  # several folio sizes on the map

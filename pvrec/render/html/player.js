@@ -539,8 +539,8 @@
       ctx.stroke();
     });
     ctx.fillStyle = cl.ui.fg; ctx.fillRect(Math.min(W - 2, x(fi)), 0, 2, H);
-    m.stripNote.textContent = 'in use (all but ' + cl.idle.map((i) => cl.names[i]).join(', ') +
-      '), 0 to ' + bytesText(peak * m.d.page_size) +
+    m.stripNote.textContent = (cl.idle.length ? 'in use (all but ' + cl.idle.map((i) => cl.names[i]).join(', ') + ')' : 'every class') +
+      ', 0 to ' + bytesText(peak * m.d.page_size) +
       (m.d.metrics.length ? '; lines: ' + m.d.metrics.join(', ') : '') + '; click or drag to scrub';
   }
   function updateText(frames) {
