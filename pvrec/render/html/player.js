@@ -144,6 +144,7 @@
         mode === 2 ? rgba(bg) : rgba(blend(hex, bg, 0.7));
       this.col = Uint32Array.from(c.colors.map(pick));
       this.tint = Uint32Array.from(c.tints.map(pick));
+      this.dimmed = Uint32Array.from(c.colors.map((h, i) => i === c.hole ? rgba(h) : rgba(blend(h, bg, 0.7))));
     }
     frameAt(pos) { return this.byPos.get(pos); }
     isKey(fi) { return fi % this.KE === 0; }
@@ -213,7 +214,10 @@
       }
       const n = runs.v.length, cls = new Uint8Array(n), rank = keep ? new Uint8Array(n) : null;
       for (let i = 0; i < n; i++) { cls[i] = runs.v[i] & 255; if (rank) rank[i] = runs.v[i] >> 8; }
-      return { ends: runs.ends, cls, rank };
+      // --highlight workload: the runs of pages the workload maps (the other pixels dimmed)
+      const wl = d.highlight === 'workload' && d.streams.includes('workload') ?
+        await this.stream('runs', 4 * d.streams.indexOf('workload'), fi) : null;
+      return { ends: runs.ends, cls, rank, wl };
     }
     async valueAt(kind, o, fi, pfn) {  // one stream's value at pfn: the last patch holding it
       for (let j = fi; ; j--) {
@@ -288,6 +292,17 @@
       if (rank && (present & (1 << RANK_FREE)) && top > RANK_FREE) partly[p] = 1;
     }
     return { px, partly };
+  }
+
+  function touched(wl, K, lo, hi) {  // pixels lo..hi-1 holding a page of a nonzero run
+    const out = new Uint8Array(hi - lo);
+    let s = 0;
+    for (let i = 0; i < wl.ends.length; s = wl.ends[i], i++) {
+      if (!wl.v[i] || wl.ends[i] <= lo * K || s >= hi * K) continue;
+      const a = Math.max(lo, Math.floor(s / K)), b = Math.min(hi, Math.ceil(wl.ends[i] / K));
+      out.fill(1, a - lo, b - lo);
+    }
+    return out;
   }
 
   // ---------------------------------------------------------------- the page
@@ -463,7 +478,6 @@
     buf.fill(rgba(ui.bg));
     const rib = [rgba(ui.ribbon_a), rgba(ui.ribbon_b)];
     const zones = lay.marks.filter((mk) => mk.kind === 'zone');
-    const highlight = m.d.highlight === 'workload' ? m.workloadPx : null;
     for (const r of tileRects(m, L)) {
       const mag = L.mag, x0 = Math.max(0, Math.floor(r.x)), x1 = Math.min(W, Math.ceil(r.x + r.w * mag));
       const y0 = Math.max(0, Math.floor(r.y)), y1 = Math.min(H, Math.ceil(r.y + r.h * mag));
@@ -486,12 +500,17 @@
       const cols = new Int32Array(x1 - x0);  // the tile column under each screen column
       for (let x = x0; x < x1; x++) cols[x - x0] = Math.floor((x - r.x) / mag);
       const px = got.px, partly = got.partly, col = m.col, tint = m.tint;
+      if (fr.wl) {  // a pixel none of whose pages the workload maps is dimmed, never tinted
+        const mapped = touched(fr.wl, L.K, lo, hi);
+        for (let i = 0; i < px.length; i++) if (!mapped[i]) { partly[i] = 2; }
+      }
       for (let y = y0; y < y1; y++) {
         const off = base + Math.floor((y - r.y) / mag) * r.w - lo;
         let at = y * W + x0;
         for (let x = 0; x < cols.length; x++, at++) {
           const i = off + cols[x];
-          buf[at] = partly[i] ? tint[px[i]] : col[px[i]];
+          const q = partly[i];
+          buf[at] = q === 0 ? col[px[i]] : q === 1 ? tint[px[i]] : m.dimmed[px[i]];
         }
       }
     }
