@@ -19,6 +19,8 @@ COMMANDS = {
     "export": ("export", "write one frame back as a raw kpageflags dump (for page-types -F)"),
     "render": ("render", "turn a recording into an MP4 / GIF / WebP / PNG where every pixel is "
                          "one page"),
+    "view": ("view", "open a recording in the browser: an explorable page to zoom to single "
+                     "pages, hover for flags and scrub time"),
     "snapshot": ("snapshot", "one picture of memory now (or of a dump, or RUN@N)"),
     "classes": ("classes", "print the page classes (and their colours) a render would use"),
     "stats": ("stats", "page-types summary: pages per flag combination"),

@@ -23,7 +23,8 @@ pixel per page frame in PFN order, rows of whole huge pages (2 MiB), tiles of 1 
 more in a grid, coloured by what the kernel uses each page for, with a legend of live sizes, a
 header (command, host, elapsed time) and zone boundaries. The output type comes from
 the suffix of -o: .mp4 (H.264, plays in every browser), .gif, .webp (animated,
-lossless), .png (one frame: --frame), or an existing directory (a PNG per frame).
+lossless), .png (one frame: --frame), an existing directory (a PNG per frame), or .html
+(one self-contained page to zoom to single pages, hover for flags and scrub time).
 
 By default the whole picture fits in 1920x1080 (--fit, --size) by letting one pixel stand
 for K pages of a row and wrapping the tiles into a grid (a pixel keeps the pages
@@ -39,6 +40,7 @@ examples:
   pvrec render RUN -o last.png --frame -1            the last frame as a picture
   pvrec render RUN -o diff.mp4 --changes --timeline  highlight what changed
   pvrec render RUN -o post.mp4 --size blog            legible in a 760 px blog column
+  pvrec render RUN -o run.html                       an explorable page (pvrec view RUN opens it)
   pvrec render RUN -o map.png --map-only --layout rows --width 512
                                                       pixel (x, y) = PFN y*512 + x
   pvrec render RUN --view churn -o churn.png         pages by how often they changed class
@@ -128,7 +130,7 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="recording directory; two of them: drawn side by side on one time "
                         "axis (same memory size)")
     p.add_argument("-o", "--output", metavar="OUT",
-                   help="FILE.mp4|.gif|.webp|.png or an existing directory "
+                   help="FILE.mp4|.gif|.webp|.png|.html or an existing directory "
                         "(default: RUN.mp4 beside the recording)")
     p.add_argument("-f", "--force", action="store_true",
                    help="replace OUT if it is a regular file (never a device, FIFO or link)")

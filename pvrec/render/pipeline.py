@@ -156,6 +156,8 @@ def render_source(source: Source, out_path: str | os.PathLike,
     out = Path(out_path)
     encoder = o.check_output(out)
     o.check(encoder)
+    if encoder.from_runs:
+        encoder.check_options(o)
     poster = poster_path(out) if o.poster and encoder.html_video else None
     if poster is not None:
         PngEncoder.check_target(poster, o.force)  # the output's --force rule
@@ -167,6 +169,10 @@ def render_source(source: Source, out_path: str | os.PathLike,
                      hold=o.hold, video=encoder.video,
                      intervals=[s.header.interval for s in sources])
     sides = _make_sides(o, encoder, sources, scheme, plan, titles, metric_list)
+    if encoder.from_runs:  # a page (.html): built from the maps' runs, not from pixels
+        size, elapsed = encoder.build(out, sides, plan, o, metric_list, progress)
+        return RenderSummary(out, encoder.kind, len(plan.frames), len(plan.frames), o.fps,
+                             *sides[0].pic.size, size, elapsed, sides[0].lay.ppp)
     _start_reading(o, sides, plan, encoder.picture)
     combined, offsets, (w, h) = _pair_canvas(sides)
     scale = o.scale_for(encoder)

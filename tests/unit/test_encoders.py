@@ -45,16 +45,17 @@ def popen(monkeypatch):
 
 
 def test_the_suffix_chooses_the_type_and_its_traits(tmp_path):
-    got = {s: encoder_for(tmp_path / f"x{s}") for s in (".mp4", ".GIF", ".webp", ".png")}
+    got = {s: encoder_for(tmp_path / f"x{s}") for s in (".mp4", ".GIF", ".webp", ".png",
+                                                        ".html")}
     assert got == {".mp4": Mp4Encoder, ".GIF": GifEncoder, ".webp": WebpEncoder,
-                   ".png": PngEncoder}
+                   ".png": PngEncoder, ".html": encoders.HtmlEncoder}
     assert encoder_for(tmp_path) is PngDirEncoder
     traits = {e.kind: (e.default_scale, e.video, e.picture, e.streams)
               for e in encoders.ENCODERS.values()}
     assert traits == {"mp4": (2, True, False, True), "gif": (1, True, False, True),
                       "webp": (1, True, False, True), "png": (1, False, True, False),
-                      "dir": (1, False, False, True)}
-    with pytest.raises(PvrecError, match=r"use a suffix of \.mp4, \.gif, \.webp, \.png, or an"):
+                      "dir": (1, False, False, True), "html": (1, False, False, False)}
+    with pytest.raises(PvrecError, match=r"use a suffix of \.mp4, \.gif, \.webp, \.png, \.html, \.htm, or an"):
         encoder_for(tmp_path / "x.avi")
     with pytest.raises(PvrecError, match="has no suffix and is not a directory"):
         encoder_for(tmp_path / "nothing")

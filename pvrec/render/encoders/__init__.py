@@ -20,10 +20,11 @@ from pvrec.render.encoders.ffmpeg import (
     WebpEncoder,
     pal8_trailer,
 )
+from pvrec.render.encoders.html import HtmlEncoder
 from pvrec.render.encoders.png import PngDirEncoder, PngEncoder, write_png
 
 ENCODERS: dict[str, type[Encoder]] = {
-    e.kind: e for e in (Mp4Encoder, GifEncoder, WebpEncoder, PngEncoder, PngDirEncoder)}
+    e.kind: e for e in (Mp4Encoder, GifEncoder, WebpEncoder, PngEncoder, PngDirEncoder, HtmlEncoder)}
 SUFFIXES: dict[str, type[Encoder]] = {s: e for e in ENCODERS.values() for s in e.suffixes}
 
 
@@ -34,7 +35,7 @@ def encoder_for(path: Path) -> type[Encoder]:
     enc = SUFFIXES.get(path.suffix.lower())
     if enc is None and not path.suffix:
         raise PvrecError(f"output {path} has no suffix and is not a directory: name a .mp4, "
-                         f".gif, .webp or .png file, or create the directory first for one "
+                         f".gif, .webp, .png or .html file, or create the directory first for one "
                          f"PNG per frame")
     if enc is None:
         known = ", ".join(SUFFIXES)
@@ -44,5 +45,5 @@ def encoder_for(path: Path) -> type[Encoder]:
 
 
 __all__ = ["DEFAULT_CRF", "DEFAULT_PRESET", "ENCODERS", "MAX_SIDE", "SUFFIXES", "Cancelled",
-           "Encoder", "FfmpegEncoder", "GifEncoder", "Mp4Encoder", "PngDirEncoder",
+           "Encoder", "FfmpegEncoder", "GifEncoder", "HtmlEncoder", "Mp4Encoder", "PngDirEncoder",
            "PngEncoder", "WebpEncoder", "encoder_for", "pal8_trailer", "upscale", "write_png"]

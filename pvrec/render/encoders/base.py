@@ -55,6 +55,7 @@ class Encoder:
     picture = False  # one picture: --frame chooses it, not --start/--end/--speed
     streams = True  # each frame is sent and forgotten (memory stays flat)
     html_video = False  # plays in an HTML <video> element: render writes a poster for it
+    from_runs = False  # built from the maps' runs (a page), not from drawn frames: build()
 
     def __init__(self, path: Path, size: tuple[int, int], palette: np.ndarray, *, scale: int = 1,
                  fps: float = 10.0, crf: int = 0, preset: str = "", pad_color: int = 0):

@@ -1,0 +1,305 @@
+"""The HTML page in a real browser (Debian's chromium, headless, driven by playwright; never a
+downloaded browser), on a recording of three real kpageflags dumps of the 24 GiB test VM:
+canvas colours are the pages' classes, K-page pixels are the video's (pixel-exact against
+MapLayout.pixels), hover text is `pvrec list`'s, scrubbing and stepping show the frame, a
+recording that carries markup runs nothing, and the page makes no request."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+from pvrec import flags as F
+from pvrec.classes import HOLE, make_scheme
+from pvrec.recording.header import Header
+from pvrec.render.raster import MapLayout, page_ranks
+from pvrec.runs import encode_flags
+from tests.helpers import HEADER, make_recording, pvrec_main
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed "
+                                 "(pip install '.[test]')")
+if not shutil.which(CHROMIUM):
+    pytest.skip("no chromium here (.ci/run installs Debian's)", allow_module_level=True)
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+DUMPS = ["after-dropcaches", "after-kbuild", "hugetlb-anon700"]
+VM = {"page_size": 4096, "hpage_pages": 512,
+      "ram_ranges": [[1, 159], [256, 786432], [1048576, 6553600]],
+      "zones": [{"node": 0, "name": "DMA", "start_pfn": 1, "end_pfn": 4096},
+                {"node": 0, "name": "DMA32", "start_pfn": 4096, "end_pfn": 1048576},
+                {"node": 0, "name": "Normal", "start_pfn": 1048576, "end_pfn": 6553600}],
+      "nodes": [{"node": 0, "ranges": [[1, 159], [256, 786432], [1048576, 6553600]]}],
+      "hostname": "vm", "kernel": "6.18", "command": ["make", "-j2"], "interval": 1.0,
+      "start_wall": "2026-12-02T05:41:10+00:00"}
+
+
+@pytest.fixture(scope="module")
+def vm(fixture_dumps, tmp_path_factory):
+    """(recording, page, flags per frame): the three dumps as frames 0-2, rendered once."""
+    from tests.helpers import load_fixture
+
+    frames = [load_fixture(n) for n in DUMPS]
+    tmp = tmp_path_factory.mktemp("html")
+    rec = make_recording(tmp / "vm", frames, header=dict(VM),
+                         workload=lambda f, i: np.flatnonzero(
+                             (f & np.uint64(1 << F.ANON)) != 0))
+    page = tmp / "vm.html"
+    code, out, err = pvrec_main("render", str(rec), "-o", str(page), "-q")
+    assert code == 0, err
+    return rec, page, frames
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = ctx.new_page()
+    pg.requests = []
+    pg.dialogs = []
+    pg.errors = []
+    pg.on("request", lambda r: pg.requests.append(r.url))
+    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    yield pg
+    ctx.close()
+
+
+def open_page(pg, path):
+    pg.goto(path.resolve().as_uri())
+    pg.evaluate("() => pvrec.rendered()")
+    assert pg.errors == []
+
+
+def canvas_rgb(pg, side=0):
+    """The canvas colour at its middle (where centerOn puts a page)."""
+    return tuple(pg.evaluate(
+        f"() => {{ const c = document.querySelectorAll('canvas.map')[{side}]; "
+        f"return Array.from(c.getContext('2d').getImageData(c.width >> 1, c.height >> 1, 1, 1)"
+        f".data.slice(0, 3)); }}"))
+
+
+def hex_rgb(h):
+    return tuple(int(h[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def sample_pfns(flags, header, per_class=3, seed=0):
+    """PFNs in RAM of every class the default scheme gives this frame: the first, the last
+    and random ones."""
+    scheme = make_scheme(None)
+    cls = scheme.classify_values(flags)
+    ram = np.zeros(flags.size, bool)
+    for s, e in header.ram_ranges:
+        ram[s:e] = True
+    rng = np.random.default_rng(seed)
+    out = {}
+    for c in np.unique(cls[ram]):
+        where = np.flatnonzero((cls == c) & ram)
+        pick = {int(where[0]), int(where[-1])} | {int(x) for x in rng.choice(where, per_class)}
+        out[int(c)] = sorted(pick)
+    return scheme, out
+
+
+def test_canvas_colour_under_each_page_is_its_class_colour(vm, page):
+    """At one page per pixel (4x4 screen pixels each) the colour under PFN p at frame 1 is
+    the colour of p's class, for pages of every class of the frame."""
+    rec, path, frames = vm
+    open_page(page, path)
+    page.evaluate("() => pvrec.setStep(1)")
+    page.evaluate("() => pvrec.setZoom(1, 4)")
+    header = Header.from_dict({**VM, "pfn_count": frames[1].size})
+    scheme, samples = sample_pfns(frames[1], header)
+    colors = scheme.colors("light")
+    assert len(samples) >= 8  # free, page cache, slab, anonymous, THP, reserved, ...
+    for c, pfns in samples.items():
+        for pfn in pfns:
+            page.evaluate(f"() => pvrec.centerOn(0, {pfn})")
+            assert canvas_rgb(page) == tuple(int(x) for x in colors[c]), \
+                (scheme.names[c], pfn)
+
+
+@pytest.mark.parametrize("k", [8, 64])
+def test_k_pages_per_pixel_are_the_videos_pixels(vm, page, k):
+    """The player's rule for K pages in a pixel gives MapLayout.pixels' classes and its
+    partly-free pixels, pixel for pixel, on a real frame; and the canvas draws them (class
+    colour, or its tint where partly free)."""
+    rec, path, frames = vm
+    open_page(page, path)
+    flags = frames[2]
+    header = Header.from_dict({**VM, "pfn_count": flags.size})
+    lay = MapLayout.build(header, ppp=k)
+    scheme = make_scheme(None)
+    runs = encode_flags(flags)
+    cruns = lay.class_runs(scheme.classify_values(runs.values), runs.lengths,
+                           page_ranks(runs.values))
+    px, partly = lay.pixels(cruns)
+    got = page.evaluate(f"() => pvrec.pixels(0, 2, {k})")
+    assert np.array_equal(np.array(got["px"], np.uint8), px)
+    assert np.array_equal(np.flatnonzero(got["partly"]), partly)
+    assert partly.size > 100  # the rule is exercised, not only whole runs
+    # the canvas at this K shows them: sample partly-free and plain pixels
+    data = page.evaluate("() => pvrec.data.sides[0].classes")
+    page.evaluate("() => pvrec.setStep(2)")
+    page.evaluate(f"() => pvrec.setZoom({k}, 1)")
+    rng = np.random.default_rng(1)
+    plain = np.setdiff1d(np.flatnonzero(px != HOLE), partly)
+    for i in list(rng.choice(partly, 10)) + list(rng.choice(plain, 10)):
+        page.evaluate(f"() => pvrec.centerOn(0, {int(i) * k})")
+        want = data["tints"][px[i]] if i in set(partly.tolist()) else data["colors"][px[i]]
+        assert canvas_rgb(page) == hex_rgb(want), (int(i), scheme.names[px[i]])
+
+
+def list_flags(rec, n, pfn):
+    """The flags column `pvrec list RUN@n -a pfn` prints for that page."""
+    code, out, err = pvrec_main("list", f"{rec}@{n}", "-a", str(pfn))
+    assert code == 0, err
+    line = out.strip().splitlines()[1]
+    return line.split("\t")[-1]
+
+
+def hover(pg, pfn):
+    """Move the mouse over PFN pfn's pixel; the panel's text once complete."""
+    pg.evaluate(f"() => pvrec.centerOn(0, {pfn})")
+    box = pg.locator("canvas.map").first.bounding_box()
+    pg.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    pg.evaluate("() => pvrec.state.info")
+    return {k: pg.locator(f".info .k-{k}").first.text_content()
+            for k in ("PFN", "symbolic", "long", "raw", "class", "since", "zone", "workload")}
+
+
+def test_hover_text_is_page_types_flags(vm, page):
+    """Hovering PFN p at frame n shows `pvrec list RUN@n -a p`'s flags and their long names;
+    the copy line is that command."""
+    rec, path, frames = vm
+    open_page(page, path)
+    n = 1
+    page.evaluate(f"() => pvrec.setStep({n})")
+    page.evaluate("() => pvrec.setZoom(1, 4)")
+    header = Header.from_dict({**VM, "pfn_count": frames[n].size})
+    _, samples = sample_pfns(frames[n], header, per_class=1)
+    for pfns in samples.values():
+        pfn = pfns[-1]
+        got = hover(page, pfn)
+        value = int(frames[n][pfn])
+        assert got["PFN"] == f"0x{pfn:x}  ({pfn})"
+        assert got["symbolic"] == list_flags(rec, n, pfn)
+        shown = int(F.well_known(np.array([value], np.uint64))[0])
+        assert got["long"] == (F.long_symbolic(shown) or "(none)")
+        raw = int(F.expand_overloaded(np.array([value], np.uint64))[0])
+        assert got["raw"] == f"0x{value:016x} {F.long_symbolic(raw) or '(none)'}"
+    assert page.locator(".info code").first.text_content() == f"pvrec list vm@{n} -a {pfn}"
+
+
+def test_since_and_workload_on_hover(vm, page):
+    """The hover says since which frame the page has held its class and whether the
+    workload maps it."""
+    rec, path, frames = vm
+    scheme = make_scheme(None)
+    cls = [scheme.classify_values(f) for f in frames]
+    ram = np.zeros(frames[0].size, bool)
+    for s, e in VM["ram_ranges"]:
+        ram[s:e] = True
+    changed = np.flatnonzero((cls[1] != cls[0]) & (cls[2] == cls[1]) & ram)
+    kept = np.flatnonzero((cls[0] == cls[1]) & (cls[1] == cls[2]) & ram &
+                          ((frames[2] & np.uint64(1 << F.ANON)) != 0))
+    open_page(page, path)
+    page.evaluate("() => pvrec.setStep(2)")
+    page.evaluate("() => pvrec.setZoom(1, 4)")
+    assert hover(page, int(changed[0]))["since"].startswith("frame 1 ")
+    got = hover(page, int(kept[0]))
+    assert got["since"].startswith("frame 0 ")
+    assert got["workload"] == "maps it"
+
+
+def test_scrubbing_and_stepping_show_the_frame(vm, page):
+    """A click on the strip at frame 1's place shows frame 1 (header and pixels); the right
+    arrow then shows frame 2."""
+    rec, path, frames = vm
+    scheme = make_scheme(None)
+    colors = scheme.colors("light")
+    a, b = (scheme.classify_values(f) for f in frames[1:3])
+    pfn = int(np.flatnonzero((a != b) & (a != HOLE) & (b != HOLE))[0])
+    open_page(page, path)
+    page.evaluate("() => pvrec.setZoom(1, 4)")
+    page.evaluate(f"() => pvrec.centerOn(0, {pfn})")
+    strip = page.locator("canvas.strip").first.bounding_box()
+    page.mouse.click(strip["x"] + strip["width"] / 2, strip["y"] + strip["height"] / 2)
+    page.evaluate("() => pvrec.rendered()")
+    assert page.locator(".head .frame").first.text_content().endswith("frame 1 of 3")
+    assert canvas_rgb(page) == tuple(int(x) for x in colors[a[pfn]])
+    page.keyboard.press("ArrowRight")
+    page.evaluate("() => pvrec.rendered()")
+    assert page.locator(".head .frame").first.text_content().endswith("frame 2 of 3")
+    assert canvas_rgb(page) == tuple(int(x) for x in colors[b[pfn]])
+
+
+MARKUP = "<img src=x onerror=alert(1)>"
+
+
+def test_markup_in_a_recording_runs_nothing_and_nothing_is_requested(page, tmp_path):
+    """A recording whose command, host and TOML class names are markup shows those
+    characters; no dialog opens, no element is created; from file:// the page requests
+    nothing; its CSP allows no source."""
+    toml = tmp_path / "c.toml"
+    toml.write_text(f'[[class]]\nname = "{MARKUP}"\nbits = "slab"\ncolor = "#009E73"\n'
+                    f'[[class]]\nname = "</script><script>alert(2)</script>"\nbits = "buddy"\n'
+                    f'color = "#DDDDDD"\n')
+    rec = make_recording(tmp_path / "evil", 3, header={
+        **HEADER,
+        "command": [MARKUP], "hostname": "<b onmouseover=alert(3)>host</b>"})
+    out = tmp_path / "evil.html"
+    code, _, err = pvrec_main("render", str(rec), "-o", str(out), "--classes", str(toml), "-q")
+    assert code == 0, err
+    html = out.read_text()
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html).group(1)
+    assert csp.startswith("default-src 'none'") and "unsafe" not in csp
+    assert html.count("<script") == 2  # the data block and the player, nothing else
+    open_page(page, out)
+    page.evaluate("() => pvrec.setStep(1)")
+    box = page.locator("canvas.map").first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.evaluate("() => pvrec.state.info")
+    assert page.locator(".head .title").text_content() == MARKUP
+    assert page.locator(".head .sub").text_content().startswith("<b onmouseover=alert(3)>host</b>")
+    names = page.locator(".legend .name").all_text_contents()
+    assert MARKUP in names and "</script><script>alert(2)</script>" in names
+    assert page.evaluate("() => document.querySelectorAll('img, b, iframe, object').length") == 0
+    assert page.evaluate("() => document.scripts.length") == 2
+    assert page.dialogs == [] and page.errors == []
+    assert [u for u in page.requests if u != out.resolve().as_uri()] == []
+
+
+def test_folio_classes_are_the_videos_pixels_too(vm, page, tmp_path):
+    """--classes folio (a class by the runs, not by the value: the page carries class runs)
+    gives MapLayout.pixels' classes at K = 8 and hovers as any scheme."""
+    from pvrec.classes import ValueClassifier
+
+    rec, _, frames = vm
+    out = tmp_path / "folio.html"
+    code, _, err = pvrec_main("render", str(rec), "-o", str(out), "--classes", "folio", "-q")
+    assert code == 0, err
+    open_page(page, out)
+    header = Header.from_dict({**VM, "pfn_count": frames[1].size})
+    lay = MapLayout.build(header, ppp=8)
+    classify = ValueClassifier(make_scheme("folio"))
+    runs = encode_flags(frames[1])
+    cruns = lay.class_runs(classify(runs.values, runs.lengths), runs.lengths,
+                           page_ranks(runs.values))
+    px, partly = lay.pixels(cruns)
+    got = page.evaluate("() => pvrec.pixels(0, 1, 8)")
+    assert np.array_equal(np.array(got["px"], np.uint8), px)
+    assert np.array_equal(np.flatnonzero(got["partly"]), partly)
+    assert len(set(px.tolist())) >= 6  # several folio sizes on the map
