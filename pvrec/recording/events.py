@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pvrec.kernel.tracefs import EVENTS
-from pvrec.recording.format import MAX_MARK_CHARS, FrameError, read_npy
+from pvrec.recording.format import MAX_MARK_CHARS, FrameError, read_member
 
 ARRAY_PREFIX = "events."
 COLUMNS: dict[str, tuple[str, ...]] = {name: ("t_ns",) + fields
@@ -56,13 +56,7 @@ def load_events(path: Path, pfn_limit: int) -> dict[str, np.ndarray]:
                 kind = name.removeprefix(ARRAY_PREFIX)
                 if name == kind or kind not in COLUMNS:
                     continue
-                if info.file_size > limit:
-                    raise FrameError(f"array {name!r} declares {info.file_size} bytes")
-                with zf.open(info) as member:
-                    data = member.read(limit + 1)
-                if len(data) > limit:
-                    raise FrameError(f"array {name!r} inflates beyond {limit} bytes")
-                arr = read_npy(data, name)
+                arr = read_member(zf, info, name, limit)
                 cols = len(COLUMNS[kind])
                 if arr.dtype != np.int64 or arr.size % cols:
                     raise FrameError(f"array {name!r} is not rows of {cols} int64")

@@ -108,6 +108,18 @@ class FrameError(Exception):
     """A frame file is damaged; the reader skips it with a warning."""
 
 
+def read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, limit: int) -> np.ndarray:
+    """One .npy member of a frame file, refused if it declares or inflates beyond `limit`
+    bytes (zip bombs stop here), parsed by read_npy."""
+    if info.file_size > limit:
+        raise FrameError(f"array {name!r} declares {info.file_size} bytes")
+    with zf.open(info) as member:
+        data = member.read(limit + 1)
+    if len(data) > limit:
+        raise FrameError(f"array {name!r} inflates beyond {limit} bytes")
+    return read_npy(data, name)
+
+
 def read_npy(data: bytes, name: str) -> np.ndarray:
     """An .npy member parsed by hand: plain dtypes only, and the data must be exactly as large
     as the header says (np.load would allocate whatever shape a hostile header declares)."""
@@ -148,13 +160,7 @@ def load_frame(path: Path, pfn_count: int, channels: tuple[str, ...] = ("flags",
                     info = zf.getinfo(name + ".npy")
                 except KeyError:
                     raise FrameError(f"missing array {name!r}") from None
-                if info.file_size > limit:
-                    raise FrameError(f"array {name!r} declares {info.file_size} bytes")
-                with zf.open(info) as member:
-                    data = member.read(limit + 1)
-                if len(data) > limit:
-                    raise FrameError(f"array {name!r} inflates beyond {limit} bytes")
-                arr = read_npy(data, name)
+                arr = read_member(zf, info, name, limit)
                 if arr.dtype.kind != "u" and not (name == "meta" and arr.dtype == np.int64):
                     raise FrameError(f"array {name!r} has dtype {arr.dtype}")
                 arrays[name] = arr
