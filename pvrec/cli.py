@@ -54,8 +54,12 @@ typical use (record and demo as root: sudo where you are not):
 class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as one line and exit code 2, like every pvrec error."""
 
+    command: str | None = None  # the command named on the line: its --help is the one to see
+
     def error(self, message: str):  # type: ignore[override]
-        raise PvrecError(f"{message} (see {self.prog} --help)")
+        prog = f"pvrec {self.command}" if self.command in COMMANDS and self.prog == "pvrec" \
+            else self.prog
+        raise PvrecError(f"{message} (see {prog} --help)")
 
     def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
         if args is not None:
@@ -132,6 +136,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"pvrec {__version__}")
+    parser.command = command
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (_module, help_text) in COMMANDS.items():
         if name == command:

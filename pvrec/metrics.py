@@ -224,6 +224,47 @@ def context_metrics(context: dict, zone: str, hpage_pages: int = 512) -> dict[st
     return out
 
 
+def check_recorded(names: list[str], contexts, what: str = "this recording") -> None:
+    """PvrecError naming a kernel metric asked for that no frame holds, and what records it
+    (a line of blanks or zeros would read as 'none happened')."""
+    wanted = [n for n in names if n in KERNEL_METRICS]
+    if not wanted:
+        return
+    have: set[str] = set()
+    for c in contexts:
+        if (c.get("pagetypeinfo") or {}).get("blocks"):
+            have.update(MIGRATETYPE_METRICS.values())
+        if isinstance(c.get("events"), dict):
+            have.update(EVENT_METRICS)
+        if c.get("unusable_index"):
+            have.add("kernel_unusable_index")
+        if have.issuperset(wanted):
+            return
+    name = next(n for n in wanted if n not in have)
+    why = ("its frames hold no /proc/pagetypeinfo (pvrec record reads it as root)"
+           if name in MIGRATETYPE_METRICS.values() else
+           "it was recorded without the kernel's events (pvrec record --events)"
+           if name in EVENT_METRICS else
+           "debugfs (extfrag/unusable_index) was not mounted while it was recorded")
+    raise PvrecError(f"{name} is not in {what}: {why}")
+
+
+def metric_values(figures: dict[str, dict[str, float]], context: dict,
+                  pairs: list[tuple[str, str]], hpage_pages: int = 512) -> list[float]:
+    """The value of each (metric, zone) pair for one frame: pvrec's figures (frame_metrics)
+    or the kernel's stored with the frame (context_metrics); NaN where the frame has none."""
+    kernel: dict[str, dict[str, float]] = {}
+    out = []
+    for name, zone in pairs:
+        if name in figures.get(zone, {}):
+            out.append(float(figures[zone][name]))
+            continue
+        if zone not in kernel:
+            kernel[zone] = context_metrics(context, zone, hpage_pages)
+        out.append(float(kernel[zone].get(name, "nan")))
+    return out
+
+
 def check_metric_names(names: list[str], max_order: int = DEFAULT_MAX_ORDER) -> list[str]:
     """The names, or a PvrecError naming the unknown one and the valid ones."""
     valid = list(METRICS) + list(KERNEL_METRICS) + [f"buddy_order_{i}"

@@ -94,9 +94,14 @@ def _span(text: str, header: Header,
         nodes = [nd for nd in header.nodes if nd.node == int(text[4:]) and nd.ranges]
         if nodes:
             return nodes[0].ranges[0][0], nodes[0].ranges[-1][1]
+        raise PvrecError(f"--region {text}: this recording has no memory on {text.lower()}; "
+                         f"use {_named(header)}or an address range")
     zones = _zones_named(text, header)
     if zones:
         return min(z.start_pfn for z in zones), max(z.end_pfn for z in zones)
+    if "@" in text and _zones_named(text.partition("@")[0], header):
+        raise PvrecError(f"--region {text}: no such zone on that node; "
+                         f"use {_named(header)}or an address range")
     m = re.fullmatch(r"(.+?)([-+])(.+)", text)
     if m:
         try:

@@ -17,6 +17,7 @@ from pvrec.classes import make_scheme
 from pvrec.errors import PvrecError
 from pvrec.metrics import (
     check_metric_names,
+    check_recorded,
     context_metrics,
     frame_metrics,
     kernel_figures,
@@ -71,6 +72,7 @@ def metric_rows(rec: Recording, metrics: list[str] | None = None,
     window = None if region is None else (region.start, region.end)
     if metrics is not None:
         check_metric_names(metrics, max_order)
+        check_recorded(metrics, (f.context for f in rec.frames))
     if zones:
         check_zones(rec, zones, window)
     return _rows(rec, metrics, zones, max_order, window)

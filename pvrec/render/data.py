@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from pvrec.classes import Scheme, ValueClassifier, fit_scheme
-from pvrec.metrics import context_metrics
+from pvrec.metrics import metric_values
 from pvrec.recording.reader import Frame
 from pvrec.render.raster import MapLayout
 from pvrec.runs import add_pages_per_value
@@ -70,11 +70,8 @@ def class_timeline(source: Source, classifier: ValueClassifier, lay: MapLayout, 
         if watch is not None:
             watch.add(cruns)
         if metrics:
-            fm = source.metrics_of(frame)
-            context = source.context_of(pos)
-            mrows.append([float(fm[zone][name]) if name in fm[zone] else float(
-                context_metrics(context, zone, source.header.hpage_pages).get(name, "nan"))
-                for name, zone in metrics])
+            mrows.append(metric_values(source.metrics_of(frame), source.context_of(pos),
+                                       metrics, source.header.hpage_pages))
     values = np.array(mrows, dtype=np.float64).reshape(-1, len(metrics)) if metrics else \
         np.zeros((len(ts), 0))
     return (np.array(ts, dtype=np.float64), np.array(rows, dtype=np.int64).reshape(-1, n_cls),

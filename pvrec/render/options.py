@@ -252,6 +252,11 @@ class RenderOptions:
         if self.timeline_metrics is not None:
             metric_list = [parse_timeline_metrics(self.timeline_metrics, s.header, s.max_order)
                            for s in sources]
+            from pvrec.metrics import check_recorded
+
+            for s, pairs in zip(sources, metric_list, strict=True):
+                check_recorded([name for name, _ in pairs],
+                               (s.context_of(p) for p in range(len(s.times))), s.name)
         title = self.title
         titles = list(title) if isinstance(title, list | tuple) else [title] * len(sources)
         if len(titles) != len(sources):

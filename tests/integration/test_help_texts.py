@@ -161,3 +161,8 @@ def test_metrics_help_defines_every_metric():
                      "kernel_unusable_index"]
     text = "\n".join(lines)
     assert all(name in text for name in KERNEL_METRICS)  # the kernel's own figures too
+
+
+def test_an_unknown_option_points_to_the_commands_own_help(dump):
+    assert pvrec_main("stats", "-F", dump, "--bogus") == (
+        2, "", "pvrec: unrecognized arguments: --bogus (see pvrec stats --help)\n")

@@ -114,6 +114,8 @@ def test_render_html_writes_one_page(rec, tmp_path):
     (["--view", "churn"], "--view churn is drawn per pixel from every frame's history"),
     (["--changes"], "--changes is for pictures and videos"),
     (["--frame", "1"], "--frame picks the one picture of a .png output"),
+    (["--events"], "--events is drawn in pictures and videos only"),
+    (["--timeline-events"], "--timeline-events is drawn in pictures and videos only"),
 ])
 def test_options_a_page_cannot_show_are_one_line(rec, tmp_path, args, message):
     code, _, err = pvrec_main("render", str(rec), "-o", str(tmp_path / "r.html"), *args)

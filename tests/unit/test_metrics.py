@@ -171,3 +171,32 @@ def test_buddy_orders_follow_the_recordings_buddyinfo(tmp_path, capsys):
                                        "extfrag_events, extfrag_fragmenting, compaction_runs, "
                                        "compaction_scanned, kernel_unusable_index, "
                                        "buddy_order_0..10\n")
+
+
+# -- the kernel's figures a recording may not hold
+
+
+def test_a_kernel_metric_no_frame_holds_is_one_line_saying_what_records_it():
+    from pvrec.metrics import check_recorded
+
+    plain = [{"buddyinfo": {}}, {}]
+    for name, says in (("unmovable_blocks", "/proc/pagetypeinfo"),
+                       ("compaction_runs", "pvrec record --events"),
+                       ("kernel_unusable_index", "debugfs")):
+        with pytest.raises(PvrecError) as e:
+            check_recorded(["free_hp_blocks", name], plain, "rec")
+        assert str(e.value).startswith(f"{name} is not in rec: ") and says in str(e.value)
+    with_them = plain + [{"pagetypeinfo": {"blocks": {"0/Normal": {"Unmovable": 3}}},
+                          "events": {"compaction_runs": 2}}]
+    check_recorded(["unmovable_blocks", "compaction_runs", "free_pages"], with_them)
+
+
+def test_metric_values_take_pvrecs_figures_then_the_frames_own_and_nan_where_none():
+    from pvrec.metrics import metric_values
+
+    figures = {"Normal": {"free_hp_blocks": 7}}
+    context = {"pagetypeinfo": {"blocks": {"0/Normal": {"Unmovable": 3}}}}
+    got = metric_values(figures, context, [("free_hp_blocks", "Normal"),
+                                           ("unmovable_blocks", "Normal"),
+                                           ("compaction_runs", "Normal")])
+    assert got[:2] == [7.0, 3.0] and np.isnan(got[2])

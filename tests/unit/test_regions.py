@@ -80,7 +80,8 @@ def test_a_spec_is_a_window_of_whole_rows(spec, want):
     ("Movable", "a zone (DMA32, Normal), a node (node0), or changed; RAM spans 0 B - 64.0 MiB"),
     ("8G-9G", "starts beyond the memory"),
     ("8M-4M", "the end is not after the start"),
-    ("node3", "a node (node0)"),
+    ("node3", "this recording has no memory on node3; use a zone (DMA32, Normal), a node (node0)"),
+    ("Normal@1", "no such zone on that node; use a zone (DMA32, Normal), a node (node0)"),
     ("4G+", "use an address range (4G-8G, 4G+512M, 0x100000000-0x200000000)"),
 ])
 def test_a_bad_spec_is_one_line_naming_what_is_valid(spec, says):

@@ -29,6 +29,11 @@ class HtmlEncoder(Encoder):
             if on:
                 raise PvrecError(f"{flag} is for pictures and videos; the HTML page has its own "
                                  f"playback controls")
+        for flag, on in (("--events", o.events), ("--timeline-events", o.counters)):
+            if on:
+                raise PvrecError(f"{flag} is drawn in pictures and videos only: render it as "
+                                 f".png, .gif or .mp4 (the HTML page does not show the kernel's "
+                                 f"events yet)")
 
     @staticmethod
     def build(out: Path, sides, plan, options, metric_list, progress=None) -> tuple[int, float]:

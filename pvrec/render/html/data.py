@@ -21,6 +21,7 @@ import numpy as np
 from pvrec import flags as kpf
 from pvrec.classes import HOLE, hex_color
 from pvrec.errors import PvrecError
+from pvrec.metrics import metric_values
 from pvrec.render.palette import METRIC_COLORS, METRIC_COLORS_DARK, THEME_UI, Palette
 from pvrec.render.raster import MapLayout, divisors, page_ranks
 from pvrec.render.strips import idle_classes
@@ -213,8 +214,8 @@ def side_json(side, positions: list[int], theme: str, metric_list, budget: list[
         item = {"pos": pos, "t": t - src.times[0], "runs": _blob(*blobs),
                 "sizes": lay.class_pages(cruns, n_cls).tolist()}
         if metric_list:
-            fm = src.metrics_of(frame)
-            item["metrics"] = [float(fm[zone][name]) for name, zone in metric_list]
+            item["metrics"] = metric_values(src.metrics_of(frame), src.context_of(pos),
+                                            metric_list, src.header.hpage_pages)
         budget[0] += len(item["runs"])
         if budget[0] > MAX_PAGE_BYTES:
             raise PvrecError(TOO_BIG.format(name=src.name, limit=format_bytes(MAX_PAGE_BYTES),
