@@ -237,6 +237,7 @@ def test_scrubbing_and_stepping_show_the_frame(vm, page):
     open_page(page, path)
     page.evaluate("() => pvrec.setZoom(1, 4)")
     page.evaluate(f"() => pvrec.centerOn(0, {pfn})")
+    page.locator("canvas.strip").first.scroll_into_view_if_needed()  # below a tall map
     strip = page.locator("canvas.strip").first.bounding_box()
     page.mouse.click(strip["x"] + strip["width"] / 2, strip["y"] + strip["height"] / 2)
     page.evaluate("() => pvrec.rendered()")
