@@ -381,6 +381,15 @@ def test_bands_are_drawn_labelled_and_hovered_as_the_video_has_them(banded, page
                 f".getImageData({x - 1}, {y + 2}, {w + 2}, 1).data)")
             px = [tuple(row[j:j + 3]) for j in range(0, len(row), 4)]
             assert px[0] == bg and px[-1] == bg and set(px[1:-1]) == {want}, (k, t)
+    # a click on another class in the legend dims the bands as it dims pages
+    page.locator(".legend .row", has_text="slab").first.click()
+    page.evaluate("() => pvrec.rendered()")
+    x, y, w = band_rect(page, lay, bands[0])
+    dim = tuple(int(a + (b - a) * 0.7 + 0.5) for a, b in  # the player's blend (Math.round)
+                zip(hex_rgb(classes["colors"][lay["tiles"][bands[0]]["cls"]]), bg, strict=True))
+    assert rgb_at(page, x + w // 2, y + 2) == dim
+    page.locator(".legend .row", has_text="slab").first.click()
+    page.locator(".legend .row", has_text="slab").first.click()  # all shown again
     x, y, w = band_rect(page, lay, bands[1])
     t = lay["tiles"][bands[1]]
     sx = w // 4
@@ -413,6 +422,9 @@ def test_zooming_into_a_band_unfolds_it_and_zooming_out_folds_it(banded, page):
     assert page.evaluate("() => [pvrec.state.unfolded, pvrec.state.level]") == [True, fit + 1]
     under = page.evaluate(f"() => pvrec.pfnAt(0, {sx}, {sy})")
     assert "band" not in under
+    page.evaluate("() => pvrec.state.info")  # the panel follows: the page now under the mouse
+    assert page.locator(".info .k-PFN").first.text_content() == \
+        f"0x{under['pfn']:x}  ({under['pfn']})"
     assert page.evaluate("() => pvrec.levels[pvrec.state.level].K") == 1
     # the same page under the pointer, to within the row the band's point stood for
     assert abs(under["pfn"] - before) <= t["pages"] / w + 8, (under, before)

@@ -728,10 +728,20 @@
     const cv = m.canvas, pointers = new globalThis.Map();
     let drag = null, pinch = null;
     const local = (e) => { const b = cv.getBoundingClientRect(); return [(e.clientX - b.left) * cv.width / b.width, (e.clientY - b.top) * cv.height / b.height]; };
-    cv.addEventListener('wheel', (e) => { e.preventDefault(); const [x, y] = local(e); setLevel(state.level + (e.deltaY < 0 ? 1 : -1), x, y); }, { passive: false });
+    const rehover = (x, y) => {  // after a zoom: the panel tells of what is under the pointer now
+      const at = pfnAt(m, x, y);
+      state.hover = at ? { side: m.index, pfn: at.pfn, K: at.K } : null;
+      if (!state.pinned && at) { showInfo(state.hover); render(); }
+    };
+    cv.addEventListener('wheel', (e) => {
+      e.preventDefault();
+      const [x, y] = local(e);
+      setLevel(state.level + (e.deltaY < 0 ? 1 : -1), x, y).then(() => rehover(x, y));
+    }, { passive: false });
     cv.addEventListener('dblclick', (e) => {  // zoom in there; on a band, unfold it
       const [x, y] = local(e), at = pfnAt(m, x, y);
-      setLevel(Math.max(state.level, at && at.band !== undefined ? state.fitLevel : state.level) + 1, x, y, true);
+      setLevel(Math.max(state.level, at && at.band !== undefined ? state.fitLevel : state.level) + 1, x, y, true)
+        .then(() => rehover(x, y));
     });
     cv.addEventListener('pointerdown', (e) => {
       pointers.set(e.pointerId, local(e)); cv.setPointerCapture(e.pointerId);
