@@ -562,10 +562,11 @@
     ctx.fillStyle = ui.dim; ctx.font = '11px sans-serif'; ctx.textBaseline = 'bottom';
     let lastEnd = {};
     tileRects(m, L).forEach((r, i) => {
-      const t = lay.labels[i], y = Math.round(r.y) - 2;
-      if ((lastEnd[y] || -1e9) > r.x || r.x > W || r.x + 40 < 0) return;
-      ctx.fillText(t, r.x, y);
-      lastEnd[y] = r.x + ctx.measureText(t).width + 6;
+      // at the tile's left edge, or at the canvas's while the tile runs on past it
+      const t = lay.labels[i], y = Math.round(r.y) - 2, x = Math.max(r.x, 2);
+      if ((lastEnd[y] || -1e9) > x || x > W || r.x + r.w * L.mag < 40) return;
+      ctx.fillText(t, x, y);
+      lastEnd[y] = x + ctx.measureText(t).width + 6;
     });
     const hv = state.pinned || state.hover;
     if (hv && hv.side === m.index) {
