@@ -170,14 +170,14 @@ def list_flags(rec, n, pfn):
     return line.split("\t")[-1]
 
 
-def hover(pg, pfn):
+def hover(pg, pfn, keys=("PFN", "symbolic", "long", "raw", "class", "since", "zone", "workload")):
     """Move the mouse over PFN pfn's pixel; the panel's text once complete."""
     pg.evaluate(f"() => pvrec.centerOn(0, {pfn})")
     box = pg.locator("canvas.map").first.bounding_box()
     pg.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     pg.evaluate("() => pvrec.state.info")
     return {k: pg.locator(f".info .k-{k}").first.text_content()
-            for k in ("PFN", "symbolic", "long", "raw", "class", "since", "zone", "workload")}
+            for k in keys}
 
 
 def test_hover_text_is_page_types_flags(vm, page):
@@ -188,6 +188,7 @@ def test_hover_text_is_page_types_flags(vm, page):
     n = 1
     page.evaluate(f"() => pvrec.setStep({n})")
     page.evaluate("() => pvrec.setZoom(1, 4)")
+    page.evaluate("() => pvrec.unfold(true)")  # every page as a pixel: no band
     header = Header.from_dict({**VM, "pfn_count": frames[n].size})
     _, samples = sample_pfns(frames[n], header, per_class=1)
     for pfns in samples.values():
@@ -218,6 +219,7 @@ def test_since_and_workload_on_hover(vm, page):
     open_page(page, path)
     page.evaluate("() => pvrec.setStep(2)")
     page.evaluate("() => pvrec.setZoom(1, 4)")
+    page.evaluate("() => pvrec.unfold(true)")
     assert hover(page, int(changed[0]))["since"].startswith("frame 1 ")
     got = hover(page, int(kept[0]))
     assert got["since"].startswith("frame 0 ")
@@ -235,6 +237,7 @@ def test_scrubbing_and_stepping_show_the_frame(vm, page):
     open_page(page, path)
     page.evaluate("() => pvrec.setZoom(1, 4)")
     page.evaluate(f"() => pvrec.centerOn(0, {pfn})")
+    page.locator("canvas.strip").first.scroll_into_view_if_needed()  # below a tall map
     strip = page.locator("canvas.strip").first.bounding_box()
     page.mouse.click(strip["x"] + strip["width"] / 2, strip["y"] + strip["height"] / 2)
     page.evaluate("() => pvrec.rendered()")
@@ -303,3 +306,172 @@ def test_folio_classes_are_the_videos_pixels_too(vm, page, tmp_path):
     assert np.array_equal(np.array(got["px"], np.uint8), px)
     assert np.array_equal(np.flatnonzero(got["partly"]), partly)
     assert len(set(px.tolist())) >= 6  # several folio sizes on the map
+
+
+# -- memory that never changes, collapsed into bands (issue 11), and --region
+
+
+@pytest.fixture(scope="module")
+def banded(tmp_path_factory):
+    """(page, region page): test_regions' small machine (tile 0 of every class and static,
+    tile 1 all free and tile 2 all "no flags", both static: two bands, tile 3 changing), its
+    page, and the page of --region 32M-64M (the "no flags" band and tile 3)."""
+    from tests.unit.test_regions import MACHINE, machine_frames
+
+    tmp = tmp_path_factory.mktemp("bands")
+    rec = make_recording(tmp / "rec", machine_frames(), header=MACHINE)
+    out, region = tmp / "bands.html", tmp / "region.html"
+    for path, more in ((out, []), (region, ["--region", "32M-64M"])):
+        code, _, err = pvrec_main("render", str(rec), "-o", str(path), "-q", *more)
+        assert code == 0, err
+    return rec, out, region
+
+
+def rgb_at(pg, x, y, side=0):
+    """The canvas colour at canvas pixel (x, y)."""
+    return tuple(pg.evaluate(
+        f"() => Array.from(document.querySelectorAll('canvas.map')[{side}].getContext('2d')"
+        f".getImageData({int(x)}, {int(y)}, 1, 1).data.slice(0, 3))"))
+
+
+def bands_of(pg):
+    lay = pg.evaluate("() => pvrec.data.sides[0].layout")
+    return lay, [i for i, t in enumerate(lay["tiles"]) if t["kind"] == "band"]
+
+
+def mouse_to(pg, x, y):
+    """The mouse over canvas pixel (x, y) (the canvas is as wide as it is drawn: 1:1)."""
+    box = pg.locator("canvas.map").first.bounding_box()
+    pg.mouse.move(box["x"] + x, box["y"] + y)
+    return box["x"] + x, box["y"] + y
+
+
+def band_rect(pg, lay, i):
+    """(x, y, width) of band i on the canvas at the zoom shown."""
+    st = pg.evaluate("() => [pvrec.state.ox, pvrec.state.oy, "
+                     "pvrec.levels[pvrec.state.level].K, pvrec.levels[pvrec.state.level].mag]")
+    ox, oy, k, mag = st
+    x, y, w = lay["levels"][str(k)]["tiles"][i]
+    return ox + x * mag, oy + y * mag, w * mag
+
+
+def test_bands_are_drawn_labelled_and_hovered_as_the_video_has_them(banded, page):
+    """Each band is drawn where and as wide as MapLayout arranges it at the K shown, in its
+    class's colour, with compose's label; hovering a band says what it is and gives the PFN
+    by its share of the band (MapLayout.locate's rule)."""
+    rec, path, _ = banded
+    open_page(page, path)
+    lay, bands = bands_of(page)
+    assert [lay["labels"][i] for i in bands] == ["16 MiB: 16 MiB free, unchanged",
+                                                 "32 MiB: 16 MiB no flags, unchanged"]
+    assert [lay["about"][i] for i in bands] == [
+        "16 MiB - 32 MiB: 16 MiB free, unchanged in every frame",
+        "32 MiB - 48 MiB: 16 MiB no flags, unchanged in every frame"]
+    classes = page.evaluate("() => pvrec.data.sides[0].classes")
+    bg = hex_rgb(classes["ui"]["bg"])
+    for k in (8, 1):  # a row of 8 pages: the coarsest and the finest K
+        page.evaluate(f"() => pvrec.setZoom({k}, 1)")
+        for i in bands:
+            t = lay["tiles"][i]
+            x, y, w = band_rect(page, lay, i)
+            assert w == lay["levels"][str(k)]["tiles"][i][2] > 0
+            want = hex_rgb(classes["colors"][t["cls"]])
+            row = page.evaluate(
+                f"() => Array.from(document.querySelector('canvas.map').getContext('2d')"
+                f".getImageData({x - 1}, {y + 2}, {w + 2}, 1).data)")
+            px = [tuple(row[j:j + 3]) for j in range(0, len(row), 4)]
+            assert px[0] == bg and px[-1] == bg and set(px[1:-1]) == {want}, (k, t)
+    # a click on another class in the legend dims the bands as it dims pages
+    page.locator(".legend .row", has_text="slab").first.click()
+    page.evaluate("() => pvrec.rendered()")
+    x, y, w = band_rect(page, lay, bands[0])
+    dim = tuple(int(a + (b - a) * 0.7 + 0.5) for a, b in  # the player's blend (Math.round)
+                zip(hex_rgb(classes["colors"][lay["tiles"][bands[0]]["cls"]]), bg, strict=True))
+    assert rgb_at(page, x + w // 2, y + 2) == dim
+    page.locator(".legend .row", has_text="slab").first.click()
+    page.locator(".legend .row", has_text="slab").first.click()  # all shown again
+    x, y, w = band_rect(page, lay, bands[1])
+    t = lay["tiles"][bands[1]]
+    sx = w // 4
+    mouse_to(page, x + sx + 0.5, y + 2)
+    page.evaluate("() => pvrec.state.info")
+    want = t["first_pfn"] + -(-sx * t["pages"] // w)
+    assert page.locator(".info .k-PFN").first.text_content() == f"0x{want:x}  ({want})"
+    assert page.locator(".info .k-band").first.text_content() == lay["about"][bands[1]]
+    assert page.locator(".info .k-class").first.text_content() == "no flags"
+    assert page.evaluate(f"() => pvrec.screenOf(0, {want})") == [x + sx + 0.5, y + 2.5]
+
+
+def test_zooming_into_a_band_unfolds_it_and_zooming_out_folds_it(banded, page):
+    """The wheel over a band zooms in and draws the stretch as the tiles it is, the PFN under
+    the pointer still under it; the canvas under PFN p of the stretch is then p's class
+    colour, a tile label is its offset; zooming out to the whole machine folds it again; a
+    double-click on a band unfolds it too."""
+    rec, path, _ = banded
+    open_page(page, path)
+    lay, bands = bands_of(page)
+    classes = page.evaluate("() => pvrec.data.sides[0].classes")
+    t = lay["tiles"][bands[0]]  # 16 MiB - 32 MiB, all free
+    x, y, w = band_rect(page, lay, bands[0])
+    sx, sy = x + w // 3 + 0.5, y + 2.5
+    before = page.evaluate(f"() => pvrec.pfnAt(0, {sx}, {sy})")["pfn"]
+    fit = page.evaluate("() => pvrec.state.level")
+    mx, my = mouse_to(page, sx, sy)
+    page.mouse.wheel(0, -100)
+    page.evaluate("() => pvrec.rendered()")
+    assert page.evaluate("() => [pvrec.state.unfolded, pvrec.state.level]") == [True, fit + 1]
+    under = page.evaluate(f"() => pvrec.pfnAt(0, {sx}, {sy})")
+    assert "band" not in under
+    page.evaluate("() => pvrec.state.info")  # the panel follows: the page now under the mouse
+    assert page.locator(".info .k-PFN").first.text_content() == \
+        f"0x{under['pfn']:x}  ({under['pfn']})"
+    assert page.evaluate("() => pvrec.levels[pvrec.state.level].K") == 1
+    # the same page under the pointer, to within the row the band's point stood for
+    assert abs(under["pfn"] - before) <= t["pages"] / w + 8, (under, before)
+    unfolded = page.evaluate("() => pvrec.data.sides[0].layout.unfolded")
+    assert [u["kind"] for u in unfolded["tiles"]] == ["tile"] * 4
+    assert unfolded["labels"] == ["0 GiB", "16 MiB", "32 MiB", "48 MiB"]
+    for p in (t["first_pfn"], t["first_pfn"] + 1234, t["first_pfn"] + t["pages"] - 1):
+        page.evaluate(f"() => pvrec.centerOn(0, {p})")
+        assert canvas_rgb(page) == hex_rgb(classes["colors"][t["cls"]]), p
+        assert page.evaluate("() => { const c = document.querySelector('canvas.map'); "
+                             "return pvrec.pfnAt(0, c.width >> 1, c.height >> 1).pfn; }") == p
+    page.mouse.move(mx, my)
+    page.mouse.wheel(0, 100)  # back to the whole machine: folded
+    page.evaluate("() => pvrec.rendered()")
+    assert page.evaluate("() => [pvrec.state.unfolded, pvrec.state.level]") == [False, fit]
+    x, y, w = band_rect(page, lay, bands[1])
+    box = page.locator("canvas.map").first.bounding_box()
+    page.mouse.dblclick(box["x"] + x + w / 2, box["y"] + y + 2)
+    page.evaluate("() => pvrec.rendered()")
+    assert page.evaluate("() => pvrec.state.unfolded") is True
+    page.click("text=whole machine")
+    page.evaluate("() => pvrec.rendered()")
+    assert page.evaluate("() => pvrec.state.unfolded") is False
+    assert page.errors == []
+
+
+def test_a_region_page_hovers_true_physical_pfns(banded, page):
+    """--region 32M-64M: the page draws only that memory (the "no flags" band, then tile 3
+    labelled 48 MiB); the pixel at tile 3's top left is PFN 12288 and its hover, address and
+    flags are those of that physical page (`pvrec list`)."""
+    rec, _, path = banded
+    open_page(page, path)
+    lay, bands = bands_of(page)
+    assert lay["window"] == [8192, 16384]
+    assert [(t["kind"], t["first_pfn"]) for t in lay["tiles"]] == [("band", 8192),
+                                                                    ("tile", 12288)]
+    assert lay["labels"] == ["32 MiB: 16 MiB no flags, unchanged", "48 MiB"]
+    page.evaluate("() => pvrec.setZoom(1, 4)")
+    # tile 3's pages, and the first page of a screen column of the band (32 columns: 128 each)
+    for pfn in (12288, 12291, 12288 + 2 * 8 + 1, 8192 + 6 * 128):
+        got = hover(page, pfn, ("PFN", "symbolic", "address", "zone"))
+        assert got["PFN"] == f"0x{pfn:x}  ({pfn})"
+        assert got["symbolic"] == list_flags(rec, 0, pfn)
+        assert got["address"] == f"0x{pfn * 4096:x}" and got["zone"] == "Normal"
+    x, y, _ = lay["levels"]["1"]["tiles"][1]
+    page.evaluate("() => pvrec.fit()")
+    st = page.evaluate("() => [pvrec.state.ox, pvrec.state.oy, "
+                       "pvrec.levels[pvrec.state.level].mag]")
+    assert page.evaluate(f"() => pvrec.pfnAt(0, {st[0] + x * st[2]}, {st[1] + y * st[2]})"
+                         )["pfn"] == 12288

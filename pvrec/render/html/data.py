@@ -23,7 +23,7 @@ from pvrec.classes import HOLE, hex_color
 from pvrec.errors import PvrecError
 from pvrec.metrics import metric_values
 from pvrec.render.palette import METRIC_COLORS, METRIC_COLORS_DARK, THEME_UI, Palette
-from pvrec.render.raster import MapLayout, divisors, page_ranks
+from pvrec.render.raster import MapLayout, divisors, format_offset, format_range, page_ranks
 from pvrec.render.strips import idle_classes
 from pvrec.units import format_bytes
 
@@ -80,22 +80,52 @@ class ValueTable:
         return idx[inverse]
 
 
-def layout_json(lay: MapLayout) -> dict:
-    """Whatever the layout holds (tiles, holes, marks, K, sizes ...), and its tiles arranged
-    as the layout itself arranges them at each K that divides a row (the player's zoom
-    levels), each tile with its label."""
+def layout_json(lay: MapLayout, label: Callable | None = None, about: Callable | None = None,
+                unfolded: MapLayout | None = None) -> dict:
+    """Whatever the layout holds (tiles, bands, holes, marks, K, sizes ...), and its tiles
+    arranged as the layout itself arranges them at each K that divides a row (the player's
+    zoom levels: [x, y, width] each), each tile with its label (label(band): the picture's
+    band label) and each band with what the hover says of it (about(band)); unfolded: the
+    same memory with no band, drawn once the user zooms into a band."""
     out = {f.name: _plain(getattr(lay, f.name)) for f in dataclasses.fields(lay)
            if f.name != "look"}
-    out["labels"] = [lay.tile_label(t) for t in lay.tiles]
+    out["labels"] = [label(t) if t.kind == "band" and label else lay.tile_label(t)
+                     for t in lay.tiles]
+    out["about"] = [about(t) if t.kind == "band" and about else "" for t in lay.tiles]
     levels = {}
     for k in divisors(lay.row_pages):
         at = copy.deepcopy(lay)
         at.ppp = k
         at.arrange(lay.cols)
-        levels[k] = {"tiles": [[t.x, t.y] for t in at.tiles], "width": at.width,
+        levels[k] = {"tiles": [[t.x, t.y, t.w] for t in at.tiles], "width": at.width,
                      "height": at.height}
     out["levels"] = levels
+    if unfolded is not None:
+        out["unfolded"] = layout_json(unfolded)
     return out
+
+
+def unfold(lay: MapLayout, header) -> MapLayout | None:
+    """The layout without its bands (None when it has none): the same rows, tiles, K, gaps,
+    region and grid columns, the collapsed stretches drawn as the tiles they are."""
+    if not lay.bands:
+        return None
+    out = MapLayout.build(header, kind=lay.kind, ppp=lay.ppp, gap=lay.gap, vgap=lay.vgap,
+                          row_pages=lay.row_pages, tile_pages=lay.row_pages * lay.tile_rows,
+                          window=lay.window, cols=lay.cols)
+    out.frames_seen = lay.frames_seen
+    return out
+
+
+def band_about(lay: MapLayout, names: list[str]) -> Callable:
+    """What a band is, for the hover: '10 GiB - 25 GiB: 15 GiB no flags, unchanged in every
+    frame' (the frames drawn decided it)."""
+    def about(band) -> str:
+        size = format_offset(lay.ram_in(band.first_pfn, band.end_pfn) * lay.page_size)
+        same = ", unchanged in every frame" if lay.frames_seen > 1 else ""
+        return (f"{format_range(band.first_pfn * lay.page_size, band.end_pfn * lay.page_size)}"
+                f": {size} {names[band.cls]}{same}")
+    return about
 
 
 def _plain(v):
@@ -232,7 +262,9 @@ def side_json(side, positions: list[int], theme: str, metric_list, budget: list[
         "pfn_count": header.pfn_count, "ram_pages": lay.ram_pages,
         "hpage_pages": header.hpage_pages, "title": side.pic.opt.title,
         "cell": getattr(side.pic, "cell", 0), "channel": side.channel,
-        "highlight": side.highlight, "layout": layout_json(lay),
+        "highlight": side.highlight,
+        "layout": layout_json(lay, getattr(side.pic, "band_label", None),
+                              band_about(lay, side.pic.scheme.names), unfold(lay, header)),
         "classes": classes_json(side, theme, keep),
         "flags": flag_rows(flags_t.values),
         "cgroups": [names.get(v, f"memcg inode {v}" if v else "(none)")

@@ -128,7 +128,9 @@
   class Map {
     constructor(d, index) {
       this.d = d; this.index = index;
-      this.lay = d.layout; this.cls = d.classes;
+      // the layout drawn: with its bands (folded), or, zoomed into a band, without (unfolded)
+      this.folded = d.layout; this.unfolded = d.layout.unfolded || null;
+      this.lay = this.folded; this.cls = d.classes;
       this.KE = d.key_every;
       this.byPos = new globalThis.Map(d.frames.map((f, i) => [f.pos, i]));
       this.blobs = { runs: new globalThis.Map() };
@@ -311,7 +313,7 @@
   const divs = Object.keys(maps[0].lay.levels).map(Number).sort((a, b) => b - a);
   const LEVELS = divs.map((k) => ({ K: k, mag: 1 })).concat(MAGS.slice(1).map((m) => ({ K: 1, mag: m })));
   const state = { step: 0, level: 0, ox: PAD, oy: PAD + LABEL_H, playing: false, fps: 10,
-                  pinned: null, hover: null, drawn: [] };
+                  pinned: null, hover: null, drawn: [], fitLevel: 0, unfolded: false };
 
   document.body.classList.add('pvrec');
   const app = el('div', 'app', null, document.body);
@@ -377,70 +379,106 @@
 
   // ---------------------------------------------------------------- geometry
   function lv() { return LEVELS[state.level]; }
-  function tileRects(m, L) {
+  function tileRects(m, L) {  // each tile's (and band's) rectangle: x, y on the canvas, w, h in map pixels
     const lay = m.lay, at = lay.levels[L.K], w = lay.row_pages / L.K;
-    return lay.tiles.map((t, i) => ({ t, i, x: state.ox + at.tiles[i][0] * L.mag,
-      y: state.oy + at.tiles[i][1] * L.mag, w, h: t.rows }));
+    return lay.tiles.map((t, i) => ({ t, i, band: t.kind === 'band', x: state.ox + at.tiles[i][0] * L.mag,
+      y: state.oy + at.tiles[i][1] * L.mag, w: t.kind === 'band' ? at.tiles[i][2] : w, h: t.rows }));
   }
-  function pfnAt(m, cx, cy) {  // canvas point -> {pfn, K} or null
+  function bandPfn(r, sx) {  // the PFN at screen column sx of a band: by its share of the band (MapLayout.locate)
+    const n = r.t.pages, W = r.w * lv().mag;
+    return r.t.first_pfn + Math.min(n - 1, Math.ceil(Math.floor(sx) * n / W));
+  }
+  function pfnAt(m, cx, cy) {  // canvas point -> {pfn, K, band} or null
     const L = lv();
     for (const r of tileRects(m, L)) {
       const c = Math.floor((cx - r.x) / L.mag), row = Math.floor((cy - r.y) / L.mag);
       if (c >= 0 && c < r.w && row >= 0 && row < r.h) {
+        if (r.band) return { pfn: bandPfn(r, cx - r.x), K: L.K, band: r.i };
         const pfn = r.t.first_pfn + row * m.lay.row_pages + c * L.K;
-        if (pfn < m.lay.pfn_count) return { pfn, K: L.K, tile: r.i, fx: ((cx - r.x) / L.mag) / r.w, fy: (cy - r.y) / L.mag };
+        if (pfn < m.lay.pfn_count) return { pfn, K: L.K };
+      }
+    }
+    return null;
+  }
+  function placeOf(m, L, pfn) {  // map pixel [x, y] (fractional, at level L) of a PFN (may be fractional)
+    const lay = m.lay, at = lay.levels[L.K];
+    for (let i = 0; i < lay.tiles.length; i++) {
+      const t = lay.tiles[i], off = pfn - t.first_pfn;
+      if (t.kind === 'band') {
+        if (off >= 0 && off < t.pages) return [at.tiles[i][0] + off * at.tiles[i][2] / t.pages, at.tiles[i][1] + t.rows / 2, t];
+      } else if (off >= 0 && off < t.rows * lay.row_pages) {
+        const row = Math.floor(off / lay.row_pages);
+        return [at.tiles[i][0] + (off - row * lay.row_pages) / L.K, at.tiles[i][1] + row, t];
       }
     }
     return null;
   }
   function screenOf(m, pfn) {  // the canvas point at the middle of the pixel showing pfn
-    const L = lv();
-    for (const r of tileRects(m, L)) {
-      const off = pfn - r.t.first_pfn;
-      if (off >= 0 && off < r.h * m.lay.row_pages) {
-        const c = Math.floor((off % m.lay.row_pages) / L.K), row = Math.floor(off / m.lay.row_pages);
-        return [r.x + (c + 0.5) * L.mag, r.y + (row + 0.5) * L.mag];
-      }
+    const L = lv(), p = placeOf(m, L, pfn);
+    if (!p) return null;
+    if (p[2].kind === 'band') {
+      const t = p[2], i = m.lay.tiles.indexOf(t), at = m.lay.levels[L.K].tiles[i];
+      const col = Math.floor((pfn - t.first_pfn) * at[2] * L.mag / t.pages);  // MapLayout.locate, per screen column
+      return [state.ox + at[0] * L.mag + col + 0.5, state.oy + p[1] * L.mag];
     }
-    return null;
+    return [state.ox + (Math.floor(p[0]) + 0.5) * L.mag, state.oy + (p[1] + 0.5) * L.mag];
   }
-  function setLevel(level, cx, cy) {
+  // Where memory under a canvas point is: a fractional PFN (and the point's height in its
+  // row), so that after a change of zoom or layout the same memory goes back under the point.
+  function anchorAt(m, cx, cy) {
+    const L = lv(), rs = tileRects(m, L);
+    let best = null, bd = Infinity;  // the rectangle under the point, or the nearest one
+    for (const r of rs) {
+      const dx = Math.max(r.x - cx, 0, cx - r.x - r.w * L.mag), dy = Math.max(r.y - cy, 0, cy - r.y - r.h * L.mag);
+      if (dx * dx + dy * dy < bd) { bd = dx * dx + dy * dy; best = r; }
+    }
+    if (!best) return null;
+    const r = best, fx = Math.min(r.w, Math.max(0, (cx - r.x) / L.mag)), fy = Math.min(r.h, Math.max(0, (cy - r.y) / L.mag));
+    if (r.band) return { pfn: r.t.first_pfn + Math.min(r.t.pages - 1e-6, fx / r.w * r.t.pages), fy: 0.5, band: bd === 0 };
+    const row = Math.min(r.h - 1, Math.floor(fy));
+    return { pfn: Math.min(r.t.first_pfn + row * m.lay.row_pages + Math.min(fx * L.K, m.lay.row_pages - 1e-6), m.lay.pfn_count - 1e-6),
+      fy: fy - row, band: false };
+  }
+  function useLayout(unfolded) {
+    state.unfolded = unfolded && maps.some((m) => m.unfolded);
+    for (const m of maps) m.lay = state.unfolded && m.unfolded ? m.unfolded : m.folded;
+  }
+  // The zoom rule (docs/rendering.md): zooming in past the whole-machine view with the point
+  // over a band (the wheel, a pinch, +/- at the canvas middle, a double-click) unfolds the
+  // collapsed memory; zooming back out to the whole-machine view (or "whole machine") folds it.
+  function setLevel(level, cx, cy, unfold) {
     level = Math.max(0, Math.min(LEVELS.length - 1, level));
     const m = maps[0], c = m.canvas;
     if (cx === undefined) { cx = c.width / 2; cy = c.height / 2; }
-    let at = pfnAt(m, cx, cy);
-    if (!at) {  // not over a tile: keep the nearest tile's point
-      const rs = tileRects(m, lv());
-      let best = null, bd = Infinity;
-      for (const r of rs) {
-        const dx = Math.max(r.x - cx, 0, cx - r.x - r.w * lv().mag), dy = Math.max(r.y - cy, 0, cy - r.y - r.h * lv().mag);
-        if (dx * dx + dy * dy < bd) { bd = dx * dx + dy * dy; best = r; }
-      }
-      at = best && { tile: best.i, fx: Math.min(1, Math.max(0, (cx - best.x) / (best.w * lv().mag))),
-        fy: Math.min(best.h, Math.max(0, (cy - best.y) / lv().mag)) };
-    }
+    const at = anchorAt(m, cx, cy);
+    let open = state.unfolded;
+    if (level <= state.fitLevel) open = false;
+    else if ((unfold || level > state.level) && at && at.band) open = true;
     state.level = level;
-    if (at) {
-      const L = lv(), pos = m.lay.levels[L.K].tiles[at.tile], w = m.lay.row_pages / L.K;
-      state.ox = Math.round(cx - (pos[0] + at.fx * w) * L.mag);
-      state.oy = Math.round(cy - (pos[1] + at.fy) * L.mag);
+    useLayout(open);
+    const p = at && placeOf(m, lv(), at.pfn);
+    if (p) {
+      const L = lv(), y = p[2].kind === 'band' ? p[1] : p[1] + at.fy;
+      state.ox = Math.round(cx - p[0] * L.mag);
+      state.oy = Math.round(cy - y * L.mag);
     }
-    render();
+    return render();
   }
-  function fit() {  // the whole machine: the smallest K whose map fits the canvas
+  function fit() {  // the whole machine, folded: the smallest K whose map fits the canvas
+    useLayout(false);
     const c = maps[0].canvas, lay = maps[0].lay;
     let best = 0;
     LEVELS.forEach((L, i) => {  // K >= 1: the map is as tall at every K (a row a pixel)
       if (lay.levels[L.K].width * L.mag + 2 * PAD <= c.width && L.mag === 1) best = i;
     });
-    state.level = best;
+    state.level = state.fitLevel = best;
     const L = lv(), g = lay.levels[L.K];
     state.ox = Math.max(PAD, Math.floor((c.width - g.width * L.mag) / 2));
     state.oy = PAD + LABEL_H;
     return render();
   }
   function sizeCanvases() {
-    const lay = maps[0].lay, g = lay.levels[lay.row_pages];
+    const lay = maps[0].folded, g = lay.levels[lay.row_pages];
     for (const m of maps) {
       const w = Math.max(200, Math.floor(m.canvas.parentElement.clientWidth));
       const h = Math.max(200, Math.min(Math.floor(window.innerHeight * 0.9), g.height + 2 * PAD + LABEL_H + 16));
@@ -481,6 +519,11 @@
     for (const r of tileRects(m, L)) {
       const mag = L.mag, x0 = Math.max(0, Math.floor(r.x)), x1 = Math.min(W, Math.ceil(r.x + r.w * mag));
       const y0 = Math.max(0, Math.floor(r.y)), y1 = Math.min(H, Math.ceil(r.y + r.h * mag));
+      if (r.band) {  // one class; dimmed as the video dims it (--highlight: always; legend focus)
+        const v = fr.wl ? m.dimmed[r.t.cls] : m.col[r.t.cls];
+        for (let y = y0; y < y1; y++) buf.fill(v, y * W + x0, y * W + Math.max(x0, x1));
+        continue;
+      }
       // the zone ribbon, left of the tile: alternating shades per zone
       if (zones.length && lay.gap >= 5) {
         const rx = Math.floor(r.x) - 5;
@@ -519,10 +562,11 @@
     ctx.fillStyle = ui.dim; ctx.font = '11px sans-serif'; ctx.textBaseline = 'bottom';
     let lastEnd = {};
     tileRects(m, L).forEach((r, i) => {
-      const t = lay.labels[i], y = Math.round(r.y) - 2;
-      if ((lastEnd[y] || -1e9) > r.x || r.x > W || r.x + 40 < 0) return;
-      ctx.fillText(t, r.x, y);
-      lastEnd[y] = r.x + ctx.measureText(t).width + 6;
+      // at the tile's left edge, or at the canvas's while the tile runs on past it
+      const t = lay.labels[i], y = Math.round(r.y) - 2, x = Math.max(r.x, 2);
+      if ((lastEnd[y] || -1e9) > x || x > W || r.x + r.w * L.mag < 40) return;
+      ctx.fillText(t, x, y);
+      lastEnd[y] = x + ctx.measureText(t).width + 6;
     });
     const hv = state.pinned || state.hover;
     if (hv && hv.side === m.index) {
@@ -611,7 +655,9 @@
           ['address', '0x' + (pfn * ps).toString(16)],
           ['zone', zoneOf(m, pfn, 'zone') || '-'], ['node', zoneOf(m, pfn, 'node') || 'node 0'],
           ['class', m.cls.names[cls]]);
-        if (K > 1) lines.push(['pixel', K + ' pages from here; zoom in for one page']);
+        const bi = m.lay.tiles.findIndex((t) => t.kind === 'band' && t.first_pfn <= pfn && pfn < t.first_pfn + t.pages);
+        if (bi >= 0) lines.push(['band', m.lay.about[bi]], ['pixel', 'collapsed: zoom in (or double-click) to unfold']);
+        else if (K > 1) lines.push(['pixel', K + ' pages from here; zoom in for one page']);
         if (row) lines.push(['flags', row[0]], ['symbolic', row[1]], ['long', row[2] || '(none)'],
           ['raw', row[3] + ' ' + (row[4] || '(none)')]);
         if (st.includes('cgroup')) { const cg = await m.valueAt('runs', 4 * st.indexOf('cgroup'), fi, pfn); lines.push(['cgroup', cg === null ? '-' : m.d.cgroups[cg]]); }
@@ -683,7 +729,21 @@
     const cv = m.canvas, pointers = new globalThis.Map();
     let drag = null, pinch = null;
     const local = (e) => { const b = cv.getBoundingClientRect(); return [(e.clientX - b.left) * cv.width / b.width, (e.clientY - b.top) * cv.height / b.height]; };
-    cv.addEventListener('wheel', (e) => { e.preventDefault(); const [x, y] = local(e); setLevel(state.level + (e.deltaY < 0 ? 1 : -1), x, y); }, { passive: false });
+    const rehover = (x, y) => {  // after a zoom: the panel tells of what is under the pointer now
+      const at = pfnAt(m, x, y);
+      state.hover = at ? { side: m.index, pfn: at.pfn, K: at.K } : null;
+      if (!state.pinned && at) { showInfo(state.hover); render(); }
+    };
+    cv.addEventListener('wheel', (e) => {
+      e.preventDefault();
+      const [x, y] = local(e);
+      setLevel(state.level + (e.deltaY < 0 ? 1 : -1), x, y).then(() => rehover(x, y));
+    }, { passive: false });
+    cv.addEventListener('dblclick', (e) => {  // zoom in there; on a band, unfold it
+      const [x, y] = local(e), at = pfnAt(m, x, y);
+      setLevel(Math.max(state.level, at && at.band !== undefined ? state.fitLevel : state.level) + 1, x, y, true)
+        .then(() => rehover(x, y));
+    });
     cv.addEventListener('pointerdown', (e) => {
       pointers.set(e.pointerId, local(e)); cv.setPointerCapture(e.pointerId);
       if (pointers.size === 2) { const [a, b] = [...pointers.values()]; pinch = Math.hypot(a[0] - b[0], a[1] - b[1]); drag = null; }
@@ -736,8 +796,15 @@
   // For tests and scripts: the same rule the canvas uses, and where a page is drawn.
   window.pvrec = {
     data: DATA, state, levels: LEVELS, setStep, fit,
-    setZoom(K, mag) { const i = LEVELS.findIndex((L) => L.K === K && L.mag === (mag || 1)); state.level = i; return render(); },
+    setZoom(K, mag) {  // the level, the layout kept unless it is the whole-machine view or coarser
+      const i = LEVELS.findIndex((L) => L.K === K && L.mag === (mag || 1));
+      state.level = i;
+      if (i <= state.fitLevel) useLayout(false);
+      return render();
+    },
     screenOf(side, pfn) { return screenOf(maps[side], pfn); },
+    pfnAt(side, x, y) { return pfnAt(maps[side], x, y); },
+    unfold(on) { useLayout(on); return render(); },  // the layout without bands (or with)
     centerOn(side, pfn) {  // pan so that pfn's pixel is in the middle of the canvas
       const c = maps[side].canvas, p = screenOf(maps[side], pfn);
       if (p) { state.ox += Math.round(c.width / 2 - p[0]); state.oy += Math.round(c.height / 2 - p[1]); }
