@@ -252,10 +252,7 @@ def record_loop(
             sampler.take(tick)
         except PvrecError as exc:  # the disk is full or gone: stop sampling, keep what we have
             return _after_write_error(exc, workload, stop_on_error, stop, notify)
-        done = time.monotonic()
-        k, late, held = next_tick(k, done, sampler.ready_at(done), t0, interval)
-        sampler.stats.skipped_ticks += late
-        sampler.stats.budget_ticks += held
+        k = after_tick(sampler, k, t0, interval)
         on_update()
     sampler.stats.budget_ticks -= unpassed_held(k, t0, interval)
     if workload is not None and not workload.poll():  # the duration ended first
@@ -286,6 +283,16 @@ def first_tick(sampler: Sampler, t0: float, interval: float) -> int:
     _, _, held = next_tick(0, t0, sampler.ready_at(time.monotonic()), t0, interval)
     sampler.stats.budget_ticks += held
     return 1 + held
+
+
+def after_tick(sampler: Sampler, k: int, t0: float, interval: float) -> int:
+    """The tick after tick k's sample, counting the ticks it ran over and those the budget
+    gives up."""
+    done = time.monotonic()
+    k, late, held = next_tick(k, done, sampler.ready_at(done), t0, interval)
+    sampler.stats.skipped_ticks += late
+    sampler.stats.budget_ticks += held
+    return k
 
 
 def unpassed_held(k: int, t0: float, interval: float) -> int:
