@@ -258,10 +258,11 @@ class StatusLine(LiveDisplay):
         per_gib = format_per_gib(self.per_gib())
         text.append(f"{format_duration(self.clock())}  {s.frames} frames  "
                     f"sample {s.last_sample:.2f} s{f' ({per_gib})' if per_gib else ''}  "
-                    f"{format_bytes(s.bytes)}  pvrec {self.share() * 100:.1f}% of {self.cpus} "
-                    f"CPUs")
-        if self.sampler.budget is not None:
-            text.append(f" (max {self.sampler.budget.percent:g}%)")
+                    f"{format_bytes(s.bytes)}")
+        if s.frames:  # (while frame 0 is read, the share is that of a sample alone)
+            text.append(f"  pvrec {self.share() * 100:.1f}% of {self.cpus} CPUs")
+            if self.sampler.budget is not None:
+                text.append(f" (max {self.sampler.budget.percent:g}%)")
         if s.budget_ticks:
             text.append(f"  {s.budget_ticks} ticks held for the budget")
         if s.skipped_ticks:
