@@ -172,10 +172,10 @@ def summarize(result: RecordResult, out: Path, show_next: bool) -> None:
     timing = ", ".join(f[k] for k in ("interval", "mean_gap", "skipped_ticks", "budget_ticks")
                        if f[k])
     failed = f", {s.failed_samples} samples failed ({s.last_error})" if s.failed_samples else ""
+    if result.overhead is not None:  # (before the summary: that stays the line before next)
+        say(result.overhead.text())
     say(f"{f['frames']} over {f['duration']} in {out}/ ({timing}{failed}; {f['mean_sample']}, "
         f"{f['bytes']}); {result.reason}")
-    if result.overhead is not None:
-        say(result.overhead.text())
     if show_next:
         next_render(out)
 

@@ -193,7 +193,7 @@ class Recorder:
     def _budget(self, t0: float) -> Budget | None:
         if self.opt.max_overhead is None:
             return None
-        return Budget(self.opt.max_overhead, self.cpus, t0, self.t0_mark.cpu)
+        return Budget(self.opt.max_overhead, self.cpus, t0, time.process_time())  # its clock
 
     def overhead(self, sampler: Sampler) -> Overhead:
         """What the session cost so far: pvrec's CPU against the machine's, its memory, its

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
+from pvrec.recording.figures import format_seconds
 from pvrec.units import format_bytes
 
 GIB = 1 << 30
@@ -109,7 +110,8 @@ class Overhead:
         slowdown ~1.04x (estimated)'."""
         share, during = self.share, self.workload_share
         cpus = f"{self.cpus} CPU{'s' if self.cpus != 1 else ''}"
-        cost = f"{self.cpu_s:.1f} s CPU, {self.system_s:.1f} s in the kernel"
+        cost = (f"{format_seconds(self.cpu_s)} CPU, {format_seconds(self.system_s)} in the "
+                f"kernel")
         if per_gib := format_per_gib(self.sample_per_gib):
             cost += f"; a sample {per_gib}"
         if during is not None:

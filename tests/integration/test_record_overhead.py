@@ -7,10 +7,13 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 
-import numpy as np
 import pytest
 
+from pvrec.commands.record import StatusLine
+from pvrec.recording.figures import Figures
+from pvrec.recording.format import FrameInfo
 from pvrec.recording.reader import open_recording
 from tests.conftest import needs_kpageflags
 from tests.helpers import pvrec_main, run_pvrec
@@ -61,21 +64,44 @@ def test_the_budget_holds_ticks_and_counts_them_apart(dump, tmp_path):
     assert "pvrec used " in err and "--max-overhead 1%" in err
 
 
-def test_an_explicit_costly_interval_warns_once(tmp_path):
-    # GIVEN a dump that costs CPU to encode (short runs: 1 Mi pages of noise), far more than
-    # the fsync of its frame costs in wall time
-    rng = np.random.default_rng(1)
-    dump = tmp_path / "noise.kpf"
-    rng.integers(0, 64, 1 << 20, dtype=np.uint64).tofile(dump)
-    code, _, err = _record(dump, tmp_path / "a", "--interval", "1ms", "--duration", "1s")
-    assert code == 0, err
-    warnings = [line for line in err.splitlines() if "of CPU" in line and "pvrec takes" in line]
-    assert len(warnings) == 1, err
-    assert warnings[0].startswith("pvrec: warning: at --interval 1 ms pvrec takes ~")
-    assert warnings[0].endswith("--max-overhead 5% bounds it")
-    # with a budget: no such warning
-    code, _, err = _record(dump, tmp_path / "b", "--interval", "1ms", "--max-overhead",
-                           "50%", "--duration", "1s")
+def _status_line(tick_cpu: float, tick_wall: float, interval: float, budget=None):
+    """A StatusLine over a recorder whose ticks' samples cost tick_cpu (CPU) in tick_wall."""
+    stats = Figures(interval=interval)
+    for i in range(3):
+        stats.add(FrameInfo(i, i * interval, f"frames/{i:06d}.npz", "key",
+                            {"sample_s": tick_wall, "cpu_s": tick_cpu, "bytes": 1}))
+    header = type("H", (), {"ram_pages": 6 << 18, "page_size": 4096})()  # 6 GiB
+    sampler = type("S", (), {"stats": stats, "budget": budget,
+                             "writer": type("W", (), {"header": header})()})()
+    line = StatusLine(sampler, time.monotonic(), enabled=False)
+    line.cpus = 2
+    return line
+
+
+def test_an_explicit_costly_interval_warns_once(capsys):
+    # GIVEN samples of 0.6 s CPU (0.7 s wall) every 1 s on 2 CPUs: 30% of the machine
+    line = _status_line(0.6, 0.7, 1.0)
+    line.update()
+    line.update()
+    err = capsys.readouterr().err
+    assert err == ("pvrec: warning: at --interval 1.0 s pvrec takes ~30% of 2 CPUs (a sample "
+                   "costs 0.6 s of CPU, 100 ms/GiB): a CPU-bound workload runs up to ~1.43x "
+                   "slower; --max-overhead 5% bounds it\n")
+    # samples that run longer than the interval: the share is of their own wall time
+    line = _status_line(1.2, 1.6, 1.0)
+    line.update()
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("pvrec: warning: samples take 1.6 s here, longer than the interval")
+    assert "pvrec takes ~37% of 2 CPUs" in err[1]  # 1.2 / (1.6 x 2)
+    # under 20%, or with a budget: no warning
+    for quiet in (_status_line(0.3, 0.35, 1.0), _status_line(0.6, 0.7, 1.0, budget=object())):
+        quiet.update()
+    assert capsys.readouterr().err == ""
+
+
+def test_a_budgeted_recording_does_not_warn_about_its_interval(dump, tmp_path):
+    code, _, err = _record(dump[0], tmp_path / "b", "--interval", "1ms", "--max-overhead",
+                           "50%", "--duration", "0.5s")
     assert code == 0 and "pvrec takes" not in err and "longer than the interval" not in err
 
 
