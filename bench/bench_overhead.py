@@ -1,6 +1,7 @@
 """Workload slowdown benchmark: the same CPU-bound workload bare and under `pvrec record` at
-several settings, alternated in one run (bare, A, bare, B, ...; the order of the settings
-rotates each round), so a busy machine's drift hits both sides of every ratio alike.
+several settings, alternated in one run (bare, A, B, bare, bare, C...: each setting is paired
+with a bare run next to it, which of the two goes first alternates, and the order of the
+settings rotates each round), so a busy machine's drift hits both sides of every ratio alike.
 
     sudo python bench/bench_overhead.py synthetic                     # CI-sized: ~2 min
     sudo python bench/bench_overhead.py tinyconfig --rounds 3         # the kernel build
@@ -102,9 +103,13 @@ def bench(cmd: list[str], settings: list[str], rounds: int, prepare: list[str] |
         tmp = Path(d)
         for r in range(rounds):
             order = settings[r % len(settings):] + settings[:r % len(settings)]
-            for s in order:
-                b, _ = run_once(cmd, None, prepare, tmp)
-                t, end = run_once(cmd, s, prepare, tmp)
+            for i, s in enumerate(order):
+                if (r + i) % 2:  # which of the pair goes first alternates too
+                    t, end = run_once(cmd, s, prepare, tmp)
+                    b, _ = run_once(cmd, None, prepare, tmp)
+                else:
+                    b, _ = run_once(cmd, None, prepare, tmp)
+                    t, end = run_once(cmd, s, prepare, tmp)
                 bare.append(b)
                 ratios[s].append(t / b)
                 ends[s].append(end)
