@@ -232,3 +232,37 @@ def test_chunks_skip_holes_and_give_the_same_words(tmp_path):
     # AND a memory block added (hot-add) makes them stale: the next sample reads everything
     (sys_root / "devices/system/memory/memory9").mkdir()
     assert holes.stale()
+
+
+def test_the_sampler_reads_holes_at_key_frames_only_and_loses_no_page(tmp_path):
+    from pvrec.layout import flat_layout
+    from pvrec.recorder.sampler import Sampler
+    from pvrec.recording.reader import open_recording
+    from pvrec.recording.writer import Writer
+
+    # GIVEN a dump of 8 memory blocks whose blocks 2..3 are unbacked (all 0) and a sampler
+    # that knows them, writing a key frame every 3 frames
+    n = 8 << 15
+    words = np.arange(n, dtype=np.uint64) % 5 + 1
+    words[2 << 15:4 << 15] = 0
+    (tmp_path / "d.kpf").write_bytes(words.astype("<u8").tobytes())
+    sys_root = _sys_tree(tmp_path / "sys", [0, 1, 4, 5, 6, 7])
+    with PageFlagsFile(str(tmp_path / "d.kpf")) as f:
+        hole_reads = []
+        real = f.read_into
+
+        def counting(out, first):
+            if first < 4 << 15 and first + out.size > 2 << 15:
+                hole_reads.append(writer.frames)  # the index of the frame being taken
+            return real(out, first)
+
+        f.read_into = counting
+        writer = Writer(tmp_path / "rec", {"pfn_count": n, **flat_layout(n)}, key_every=3)
+        sampler = Sampler(f, n, writer, time.monotonic(), with_context=False,
+                          holes=Holes(n, sys_root))
+        for _ in range(6):
+            assert sampler.take(time.monotonic())
+    # THEN the holes were read at frames 0 and 3 only (the key frames), every frame whole
+    assert sorted(set(hole_reads)) == [0, 3]
+    rec = open_recording(tmp_path / "rec")
+    assert len(rec) == 6 and all(np.array_equal(fl, words) for _, fl in rec.iter_frames())
