@@ -1,4 +1,4 @@
-"""pvrec's own cost and the machine's, read from the kernel: CPU, peak memory, bytes written.
+"""pvrec's own cost and the machine's, read from the kernel: CPU and peak memory.
 
 The recorder's CPU is getrusage(RUSAGE_SELF): user + system time of every thread of the pvrec
 process, so the kernel's work in reading /proc/kpageflags (system time) is in it, and the
@@ -72,19 +72,6 @@ def peak_rss(proc: Path = PROC) -> int:
     if kib is None:
         kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kib * 1024
-
-
-def bytes_written(proc: Path = PROC) -> int | None:
-    """Bytes this process has passed to write() and friends (/proc/self/io wchar): the frames,
-    the index, end.json and its own terminal output, all through the page cache."""
-    try:
-        with open(proc / "self/io") as f:
-            for line in f:
-                if line.startswith("wchar:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ the display it is given and returns a RecordResult.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from pvrec.errors import PvrecError
-from pvrec.kernel.cpu import bytes_written, mark, peak_rss, usable_cpus
+from pvrec.kernel.cpu import mark, peak_rss, usable_cpus
 from pvrec.kernel.holes import Holes
 from pvrec.kernel.kpageflags import KPAGECGROUP, KPAGEFLAGS, PageFlagsFile
 from pvrec.kernel.layout import (
@@ -114,7 +115,6 @@ class Recorder:
                     probe_sample_cpu(self.source, self.pfn_count))
             self.files = self.files.pop_all()
         self.ram_bytes = 0
-        self.written_before: int | None = None
         self.track = bool(opt.cmd) and not opt.kpageflags and opt.track_workload is not False
         now = time.time()
         self.header = {
@@ -156,7 +156,7 @@ class Recorder:
             become_subreaper()
         stop = StopSignals()
         t0 = time.monotonic()
-        self.t0_mark, self.written_before = mark(t0), bytes_written()
+        self.t0_mark = mark(t0)
         started: list[Workload] = []
         sampler = Sampler(self.source, self.pfn_count, writer, t0,
                           with_context=not self.source.is_dump, cgroups=self.cgroups,
@@ -205,7 +205,7 @@ class Recorder:
             system_s=now.system - begin.system,
             machine_busy_s=None if now.machine is None or begin.machine is None
             else now.machine - begin.machine,
-            peak_rss=peak_rss(), written=_minus(bytes_written(), self.written_before),
+            peak_rss=peak_rss(), written=_recording_bytes(sampler.writer),
             max_overhead=self.opt.max_overhead, tick_cpu_s=sampler.stats.tick_cpu,
             ram_bytes=self.ram_bytes)
         start = sampler.marks.get("start")
@@ -235,5 +235,14 @@ class Recorder:
         }
 
 
-def _minus(a: int | None, b: int | None) -> int | None:
-    return None if a is None or b is None else a - b
+def _recording_bytes(writer: Writer) -> int:
+    """Bytes pvrec has written to the recording: its frames, index and header. (Not
+    /proc/self/io's wchar: the kernel adds the writes of every reaped child to it, so a
+    build's object files would count as pvrec's.)"""
+    total = writer.bytes
+    for name in ("header.json", "frames.jsonl"):
+        try:
+            total += os.stat(writer.path / name).st_size
+        except OSError:
+            pass
+    return total

@@ -26,7 +26,7 @@ class Overhead:
     system_s: float = 0.0  # pvrec's system time, every thread: the kernel's kpageflags reads
     machine_busy_s: float | None = None  # every CPU's busy time over the same wall
     peak_rss: int = 0  # bytes
-    written: int | None = None  # bytes pvrec passed to write(): frames, index, end.json
+    written: int | None = None  # bytes of the recording: frames, index, header
     max_overhead: float | None = None  # the --max-overhead budget in percent, None: none
     workload_wall_s: float | None = None  # from the workload's start to its exit
     workload_cpu_s: float | None = None  # the workload tree's own CPU (reaped children)

@@ -106,19 +106,24 @@ def test_a_budgeted_recording_does_not_warn_about_its_interval(dump, tmp_path):
 
 
 def test_the_workloads_cpu_is_its_own_not_pvrecs(dump, tmp_path):
-    # GIVEN a workload that burns 1.5 s of CPU of its own clock
+    # GIVEN a workload that burns 1.5 s of CPU of its own clock and writes 8 MiB
     out = tmp_path / "rec"
-    burn = ("import time\nt = time.process_time()\n"
+    burn = (f"open({str(tmp_path / 'big')!r}, 'wb').write(bytes(8 << 20))\n"
+            "import time\nt = time.process_time()\n"
             "while time.process_time() - t < 1.5:\n    pass\n")
     r = run_pvrec("record", "-q", "--kpageflags", dump[0], "--interval", "100ms", "-o", out,
                   "--", sys.executable, "-c", burn)
     assert r.returncode == 0, r.stderr
-    ov = open_recording(out).end["overhead"]
+    rec = open_recording(out)
+    ov = rec.end["overhead"]
     # THEN it is counted as the workload's, and pvrec's CPU is a small part of it
     assert ov["workload_cpu_s"] >= 1.5
     assert ov["user_s"] + ov["system_s"] < 0.5 * ov["workload_cpu_s"]
     assert ov["workload_wall_s"] >= 1.5 / ov["cpus"]
     assert 1.0 <= ov["slowdown"] < 1.5
+    # AND the bytes pvrec wrote are the recording's, not the workload's
+    assert ov["written"] == rec.end["bytes"] + sum(
+        (out / name).stat().st_size for name in ("header.json", "frames.jsonl"))
     # AND `pvrec info` prints what the summary printed
     summary = [line for line in r.stderr.splitlines() if line.startswith("pvrec: pvrec used")]
     code, text, _ = pvrec_main("info", out, env={"COLUMNS": "400"})

@@ -30,14 +30,14 @@ def _thread_stime(tid: int) -> float:
 
 def test_process_cpu_counts_the_kernel_time_of_another_thread():
     # GIVEN a thread that spends its CPU in the kernel (pread of /dev/zero copies zeroes in
-    # kernel mode) until its own clock says 0.4 s
+    # kernel mode) until its own clock says 0.8 s
     burnt: dict = {}
 
     def burn():
         buf = bytearray(1 << 20)
         fd = os.open("/dev/zero", os.O_RDONLY)
         start = time.thread_time()
-        while time.thread_time() - start < 0.4:
+        while time.thread_time() - start < 0.8:
             os.preadv(fd, [buf], 0)
         burnt["cpu"] = time.thread_time() - start
         burnt["stime"] = _thread_stime(threading.get_native_id())
@@ -50,10 +50,11 @@ def test_process_cpu_counts_the_kernel_time_of_another_thread():
     user1, sys1 = cpu.process_cpu()
     # THEN the process's CPU has the thread's burn, and its system part the thread's kernel time
     assert (user1 - user0) + (sys1 - sys0) >= burnt["cpu"] - 0.02
-    # (getrusage and /proc split user from system time by ticks, each its own way: compare
-    # with the burn's CPU, which is kernel time for the most part)
-    assert burnt["stime"] >= 0.5 * burnt["cpu"]  # the burn really was kernel time
-    assert sys1 - sys0 >= 0.5 * burnt["cpu"]
+    # (the kernel splits a process's CPU into user and system time by sampling ticks, for
+    # the process as a whole and for each thread apart: the split is rough, so compare with
+    # the burn's CPU, which is kernel time for the most part, with room for the sampling)
+    assert burnt["stime"] >= 0.4 * burnt["cpu"]  # the burn really was kernel time
+    assert sys1 - sys0 >= 0.4 * burnt["cpu"]
 
 
 def test_machine_busy_parses_proc_stat(tmp_path):
@@ -65,16 +66,11 @@ def test_machine_busy_parses_proc_stat(tmp_path):
     assert cpu.machine_busy(tmp_path / "none") is None
 
 
-def test_peak_rss_and_bytes_written_of_this_process(tmp_path):
-    before = cpu.bytes_written()
-    with open(tmp_path / "f", "wb") as f:
-        f.write(b"x" * 100_000)
-    assert cpu.bytes_written() - before >= 100_000
+def test_peak_rss_of_this_process(tmp_path):
     assert cpu.peak_rss() >= 10 << 20  # a Python with numpy loaded
     (tmp_path / "self").mkdir()
     (tmp_path / "self/status").write_text("Name:\tx\nVmHWM:\t  2048 kB\n")
     assert cpu.peak_rss(tmp_path) == 2 << 20
-    assert cpu.bytes_written(tmp_path) is None
 
 
 @pytest.mark.parametrize("text", ["0", "0%", "-5%", "101", "100.5%", "abc", "", "nan", "inf%"])
