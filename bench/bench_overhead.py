@@ -95,12 +95,16 @@ def run_once(cmd: list[str], setting: str | None, prepare: list[str] | None, tmp
     return float(wall.read_text()), json.loads((rec / "end.json").read_text())
 
 
-def bench(cmd: list[str], settings: list[str], rounds: int, prepare: list[str] | None) -> None:
+def bench(cmd: list[str], settings: list[str], rounds: int, prepare: list[str] | None,
+          warmup: int = 1) -> None:
     ratios: dict[str, list[float]] = {s: [] for s in settings}
     ends: dict[str, list[dict]] = {s: [] for s in settings}
     bare: list[float] = []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
+        for _ in range(warmup):  # caches, and a first build's host tools: not measured
+            print(f"warm-up: bare {run_once(cmd, None, prepare, tmp)[0]:.2f} s (not counted)",
+                  flush=True)
         for r in range(rounds):
             order = settings[r % len(settings):] + settings[:r % len(settings)]
             for i, s in enumerate(order):
@@ -179,6 +183,8 @@ def main() -> None:
                     help="synthetic: processes (default: one per CPU)")
     ap.add_argument("--ksrc", type=Path, default=KSRC, help=f"tinyconfig tree (default {KSRC})")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="make -j (default: CPUs)")
+    ap.add_argument("--warmup", type=int, default=1,
+                    help="bare runs before the measured ones, not counted (default 1)")
     ap.add_argument("--samples", type=int, default=10, help="holes: samples (default 10)")
     a = ap.parse_args()
     if a.workload == "holes":
@@ -186,10 +192,10 @@ def main() -> None:
         return
     settings = a.setting if a.setting is not None else DEFAULT_SETTINGS
     if a.workload == "synthetic":
-        bench(synthetic_cmd(a.units, a.procs), settings, a.rounds, None)
+        bench(synthetic_cmd(a.units, a.procs), settings, a.rounds, None, a.warmup)
     else:
         make = ["make", "-C", str(a.ksrc), "-s"]
-        bench(make + [f"-j{a.jobs}"], settings, a.rounds, make + ["clean"])
+        bench(make + [f"-j{a.jobs}"], settings, a.rounds, make + ["clean"], a.warmup)
 
 
 if __name__ == "__main__":
