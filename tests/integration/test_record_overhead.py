@@ -53,11 +53,11 @@ def test_the_budget_holds_ticks_and_counts_them_apart(dump, tmp_path):
     ticks = math.floor(end["duration"] / 0.005)
     assert end["budget_ticks"] > 10 * len(rec)
     assert len(rec) - 2 + end["skipped_ticks"] + end["budget_ticks"] in range(ticks - 1, ticks + 2)
-    # AND pvrec's CPU over the session stays near the budget (1% plus the one sample the last
-    # frame adds at the deadline)
-    last_cpu = rec.frames[-1].context["cpu_s"]
+    # AND pvrec's CPU over the session stays within the budget, but for the sample it has
+    # not yet paid for (at most the dearest one) and the last frame, taken at the deadline
+    costs = [f.context["cpu_s"] for f in rec.frames]
     cpu = ov["user_s"] + ov["system_s"]
-    assert cpu <= 0.01 * ov["cpus"] * ov["wall_s"] + 2 * last_cpu + 0.02
+    assert cpu <= 0.01 * ov["cpus"] * ov["wall_s"] + max(costs) + costs[-1] + 0.02
     assert ov["max_overhead"] == 1.0 and ov["cpus"] >= 1
     # AND the summary says so
     assert f"{end['budget_ticks']} held for the budget" in err
