@@ -11,6 +11,7 @@ import numpy as np
 from pvrec.errors import PvrecError
 from pvrec.inspect.info import figures_of, summarize
 from pvrec.recording.figures import Figures
+from pvrec.recording.overhead import Overhead
 from pvrec.recording.reader import open_recording
 from pvrec.units import format_bytes
 
@@ -21,7 +22,9 @@ DESCRIPTION = (
     "Summarise a recording: host, kernel, memory size and layout, command, "
     "duration, frames, the interval and its measured jitter (delay between "
     "scheduled and actual sample start, p50/p99), the mean gap between frames, "
-    "skipped ticks, mean sample cost, bytes per frame; per page class its size at the "
+    "skipped ticks (a sample ran long) and ticks held for the --max-overhead budget, mean "
+    "sample cost (wall and CPU), bytes per frame; what recording cost (pvrec's share of the "
+    "CPUs, its peak RSS and bytes written, the estimated workload slowdown); per page class its size at the "
     "start and end and its minimum and maximum; and per zone the fragmentation figures of "
     "`pvrec metrics --help` (defined there) with a sparkline over time."
 )
@@ -89,6 +92,8 @@ def _print(s: dict, fig: Figures) -> None:
                              f"frame "
                              f"{format_bytes(b['all'])} (key {format_bytes(b['key'] or 0)}, "
                              f"delta {format_bytes(b['delta'] or 0)})")
+    if s["overhead"]:
+        grid.add_row("overhead", Overhead.from_dict(s["overhead"]).text())
     if s["end"]:
         grid.add_row("ended", f"{s['end']['reason']} (exit code {s['end']['exit_code']})")
     ev = s["events"]

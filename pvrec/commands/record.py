@@ -5,17 +5,22 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import textwrap
 import time
 from datetime import datetime
 from pathlib import Path
 
 from pvrec.commands.terminal import LiveDisplay
+from pvrec.kernel.cpu import usable_cpus
 from pvrec.messages import next_step, say, warn
+from pvrec.recorder.budget import parse_percent
 from pvrec.recorder.sampler import Sampler
 from pvrec.recorder.session import Recorder, RecordOptions, RecordResult
 from pvrec.recorder.workload import invoking_user
 from pvrec.recording.events import DEFAULT_MAX_PER_FRAME
+from pvrec.recording.figures import format_seconds
 from pvrec.recording.format import DEFAULT_KEY_EVERY
+from pvrec.recording.overhead import format_per_gib
 from pvrec.units import format_bytes, format_duration, parse_duration
 
 DESCRIPTION = """\
@@ -27,6 +32,14 @@ last frame after it exits, and exits with CMD's exit status. Without CMD it reco
 the whole system until --duration passes or Ctrl-C. Needs root: reading
 /proc/kpageflags needs root. Under sudo, CMD runs as the invoking user.
 
+pvrec costs CPU: a sample reads every page's flags, which takes the kernel tens of ms
+of CPU per GiB of RAM (pvrec measures it: the status line and the summary show the cost
+per GiB on this machine, and the summary what share of the CPUs pvrec used and how much
+slower the workload ran for it, as end.json and `pvrec info` do). By default pvrec keeps
+to 5% of the machine's CPUs (--max-overhead 5%), sampling at most every second and
+less often when a sample costs more: a build beside it runs at most ~5% slower. An
+explicit --interval without --max-overhead samples on that schedule whatever it costs.
+
 Ctrl-C (or SIGTERM/SIGHUP) stops cleanly: the workload gets the signal, pvrec takes a
 last frame and exits 128+signal (130 for Ctrl-C). A second one stops at once; the
 recording stays readable.
@@ -36,8 +49,9 @@ it labels that moment on the timeline, in the header and in `pvrec info` and `me
 """
 EPILOG = """\
 examples:
-  sudo pvrec record -- make -j8                  record a kernel build
-  sudo pvrec record --interval 250ms -- ./bench  sample four times a second
+  sudo pvrec record -- make -j8                  record a build, within 5% of the CPUs
+  sudo pvrec record --max-overhead 20% -- make   more frames, at most 20% of the CPUs
+  sudo pvrec record --interval 250ms -- ./bench  sample four times a second, any cost
   sudo pvrec record --duration 30s -o idle/      the whole system for 30 s
   sudo pvrec record --events -- ./workload       + the kernel's fallbacks and compaction
   pvrec record --kpageflags dump.kpf --duration 5s   record from a saved raw dump
@@ -47,14 +61,27 @@ then:
 
 
 SLOW_AFTER_FRAMES = 3  # the frame before the workload and two ticks': then tell
+DEFAULT_INTERVAL = "1s"
+DEFAULT_MAX_OVERHEAD = 5.0  # percent: a benchmark beside pvrec stays within its noise
+WARN_SHARE = 0.20  # without a budget, warn once when pvrec will take more of the machine
 
 
 def register(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-i", "--interval", default="1s", metavar="TIME",
+    plain_help = p.format_help
+    p.format_help = lambda: plain_help() + "\n" + textwrap.fill(cost_note(), 78) + "\n"
+    p.add_argument("-i", "--interval", metavar="TIME",
                    help="time between samples: 250ms, 1s, 1.5s, 2m; a bare number is seconds "
-                        "(default 1s). Keep it above what a sample costs, which grows with RAM "
-                        "and load: ~0.6 s per 24 GiB idle, ~1.2 s beside a build; the status "
-                        "line shows the cost pvrec measures, and the summary its mean")
+                        f"(default {DEFAULT_INTERVAL}, delayed by the --max-overhead budget). "
+                        "Given without --max-overhead, pvrec samples on this schedule whatever "
+                        "it costs (warning once if that is over 20%% of the CPUs); a sample "
+                        "costs tens of ms of CPU per GiB of RAM, more beside a busy workload: "
+                        "the status line shows what pvrec measures here")
+    p.add_argument("--max-overhead", metavar="PCT",
+                   help="keep pvrec's CPU (every thread, the kernel's reads included) at or "
+                        "under PCT of the CPUs it may use, by delaying ticks; ticks given up "
+                        "for it are counted apart from ticks a long sample ran over (default "
+                        f"{DEFAULT_MAX_OVERHEAD:g}%% unless --interval is given: a build or "
+                        "benchmark beside pvrec runs at most ~5%% slower)")
     p.add_argument("-d", "--duration", metavar="TIME",
                    help="stop after this long (with CMD: whichever ends first)")
     p.add_argument("-o", "--output", metavar="DIR",
@@ -104,6 +131,23 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="the workload to run and record")
 
 
+def cost_note() -> str:
+    """What a sample costs on this machine, measured now (a read of 1/8 of its PFNs)."""
+    from pvrec.recorder.probe import cost_here
+
+    here = cost_here()
+    if here is None:
+        return ("here: pvrec measures what a sample costs when it can read /proc/kpageflags "
+                "(as root); the status line and the summary show it")
+    gib = here.ram_bytes / (1 << 30)
+    every = here.sample_cpu / (DEFAULT_MAX_OVERHEAD / 100 * here.cpus)
+    return (f"here, measured now: a sample costs ~{format_seconds(here.sample_cpu)} of CPU on "
+            f"this machine's {gib:.1f} GiB of RAM ({format_per_gib(here.per_gib)} at the present load; "
+            f"beside a busy workload up to twice that), so at the default "
+            f"{DEFAULT_MAX_OVERHEAD:g}% of {here.cpus} CPUs pvrec takes a frame every "
+            f"~{format_seconds(max(every, 1.0))}")
+
+
 def default_output(cmd: list[str]) -> Path:
     name = os.path.basename(cmd[0]) if cmd else "system"
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "cmd"
@@ -112,9 +156,12 @@ def default_output(cmd: list[str]) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    budget = parse_percent(args.max_overhead) if args.max_overhead is not None else \
+        DEFAULT_MAX_OVERHEAD if args.interval is None else None
     opt = RecordOptions(
         out=Path(args.output) if args.output else default_output(cmd), cmd=cmd,
-        interval=parse_duration(args.interval, "--interval"),
+        interval=parse_duration(args.interval or DEFAULT_INTERVAL, "--interval"),
+        max_overhead=budget,
         duration=parse_duration(args.duration, "--duration") if args.duration else None,
         kill_after=parse_duration(args.kill_after, "--kill-after", True) if args.kill_after
         else None,
@@ -143,8 +190,11 @@ def summarize(result: RecordResult, out: Path, show_next: bool) -> None:
     renders the recording."""
     s = result.stats
     f = s.shown()
-    timing = ", ".join(f[k] for k in ("interval", "mean_gap", "skipped_ticks") if f[k])
+    timing = ", ".join(f[k] for k in ("interval", "mean_gap", "skipped_ticks", "budget_ticks")
+                       if f[k])
     failed = f", {s.failed_samples} samples failed ({s.last_error})" if s.failed_samples else ""
+    if result.overhead is not None:  # (before the summary: that stays the line before next)
+        say(result.overhead.text())
     say(f"{f['frames']} over {f['duration']} in {out}/ ({timing}{failed}; {f['mean_sample']}, "
         f"{f['bytes']}); {result.reason}")
     if show_next:
@@ -162,6 +212,9 @@ class StatusLine(LiveDisplay):
 
     def __init__(self, sampler: Sampler, t0: float, enabled: bool):
         self.sampler, self.t0 = sampler, t0
+        self.cpu0, self.cpus = time.process_time(), usable_cpus()
+        h = sampler.writer.header
+        self.ram_bytes = h.ram_pages * h.page_size
         self.told_slow = False
         super().__init__(enabled)
 
@@ -173,12 +226,41 @@ class StatusLine(LiveDisplay):
         say(message)
 
     def _warn_if_slow(self) -> None:
-        """Once, after the first samples: the interval is shorter than they take."""
+        """Once, after the first samples: the interval is shorter than they take, or (without
+        a budget) the samples will take more than WARN_SHARE of the machine."""
         s = self.sampler.stats
         if not self.told_slow and s.frames >= SLOW_AFTER_FRAMES:
             self.told_slow = True
+            if self.sampler.budget is not None:
+                return  # the budget spaces the samples, not the interval
             if advice := s.too_slow():
                 warn(advice)
+            if costly := self._costly():
+                warn(costly)
+
+    def _costly(self) -> str | None:
+        """The warning when the ticks' samples take over WARN_SHARE of the CPUs."""
+        s = self.sampler.stats
+        cpu, interval = s.tick_cpu, s.interval
+        if cpu is None or not interval:
+            return None
+        share = cpu / (max(interval, s.tick_sample or 0.0) * self.cpus)
+        if share <= WARN_SHARE:
+            return None
+        per_gib = format_per_gib(self.per_gib())
+        return (f"at --interval {format_seconds(interval)} pvrec takes ~{share * 100:.0f}% of "
+                f"{self.cpus} CPUs (a sample costs {format_seconds(cpu)} of CPU"
+                f"{', ' + per_gib if per_gib else ''}): a CPU-bound workload runs up to "
+                f"~{1 / max(1e-3, 1 - share):.2f}x slower; --max-overhead 5% bounds it")
+
+    def per_gib(self) -> float | None:
+        cpu = self.sampler.stats.tick_cpu
+        return cpu / (self.ram_bytes / (1 << 30)) if cpu is not None and self.ram_bytes else None
+
+    def share(self) -> float:
+        """pvrec's share of the CPUs since the recording started, now."""
+        wall = time.monotonic() - self.t0
+        return (time.process_time() - self.cpu0) / (wall * self.cpus) if wall > 0 else 0.0
 
     def clock(self) -> float:
         """Seconds since frame 0, running between samples; stopped at the last frame it is the
@@ -194,8 +276,16 @@ class StatusLine(LiveDisplay):
         s = self.sampler.stats
         text = Text()
         text.append("recording ", style="bold red")
+        per_gib = format_per_gib(self.per_gib())
         text.append(f"{format_duration(self.clock())}  {s.frames} frames  "
-                    f"sample {s.last_sample:.2f} s  {format_bytes(s.bytes)}")
+                    f"sample {s.last_sample:.2f} s{f' ({per_gib})' if per_gib else ''}  "
+                    f"{format_bytes(s.bytes)}")
+        if s.frames:  # (while frame 0 is read, the share is that of a sample alone)
+            text.append(f"  pvrec {self.share() * 100:.1f}% of {self.cpus} CPUs")
+            if self.sampler.budget is not None:
+                text.append(f" (max {self.sampler.budget.percent:g}%)")
+        if s.budget_ticks:
+            text.append(f"  {s.budget_ticks} ticks held for the budget")
         if s.skipped_ticks:
             text.append(f"  behind: {s.skipped_ticks} ticks skipped (--interval "
                         f"{s.holdable_interval()} holds)", style="yellow")

@@ -14,6 +14,7 @@ from pvrec.layout import pages_per_class
 from pvrec.metrics import context_metrics, frame_metrics, max_order_of
 from pvrec.recording.figures import Figures
 from pvrec.recording.format import disk_usage
+from pvrec.recording.overhead import Overhead
 from pvrec.recording.reader import Recording
 
 # The fragmentation figures info shows (the buddy_order_N counts are for `pvrec metrics`).
@@ -36,6 +37,12 @@ def figures_of(rec: Recording) -> Figures:
     return Figures.of(rec.frames, rec.header.interval, rec.end)
 
 
+def overhead_of(rec: Recording) -> dict | None:
+    """end.json's overhead as the recorder wrote it (the fields that pass their checks)."""
+    ov = Overhead.from_dict((rec.end or {}).get("overhead"))
+    return None if ov is None else ov.to_dict()
+
+
 def _sampling(rec: Recording) -> dict:
     """How well the recording was sampled: the figures, start jitter, bytes per frame."""
     ctx = [(f.kind, f.context) for f in rec.frames]
@@ -49,6 +56,8 @@ def _sampling(rec: Recording) -> dict:
         "interval_s": fig.interval,
         "mean_gap_s": fig.mean_gap,
         "skipped_ticks": fig.skipped_ticks,
+        "budget_ticks": fig.budget_ticks,
+        "tick_cpu_s": fig.tick_cpu,
         "failed_samples": fig.failed_samples,
         "mean_sample_s": fig.mean_sample,
         "frame_bytes": fig.bytes,
@@ -59,6 +68,7 @@ def _sampling(rec: Recording) -> dict:
                             "key": _mean([s for k, s in sizes if k == "key"]),
                             "delta": _mean([s for k, s in sizes if k == "delta"])},
         "end": {"reason": end.get("reason"), "exit_code": end.get("exit_code")} if end else None,
+        "overhead": overhead_of(rec),
     }
 
 

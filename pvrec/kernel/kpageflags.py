@@ -99,17 +99,30 @@ class PageFlagsFile:
             raise SampleError(f"{self.path}: partial read of {done} bytes")
         return done // 8
 
-    def chunks(self, pfn_count: int, chunk_pages: int = CHUNK_PAGES) -> Iterator[np.ndarray]:
-        """The words of PFNs 0..pfn_count in chunks, reusing one buffer (copy what you keep)."""
+    def chunks(self, pfn_count: int, chunk_pages: int = CHUNK_PAGES,
+               skip: list[tuple[int, int, int]] = ()) -> Iterator[np.ndarray]:
+        """The words of PFNs 0..pfn_count in chunks, reusing one buffer (copy what you keep).
+
+        skip: sorted (start, end, word) ranges not read but filled with word (holes the
+        kernel is known to answer so, pvrec.kernel.holes)."""
         buf = np.empty(min(chunk_pages, pfn_count), dtype=np.uint64)
         for start in range(0, pfn_count, chunk_pages):
             want = buf[: min(chunk_pages, pfn_count - start)]
-            got = self.read_into(want, start)
-            if got != want.size:
-                raise SampleError(
-                    f"{self.path}: short read: {start + got} of {pfn_count} pages"
-                )
+            end, pos = start + want.size, start
+            for s, e, word in skip:
+                lo, hi = max(s, start), min(e, end)
+                if lo >= hi:
+                    continue
+                self._read_exactly(want[pos - start:lo - start], pos, pfn_count)
+                want[lo - start:hi - start] = word
+                pos = hi
+            self._read_exactly(want[pos - start:], pos, pfn_count)
             yield want
+
+    def _read_exactly(self, out: np.ndarray, first_pfn: int, pfn_count: int) -> None:
+        got = self.read_into(out, first_pfn) if out.size else 0
+        if got != out.size:
+            raise SampleError(f"{self.path}: short read: {first_pfn + got} of {pfn_count} pages")
 
     def read_all(self, pfn_count: int) -> np.ndarray:
         """All words of PFNs 0..pfn_count in one array."""

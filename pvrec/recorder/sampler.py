@@ -18,9 +18,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pvrec.errors import PvrecError
+from pvrec.kernel.cpu import CpuMark, mark
+from pvrec.kernel.holes import Holes
 from pvrec.kernel.kpageflags import PageFlagsFile, SampleError
 from pvrec.kernel.processes import mapped_pfns
 from pvrec.kernel.procstat import read_context
+from pvrec.recorder.budget import Budget, next_tick
 from pvrec.recorder.watchdog import STOP_GRACE
 from pvrec.recorder.workload import Workload
 from pvrec.recording.figures import Figures
@@ -107,6 +110,7 @@ class SamplerStats(Figures):
     definition, shared with `pvrec info`), and why the last failed sample failed."""
 
     skipped_ticks: int = 0  # always counted here
+    budget_ticks: int = 0
     failed_samples: int = 0
     last_error: str = ""
 
@@ -124,6 +128,7 @@ class Sampler:
     def __init__(self, source: PageFlagsFile, pfn_count: int, writer: Writer, t0: float,
                  with_context: bool = True, cgroups: PageFlagsFile | None = None,
                  workload_pids: Callable[[], list[int]] | None = None, interval: float = 0.0,
+                 budget: Budget | None = None, holes: Holes | None = None,
                  addons: Sequence[FrameAddon] = ()):
         self.source = source
         self.cgroups = cgroups
@@ -134,12 +139,42 @@ class Sampler:
         self.with_context = with_context
         self.addons = addons
         self.stats = SamplerStats(interval=interval)
+        self.budget = budget
+        self.holes = holes
+        self.marks: dict[str, CpuMark] = {}  # "start"/"end": the counters around the workload
+
+    def ready_at(self, now: float) -> float:
+        """The earliest time the budget lets the next sample start (-inf: no budget)."""
+        if self.budget is None:
+            return -math.inf
+        return self.budget.spend(now, time.process_time())
+
+    def mark(self, name: str) -> None:
+        """Note the CPU counters now, as `name` (the workload's start and end)."""
+        self.marks[name] = mark(time.monotonic())
+
+    def _flag_chunks(self):
+        """The flags chunk by chunk; known holes filled, not read (pvrec.kernel.holes)."""
+        holes = self.holes
+        if holes is None:
+            yield from self.source.chunks(self.pfn_count)
+            return
+        if holes.known and not holes.stale() and self.writer.frames % self.writer.key_every:
+            yield from self.source.chunks(self.pfn_count, skip=holes.known)
+            return
+        holes.forget()  # a full read: learn (again) what the holes read as
+        pos = 0
+        for chunk in self.source.chunks(self.pfn_count):
+            holes.watch(chunk, pos)
+            pos += chunk.size
+            yield chunk
+        holes.learn()
 
     def take(self, scheduled: float) -> bool:
         """Sample now; False (and counted) when the read failed and the frame was skipped."""
-        start = time.monotonic()
+        start, cpu_began = time.monotonic(), time.process_time()
         # Chunks are read, encoded and diffed one at a time inside add_frame (bounded memory).
-        runs = (encode_flags(c) for c in self.source.chunks(self.pfn_count))
+        runs = (encode_flags(c) for c in self._flag_chunks())
         cgroup = workload = None
         if self.cgroups is not None:
             cgroup = (encode_flags(c) for c in self.cgroups.chunks(self.pfn_count))
@@ -158,7 +193,8 @@ class Sampler:
             extra.update(arrays)
         try:
             info = self.writer.add_frame(runs, start - self.t0, context, cgroup=cgroup,
-                                         workload=workload, began=start, extra=extra)
+                                         workload=workload, began=start,
+                                         cpu_began=cpu_began, extra=extra)
         except SampleError as exc:
             self.stats.failed_samples += 1
             self.stats.last_error = str(exc)
@@ -194,12 +230,13 @@ def record_loop(
     on_update()
     workload = start_workload() if start_workload else None
     stop.attach(workload)
-    k = 1
+    k = first_tick(sampler, t0, interval)
     reason = ""
     told_waiting = False
     while True:
         if workload is not None and workload.poll():
             reason = f"workload {workload.describe_exit()}"
+            sampler.mark("end")
             break
         if stop.count and workload is not None and not told_waiting and \
                 time.monotonic() >= stop.first_at + TELL_WAITING_AFTER:
@@ -230,12 +267,9 @@ def record_loop(
             sampler.take(tick)
         except PvrecError as exc:  # the disk is full or gone: stop sampling, keep what we have
             return _after_write_error(exc, workload, stop_on_error, stop, notify)
-        done = time.monotonic()
-        k_next = max(k + 1, math.floor((done - t0) / interval) + 1)
-        missed = k_next - k - 1
-        sampler.stats.skipped_ticks += missed
-        k = k_next
+        k = after_tick(sampler, k, t0, interval)
         on_update()
+    sampler.stats.budget_ticks -= unpassed_held(k, t0, interval)
     if workload is not None and not workload.poll():  # the duration ended first
         workload.send(signal.SIGTERM)
         _wait_exit(workload, kill_after if kill_after is not None else STOP_GRACE)
@@ -256,6 +290,30 @@ def record_loop(
     if workload is not None and not reason.startswith("duration"):
         return RunResult(reason, workload.exit_code)
     return RunResult(reason, 0)
+
+
+def first_tick(sampler: Sampler, t0: float, interval: float) -> int:
+    """The tick after frame 0 (taken before the workload: tick 1 even if it ran long), later
+    when the budget says so (those ticks counted as held)."""
+    _, _, held = next_tick(0, t0, sampler.ready_at(time.monotonic()), t0, interval)
+    sampler.stats.budget_ticks += held
+    return 1 + held
+
+
+def after_tick(sampler: Sampler, k: int, t0: float, interval: float) -> int:
+    """The tick after tick k's sample, counting the ticks it ran over and those the budget
+    gives up."""
+    done = time.monotonic()
+    k, late, held = next_tick(k, done, sampler.ready_at(done), t0, interval)
+    sampler.stats.skipped_ticks += late
+    sampler.stats.budget_ticks += held
+    return k
+
+
+def unpassed_held(k: int, t0: float, interval: float) -> int:
+    """Ticks counted as held for the budget that the recording ended before (next tick k)."""
+    held = k - 1 - math.floor((time.monotonic() - t0) / interval)
+    return max(0, held)
 
 
 def _wait(until: float, stop: StopSignals, workload: Workload | None) -> bool:

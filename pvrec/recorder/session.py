@@ -7,6 +7,7 @@ the display it is given and returns a RecordResult.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Protocol
 
 from pvrec.errors import PvrecError
+from pvrec.kernel.cpu import mark, peak_rss, usable_cpus
+from pvrec.kernel.holes import Holes
 from pvrec.kernel.kpageflags import KPAGECGROUP, KPAGEFLAGS, PageFlagsFile
 from pvrec.kernel.layout import (
     cgroup_names,
@@ -25,12 +28,15 @@ from pvrec.kernel.layout import (
 )
 from pvrec.layout import flat_layout, max_pfn
 from pvrec.recorder import events as kernel_events
+from pvrec.recorder.budget import Budget
 from pvrec.recorder.markers import ENV as MARK_ENV
 from pvrec.recorder.markers import MarkerSocket
+from pvrec.recorder.probe import probe_sample_cpu
 from pvrec.recorder.sampler import Sampler, SamplerStats, StopNow, StopSignals, record_loop
 from pvrec.recorder.workload import RunAs, Workload, become_subreaper, resolve_command
 from pvrec.recording.events import DEFAULT_MAX_PER_FRAME
 from pvrec.recording.format import DEFAULT_KEY_EVERY
+from pvrec.recording.overhead import Overhead
 from pvrec.recording.writer import Writer
 
 
@@ -53,6 +59,7 @@ class RecordOptions:
     run_as: RunAs | None = None
     events: bool = False  # kernel tracepoints (recorder/events.py)
     events_max: int = DEFAULT_MAX_PER_FRAME
+    max_overhead: float | None = None  # percent of the machine's CPUs, None: no budget
 
     def check(self) -> None:
         """Refuse combinations that cannot work (one line each, exit 2), and a missing CMD (127)."""
@@ -94,6 +101,7 @@ class RecordResult:
     frames: int
     stopped_at_once: bool = False  # a second signal: no last frame was taken
     error: PvrecError | None = None  # a write error, already told through the display
+    overhead: Overhead | None = None  # what the session cost (end.json's overhead)
 
 
 class Recorder:
@@ -114,7 +122,12 @@ class Recorder:
                     raise PvrecError("--cgroups with --kpageflags needs --kpagecgroup FILE")
                 self.cgroups = self.files.enter_context(PageFlagsFile(cg_path))
             self.pfn_count, layout = self._layout()
+            self.cpus = usable_cpus()
+            if opt.max_overhead is not None:  # refused before anything is written
+                Budget(opt.max_overhead, self.cpus, 0.0, 0.0).check_affordable(
+                    probe_sample_cpu(self.source, self.pfn_count))
             self.files = self.files.pop_all()
+        self.ram_bytes = 0
         self.track = bool(opt.cmd) and not opt.kpageflags and opt.track_workload is not False
         now = time.time()
         self.header = {
@@ -156,10 +169,12 @@ class Recorder:
                         owner=owner, channels=("flags",) + ("cgroup",) * bool(self.cgroups)
                         + ("workload",) * self.track)
         self.files.callback(writer.close_index)
+        self.ram_bytes = writer.header.ram_pages * writer.header.page_size
         if opt.cmd:
             become_subreaper()
         stop = StopSignals()
         t0 = time.monotonic()
+        self.t0_mark = mark(t0)
         started: list[Workload] = []
         if opt.cmd:
             addons.append(MarkerSocket(t0, owner))
@@ -168,10 +183,13 @@ class Recorder:
                           with_context=not self.source.is_dump, cgroups=self.cgroups,
                           workload_pids=(lambda: started[0].tree() if started else []) if self.track
                           else None,
-                          interval=opt.interval, addons=addons)
+                          interval=opt.interval, budget=self._budget(t0),
+                          holes=None if self.source.is_dump else Holes(self.pfn_count),
+                          addons=addons)
         display = make_display(sampler, t0)
 
         def start_workload() -> Workload:
+            sampler.mark("start")
             marks = {MARK_ENV: str(addons[-1].path)}
             started.append(Workload(opt.cmd, opt.run_as, opt.kill_after, extra_env=marks))
             return started[0]
@@ -182,7 +200,8 @@ class Recorder:
                                      start_workload if opt.cmd else None, opt.duration,
                                      opt.kill_after, opt.stop_on_error, display.update,
                                      display.notify)
-            writer.close(self._end(result.reason, sampler, result.exit_code, started))
+            end = self._end(result.reason, sampler, result.exit_code, started)
+            writer.close(end)
         except StopNow:
             if started:
                 started[0].kill_tree()
@@ -192,7 +211,33 @@ class Recorder:
         finally:
             stop.restore()
         return RecordResult(result.exit_code, result.reason, sampler.stats, writer.frames,
-                            error=result.error)
+                            error=result.error, overhead=Overhead.from_dict(end["overhead"]))
+
+    def _budget(self, t0: float) -> Budget | None:
+        if self.opt.max_overhead is None:
+            return None
+        return Budget(self.opt.max_overhead, self.cpus, t0, time.process_time())  # its clock
+
+    def overhead(self, sampler: Sampler) -> Overhead:
+        """What the session cost so far: pvrec's CPU against the machine's, its memory, its
+        writes, and the workload's time and CPU beside pvrec's while it ran."""
+        now = mark(time.monotonic())
+        begin = self.t0_mark
+        ov = Overhead(
+            cpus=self.cpus, wall_s=now.wall - begin.wall, user_s=now.user - begin.user,
+            system_s=now.system - begin.system,
+            machine_busy_s=None if now.machine is None or begin.machine is None
+            else now.machine - begin.machine,
+            peak_rss=peak_rss(), written=_recording_bytes(sampler.writer),
+            max_overhead=self.opt.max_overhead, tick_cpu_s=sampler.stats.tick_cpu,
+            ram_bytes=self.ram_bytes)
+        start = sampler.marks.get("start")
+        if start is not None:
+            end = sampler.marks.get("end", now)
+            ov.workload_wall_s = end.wall - start.wall
+            ov.workload_cpu_s = end.children - start.children
+            ov.workload_pvrec_s = end.cpu - start.cpu
+        return ov
 
     def _end(self, reason: str, sampler: Sampler, exit_code: int, started: list[Workload]
              ) -> dict:
@@ -208,5 +253,19 @@ class Recorder:
             "exit_code": exit_code,
             "workload_status": w.status if w else None,
             **s.end_fields(),
+            "overhead": self.overhead(sampler).to_dict(),
             "end_wall": wall_clock(),
         }
+
+
+def _recording_bytes(writer: Writer) -> int:
+    """Bytes pvrec has written to the recording: its frames, index and header. (Not
+    /proc/self/io's wchar: the kernel adds the writes of every reaped child to it, so a
+    build's object files would count as pvrec's.)"""
+    total = writer.bytes
+    for name in ("header.json", "frames.jsonl"):
+        try:
+            total += os.stat(writer.path / name).st_size
+        except OSError:
+            pass
+    return total

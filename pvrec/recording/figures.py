@@ -1,5 +1,6 @@
 """The figures of a recording, each defined once: frames, duration, interval, mean gap, ticks
-skipped, samples failed, mean sample cost and bytes.
+skipped (a sample ran long) and held (the --max-overhead budget), samples failed, mean sample
+cost (wall and CPU) and bytes.
 
 The recorder adds each frame's index entry as it writes it (its live status line, its summary
 line and end.json come from that), and `pvrec info` adds the same entries read back from
@@ -40,8 +41,12 @@ class Figures:
     first_sample: float = 0.0  # sample_s of the first (the key frame before the workload)
     sample_total: float = 0.0  # the sum of every frame's sample_s
     bytes: int = 0  # the frame files' bytes (what every index line's `bytes` adds up to)
-    skipped_ticks: int | None = 0  # None: not known (read back without end.json)
+    skipped_ticks: int | None = 0  # ticks that passed while a sample ran; None: not known
+    budget_ticks: int | None = 0  # ticks given up to keep the --max-overhead budget
     failed_samples: int | None = 0
+    first_cpu: float | None = None  # cpu_s of the first frame
+    cpu_total: float = 0.0  # the sum of every frame's cpu_s (pvrec's CPU in its sample)
+    cpu_frames: int = 0  # frames that have cpu_s
 
     def add(self, info: FrameInfo) -> None:
         """Count one frame, from its index entry (as written to frames.jsonl)."""
@@ -59,6 +64,12 @@ class Figures:
             self.sample_total += cost
         if isinstance(size, int):
             self.bytes += size
+        cpu = ctx.get("cpu_s")
+        if isinstance(cpu, int | float) and not isinstance(cpu, bool) and cpu >= 0:
+            if self.frames == 1:
+                self.first_cpu = cpu
+            self.cpu_total += cpu
+            self.cpu_frames += 1
 
     @classmethod
     def of(cls, frames: list[FrameInfo], interval: float | None, end: dict | None
@@ -68,7 +79,7 @@ class Figures:
         for info in frames:
             fig.add(info)
         end = end or {}
-        for key in ("skipped_ticks", "failed_samples"):  # counted by the recorder alone
+        for key in ("skipped_ticks", "budget_ticks", "failed_samples"):  # the recorder's alone
             setattr(fig, key, end[key] if isinstance(end.get(key), int) else None)
         return fig
 
@@ -95,6 +106,15 @@ class Figures:
             return self.mean_sample
         return round((self.sample_total - self.first_sample) / (self.frames - 1), 6)
 
+    @property
+    def tick_cpu(self) -> float | None:
+        """Mean CPU seconds of a tick's sample (frame 0 left out, as in tick_sample)."""
+        if not self.cpu_frames:
+            return None
+        if self.first_cpu is not None and self.cpu_frames > 1:
+            return round((self.cpu_total - self.first_cpu) / (self.cpu_frames - 1), 6)
+        return round(self.cpu_total / self.cpu_frames, 6)
+
     def holdable_interval(self) -> str:
         """The shortest interval the ticks' samples keep, as --interval takes it: their mean
         plus a margin, rounded up to two digits ('1.5s', '0.84s', '8ms')."""
@@ -117,7 +137,8 @@ class Figures:
         """end.json's totals."""
         return {"frames": self.frames, "bytes": self.bytes, "duration": self.duration,
                 "mean_gap_s": self.mean_gap, "skipped_ticks": self.skipped_ticks,
-                "failed_samples": self.failed_samples, "mean_sample_s": self.mean_sample}
+                "budget_ticks": self.budget_ticks, "failed_samples": self.failed_samples,
+                "mean_sample_s": self.mean_sample, "tick_cpu_s": self.tick_cpu}
 
     def shown(self) -> dict[str, str]:
         """Each figure as every command prints it."""
@@ -129,11 +150,15 @@ class Figures:
                 "skipped_ticks": "ticks skipped not recorded"
                 if self.skipped_ticks is None
                 else f"{self.skipped_ticks} tick{'' if self.skipped_ticks == 1 else 's'} skipped",
-                "mean_sample": f"mean sample {format_seconds(self.mean_sample or 0.0)}",
+                "budget_ticks": f"{self.budget_ticks} held for the budget"
+                if self.budget_ticks else "",
+                "mean_sample": f"mean sample {format_seconds(self.mean_sample or 0.0)}"
+                + ("" if self.tick_cpu is None else f" ({format_seconds(self.tick_cpu)} CPU)"),
                 "bytes": f"{format_bytes(self.bytes)} of frames"}
 
     def timing_text(self) -> str:
-        """'116 frames, interval 1.0 s, mean gap 1.95 s, 109 ticks skipped'."""
+        """'116 frames, interval 1.0 s, mean gap 1.95 s, 109 ticks skipped, 12 held for the
+        budget'."""
         f = self.shown()
-        return ", ".join(f[k] for k in ("frames", "interval", "mean_gap", "skipped_ticks")
-                         if f[k])
+        return ", ".join(f[k] for k in ("frames", "interval", "mean_gap", "skipped_ticks",
+                                        "budget_ticks") if f[k])

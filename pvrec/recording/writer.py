@@ -225,7 +225,8 @@ class Writer:
                   context: dict | None = None, *,
                   cgroup: Runs | np.ndarray | list[Runs] | None = None,
                   workload: np.ndarray | None = None, began: float | None = None,
-                  extra: dict[str, np.ndarray] | None = None) -> FrameInfo:
+                  extra: dict[str, np.ndarray] | None = None,
+                  cpu_began: float | None = None) -> FrameInfo:
         """Encode and append one frame; raises PvrecError (e.g. disk full) leaving no partial file.
 
         cgroup (the memcg inode of every PFN) and workload (sorted PFNs the workload maps) are
@@ -233,6 +234,8 @@ class Writer:
         started (default: now); the index's sample_s runs from it to the frame file on disk.
         extra: more arrays for the frame file (the kernel's events, `events.<type>`: readers
         load only the arrays they name).
+        cpu_began: the process CPU time (time.process_time) then: the index's cpu_s is this
+        process's CPU, every thread, from it to the frame file on disk.
         """
         channels = {"flags": frame}
         for name, data in (("cgroup", cgroup), ("workload", workload)):
@@ -269,9 +272,11 @@ class Writer:
             self._chown(tmp)
             os.replace(tmp, final)
             # The whole sample: reading (chunks are read lazily while encoded), encoding, writing.
+            cost = {"sample_s": round(time.monotonic() - began, 6), "bytes": size}
+            if cpu_began is not None:
+                cost["cpu_s"] = round(time.process_time() - cpu_began, 6)
             info = FrameInfo(index, round(t, 6), name, "key" if kind == KIND_KEY else "delta",
-                             dict(context or {}, sample_s=round(time.monotonic() - began, 6),
-                                  bytes=size))
+                             dict(context or {}, **cost))
             line = (info.to_json() + "\n").encode()
             if os.write(self._index, line) != len(line):
                 raise OSError(errno.ENOSPC, "No space left on device")
