@@ -176,7 +176,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="pairs per setting (default 3)")
     ap.add_argument("--setting", action="append", metavar="OPTIONS",
                     help="pvrec record options, repeatable ('' is the defaults; default: "
-                         + "; ".join(repr(s) for s in DEFAULT_SETTINGS) + ")")
+                         + "; ".join(repr(s) for s in DEFAULT_SETTINGS).replace("%", "%%") + ")")
     ap.add_argument("--units", type=int, default=100,
                     help="synthetic: work units per process (~0.1 s each; default 100)")
     ap.add_argument("--procs", type=int, default=os.cpu_count() or 2,
