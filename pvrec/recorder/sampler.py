@@ -273,6 +273,9 @@ def record_loop(
     if workload is not None and not workload.poll():  # the duration ended first
         workload.send(signal.SIGTERM)
         _wait_exit(workload, kill_after if kill_after is not None else STOP_GRACE)
+        was = "was " if (workload.status or 0) < 0 else ""
+        reason += (f"; the workload was still running: pvrec sent it SIGTERM and it "
+                   f"{was}{workload.describe_exit()}")
     try:
         sampler.take(time.monotonic())
     except PvrecError as exc:

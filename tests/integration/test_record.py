@@ -403,3 +403,15 @@ def test_workload_pages_and_cgroups_live(tmp_path):
     anon = (flags[np.flatnonzero(frame.workload.expand())] >> np.uint64(12)) & np.uint64(1)  # KPF_ANON
     assert anon.mean() > 0.8
     assert frame.cgroup.values.max() > 0
+
+
+def test_a_duration_that_ends_first_says_pvrec_stopped_the_workload(dump, tmp_path):
+    # GIVEN a workload that would run on well after --duration
+    path, _ = dump
+    r = record(path, tmp_path / "rec", "--duration", "0.5s", "--", "sleep", "60")
+    # THEN pvrec exits 0 (the duration is what was asked for) and says it ended the workload
+    assert r.returncode == 0, r.stderr
+    reason = open_recording(tmp_path / "rec").end["reason"]
+    assert reason == ("duration of 0.5 s reached; the workload was still running: pvrec sent "
+                      "it SIGTERM and it was killed by SIGTERM")
+    assert reason in r.stderr
