@@ -276,6 +276,9 @@ class StatusLine(LiveDisplay):
         s = self.sampler.stats
         text = Text()
         text.append("recording ", style="bold red")
+        if s.first_t is None:  # frame 0 is being read: the clock starts when it is in
+            text.append(f"reading frame 0 of {format_bytes(self.ram_bytes)} of RAM...")
+            return text
         per_gib = format_per_gib(self.per_gib())
         text.append(f"{format_duration(self.clock())}  {s.frames} frames  "
                     f"sample {s.last_sample:.2f} s{f' ({per_gib})' if per_gib else ''}  "

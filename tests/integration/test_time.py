@@ -202,3 +202,13 @@ def test_the_advised_interval_is_the_ticks_cost_plus_a_margin_in_two_digits():
     assert figures(0.03).too_slow() == ("samples take 30 ms here, longer than the interval "
                                         "(10 ms): use --interval 36ms or more")
     assert parse_duration(figures(0.7).holdable_interval()) == 0.84
+
+
+def test_the_status_line_says_frame_0_is_being_read_until_it_is_in():
+    # GIVEN a recorder whose first frame is still being read (no frame yet: no clock)
+    header = type("H", (), {"ram_pages": 6_553_600, "page_size": 4096})()
+    sampler = type("S", (), {"stats": Figures(interval=1.0), "budget": None,
+                             "writer": type("W", (), {"header": header})()})()
+    line = StatusLine(sampler, time.monotonic(), enabled=False).__rich__().plain
+    # THEN it says what pvrec is doing, not "0.0s 0 frames sample 0.00 s"
+    assert line == "recording reading frame 0 of 25.0 GiB of RAM..."
