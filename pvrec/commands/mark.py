@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from pvrec.messages import warn
 from pvrec.recorder.markers import ENV, send_mark
+from pvrec.recording.format import MAX_MARK_CHARS
 
 DESCRIPTION = f"""\
 Add a labelled marker to the recording this command runs inside: `pvrec record -- CMD` gives
@@ -27,5 +29,7 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    send_mark(" ".join(args.text))
+    if send_mark(" ".join(args.text)):
+        warn(f"the marker is longer than {MAX_MARK_CHARS} characters: its first "
+             f"{MAX_MARK_CHARS} were recorded")
     return 0

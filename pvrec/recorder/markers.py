@@ -72,8 +72,9 @@ class MarkerSocket:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def send_mark(text: str, path: str | None = None) -> None:
-    """`pvrec mark`: send TEXT to the recording this process runs inside."""
+def send_mark(text: str, path: str | None = None) -> bool:
+    """`pvrec mark`: send TEXT to the recording this process runs inside; True if it had to be
+    cut to MAX_MARK_CHARS."""
     path = path if path is not None else os.environ.get(ENV)
     if not path:
         raise PvrecError(f"not inside a pvrec recording ({ENV} is not set); run "
@@ -81,8 +82,8 @@ def send_mark(text: str, path: str | None = None) -> None:
     text = clean_text(text)
     if not text:
         raise PvrecError("the marker text is empty")
-    if len(text) >= MAX_MARK_CHARS:
-        text = text[:MAX_MARK_CHARS]
+    cut = len(text) > MAX_MARK_CHARS
+    text = text[:MAX_MARK_CHARS]
     data = f"{time.monotonic():.6f}\n{text}".encode()
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
         try:
@@ -98,3 +99,4 @@ def send_mark(text: str, path: str | None = None) -> None:
             raise PvrecError(f"cannot reach the recording at {path}: "
                              f"{exc.strerror}", errno=exc.errno if exc.errno != errno.EPERM
                              else None) from None
+    return cut

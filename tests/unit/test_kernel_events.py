@@ -188,11 +188,12 @@ def test_a_marker_reaches_the_frame_being_recorded(tmp_path):
     sock = MarkerSocket(t0=100.0)
     try:
         send_mark("build starts \x1b[31m\n<b>", str(sock.path))
-        send_mark("second", str(sock.path))
+        assert send_mark("second", str(sock.path)) is False
+        assert send_mark("x" * 130, str(sock.path)) is True  # cut: the caller warns
         context, arrays = sock.frame_data(began=1e9)
         assert arrays == {}
         texts = [m["text"] for m in context["markers"]]
-        assert texts == ["build starts  [31m <b>", "second"]  # control characters blanked
+        assert texts == ["build starts  [31m <b>", "second", "x" * 120]  # control chars blanked
         assert sock.frame_data(began=1e9) == ({}, {})
     finally:
         sock.close()
