@@ -79,11 +79,10 @@ def send_mark(text: str, path: str | None = None) -> bool:
     if not path:
         raise PvrecError(f"not inside a pvrec recording ({ENV} is not set); run "
                          "it from the workload of `pvrec record -- CMD`")
+    cut = len(text.strip()) > MAX_MARK_CHARS
     text = clean_text(text)
     if not text:
         raise PvrecError("the marker text is empty")
-    cut = len(text) > MAX_MARK_CHARS
-    text = text[:MAX_MARK_CHARS]
     data = f"{time.monotonic():.6f}\n{text}".encode()
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
         try:
