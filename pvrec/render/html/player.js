@@ -502,17 +502,7 @@
   // coarsest level, in the grid that overflows least.
   function fit() {
     useLayout(false);
-    const m = maps[0], c = m.canvas, lay = m.folded, extra = LABEL_H + (lay.marks.length ? LABEL_H : 0);
-    let best = null;
-    for (const cols of Object.keys(lay.grids).map(Number)) {
-      LEVELS.forEach((L, i) => {
-        const g = lay.grids[cols][L.K], w = g.width * L.mag + 2 * PAD, h = g.height * L.mag + extra + 2 * PAD;
-        const fill = Math.min(c.width / w, c.height / h), fits = fill >= 1;
-        const key = fits ? [1, i, fill] : [0, -i, fill];  // compared in this order
-        const j = best ? key.findIndex((v, n) => v !== best.key[n]) : 0;
-        if (!best || (j >= 0 && key[j] > best.key[j])) best = { key, cols, i };
-      });
-    }
+    const best = fitting(), c = maps[0].canvas, lay = maps[0].folded;
     useGrid(best.cols);
     state.level = state.fitLevel = best.i;
     const L = lv(), g = lay.levels[L.K];
@@ -520,6 +510,39 @@
     state.oy = PAD + LABEL_H;
     state.fitted = true;
     return render();
+  }
+  function better(a, b) {  // keys compared in order
+    const j = b ? a.findIndex((v, n) => v !== b[n]) : 0;
+    return !b || (j >= 0 && a[j] > b[j]);
+  }
+  function fitting() {  // {cols, i (level), key} of the whole-machine view in the canvas now
+    const m = maps[0], c = m.canvas, lay = m.folded, extra = LABEL_H + (lay.marks.length ? LABEL_H : 0);
+    let best = null;
+    for (const cols of Object.keys(lay.grids).map(Number)) {
+      LEVELS.forEach((L, i) => {
+        const g = lay.grids[cols][L.K], w = g.width * L.mag + 2 * PAD, h = g.height * L.mag + extra + 2 * PAD;
+        const fill = Math.min(c.width / w, c.height / h), fits = fill >= 1;
+        const key = fits ? [1, i, fill] : [0, -i, fill];
+        if (better(key, best && best.key)) best = { key, cols, i };
+      });
+    }
+    return best;
+  }
+  // One map in a wide window: the legend beside it, unless the width it takes would cost the
+  // whole-machine view a finer level (then below, as in a narrow window or with two maps).
+  // True when a canvas changed size.
+  function arrange() {
+    const was = maps.map((m) => [m.canvas.width, m.canvas.height].join());
+    panes.classList.remove('aside');
+    if (maps.length === 1 && window.innerWidth >= 1000) {
+      sizeCanvases();
+      const below = fitting().key;
+      panes.classList.add('aside');
+      sizeCanvases();
+      if (better([below[0], below[1]], fitting().key.slice(0, 2))) panes.classList.remove('aside');
+    }
+    sizeCanvases();
+    return maps.some((m, i) => [m.canvas.width, m.canvas.height].join() !== was[i]);
   }
   // The canvases as wide as their column and as tall as the window leaves below the canvas
   // once the strip and its note are counted: controls, map and strip in view together.
@@ -906,7 +929,7 @@
     m.strip.addEventListener('pointermove', (e) => { if (m.scrubbing) scrub(e); });
     m.strip.addEventListener('pointerup', () => { m.scrubbing = false; });
   }
-  window.addEventListener('resize', () => { if (sizeCanvases() && state.fitted) fit(); else render(); });
+  window.addEventListener('resize', () => { if (arrange() && state.fitted) fit(); else render(); });
 
   // For tests and scripts: the same rule the canvas uses, and where a page is drawn.
   window.pvrec = {
@@ -939,9 +962,9 @@
     zoneLabels(side) { return maps[side].labelsDrawn || []; },
   };
   const ready = (async () => {  // the strip's note decides the height left: fit again with it
-    sizeCanvases();
+    arrange();
     await fit();
-    if (sizeCanvases()) await fit();
+    if (arrange()) await fit();
     document.body.dataset.ready = '1';
   })();
 })();
