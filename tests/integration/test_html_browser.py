@@ -201,7 +201,7 @@ def test_hover_text_is_page_types_flags(vm, page):
         assert got["long"] == (F.long_symbolic(shown) or "(none)")
         raw = int(F.expand_overloaded(np.array([value], np.uint64))[0])
         assert got["raw"] == f"0x{value:016x} {F.long_symbolic(raw) or '(none)'}"
-    assert page.locator(".info code").first.text_content() == f"pvrec list vm@{n} -a {pfn}"
+    assert page.locator(".info code").first.text_content() == f"pvrec list {rec}@{n} -a {pfn}"
 
 
 def test_since_and_workload_on_hover(vm, page):
@@ -351,7 +351,8 @@ def band_rect(pg, lay, i):
     st = pg.evaluate("() => [pvrec.state.ox, pvrec.state.oy, "
                      "pvrec.levels[pvrec.state.level].K, pvrec.levels[pvrec.state.level].mag]")
     ox, oy, k, mag = st
-    x, y, w = lay["levels"][str(k)]["tiles"][i]
+    drawn = pg.evaluate("() => pvrec.layout(0).levels")  # the grid the page fitted
+    x, y, w = drawn[str(k)]["tiles"][i]
     return ox + x * mag, oy + y * mag, w * mag
 
 
@@ -374,7 +375,7 @@ def test_bands_are_drawn_labelled_and_hovered_as_the_video_has_them(banded, page
         for i in bands:
             t = lay["tiles"][i]
             x, y, w = band_rect(page, lay, i)
-            assert w == lay["levels"][str(k)]["tiles"][i][2] > 0
+            assert w == page.evaluate("() => pvrec.layout(0).levels")[str(k)]["tiles"][i][2] > 0
             want = hex_rgb(classes["colors"][t["cls"]])
             row = page.evaluate(
                 f"() => Array.from(document.querySelector('canvas.map').getContext('2d')"
@@ -469,9 +470,164 @@ def test_a_region_page_hovers_true_physical_pfns(banded, page):
         assert got["PFN"] == f"0x{pfn:x}  ({pfn})"
         assert got["symbolic"] == list_flags(rec, 0, pfn)
         assert got["address"] == f"0x{pfn * 4096:x}" and got["zone"] == "Normal"
-    x, y, _ = lay["levels"]["1"]["tiles"][1]
     page.evaluate("() => pvrec.fit()")
+    x, y, _ = page.evaluate("() => pvrec.layout(0).levels")["1"]["tiles"][1]
     st = page.evaluate("() => [pvrec.state.ox, pvrec.state.oy, "
                        "pvrec.levels[pvrec.state.level].mag]")
     assert page.evaluate(f"() => pvrec.pfnAt(0, {st[0] + x * st[2]}, {st[1] + y * st[2]})"
                          )["pfn"] == 12288
+
+
+WINDOWS = [(1400, 900), (760, 900)]
+
+
+def sized(browser, size):
+    """A page of the given viewport (the module's browser), as the `page` fixture records."""
+    ctx = browser.new_context(viewport={"width": size[0], "height": size[1]})
+    pg = ctx.new_page()
+    pg.errors = []
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    return ctx, pg
+
+
+def box_of(pg, selector):
+    return pg.locator(selector).first.bounding_box()
+
+
+def inside(box, width, height):
+    return (box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= width
+            and box["y"] + box["height"] <= height)
+
+
+@pytest.mark.parametrize("size", WINDOWS, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_whole_machine_fits_the_window_both_ways(vm, browser, size):
+    """At load and after "whole machine" the whole map (tiles, labels above, zone names
+    below) is inside the canvas, the controls, the canvas and the strip are in the window
+    without scrolling, and the map is drawn as finely as fits: at the next finer level no
+    grid of the page's fits the canvas."""
+    rec, path, frames = vm
+    ctx, pg = sized(browser, size)
+    try:
+        open_page(pg, path)
+        for attempt in ("load", "whole machine"):
+            if attempt == "whole machine":
+                pg.evaluate("() => pvrec.setZoom(1, 4)")
+                pg.get_by_role("button", name="whole machine").click()
+                pg.evaluate("() => pvrec.rendered()")
+            ext = pg.evaluate("() => pvrec.extent(0)")
+            cw, ch = pg.evaluate("() => { const c = document.querySelector('canvas.map'); "
+                                 "return [c.width, c.height]; }")
+            assert 0 <= ext["x0"] < ext["x1"] <= cw and 0 <= ext["y0"] < ext["y1"] <= ch, \
+                (attempt, ext, cw, ch)
+            for sel in (".bar", "canvas.map", "canvas.strip"):
+                assert inside(box_of(pg, sel), *size), (attempt, sel, box_of(pg, sel))
+        assert pg.evaluate("() => document.documentElement.scrollTop") == 0
+        levels = pg.evaluate("() => pvrec.levels")
+        at = pg.evaluate("() => pvrec.state.level")
+        grids = pg.evaluate("() => pvrec.data.sides[0].layout.grids")
+        assert len(grids) > 1  # the page has grids to choose from
+        finer = levels[at + 1]
+        room_w, room_h = cw - 20, ch - 20 - 2 * 14  # PAD each side, a label line above and below
+        assert not any(g[str(finer["K"])]["width"] * finer["mag"] <= room_w
+                       and g[str(finer["K"])]["height"] * finer["mag"] <= room_h
+                       for g in grids.values())
+        assert pg.errors == []
+    finally:
+        ctx.close()
+
+
+@pytest.mark.parametrize("size", WINDOWS, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_the_hover_panel_is_in_the_window_beside_the_page(vm, browser, size):
+    """Hovering pages anywhere on the map (middle, right edge, bottom left, top) shows the
+    panel inside the window and never over the hovered pixel; off the map it goes."""
+    rec, path, frames = vm
+    ctx, pg = sized(browser, size)
+    try:
+        open_page(pg, path)
+        cv = box_of(pg, "canvas.map")
+        lay = pg.evaluate("() => pvrec.layout(0)")
+        k = pg.evaluate("() => pvrec.levels[pvrec.state.level].K")
+        at_k = lay["levels"][str(k)]["tiles"]
+        tiles = [(at_k[i], t) for i, t in enumerate(lay["tiles"]) if t["kind"] == "tile"]
+        right = max(tiles, key=lambda p: p[0][0])[1]
+        low = max(tiles, key=lambda p: p[0][1])[1]
+        row = lay["row_pages"]
+        pfns = [tiles[0][1]["first_pfn"] + 5 * row,  # top left
+                right["first_pfn"] + row * (right["rows"] // 2) + row - 1,  # right edge
+                low["first_pfn"] + row * (low["rows"] - 1),  # bottom left
+                lay["pfn_count"] // 2 + 12345]  # the middle
+        shown = 0
+        for pfn in pfns:
+            x, y = pg.evaluate(f"() => pvrec.screenOf(0, {pfn})")
+            at = pg.evaluate(f"() => pvrec.pfnAt(0, {x}, {y})")
+            px, py = cv["x"] + x, cv["y"] + y
+            pg.mouse.move(px, py)
+            pg.evaluate("() => pvrec.state.info")
+            panel = box_of(pg, ".hoverbox")
+            assert pg.locator(".hoverbox").is_visible()
+            assert inside(panel, *size), (x, y, panel)
+            assert not (panel["x"] <= px <= panel["x"] + panel["width"]
+                        and panel["y"] <= py <= panel["y"] + panel["height"]), (x, y, panel)
+            assert pg.locator(".info .k-PFN").first.text_content().startswith(
+                f"0x{at['pfn']:x} ")
+            shown += 1
+        assert shown == len(pfns)
+        pg.mouse.move(2, 2)  # off the map
+        assert not pg.locator(".hoverbox").is_visible()
+        assert pg.errors == []
+    finally:
+        ctx.close()
+
+
+def test_home_end_escape_and_the_keys_help(vm, page):
+    """End shows the last frame, Home the first; a click pins a page and Esc unpins it; "?"
+    opens the keys help, which names them."""
+    rec, path, frames = vm
+    open_page(page, path)
+    frame = page.locator(".head .frame").first
+    page.keyboard.press("End")
+    page.evaluate("() => pvrec.rendered()")
+    assert frame.text_content().endswith("frame 2 of 3")
+    page.keyboard.press("Home")
+    page.evaluate("() => pvrec.rendered()")
+    assert frame.text_content().endswith("frame 0 of 3")
+    cv = box_of(page, "canvas.map")
+    x, y = page.evaluate(f"() => pvrec.screenOf(0, {frames[0].size // 2 + 12345})")
+    page.mouse.click(cv["x"] + x, cv["y"] + y)
+    page.evaluate("() => pvrec.state.info")
+    assert page.evaluate("() => pvrec.state.pinned") is not None
+    assert page.locator(".info .ihead").first.text_content().startswith("pinned")
+    page.keyboard.press("Escape")
+    page.evaluate("() => pvrec.rendered()")
+    page.evaluate("() => pvrec.state.info")
+    assert page.evaluate("() => pvrec.state.pinned") is None
+    assert page.locator(".info .ihead").first.text_content().startswith("hover")
+    assert not page.locator(".help").is_visible()
+    page.keyboard.press("?")
+    help_text = page.locator(".help").text_content()
+    assert page.locator(".help").is_visible()
+    for key in ("Home", "End", "Esc", "space"):
+        assert key in help_text
+    page.keyboard.press("Escape")
+    assert not page.locator(".help").is_visible()
+
+
+def test_zone_names_are_drawn_as_the_video_draws_them(vm, page):
+    """The zone names stand under the tile where each zone begins, one per place as compose
+    places them (DMA shares DMA32's tile and gives way to it), in ink on the canvas."""
+    rec, path, frames = vm
+    open_page(page, path)
+    drawn = page.evaluate("() => pvrec.zoneLabels(0)")
+    assert [d["name"] for d in drawn] == ["Normal", "DMA32"]
+    lay = page.evaluate("() => pvrec.layout(0)")
+    bg = hex_rgb(page.evaluate("() => pvrec.data.sides[0].classes.ui.bg"))
+    for d in drawn:
+        mark = next(m for m in lay["marks"] if m["name"] == d["name"])
+        above = page.evaluate(f"() => pvrec.pfnAt(0, {d['x']}, {d['y'] - 4})")["pfn"]
+        tile = next(t for t in lay["tiles"] if t["first_pfn"] <= above < t["first_pfn"] + t["pages"])
+        assert tile["first_pfn"] <= mark["pfn"] < tile["first_pfn"] + tile["pages"], d
+        ink = page.evaluate(
+            f"() => Array.from(document.querySelector('canvas.map').getContext('2d')"
+            f".getImageData({d['x']}, {d['y']}, 30, 12).data)")
+        pixels = {tuple(ink[i:i + 3]) for i in range(0, len(ink), 4)}
+        assert pixels - {bg}, d["name"]

@@ -110,6 +110,46 @@ def test_render_html_writes_one_page(rec, tmp_path):
     assert data["steps"] == [[0], [1], [2], [3]]
 
 
+def page_data_of(out):
+    return json.loads(re.search(r'id="pvrec-data">(.*?)</script>', out.read_text(), re.S)
+                      .group(1))
+
+
+def test_the_copy_command_names_the_recording_as_given(tmp_path, monkeypatch):
+    """Rendered from tmp_path as `my runs/r` (relative, with a space), the page's `pvrec list`
+    command names it so, shell-quoted: pasted where the user rendered, it runs."""
+    (tmp_path / "my runs").mkdir()
+    make_recording(tmp_path / "my runs" / "r", 2)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = pvrec_main("render", "my runs/r", "-o", "r.html", "-q")
+    assert code == 0, err
+    side = page_data_of(tmp_path / "r.html")["sides"][0]
+    assert side["path"] == "'my runs/r'" and side["name"] == "r"
+    assert "' + m.d.path + '@'" in asset("player.js")  # the command the copy button gives
+
+
+def test_the_grids_are_the_layouts_own_arrangements(tmp_path):
+    """Each grid the page may fit a window with is MapLayout.arrange at that many columns, at
+    every K; the layout's own columns among them, one grid per distinct map height."""
+    from pvrec.recording.header import Header
+    from pvrec.render.raster import MapLayout, divisors
+
+    header = Header.from_dict({**HEADER, "pfn_count": 40 * 512, "hpage_pages": 8,
+                               "ram_ranges": [[0, 40 * 512]],
+                               "nodes": [{"node": 0, "ranges": [[0, 40 * 512]]}]})
+    lay = MapLayout.build(header, ppp=1, gap=4, vgap=30, cols=4, tile_pages=512)
+    got = page_data.layout_json(lay)
+    heights = [lay.size_for(c)[1] for c in map(int, got["grids"])]
+    assert len(got["grids"]) > 2 and len(set(heights)) == len(heights)
+    assert got["levels"] == got["grids"][4]
+    for cols, levels in got["grids"].items():
+        assert sorted(levels) == divisors(lay.row_pages)
+        for k, g in levels.items():
+            at = MapLayout.build(header, ppp=k, gap=4, vgap=30, cols=cols, tile_pages=512)
+            assert g == {"tiles": [[t.x, t.y, t.w] for t in at.tiles], "width": at.width,
+                         "height": at.height}
+
+
 @pytest.mark.parametrize("args, message", [
     (["--view", "churn"], "--view churn is drawn per pixel from every frame's history"),
     (["--changes"], "--changes is for pictures and videos"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import copy
 import dataclasses
+import shlex
 import zlib
 from collections.abc import Callable
 
@@ -81,27 +82,51 @@ class ValueTable:
 
 
 def layout_json(lay: MapLayout, label: Callable | None = None, about: Callable | None = None,
-                unfolded: MapLayout | None = None) -> dict:
+                unfolded: MapLayout | None = None, grids: list[int] | None = None) -> dict:
     """Whatever the layout holds (tiles, bands, holes, marks, K, sizes ...), and its tiles
-    arranged as the layout itself arranges them at each K that divides a row (the player's
-    zoom levels: [x, y, width] each), each tile with its label (label(band): the picture's
-    band label) and each band with what the hover says of it (about(band)); unfolded: the
-    same memory with no band, drawn once the user zooms into a band."""
+    arranged as the layout itself arranges them in `cols` grid columns at each K that divides
+    a row ([x, y, width] each): `levels` at the layout's own columns, `grids` at each column
+    count the page may pick to fit a window (grid_columns), each tile with its label
+    (label(band): the picture's band label) and each band with what the hover says of it
+    (about(band)); unfolded: the same memory with no band, drawn once the user zooms into a
+    band (arranged at the same column counts)."""
     out = {f.name: _plain(getattr(lay, f.name)) for f in dataclasses.fields(lay)
            if f.name != "look"}
     out["labels"] = [label(t) if t.kind == "band" and label else lay.tile_label(t)
                      for t in lay.tiles]
     out["about"] = [about(t) if t.kind == "band" and about else "" for t in lay.tiles]
-    levels = {}
-    for k in divisors(lay.row_pages):
-        at = copy.deepcopy(lay)
-        at.ppp = k
-        at.arrange(lay.cols)
-        levels[k] = {"tiles": [[t.x, t.y, t.w] for t in at.tiles], "width": at.width,
-                     "height": at.height}
-    out["levels"] = levels
+    grids = sorted(set(grids or grid_columns(lay)) | {lay.cols})
+    at = copy.deepcopy(lay)
+    out["grids"] = {}
+    for cols in grids:
+        levels = out["grids"][cols] = {}
+        for k in divisors(lay.row_pages):
+            at.ppp = k
+            at.arrange(cols)
+            levels[k] = {"tiles": [[t.x, t.y, t.w] for t in at.tiles], "width": at.width,
+                         "height": at.height}
+    out["levels"] = out["grids"][lay.cols]
     if unfolded is not None:
-        out["unfolded"] = layout_json(unfolded)
+        out["unfolded"] = layout_json(unfolded, grids=grids)
+    return out
+
+
+MAX_GRIDS = 16  # column counts offered to the page's "whole machine" fit
+
+
+def grid_columns(lay: MapLayout) -> list[int]:
+    """The column counts worth offering: the fewest columns of each distinct map height (a
+    wider grid of the same height only wastes width), at most MAX_GRIDS of them spread evenly,
+    always with the layout's own."""
+    out, last = [], None
+    for cols in range(1, lay.max_cols + 1):
+        height = lay.size_for(cols)[1]
+        if height != last:
+            out.append(cols)
+            last = height
+    if len(out) > MAX_GRIDS:
+        step = (len(out) - 1) / (MAX_GRIDS - 1)
+        out = [out[round(i * step)] for i in range(MAX_GRIDS)]
     return out
 
 
@@ -256,7 +281,7 @@ def side_json(side, positions: list[int], theme: str, metric_list, budget: list[
             progress()
     names = dict(header.cgroup_names)
     return {
-        "name": src.name, "hostname": header.hostname, "kernel": header.kernel,
+        "name": src.name, "path": _given_path(src), "hostname": header.hostname, "kernel": header.kernel,
         "command": list(header.command), "start": header.start_wall,
         "interval": header.interval, "page_size": header.page_size,
         "pfn_count": header.pfn_count, "ram_pages": lay.ram_pages,
@@ -276,6 +301,13 @@ def side_json(side, positions: list[int], theme: str, metric_list, budget: list[
         "by_table": by_table, "value_class": _table(side.classifier, flags_t, by_table),
         "value_rank": page_ranks(np.array(flags_t.values, np.uint64)).tolist(),
     }
+
+
+def _given_path(src) -> str:
+    """The recording as the user named it to `pvrec render` (shell-quoted), for the page's
+    `pvrec list` command: it runs from where they rendered; the name where none was given."""
+    rec = getattr(src, "rec", None)
+    return shlex.quote(str(rec.path) if rec is not None else src.name)
 
 
 def _table(classifier, table: ValueTable, by_table: bool) -> list[int]:

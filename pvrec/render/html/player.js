@@ -332,9 +332,22 @@
   const zoomOut = el('button', '', '\u2212', bar), zoomIn = el('button', '', '+', bar);
   zoomOut.title = 'zoom out (-)'; zoomIn.title = 'zoom in (+)';
   const fitBtn = el('button', '', 'whole machine', bar);
+  fitBtn.title = 'fit the whole map in the window, folded';
   const zoomText = el('span', 'zoom', '', bar);
   const timeText = el('span', 'time', '', bar);
-  const panes = el('div', 'panes' + (maps.length > 1 ? ' pair' : ''), null, app);
+  const helpBtn = el('button', 'helpbtn', '?', bar);
+  helpBtn.title = 'keys (?)';
+  const help = el('div', 'help', null, app);
+  help.hidden = true;
+  for (const [k, v] of [['space', 'play / pause'], ['\u2190 \u2192', 'previous / next frame'],
+    ['Home End', 'first / last frame'], ['+ \u2212  wheel  pinch', 'zoom (into a band: unfold it)'],
+    ['drag', 'pan'], ['double-click', 'zoom in there, unfold a band'], ['click', 'pin the page (again: unpin)'],
+    ['Esc', 'unpin'], ['?', 'this help']]) {
+    const row = el('div', '', null, help); el('kbd', '', k, row); el('span', '', v, row);
+  }
+  const panes = el('div', 'panes' + (maps.length > 1 ? ' pair' : ' solo'), null, app);
+  const hoverBox = el('div', 'hoverbox', null, document.body);  // floats beside the hovered page
+  hoverBox.hidden = true;
 
   for (const m of maps) {
     const d = m.d, pane = el('div', 'pane', null, panes);
@@ -342,14 +355,14 @@
     el('div', 'title', d.title || (d.command.length ? d.command.join(' ') : d.name), head);
     el('div', 'sub', [d.hostname, d.kernel, d.start, d.name].filter(Boolean).join('   '), head);
     m.frameText = el('div', 'frame', '', head);
-    const wrap = el('div', 'mapwrap', null, pane);
+    const body = el('div', 'body', null, pane), main = el('div', 'main', null, body);
+    const wrap = el('div', 'mapwrap', null, main);
     m.canvas = el('canvas', 'map', null, wrap);
     m.canvas.tabIndex = 0;
-    m.strip = el('canvas', 'strip', null, pane);
-    m.stripNote = el('div', 'note', '', pane);
-    const below = el('div', 'below', null, pane);
-    m.legend = el('div', 'legend', null, below);
-    m.info = el('div', 'info', null, below);
+    m.strip = el('canvas', 'strip', null, main);
+    m.stripNote = el('div', 'note', '', main);
+    m.legend = el('div', 'legend', null, body);  // beside the map where there is room (CSS)
+    m.info = el('div', 'info', null, hoverBox);
     buildLegend(m);
   }
 
@@ -443,6 +456,24 @@
     state.unfolded = unfolded && maps.some((m) => m.unfolded);
     for (const m of maps) m.lay = state.unfolded && m.unfolded ? m.unfolded : m.folded;
   }
+  // The grid the tiles are arranged in: `cols` columns, as MapLayout.arrange places them
+  // (data.py's grids; a map without that many columns takes its widest one below it).
+  function useGrid(cols) {
+    state.cols = cols;
+    for (const m of maps) {
+      for (const lay of [m.folded, m.unfolded]) {
+        if (!lay) continue;
+        const have = Object.keys(lay.grids).map(Number);
+        const pick = Math.max(...have.filter((c) => c <= cols), Math.min(...have));
+        lay.levels = lay.grids[pick];
+      }
+    }
+  }
+  function extent(m, L) {  // the canvas box the map takes at level L: tiles, labels above, zone labels below
+    const g = m.lay.levels[L.K];
+    return { x0: state.ox, y0: state.oy - LABEL_H, x1: state.ox + g.width * L.mag,
+             y1: state.oy + g.height * L.mag + (m.lay.marks.length ? LABEL_H : 0) };
+  }
   // The zoom rule (docs/rendering.md): zooming in past the whole-machine view with the point
   // over a band (the wheel, a pinch, +/- at the canvas middle, a double-click) unfolds the
   // collapsed memory; zooming back out to the whole-machine view (or "whole machine") folds it.
@@ -455,6 +486,7 @@
     if (level <= state.fitLevel) open = false;
     else if ((unfold || level > state.level) && at && at.band) open = true;
     state.level = level;
+    state.fitted = false;
     useLayout(open);
     const p = at && placeOf(m, lv(), at.pfn);
     if (p) {
@@ -464,27 +496,70 @@
     }
     return render();
   }
-  function fit() {  // the whole machine, folded: the smallest K whose map fits the canvas
+  // The whole machine, folded, inside the canvas both ways: of every grid (column count) and
+  // level, the finest (fewest pages per pixel, then the largest) that fits; among grids that
+  // fit at that level, the one that fills the canvas best. Nothing fits a tiny window: the
+  // coarsest level, in the grid that overflows least.
+  function fit() {
     useLayout(false);
-    const c = maps[0].canvas, lay = maps[0].lay;
-    let best = 0;
-    LEVELS.forEach((L, i) => {  // K >= 1: the map is as tall at every K (a row a pixel)
-      if (lay.levels[L.K].width * L.mag + 2 * PAD <= c.width && L.mag === 1) best = i;
-    });
-    state.level = state.fitLevel = best;
+    const best = fitting(), c = maps[0].canvas, lay = maps[0].folded;
+    useGrid(best.cols);
+    state.level = state.fitLevel = best.i;
     const L = lv(), g = lay.levels[L.K];
     state.ox = Math.max(PAD, Math.floor((c.width - g.width * L.mag) / 2));
     state.oy = PAD + LABEL_H;
+    state.fitted = true;
     return render();
   }
+  function better(a, b) {  // keys compared in order
+    const j = b ? a.findIndex((v, n) => v !== b[n]) : 0;
+    return !b || (j >= 0 && a[j] > b[j]);
+  }
+  function fitting() {  // {cols, i (level), key} of the whole-machine view in the canvas now
+    const m = maps[0], c = m.canvas, lay = m.folded, extra = LABEL_H + (lay.marks.length ? LABEL_H : 0);
+    let best = null;
+    for (const cols of Object.keys(lay.grids).map(Number)) {
+      LEVELS.forEach((L, i) => {
+        const g = lay.grids[cols][L.K], w = g.width * L.mag + 2 * PAD, h = g.height * L.mag + extra + 2 * PAD;
+        const fill = Math.min(c.width / w, c.height / h), fits = fill >= 1;
+        const key = fits ? [1, i, fill] : [0, -i, fill];
+        if (better(key, best && best.key)) best = { key, cols, i };
+      });
+    }
+    return best;
+  }
+  // One map in a wide window: the legend beside it, unless the width it takes would cost the
+  // whole-machine view a finer level (then below, as in a narrow window or with two maps).
+  // True when a canvas changed size.
+  function arrange() {
+    const was = maps.map((m) => [m.canvas.width, m.canvas.height].join());
+    panes.classList.remove('aside');
+    if (maps.length === 1 && window.innerWidth >= 1000) {
+      sizeCanvases();
+      const below = fitting().key;
+      panes.classList.add('aside');
+      sizeCanvases();
+      if (better([below[0], below[1]], fitting().key.slice(0, 2))) panes.classList.remove('aside');
+    }
+    sizeCanvases();
+    return maps.some((m, i) => [m.canvas.width, m.canvas.height].join() !== was[i]);
+  }
+  // The canvases as wide as their column and as tall as the window leaves below the canvas
+  // once the strip and its note are counted: controls, map and strip in view together.
+  // True when a size changed.
   function sizeCanvases() {
-    const lay = maps[0].folded, g = lay.levels[lay.row_pages];
+    let changed = false;
     for (const m of maps) {
       const w = Math.max(200, Math.floor(m.canvas.parentElement.clientWidth));
-      const h = Math.max(200, Math.min(Math.floor(window.innerHeight * 0.9), g.height + 2 * PAD + LABEL_H + 16));
+      const top = m.canvas.getBoundingClientRect().top + window.scrollY;
+      const under = 84 + m.stripNote.offsetHeight + 16;
+      const h = Math.max(240, Math.floor(window.innerHeight - top - under));
+      if (m.canvas.width !== w || m.canvas.height !== h) changed = true;
       m.canvas.width = w; m.canvas.height = h;
-      m.strip.width = w; m.strip.height = 84;
+      if (m.strip.width !== w) m.strip.width = w;
+      m.strip.height = 84;
     }
+    return changed;
   }
 
   // ---------------------------------------------------------------- drawing
@@ -498,7 +573,6 @@
     state.drawn = frames;
     updateText(frames);
     document.body.dataset.step = String(k);
-    document.body.dataset.ready = '1';
     prefetch(k);
   }
   function prefetch(k) {
@@ -516,6 +590,9 @@
     buf.fill(rgba(ui.bg));
     const rib = [rgba(ui.ribbon_a), rgba(ui.ribbon_b)];
     const zones = lay.marks.filter((mk) => mk.kind === 'zone');
+    // compose._draw_zones: a ribbon rw wide, 2 pixels left of each tile, where the gap has room
+    const one = lay.tiles.length === 1, rw = lay.gap >= 7 || one ? 3 : 2;
+    const ribbons = zones.length && (lay.gap >= rw + 2 || one);
     for (const r of tileRects(m, L)) {
       const mag = L.mag, x0 = Math.max(0, Math.floor(r.x)), x1 = Math.min(W, Math.ceil(r.x + r.w * mag));
       const y0 = Math.max(0, Math.floor(r.y)), y1 = Math.min(H, Math.ceil(r.y + r.h * mag));
@@ -525,13 +602,13 @@
         continue;
       }
       // the zone ribbon, left of the tile: alternating shades per zone
-      if (zones.length && lay.gap >= 5) {
-        const rx = Math.floor(r.x) - 5;
+      if (ribbons) {
+        const rx = Math.floor(r.x) - rw - 2;
         for (let y = y0; y < y1; y++) {
           const row = Math.floor((y - r.y) / mag), first = r.t.first_pfn + row * lay.row_pages;
           let zi = -1;
           zones.forEach((z, i) => { if (first + lay.row_pages > z.pfn && first < z.end_pfn) zi = i; });
-          if (zi >= 0) for (let x = Math.max(0, rx); x < rx + 3 && x < W; x++) buf[y * W + x] = rib[zi % 2];
+          if (zi >= 0) for (let x = Math.max(0, rx); x < rx + rw && x < W; x++) buf[y * W + x] = rib[zi % 2];
         }
       }
       if (x0 >= x1 || y0 >= y1) continue;
@@ -568,6 +645,7 @@
       ctx.fillText(t, x, y);
       lastEnd[y] = x + ctx.measureText(t).width + 6;
     });
+    paintMarks(m, ctx, L);
     const hv = state.pinned || state.hover;
     if (hv && hv.side === m.index) {
       const p = screenOf(m, hv.pfn);
@@ -575,6 +653,33 @@
         ctx.strokeRect(Math.floor(p[0] - s / 2) + 0.5, Math.floor(p[1] - s / 2) + 0.5, s, s); }
     }
     paintStrip(m, fi);
+  }
+  // compose._draw_zones' marks: a tick left of the row where a zone (node) begins, and its
+  // name under the tile where it begins (nodes first, then the largest; one name per place).
+  function paintMarks(m, ctx, L) {
+    const lay = m.lay, ui = m.cls.ui, rects = tileRects(m, L);
+    const tileOf = (pfn) => rects.find((r) => r.t.first_pfn <= pfn && pfn < r.t.first_pfn + r.t.pages);
+    ctx.fillStyle = ui.fg;
+    for (const mk of lay.marks) {
+      const r = tileOf(mk.pfn);
+      if (!r) continue;
+      const row = r.band ? 0 : Math.floor((mk.pfn - r.t.first_pfn) / lay.row_pages), tick = mk.kind === 'zone' ? 6 : 9;
+      ctx.fillRect(Math.floor(r.x) - tick, Math.floor(r.y + row * L.mag), tick - 1, 1);
+    }
+    ctx.font = '11px sans-serif'; ctx.textBaseline = 'top';
+    const placed = [];
+    m.labelsDrawn = [];
+    const order = lay.marks.slice().sort((a, b) => (a.kind !== 'node') - (b.kind !== 'node') || (b.end_pfn - b.pfn) - (a.end_pfn - a.pfn));
+    for (const mk of order) {
+      const r = tileOf(mk.pfn);
+      if (!r) continue;
+      const x = Math.max(Math.round(r.x), 2), y = Math.round(r.y + r.h * L.mag) + 2, w = ctx.measureText(mk.name).width;
+      if (placed.some((p) => p[0] === y && x < p[2] && p[1] < x + w + 6)) continue;
+      ctx.fillStyle = mk.kind === 'node' ? ui.fg : ui.dim;
+      ctx.fillText(mk.name, x, y);
+      placed.push([y, x, x + w + 6]);
+      m.labelsDrawn.push({ name: mk.name, kind: mk.kind, x, y });
+    }
   }
   function paintStrip(m, fi) {
     const c = m.strip, ctx = c.getContext('2d'), W = c.width, H = c.height;
@@ -665,10 +770,10 @@
       }
       lines.push(['since', '…']);
       if (my !== infoToken) return;
-      if (my !== infoToken) return;
       box.textContent = '';
       delete box.dataset.since;
-      el('div', 'ihead', (state.pinned ? 'pinned' : 'hover') + ' at frame ' + m.d.frames[fi].pos, box);
+      el('div', 'ihead', (maps.length > 1 ? m.d.name + ': ' : '') + (state.pinned ? 'pinned (Esc: unpin)' : 'hover') +
+        ' at frame ' + m.d.frames[fi].pos, box);
       const tbl = el('table', '', null, box);
       for (const [k, v] of lines) { const tr = el('tr', '', null, tbl); el('th', '', k, tr); el('td', 'k-' + k, v, tr); }
       const sinceCell = tbl.querySelector('.k-since');
@@ -676,9 +781,10 @@
         if (my !== infoToken) return;
         sinceCell.textContent = 'frame ' + m.d.frames[j].pos + (j === 0 ? ' (the first shown)' : '') + ' in this class';
         box.dataset.since = String(m.d.frames[j].pos);
+        placeHover(hv);
       }));
       if (!m.d.cell) {
-        const cmd = 'pvrec list ' + m.d.name + '@' + m.d.frames[fi].pos + ' -a ' + pfn;
+        const cmd = 'pvrec list ' + m.d.path + '@' + m.d.frames[fi].pos + ' -a ' + pfn;
         const line = el('div', 'cmd', null, box);
         const code = el('code', '', cmd, line);
         const b = el('button', '', 'copy', line);
@@ -689,7 +795,27 @@
         });
       }
     }
+    hoverBox.hidden = false;
+    hoverBox.classList.toggle('pinned', !!state.pinned);
+    placeHover(hv);
   }
+  // The panel beside the hovered (pinned) pixel, inside the window and never over the pixel:
+  // right of it, else left, below, above (the first that fits; else clamped into the window).
+  function placeHover(hv) {
+    if (hoverBox.hidden) return;
+    const m = maps[hv.side], p = screenOf(m, hv.pfn), c = m.canvas.getBoundingClientRect();
+    if (!p) return;
+    const sc = c.width / m.canvas.width, px = c.left + p[0] * sc, py = c.top + p[1] * sc;
+    const half = ((Math.max(lv().mag, 3) + 2) / 2) * sc + 14, bw = hoverBox.offsetWidth, bh = hoverBox.offsetHeight;
+    const W = document.documentElement.clientWidth, H = window.innerHeight, E = 4;
+    const clamp = (v, lo, hi) => Math.max(lo, Math.min(hi, v));
+    const vy = clamp(py - 24, E, H - bh - E), vx = clamp(px - bw / 2, E, W - bw - E);
+    const spots = [[px + half, vy], [px - half - bw, vy], [vx, py + half], [vx, py - half - bh]];
+    const inside = ([x, y]) => x >= E && y >= E && x + bw <= W - E && y + bh <= H - E;
+    const [x, y] = spots.find(inside) || [clamp(spots[0][0], E, W - bw - E), vy];
+    hoverBox.style.left = Math.round(x) + 'px'; hoverBox.style.top = Math.round(y) + 'px';
+  }
+  function hideInfo() { infoToken++; hoverBox.hidden = true; state.info = Promise.resolve(); }
   function select(node) { const r = document.createRange(); r.selectNodeContents(node); const s = getSelection(); s.removeAllRanges(); s.addRange(r); }
   // ---------------------------------------------------------------- input
   function setStep(k) {
@@ -723,8 +849,16 @@
     else if (e.key === 'ArrowLeft') { play(false); setStep(state.step - 1); }
     else if (e.key === '+' || e.key === '=') setLevel(state.level + 1);
     else if (e.key === '-' || e.key === '_') setLevel(state.level - 1);
-    else if (e.key === 'Escape') { state.pinned = null; render(); }
+    else if (e.key === 'Home') { e.preventDefault(); play(false); setStep(0); }
+    else if (e.key === 'End') { e.preventDefault(); play(false); setStep(STEPS.length - 1); }
+    else if (e.key === '?') help.hidden = !help.hidden;
+    else if (e.key === 'Escape') {
+      help.hidden = true;
+      if (state.pinned) { state.pinned = null; if (!state.hover) hideInfo(); render(); }
+    }
   });
+  helpBtn.addEventListener('click', () => { help.hidden = !help.hidden; });
+  window.addEventListener('scroll', () => { const hv = state.pinned || state.hover; if (hv) placeHover(hv); });
   for (const m of maps) {
     const cv = m.canvas, pointers = new globalThis.Map();
     let drag = null, pinch = null;
@@ -760,7 +894,7 @@
       if (drag) {
         const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
         if (Math.abs(dx) + Math.abs(dy) > 3) drag.moved = true;
-        if (drag.moved) { state.ox = drag.ox + dx; state.oy = drag.oy + dy; render(); return; }
+        if (drag.moved) { state.fitted = false; state.ox = drag.ox + dx; state.oy = drag.oy + dy; render(); return; }
       }
       const at = pfnAt(m, x, y);
       state.hover = at ? { side: m.index, pfn: at.pfn, K: at.K } : null;
@@ -777,6 +911,10 @@
       }
       drag = null;
     };
+    cv.addEventListener('pointerleave', () => {  // off the map: the panel goes, unless pinned
+      state.hover = null;
+      if (!state.pinned) { hideInfo(); render(); }
+    });
     cv.addEventListener('pointerup', up);
     cv.addEventListener('pointercancel', up);
     const scrub = (e) => {
@@ -791,7 +929,7 @@
     m.strip.addEventListener('pointermove', (e) => { if (m.scrubbing) scrub(e); });
     m.strip.addEventListener('pointerup', () => { m.scrubbing = false; });
   }
-  window.addEventListener('resize', () => { sizeCanvases(); render(); });
+  window.addEventListener('resize', () => { if (arrange() && state.fitted) fit(); else render(); });
 
   // For tests and scripts: the same rule the canvas uses, and where a page is drawn.
   window.pvrec = {
@@ -799,6 +937,7 @@
     setZoom(K, mag) {  // the level, the layout kept unless it is the whole-machine view or coarser
       const i = LEVELS.findIndex((L) => L.K === K && L.mag === (mag || 1));
       state.level = i;
+      state.fitted = false;
       if (i <= state.fitLevel) useLayout(false);
       return render();
     },
@@ -807,6 +946,7 @@
     unfold(on) { useLayout(on); return render(); },  // the layout without bands (or with)
     centerOn(side, pfn) {  // pan so that pfn's pixel is in the middle of the canvas
       const c = maps[side].canvas, p = screenOf(maps[side], pfn);
+      state.fitted = false;
       if (p) { state.ox += Math.round(c.width / 2 - p[0]); state.oy += Math.round(c.height / 2 - p[1]); }
       return render();
     },
@@ -816,8 +956,15 @@
       return { px: Array.from(got.px), partly: Array.from(got.partly) };
     },
     info(side) { return maps[side].info.textContent; },
-    rendered: () => render(),
+    rendered: async () => { await ready; return render(); },
+    extent(side) { return extent(maps[side], lv()); },  // the map's box on the canvas (tiles and labels)
+    layout(side) { return maps[side].lay; },  // the layout drawn, arranged in the grid in use
+    zoneLabels(side) { return maps[side].labelsDrawn || []; },
   };
-  sizeCanvases();
-  fit();
+  const ready = (async () => {  // the strip's note decides the height left: fit again with it
+    arrange();
+    await fit();
+    if (arrange()) await fit();
+    document.body.dataset.ready = '1';
+  })();
 })();
