@@ -114,8 +114,8 @@ def add_picture_options(p: argparse.ArgumentParser, snapshot: bool = False) -> N
     g.add_argument("--no-collapse", dest="collapse", action="store_false",
                    help="draw 1 GiB tiles whose pages all keep one class over the frames "
                         "drawn as tiles too (default: each stretch of them is one narrow "
-                        "labelled band, '16 GiB no flags, unchanged', and the pixels go to "
-                        "the memory that changes)")
+                        "labelled band, '10 GiB - 25 GiB: 15 GiB no flags, unchanged', and the "
+                        "pixels go to the memory that changes)")
     g.add_argument("--map-only", action="store_true",
                    help="just the map: no legend, header, labels or gaps between tiles")
     g.add_argument("--title", metavar="TEXT", action="append",

@@ -31,6 +31,16 @@ from pvrec.render.text import NORMAL, Text, TextStyle, format_mib, format_time
 
 FIT_DEFAULT = (1920, 1080)
 
+
+def band_text(lay: MapLayout, names: list[str], band, unchanged: str = ", unchanged") -> str:
+    """'8 GiB - 24 GiB: 16 GiB no flags, unchanged': the physical span of a collapsed stretch,
+    its RAM (less than the span where a hole is in it) and its one class (`unchanged` when
+    more than one frame decided it)."""
+    ps = lay.page_size
+    size = format_offset(lay.ram_in(band.first_pfn, band.end_pfn) * ps)
+    span = format_range(band.first_pfn * ps, band.end_pfn * ps)
+    return f"{span}: {size} {names[band.cls]}{unchanged if lay.frames_seen > 1 else ''}"
+
 MARGIN = 14
 
 
@@ -304,12 +314,7 @@ class Picture:
             last_end[y] = x + T.width(label, self.style.label) + 6
 
     def band_label(self, band) -> str:
-        """'8 GiB: 16 GiB no flags, unchanged': where a collapsed stretch starts, its RAM and
-        its one class (unchanged when more than one frame decided it)."""
-        lay = self.layout
-        size = format_offset(lay.ram_in(band.first_pfn, band.end_pfn) * self.page_size)
-        same = ", unchanged" if lay.frames_seen > 1 else ""
-        return f"{lay.tile_label(band)}: {size} {self.scheme.names[band.cls]}{same}"
+        return band_text(self.layout, self.scheme.names, band)
 
     def _draw_zones(self, canvas: np.ndarray) -> None:
         """A ribbon left of each tile (alternating shades per zone), ticks where a zone or

@@ -363,8 +363,8 @@ def test_bands_are_drawn_labelled_and_hovered_as_the_video_has_them(banded, page
     rec, path, _ = banded
     open_page(page, path)
     lay, bands = bands_of(page)
-    assert [lay["labels"][i] for i in bands] == ["16 MiB: 16 MiB free, unchanged",
-                                                 "32 MiB: 16 MiB no flags, unchanged"]
+    assert [lay["labels"][i] for i in bands] == ["16 MiB - 32 MiB: 16 MiB free, unchanged",
+                                                 "32 MiB - 48 MiB: 16 MiB no flags, unchanged"]
     assert [lay["about"][i] for i in bands] == [
         "16 MiB - 32 MiB: 16 MiB free, unchanged in every frame",
         "32 MiB - 48 MiB: 16 MiB no flags, unchanged in every frame"]
@@ -462,7 +462,7 @@ def test_a_region_page_hovers_true_physical_pfns(banded, page):
     assert lay["window"] == [8192, 16384]
     assert [(t["kind"], t["first_pfn"]) for t in lay["tiles"]] == [("band", 8192),
                                                                     ("tile", 12288)]
-    assert lay["labels"] == ["32 MiB: 16 MiB no flags, unchanged", "48 MiB"]
+    assert lay["labels"] == ["32 MiB - 48 MiB: 16 MiB no flags, unchanged", "48 MiB"]
     page.evaluate("() => pvrec.setZoom(1, 4)")
     # tile 3's pages, and the first page of a screen column of the band (32 columns: 128 each)
     for pfn in (12288, 12291, 12288 + 2 * 8 + 1, 8192 + 6 * 128):

@@ -23,8 +23,9 @@ from pvrec import flags as kpf
 from pvrec.classes import HOLE, hex_color
 from pvrec.errors import PvrecError
 from pvrec.metrics import metric_values
+from pvrec.render.compose import band_text
 from pvrec.render.palette import METRIC_COLORS, METRIC_COLORS_DARK, THEME_UI, Palette
-from pvrec.render.raster import MapLayout, divisors, format_offset, format_range, page_ranks
+from pvrec.render.raster import MapLayout, divisors, page_ranks
 from pvrec.render.strips import idle_classes
 from pvrec.units import format_bytes
 
@@ -145,12 +146,7 @@ def unfold(lay: MapLayout, header) -> MapLayout | None:
 def band_about(lay: MapLayout, names: list[str]) -> Callable:
     """What a band is, for the hover: '10 GiB - 25 GiB: 15 GiB no flags, unchanged in every
     frame' (the frames drawn decided it)."""
-    def about(band) -> str:
-        size = format_offset(lay.ram_in(band.first_pfn, band.end_pfn) * lay.page_size)
-        same = ", unchanged in every frame" if lay.frames_seen > 1 else ""
-        return (f"{format_range(band.first_pfn * lay.page_size, band.end_pfn * lay.page_size)}"
-                f": {size} {names[band.cls]}{same}")
-    return about
+    return lambda band: band_text(lay, names, band, ", unchanged in every frame")
 
 
 def _plain(v):
