@@ -271,11 +271,7 @@ def record_loop(
         on_update()
     sampler.stats.budget_ticks -= unpassed_held(k, t0, interval)
     if workload is not None and not workload.poll():  # the duration ended first
-        workload.send(signal.SIGTERM)
-        _wait_exit(workload, kill_after if kill_after is not None else STOP_GRACE)
-        was = "was " if (workload.status or 0) < 0 else ""
-        reason += (f"; the workload was still running: pvrec sent it SIGTERM and it "
-                   f"{was}{workload.describe_exit()}")
+        reason += _end_workload(workload, kill_after)
     try:
         sampler.take(time.monotonic())
     except PvrecError as exc:
@@ -293,6 +289,15 @@ def record_loop(
     if workload is not None and not reason.startswith("duration"):
         return RunResult(reason, workload.exit_code)
     return RunResult(reason, 0)
+
+
+def _end_workload(workload: Workload, kill_after: float | None) -> str:
+    """SIGTERM the workload still running at the end of --duration; what to add to the reason."""
+    workload.send(signal.SIGTERM)
+    _wait_exit(workload, kill_after if kill_after is not None else STOP_GRACE)
+    was = "was " if (workload.status or 0) < 0 else ""
+    return f"; the workload was still running: pvrec sent it SIGTERM and it {was}" \
+        f"{workload.describe_exit()}"
 
 
 def first_tick(sampler: Sampler, t0: float, interval: float) -> int:
