@@ -11,8 +11,6 @@ import csv
 import io
 from collections.abc import Iterator
 
-import numpy as np
-
 from pvrec.classes import make_scheme
 from pvrec.errors import PvrecError
 from pvrec.metrics import (
@@ -26,7 +24,7 @@ from pvrec.metrics import (
 )
 from pvrec.recording.reader import Recording
 from pvrec.region import Region, parse_region
-from pvrec.runs import Runs, xor_runs
+from pvrec.runs import changed_ranges
 
 
 def metrics_region(rec: Recording, spec: str | None) -> Region | None:
@@ -40,14 +38,11 @@ def changed_span(rec: Recording) -> tuple[int, int] | None:
     scheme, prev = make_scheme("default"), None
     lo, hi = rec.header.pfn_count, 0
     for _info, runs in rec.iter_runs():
-        cur = Runs(scheme.classify_values(runs.values).astype(np.uint64), runs.lengths)
+        cur = (scheme.classify_values(runs.values), runs.lengths)
         if prev is not None:
-            diff = xor_runs(prev, cur)
-            on = diff.values != 0
-            if on.any():
-                starts = diff.starts()
-                lo = min(lo, int(starts[on][0]))
-                hi = max(hi, int((starts + diff.lengths)[on][-1]))
+            s, e = changed_ranges(*prev, *cur)
+            if s.size:
+                lo, hi = min(lo, int(s[0])), max(hi, int(e[-1]))
         prev = cur
     return (lo, hi) if hi > lo else None
 
