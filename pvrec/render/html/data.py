@@ -25,6 +25,7 @@ from pvrec.errors import PvrecError
 from pvrec.metrics import metric_values
 from pvrec.render.compose import band_text
 from pvrec.render.palette import METRIC_COLORS, METRIC_COLORS_DARK, THEME_UI, Palette
+from pvrec.render.pixels import merge_runs
 from pvrec.render.raster import MapLayout, divisors, page_ranks
 from pvrec.render.strips import idle_classes
 from pvrec.units import format_bytes
@@ -261,7 +262,7 @@ def side_json(side, positions: list[int], theme: str, metric_list, budget: list[
             blobs += wl_s.add(frame.workload.lengths,
                               (frame.workload.values != 0).astype(np.uint8))
         if not by_table:
-            blobs += cls_s.add(*_merged(cls, runs.lengths)[::-1])
+            blobs += cls_s.add(*merge_runs(cls, runs.lengths)[::-1])
         item = {"pos": pos, "t": t - src.times[0], "runs": _blob(*blobs),
                 "sizes": lay.class_pages(cruns, n_cls).tolist()}
         if metric_list:
@@ -311,14 +312,6 @@ def _table(classifier, table: ValueTable, by_table: bool) -> list[int]:
     if not by_table or not table.values:
         return []
     return classifier(np.array(table.values, np.uint64)).tolist()
-
-
-def _merged(values: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(values, lengths) with neighbours of one value joined."""
-    if values.size < 2:
-        return values, lengths
-    idx = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
-    return values[idx], np.add.reduceat(lengths, idx)
 
 
 def _gaps(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
