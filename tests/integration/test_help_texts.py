@@ -184,3 +184,19 @@ def test_metrics_help_defines_every_metric():
 def test_an_unknown_option_points_to_the_commands_own_help(dump):
     assert pvrec_main("stats", "-F", dump, "--bogus") == (
         2, "", "pvrec: unrecognized arguments: --bogus (see pvrec stats --help)\n")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], []])
+def test_help_imports_no_numpy_rich_or_pillow(argv):
+    """Start-up (issue 13, part 6): `pvrec --help` is argparse only (25 ms); numpy, rich and
+    Pillow would cost 50-150 ms more. A command's own help imports its module (not tested)."""
+    import subprocess
+    import sys
+    probe = ("import runpy, sys\nsys.argv = ['pvrec', *sys.argv[1:]]\n"
+             "try:\n    runpy.run_module('pvrec', run_name='__main__')\n"
+             "except SystemExit:\n    pass\n"
+             "print(sorted({m.split('.')[0] for m in sys.modules} & {'numpy', 'rich', 'PIL', "
+             "'imageio'}), file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True,
+                          cwd=REPO, timeout=60)
+    assert done.stderr.strip().splitlines()[-1] == "[]"
