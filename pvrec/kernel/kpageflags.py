@@ -100,24 +100,35 @@ class PageFlagsFile:
         return done // 8
 
     def chunks(self, pfn_count: int, chunk_pages: int = CHUNK_PAGES,
-               skip: list[tuple[int, int, int]] = ()) -> Iterator[np.ndarray]:
-        """The words of PFNs 0..pfn_count in chunks, reusing one buffer (copy what you keep).
+               skip: list[tuple[int, int, int]] = (), jobs: int = 1) -> Iterator[np.ndarray]:
+        """The words of PFNs 0..pfn_count in chunks, reusing buffers (copy what you keep).
 
         skip: sorted (start, end, word) ranges not read but filled with word (holes the
-        kernel is known to answer so, pvrec.kernel.holes)."""
+        kernel is known to answer so, pvrec.kernel.holes). jobs > 1: that many threads read
+        the chunks ahead (pvrec.kernel.parallel), still yielded in PFN order."""
+        starts = range(0, pfn_count, chunk_pages)
+        if jobs > 1 and len(starts) > 1:
+            from pvrec.kernel.parallel import read_ahead
+            yield from read_ahead(self.path, pfn_count, chunk_pages, skip, jobs)
+            return
         buf = np.empty(min(chunk_pages, pfn_count), dtype=np.uint64)
-        for start in range(0, pfn_count, chunk_pages):
+        for start in starts:
             want = buf[: min(chunk_pages, pfn_count - start)]
-            end, pos = start + want.size, start
-            for s, e, word in skip:
-                lo, hi = max(s, start), min(e, end)
-                if lo >= hi:
-                    continue
-                self._read_exactly(want[pos - start:lo - start], pos, pfn_count)
-                want[lo - start:hi - start] = word
-                pos = hi
-            self._read_exactly(want[pos - start:], pos, pfn_count)
+            self.fill(want, start, pfn_count, skip)
             yield want
+
+    def fill(self, want: np.ndarray, start: int, pfn_count: int,
+             skip: list[tuple[int, int, int]] = ()) -> None:
+        """Read PFNs start..start+want.size into want, the skipped ranges filled, not read."""
+        end, pos = start + want.size, start
+        for s, e, word in skip:
+            lo, hi = max(s, start), min(e, end)
+            if lo >= hi:
+                continue
+            self._read_exactly(want[pos - start:lo - start], pos, pfn_count)
+            want[lo - start:hi - start] = word
+            pos = hi
+        self._read_exactly(want[pos - start:], pos, pfn_count)
 
     def _read_exactly(self, out: np.ndarray, first_pfn: int, pfn_count: int) -> None:
         got = self.read_into(out, first_pfn) if out.size else 0

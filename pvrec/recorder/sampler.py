@@ -129,8 +129,9 @@ class Sampler:
                  with_context: bool = True, cgroups: PageFlagsFile | None = None,
                  workload_pids: Callable[[], list[int]] | None = None, interval: float = 0.0,
                  budget: Budget | None = None, holes: Holes | None = None,
-                 addons: Sequence[FrameAddon] = ()):
+                 addons: Sequence[FrameAddon] = (), jobs: int = 1):
         self.source = source
+        self.jobs = jobs  # threads reading kpageflags (pvrec.kernel.parallel)
         self.cgroups = cgroups
         self.workload_pids = workload_pids
         self.pfn_count = pfn_count
@@ -153,18 +154,25 @@ class Sampler:
         """Note the CPU counters now, as `name` (the workload's start and end)."""
         self.marks[name] = mark(time.monotonic())
 
-    def _flag_chunks(self):
-        """The flags chunk by chunk; known holes filled, not read (pvrec.kernel.holes)."""
-        holes = self.holes
+    def _flag_chunks(self, context: dict):
+        """The flags chunk by chunk; known holes filled, not read (pvrec.kernel.holes). When
+        the last chunk is read, context gets the frame's smear: first read start to last read
+        end, what --jobs shortens."""
+        began = time.monotonic()
+        yield from self._read_chunks()
+        context["smear_s"] = round(time.monotonic() - began, 6)
+
+    def _read_chunks(self):
+        holes, jobs = self.holes, self.jobs
         if holes is None:
-            yield from self.source.chunks(self.pfn_count)
+            yield from self.source.chunks(self.pfn_count, jobs=jobs)
             return
         if holes.known and not holes.stale() and self.writer.frames % self.writer.key_every:
-            yield from self.source.chunks(self.pfn_count, skip=holes.known)
+            yield from self.source.chunks(self.pfn_count, skip=holes.known, jobs=jobs)
             return
         holes.forget()  # a full read: learn (again) what the holes read as
         pos = 0
-        for chunk in self.source.chunks(self.pfn_count):
+        for chunk in self.source.chunks(self.pfn_count, jobs=jobs):
             holes.watch(chunk, pos)
             pos += chunk.size
             yield chunk
@@ -174,11 +182,12 @@ class Sampler:
         """Sample now; False (and counted) when the read failed and the frame was skipped."""
         start, cpu_began = time.monotonic(), time.process_time()
         # Chunks are read, encoded and diffed one at a time inside add_frame (bounded memory).
-        runs = (encode_flags(c) for c in self._flag_chunks())
+        context = {"late": round(start - scheduled, 6)}
+        runs = (encode_flags(c) for c in self._flag_chunks(context))
         cgroup = workload = None
         if self.cgroups is not None:
-            cgroup = (encode_flags(c) for c in self.cgroups.chunks(self.pfn_count))
-        context = {"late": round(start - scheduled, 6)}
+            cgroup = (encode_flags(c) for c in self.cgroups.chunks(self.pfn_count,
+                                                                     jobs=self.jobs))
         if self.workload_pids is not None:
             t = time.monotonic()
             workload = mapped_pfns(self.workload_pids(), self.pfn_count)

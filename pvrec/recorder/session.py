@@ -26,6 +26,7 @@ from pvrec.kernel.layout import (
     wall_clock,
     with_known_ram,
 )
+from pvrec.kernel.parallel import MAX_JOBS, default_jobs
 from pvrec.layout import flat_layout, max_pfn
 from pvrec.recorder import events as kernel_events
 from pvrec.recorder.budget import Budget
@@ -60,11 +61,14 @@ class RecordOptions:
     events: bool = False  # kernel tracepoints (recorder/events.py)
     events_max: int = DEFAULT_MAX_PER_FRAME
     max_overhead: float | None = None  # percent of the machine's CPUs, None: no budget
+    jobs: int | None = None  # threads reading kpageflags; None: default_jobs()
 
     def check(self) -> None:
         """Refuse combinations that cannot work (one line each, exit 2), and a missing CMD (127)."""
         if self.key_every < 1:
             raise PvrecError("--key-every must be at least 1")
+        if self.jobs is not None and not 1 <= self.jobs <= MAX_JOBS:
+            raise PvrecError(f"--jobs must be 1 to {MAX_JOBS}, not {self.jobs}")
         if self.track_workload and not self.cmd:
             raise PvrecError("--track-workload needs a workload: pvrec record --track-workload "
                              "-- CMD")
@@ -185,7 +189,7 @@ class Recorder:
                           else None,
                           interval=opt.interval, budget=self._budget(t0),
                           holes=None if self.source.is_dump else Holes(self.pfn_count),
-                          addons=addons)
+                          addons=addons, jobs=opt.jobs or default_jobs(self.cpus))
         display = make_display(sampler, t0)
 
         def start_workload() -> Workload:
