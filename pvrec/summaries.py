@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pvrec.metrics import frame_metrics, max_order_of
+from pvrec.metrics import METRICS, frame_metrics, max_order_of, zones_of
 from pvrec.recording.format import FrameInfo
 from pvrec.recording.reader import Recording
 from pvrec.runs import Runs
@@ -128,19 +128,25 @@ def save(path: Path, key: str, keys: list[str], summaries: list[FrameSummary]) -
     return True
 
 
-def load(path: Path, key: str) -> dict[str, FrameSummary]:
+def load(path: Path, key: str, columns: list[tuple[str, str]]) -> dict[str, FrameSummary]:
     """{frame key: summary} from a cache file; {} when it is missing, stale or fails a check."""
     try:
         if path.stat().st_size > MAX_CACHE_BYTES:
             return {}
         with np.load(path, allow_pickle=False) as z:
-            return _parse(z, key)
+            return _parse(z, key, columns)
     except (OSError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile,
             EOFError):
         return {}
 
 
-def _parse(z, key: str) -> dict[str, FrameSummary]:
+def expected_columns(rec: Recording, max_order: int) -> list[tuple[str, str]]:
+    """The (zone, metric) columns frame_metrics gives for this header: a cache must have these."""
+    names = [*METRICS, *(f"buddy_order_{o}" for o in range(max_order + 1))]
+    return [(zone, n) for zone, _ in zones_of(rec.header) for n in names]
+
+
+def _parse(z, key: str, columns: list[tuple[str, str]]) -> dict[str, FrameSummary]:
     meta_arr = z["meta"]
     if meta_arr.dtype.kind != "U" or meta_arr.shape != () or len(str(meta_arr)) > MAX_META_CHARS:
         return {}
@@ -158,13 +164,16 @@ def _parse(z, key: str) -> dict[str, FrameSummary]:
           and values.dtype == np.uint64 and pages.dtype == np.int64
           and values.shape == pages.shape == (int(counts.sum()),)
           and table.dtype == np.float64 and table.shape == (n, len(cols))
-          and np.isfinite(table).all())
+          and np.isfinite(table).all() and [(c[0], c[1]) for c in cols] == columns
+          and (pages >= 0).all())
     if not ok:
         return {}
     out: dict[str, FrameSummary] = {}
     ends = np.cumsum(counts)
     for i, k in enumerate(keys):
         a, b = int(ends[i] - counts[i]), int(ends[i])
+        if b - a > 1 and not (values[a + 1:b] > values[a:b - 1]).all():
+            return {}  # a frame's values are sorted and distinct
         metrics: dict[str, dict[str, float]] = {}
         for (zone, name, is_int), v in zip(cols, table[i].tolist(), strict=True):
             metrics.setdefault(zone, {})[name] = int(v) if is_int else v
@@ -195,7 +204,7 @@ def frame_summaries(rec: Recording, cache: bool = True) -> list[tuple[FrameInfo,
     paths = cache_paths(rec) if cache else []
     cached: dict[str, FrameSummary] = {}
     for path in paths:
-        cached = load(path, key)
+        cached = load(path, key, expected_columns(rec, max_order))
         if cached:
             break
     got = {i: cached[k] for i, k in enumerate(keys) if k and k in cached}

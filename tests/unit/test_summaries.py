@@ -109,3 +109,17 @@ def test_a_growing_recording_extends_its_cache(tmp_path, decodes):
     got = frame_summaries(open_recording(rec))
     assert len(got) == 8
     assert decodes[0] == 5  # frames 3..7: from the key frame before the first new one
+
+
+def test_a_cache_with_other_metric_columns_is_rebuilt(tmp_path, decodes):
+    rec = make_recording(tmp_path / "r", 3)
+    want = summarize(open_recording(rec))
+    good = np.load(rec / SUMMARY_FILE, allow_pickle=False)
+    fields = {k: good[k] for k in good.files}
+    meta = json.loads(str(fields["meta"]))
+    meta["columns"][0][0] = "[red]fake zone[/]"
+    fields["meta"] = np.array(json.dumps(meta))
+    np.savez(rec / SUMMARY_FILE, **fields)
+    decodes[0] = 0
+    assert summarize(open_recording(rec)) == want
+    assert decodes[0] == 3
