@@ -123,3 +123,24 @@ def test_a_cache_with_other_metric_columns_is_rebuilt(tmp_path, decodes):
     decodes[0] = 0
     assert summarize(open_recording(rec)) == want
     assert decodes[0] == 3
+
+
+def test_timeline_from_summaries_is_class_timelines_without_decoding(tmp_path, decodes):
+    from pvrec.classes import ValueClassifier, default_scheme
+    from pvrec.render.data import class_timeline
+    from pvrec.render.prepass import _summary_timeline, _whole
+    from pvrec.sources import RecordingSource
+
+    rec = make_recording(tmp_path / "r", 7)
+    scheme = default_scheme()
+    src = RecordingSource(rec)
+    zone = next(iter(frame_summaries(src.rec)[0][1].metrics))
+    asked = [("free_pages", zone), ("mixed_blocks", zone)]
+    want = class_timeline(src, ValueClassifier(scheme), _whole(src.header), 1, 6, 2,
+                          len(scheme), "flags", asked)
+    decodes[0] = 0
+    got = _summary_timeline(RecordingSource(rec), ValueClassifier(scheme), 1, 6, 2,
+                            len(scheme), asked)
+    assert decodes[0] == 0
+    assert [a.tolist() for a in got] == [a.tolist() for a in want]
+    assert got[0].tolist() == [1.0, 3.0, 5.0]
