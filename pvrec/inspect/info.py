@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 
 from pvrec.classes import HOLE, ValueClassifier, default_scheme
-from pvrec.layout import pages_per_class
-from pvrec.metrics import context_metrics, frame_metrics, max_order_of
+from pvrec.metrics import context_metrics
 from pvrec.recording.figures import Figures
 from pvrec.recording.format import disk_usage
 from pvrec.recording.overhead import Overhead
 from pvrec.recording.reader import Recording
+from pvrec.summaries import cache_bytes, frame_summaries
 
 # The fragmentation figures info shows (the buddy_order_N counts are for `pvrec metrics`).
 FRAG_SHOWN = ("free_hp_blocks", "compactable_hp_blocks", "unusable_index", "largest_free_run",
@@ -63,7 +63,7 @@ def _sampling(rec: Recording) -> dict:
         "frame_bytes": fig.bytes,
         "jitter_ms": {"p50": _pct(lates, 50), "p99": _pct(lates, 99),
                       "max": max(lates) if lates else None},
-        "bytes_on_disk": disk_usage(rec.path),
+        "bytes_on_disk": disk_usage(rec.path) - cache_bytes(rec.path),  # the cache is not the recording
         "bytes_per_frame": {"all": _mean([s for _, s in sizes]),
                             "key": _mean([s for k, s in sizes if k == "key"]),
                             "delta": _mean([s for k, s in sizes if k == "delta"])},
@@ -77,16 +77,15 @@ def _over_time(rec: Recording) -> tuple[list[float], list[dict], dict]:
     h = rec.header
     scheme = default_scheme()
     classify = ValueClassifier(scheme)
-    ram = h.ram_or_all
-    max_order = max_order_of(f.context for f in rec.frames)
     class_series: list[np.ndarray] = []
     frag: dict[str, dict[str, list[float]]] = {}
     times = []
-    for info, runs in rec.iter_runs():
+    for info, summary in frame_summaries(rec):
         times.append(info.t)
-        class_series.append(pages_per_class(classify(runs.values), runs.lengths, ram,
-                                            len(scheme)))
-        for zone, values in frame_metrics(runs, h, max_order).items():
+        class_series.append(np.bincount(classify(summary.values), weights=summary.pages,
+                                        minlength=len(scheme)).round().astype(np.int64))
+        for zone, values in summary.metrics.items():
+            values = dict(values)
             values.update((k, v) for k, v in context_metrics(info.context, zone, h.hpage_pages)
                           .items() if k in FRAG_SHOWN)  # the kernel's own figures beside
             z = frag.setdefault(zone, {})

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pvrec.classes import ValueClassifier
+from pvrec.metrics import metric_values
 from pvrec.recording.header import Header
 from pvrec.region import Region, parse_region, whole
 from pvrec.render.collapse import Watch, stretches
@@ -20,7 +21,8 @@ from pvrec.render.data import class_timeline, frames_of
 from pvrec.render.plan import Plan
 from pvrec.render.raster import MapLayout, node_spans
 from pvrec.render.strips import metric_scales
-from pvrec.sources import Source
+from pvrec.sources import RecordingSource, Source
+from pvrec.summaries import frame_summaries
 
 
 @dataclass
@@ -89,6 +91,31 @@ def _union(watches: list[Watch]) -> tuple[int, int] | None:
     return (min(r[0] for r in got), max(r[1] for r in got)) if got else None
 
 
+def _summary_timeline(source: Source, classifier: ValueClassifier, first: int, last: int,
+                      step: int, n_cls: int, metrics: list[tuple[str, str]] | None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """class_timeline of the whole map from the recording's cached summaries, no frame decoded
+    once the cache is warm (None where they do not serve: not a recording, a by-runs scheme)."""
+    if not isinstance(source, RecordingSource) or classifier.scheme.by_runs:
+        return None
+    wanted = {id(source.rec.frames[p]) for p in range(first, last + 1, step)
+              if 0 <= p < len(source.rec.frames)}
+    ts, rows, mrows = [], [], []
+    for info, summary in frame_summaries(source.rec):
+        if id(info) not in wanted:
+            continue
+        ts.append(info.t)
+        rows.append(np.bincount(classifier(summary.values), weights=summary.pages,
+                                minlength=n_cls).round().astype(np.int64))
+        if metrics:
+            mrows.append(metric_values(summary.metrics, info.context, metrics,
+                                       source.header.hpage_pages))
+    values = np.array(mrows, dtype=np.float64).reshape(-1, len(metrics)) if metrics else \
+        np.zeros((len(ts), 0))
+    return (np.array(ts, dtype=np.float64), np.array(rows, dtype=np.int64).reshape(-1, n_cls),
+            values)
+
+
 def _strips(sources: list[Source], plan: Plan, picture: bool,
             classifiers: list[ValueClassifier], headers: list[Header], region: Region,
             spans: list[tuple[int, int, int]], n_cls: int, channel: str,
@@ -101,9 +128,12 @@ def _strips(sources: list[Source], plan: Plan, picture: bool,
     tls: list[tuple] = []
     for i, s in enumerate(sources):
         a, b, step = spans[i]
-        ts, tp, tm = class_timeline(s, classifiers[i], _whole(headers[i], region), a, b, step,
-                                    n_cls, channel, metric_list[i] if metric_list else None,
-                                    watch=watches[i] if watches else None)
+        wanted = metric_list[i] if metric_list else None
+        got = None if watches or channel != "flags" or (region.start, region.end) != (0, headers[i].pfn_count) else \
+            _summary_timeline(s, classifiers[i], a, b, step, n_cls, wanted)
+        ts, tp, tm = got or class_timeline(s, classifiers[i], _whole(headers[i], region), a, b,
+                                           step, n_cls, channel, wanted,
+                                           watch=watches[i] if watches else None)
         if i != m and len(ts) and ts[-1] - s.times[0] < span_end:
             # the shorter run's strip holds its last sizes up to the end of the longer one
             ts = np.append(ts, s.times[0] + span_end)

@@ -1,0 +1,219 @@
+"""Per-frame summaries of a recording, computed once and cached: the pages of each distinct flag
+value in RAM (any class scheme's sizes follow from it) and the fragmentation metrics per zone.
+
+`pvrec info` and the render's timeline read these instead of decoding every frame on each call.
+The cache sits beside the recording (SUMMARY_FILE), else in the per-user cache directory
+(read-only recordings), else nowhere: it is never required. It is untrusted input like the
+rest of a recording (a shared one may carry a hostile cache): loaded with allow_pickle=False,
+bounded, checked; a cache that fails a check is rebuilt, never believed. Each frame's entry is
+keyed on its index line and its file's name, size and mtime, so a recording still being
+recorded extends its cache frame by frame.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pvrec.metrics import METRICS, frame_metrics, max_order_of, zones_of
+from pvrec.recording.format import FrameInfo
+from pvrec.recording.reader import Recording
+from pvrec.runs import Runs
+
+SUMMARY_FILE = ".pvrec-summaries.npz"
+VERSION = 1
+MAX_CACHE_BYTES = 1 << 30  # a cache file larger than this is not read (rebuilt in memory)
+MAX_META_CHARS = 64 << 20
+
+
+@dataclass
+class FrameSummary:
+    """One frame: its distinct flag values in RAM, their pages, and {zone: {metric: value}}."""
+
+    values: np.ndarray  # uint64, sorted, unique
+    pages: np.ndarray  # int64 pages of each value inside the header's RAM ranges
+    metrics: dict[str, dict[str, float]]
+
+
+def summarize_runs(runs: Runs, rec: Recording, max_order: int) -> FrameSummary:
+    """The summary of one decoded frame."""
+    lengths = runs.lengths.astype(np.int64)
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    inside = np.zeros(lengths.size, dtype=np.int64)
+    for lo, hi in rec.header.ram_or_all:
+        inside += np.maximum(np.minimum(ends, hi) - np.maximum(starts, lo), 0)
+    values, inverse = np.unique(runs.values, return_inverse=True)
+    pages = np.bincount(inverse.ravel(), weights=inside, minlength=values.size)
+    return FrameSummary(values.astype(np.uint64), pages.round().astype(np.int64),
+                        frame_metrics(runs, rec.header, max_order))
+
+
+def frame_key(rec: Recording, info: FrameInfo) -> str:
+    """What a frame's summary depends on: its index entry and its file's name, size and mtime."""
+    try:
+        st = (rec.path / info.file).stat()
+    except OSError:
+        return ""
+    return json.dumps([info.index, info.t, info.file, info.kind, st.st_size, st.st_mtime_ns])
+
+
+def recording_key(rec: Recording, max_order: int) -> str:
+    """What every summary depends on: the format of this cache, the header and the largest order."""
+    try:
+        header = (rec.path / "header.json").read_bytes()
+    except OSError:
+        header = b""
+    return json.dumps([VERSION, hashlib.sha256(header).hexdigest(), max_order])
+
+
+def cache_bytes(path: Path) -> int:
+    """Bytes of the cache beside a recording (0 when none)."""
+    try:
+        return os.lstat(path / SUMMARY_FILE).st_size
+    except OSError:
+        return 0
+
+
+def cache_paths(rec: Recording) -> list[Path]:
+    """Where the cache may live: beside the recording, else the per-user cache directory (keyed
+    by the recording's absolute path and header)."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pvrec"
+    try:
+        header = (rec.path / "header.json").read_bytes()
+    except OSError:
+        header = b""
+    ident = hashlib.sha256(str(rec.path.resolve()).encode() + b"\0" + header).hexdigest()[:32]
+    return [rec.path / SUMMARY_FILE, base / f"summaries-{ident}.npz"]
+
+
+def _metric_table(summaries: list[FrameSummary]) -> tuple[list, np.ndarray]:
+    """The metrics as columns ([zone, name, is_int] each) and a float64 [frames, columns] table."""
+    cols: list = []
+    for s in summaries[:1]:
+        cols = [[z, n, isinstance(v, int)] for z, m in s.metrics.items() for n, v in m.items()]
+    table = np.array([[s.metrics[z][n] for z, n, _ in cols] for s in summaries],
+                     dtype=np.float64).reshape(len(summaries), len(cols))
+    return cols, table
+
+
+def save(path: Path, key: str, keys: list[str], summaries: list[FrameSummary]) -> bool:
+    """Write the cache atomically; False when it cannot be written (read-only, full disk)."""
+    cols, table = _metric_table(summaries)
+    meta = json.dumps({"key": key, "frames": keys, "columns": cols})
+    counts = np.array([s.values.size for s in summaries], dtype=np.int64)
+    values = np.concatenate([s.values for s in summaries] or [np.zeros(0, np.uint64)])
+    pages = np.concatenate([s.pages for s in summaries] or [np.zeros(0, np.int64)])
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".summaries-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, meta=np.array(meta), counts=counts, values=values, pages=pages,
+                         metrics=table)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError:
+        return False
+    return True
+
+
+def load(path: Path, key: str, columns: list[tuple[str, str]]) -> dict[str, FrameSummary]:
+    """{frame key: summary} from a cache file; {} when it is missing, stale or fails a check."""
+    try:
+        if path.stat().st_size > MAX_CACHE_BYTES:
+            return {}
+        with np.load(path, allow_pickle=False) as z:
+            return _parse(z, key, columns)
+    except (OSError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile,
+            EOFError):
+        return {}
+
+
+def expected_columns(rec: Recording, max_order: int) -> list[tuple[str, str]]:
+    """The (zone, metric) columns frame_metrics gives for this header: a cache must have these."""
+    names = [*METRICS, *(f"buddy_order_{o}" for o in range(max_order + 1))]
+    return [(zone, n) for zone, _ in zones_of(rec.header) for n in names]
+
+
+def _parse(z, key: str, columns: list[tuple[str, str]]) -> dict[str, FrameSummary]:
+    meta_arr = z["meta"]
+    if meta_arr.dtype.kind != "U" or meta_arr.shape != () or len(str(meta_arr)) > MAX_META_CHARS:
+        return {}
+    meta = json.loads(str(meta_arr))
+    if not isinstance(meta, dict) or meta.get("key") != key:
+        return {}
+    keys, cols = meta["frames"], meta["columns"]
+    counts, values, pages, table = z["counts"], z["values"], z["pages"], z["metrics"]
+    n = len(keys)
+    ok = (isinstance(keys, list) and all(isinstance(k, str) for k in keys)
+          and isinstance(cols, list)
+          and all(isinstance(c, list) and len(c) == 3 and isinstance(c[0], str)
+                  and isinstance(c[1], str) and isinstance(c[2], bool) for c in cols)
+          and counts.dtype == np.int64 and counts.shape == (n,) and (counts >= 0).all()
+          and values.dtype == np.uint64 and pages.dtype == np.int64
+          and values.shape == pages.shape == (int(counts.sum()),)
+          and table.dtype == np.float64 and table.shape == (n, len(cols))
+          and np.isfinite(table).all() and [(c[0], c[1]) for c in cols] == columns
+          and (pages >= 0).all())
+    if not ok:
+        return {}
+    out: dict[str, FrameSummary] = {}
+    ends = np.cumsum(counts)
+    for i, k in enumerate(keys):
+        a, b = int(ends[i] - counts[i]), int(ends[i])
+        if b - a > 1 and not (values[a + 1:b] > values[a:b - 1]).all():
+            return {}  # a frame's values are sorted and distinct
+        metrics: dict[str, dict[str, float]] = {}
+        for (zone, name, is_int), v in zip(cols, table[i].tolist(), strict=True):
+            metrics.setdefault(zone, {})[name] = int(v) if is_int else v
+        out[k] = FrameSummary(values[a:b], pages[a:b], metrics)
+    return out
+
+
+def _fresh(rec: Recording, cached: dict[str, FrameSummary], keys: list[str],
+           max_order: int) -> Iterator[tuple[int, FrameSummary]]:
+    """(position, summary) of the frames the cache lacks, decoded from the first one missing."""
+    missing = [i for i, k in enumerate(keys) if not k or k not in cached]
+    if not missing:
+        return
+    position = {id(info): i for i, info in enumerate(rec.frames)}
+    for info, runs in rec.iter_runs(missing[0]):
+        pos = position[id(info)]
+        if not keys[pos] or keys[pos] not in cached:
+            yield pos, summarize_runs(runs, rec, max_order)
+
+
+def frame_summaries(rec: Recording, cache: bool = True) -> list[tuple[FrameInfo, FrameSummary]]:
+    """(index entry, summary) of every frame that can be decoded, in order; from the cache where
+    it is fresh, decoded (and cached, when some place takes it) where not."""
+    len(rec)  # drop the frames that cannot be read
+    max_order = max_order_of(f.context for f in rec.frames)
+    key = recording_key(rec, max_order)
+    keys = [frame_key(rec, info) for info in rec.frames]
+    paths = cache_paths(rec) if cache else []
+    cached: dict[str, FrameSummary] = {}
+    for path in paths:
+        cached = load(path, key, expected_columns(rec, max_order))
+        if cached:
+            break
+    got = {i: cached[k] for i, k in enumerate(keys) if k and k in cached}
+    new = dict(_fresh(rec, cached, keys, max_order))
+    got.update(new)
+    out = [(rec.frames[i], got[i]) for i in sorted(got)]
+    if new and paths:
+        done = [(keys[i], got[i]) for i in sorted(got) if keys[i]]
+        for path in paths:
+            if save(path, key, [k for k, _ in done], [s for _, s in done]):
+                break
+    return out

@@ -1,0 +1,146 @@
+"""The per-frame summary cache: built once, read back without decoding, rebuilt when stale or
+hostile, never required (a read-only recording falls back to the per-user cache)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pvrec import summaries
+from pvrec.inspect.info import summarize
+from pvrec.recording.reader import Recording, open_recording
+from pvrec.summaries import SUMMARY_FILE, frame_summaries
+from tests.helpers import make_recording
+
+
+@pytest.fixture
+def decodes(monkeypatch):
+    """How many frame files Recording decodes (its _decode, the one way in)."""
+    count = [0]
+    real = Recording._decode
+
+    def counting(self, pos, prev):
+        count[0] += 1
+        return real(self, pos, prev)
+
+    monkeypatch.setattr(Recording, "_decode", counting)
+    return count
+
+
+@pytest.fixture(autouse=True)
+def user_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    return tmp_path / "xdg" / "pvrec"
+
+
+def _plain(rec_path, monkeypatch):
+    """summarize without any cache: the figures as info computed them before the cache."""
+    monkeypatch.setattr(summaries, "cache_paths", lambda rec: [])
+    out = summarize(open_recording(rec_path))
+    monkeypatch.undo()
+    return out
+
+
+def test_warm_cache_decodes_no_frame_and_gives_the_same_summary(tmp_path, decodes, monkeypatch):
+    rec = make_recording(tmp_path / "r", 8)
+    cold = summarize(open_recording(rec))
+    assert (rec / SUMMARY_FILE).is_file()
+    decodes[0] = 0
+    warm = summarize(open_recording(rec))
+    assert decodes[0] == 0
+    assert warm == cold
+    assert json.dumps(warm) == json.dumps(_plain(rec, monkeypatch))
+
+
+def test_a_hostile_cache_is_rebuilt_not_trusted(tmp_path, decodes):
+    rec = make_recording(tmp_path / "r", 4)
+    want = summarize(open_recording(rec))
+    good = np.load(rec / SUMMARY_FILE, allow_pickle=False)
+    fields = {k: good[k] for k in good.files}
+    fields["pages"] = fields["pages"] * 1000  # lies about the sizes, same shapes
+    fields["counts"] = fields["counts"][:-1]  # and no longer adds up
+    np.savez(rec / SUMMARY_FILE, **fields)
+    decodes[0] = 0
+    assert summarize(open_recording(rec)) == want
+    assert decodes[0] == 4
+    (rec / SUMMARY_FILE).write_bytes(b"not a zip file")
+    assert summarize(open_recording(rec)) == want
+
+
+def test_pickled_cache_is_refused(tmp_path):
+    rec = make_recording(tmp_path / "r", 3)
+    want = summarize(open_recording(rec))
+    np.savez(rec / SUMMARY_FILE, meta=np.array([{"key": 1}], dtype=object))
+    assert summarize(open_recording(rec)) == want
+
+
+def test_read_only_recording_caches_per_user(tmp_path, user_cache, monkeypatch, decodes):
+    rec = make_recording(tmp_path / "r", 3)
+    real_save = summaries.save
+    monkeypatch.setattr(summaries, "save", lambda path, *a: path.parent != rec
+                        and real_save(path, *a))  # beside the recording: read-only
+    frame_summaries(open_recording(rec))
+    assert not (rec / SUMMARY_FILE).exists()
+    assert len(list(user_cache.glob("summaries-*.npz"))) == 1
+    decodes[0] = 0
+    frame_summaries(open_recording(rec))
+    assert decodes[0] == 0
+
+
+def test_unwritable_everywhere_still_summarizes(tmp_path, monkeypatch):
+    rec = make_recording(tmp_path / "r", 3)
+    monkeypatch.setattr(summaries, "save", lambda *a: False)
+    assert len(frame_summaries(open_recording(rec))) == 3
+
+
+def test_a_growing_recording_extends_its_cache(tmp_path, decodes):
+    frames = list(make_recording.__globals__["synthetic_frames"](8, 0, 4096))
+    rec = make_recording(tmp_path / "r", frames[:5], complete=False, key_every=3)
+    frame_summaries(open_recording(rec))
+    make_recording(tmp_path / "full", frames, key_every=3)
+    full = tmp_path / "full"
+    for src in [*sorted((full / "frames").iterdir()), full / "frames.jsonl"]:
+        dst = rec / src.relative_to(full)
+        if not dst.exists() or dst.name == "frames.jsonl":  # the recorder appends
+            dst.write_bytes(src.read_bytes())
+    decodes[0] = 0
+    got = frame_summaries(open_recording(rec))
+    assert len(got) == 8
+    assert decodes[0] == 5  # frames 3..7: from the key frame before the first new one
+
+
+def test_a_cache_with_other_metric_columns_is_rebuilt(tmp_path, decodes):
+    rec = make_recording(tmp_path / "r", 3)
+    want = summarize(open_recording(rec))
+    good = np.load(rec / SUMMARY_FILE, allow_pickle=False)
+    fields = {k: good[k] for k in good.files}
+    meta = json.loads(str(fields["meta"]))
+    meta["columns"][0][0] = "[red]fake zone[/]"
+    fields["meta"] = np.array(json.dumps(meta))
+    np.savez(rec / SUMMARY_FILE, **fields)
+    decodes[0] = 0
+    assert summarize(open_recording(rec)) == want
+    assert decodes[0] == 3
+
+
+def test_timeline_from_summaries_is_class_timelines_without_decoding(tmp_path, decodes):
+    from pvrec.classes import ValueClassifier, default_scheme
+    from pvrec.render.data import class_timeline
+    from pvrec.render.prepass import _summary_timeline, _whole
+    from pvrec.sources import RecordingSource
+
+    rec = make_recording(tmp_path / "r", 7)
+    scheme = default_scheme()
+    src = RecordingSource(rec)
+    zone = next(iter(frame_summaries(src.rec)[0][1].metrics))
+    asked = [("free_pages", zone), ("mixed_blocks", zone)]
+    want = class_timeline(src, ValueClassifier(scheme), _whole(src.header), 1, 6, 2,
+                          len(scheme), "flags", asked)
+    decodes[0] = 0
+    got = _summary_timeline(RecordingSource(rec), ValueClassifier(scheme), 1, 6, 2,
+                            len(scheme), asked)
+    assert decodes[0] == 0
+    assert [a.tolist() for a in got] == [a.tolist() for a in want]
+    assert got[0].tolist() == [1.0, 3.0, 5.0]
