@@ -79,12 +79,14 @@ def test_compact_memory_gives_scanners_that_meet_inside_the_zone_and_are_drawn(
                   f"{PVREC} mark after")
     assert r.returncode == 0, r.stderr
     rec = open_recording(out)
-    zones = {(z.start_pfn, z.end_pfn) for z in rec.header.zones}
+    # zone_end is where the kernel has grown the zone to so far: with deferred_init=lazy (as on
+    # the test VM) a zone's pages are initialised on demand, so it may end short of its span.
+    zones = {z.start_pfn: z.end_pfn for z in rec.header.zones}
     begins, ends = all_events(rec, "compaction_begin"), all_events(rec, "compaction_end")
     assert begins and ends
     for _pos, rows in begins:
         for zone_start, migrate, free, zone_end in rows[:, 1:5].tolist():
-            assert (zone_start, zone_end) in zones
+            assert zone_start in zones and zone_start < zone_end <= zones[zone_start]
             assert zone_start <= migrate < zone_end and zone_start <= free < zone_end
     block_order = rec.header.hpage_pages.bit_length() - 1
     complete = [row for _pos, rows in ends for row in rows
