@@ -51,7 +51,9 @@ def test_the_budget_holds_ticks_and_counts_them_apart(dump, tmp_path):
     # THEN most ticks are given up for the budget, counted apart from late ones, and every
     # tick of the duration is a frame, a late tick or a held one
     ticks = math.floor(end["duration"] / 0.005)
-    assert end["budget_ticks"] > 10 * len(rec)
+    # (a frame of this dump costs ~1-2 ms of CPU, a tick's share of the budget 0.1 ms: without
+    # the budget no tick would be held; the margin leaves room for a loaded machine)
+    assert end["budget_ticks"] > 4 * len(rec)
     assert len(rec) - 2 + end["skipped_ticks"] + end["budget_ticks"] in range(ticks - 1, ticks + 2)
     # AND pvrec's CPU over the session stays within the budget, but for the sample it has
     # not yet paid for (at most the dearest one) and the last frame, taken at the deadline
