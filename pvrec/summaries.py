@@ -24,11 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from pvrec.metrics import METRICS, frame_metrics, max_order_of, zones_of
-from pvrec.recording.format import FrameInfo
+from pvrec.recording.format import SUMMARY_FILE, FrameInfo
 from pvrec.recording.reader import Recording
 from pvrec.runs import Runs
 
-SUMMARY_FILE = ".pvrec-summaries.npz"
 VERSION = 1
 MAX_CACHE_BYTES = 1 << 30  # a cache file larger than this is not read (rebuilt in memory)
 MAX_META_CHARS = 64 << 20

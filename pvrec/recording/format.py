@@ -89,7 +89,9 @@ class FrameInfo:
                            "kind": self.kind, **self.context}, separators=(",", ":"))
 
 
-RECORDING_FILES = ("header.json", "frames.jsonl", "end.json", "frames")
+SUMMARY_FILE = ".pvrec-summaries.npz"  # pvrec.summaries' cache: never required, rebuilt when stale
+# What `record --force` clears of an old recording (anything else in the directory stays).
+RECORDING_FILES = ("header.json", "frames.jsonl", "end.json", "frames", SUMMARY_FILE)
 
 
 def disk_usage(path: Path) -> int:

@@ -144,3 +144,16 @@ def test_timeline_from_summaries_is_class_timelines_without_decoding(tmp_path, d
     assert decodes[0] == 0
     assert [a.tolist() for a in got] == [a.tolist() for a in want]
     assert got[0].tolist() == [1.0, 3.0, 5.0]
+
+
+def test_recording_over_a_recording_with_force_clears_its_cache(tmp_path):
+    from pvrec.recording.writer import prepare_directory
+
+    # GIVEN a recording with its cache and a file of the user's beside them
+    rec = make_recording(tmp_path / "r", 3)
+    summarize(open_recording(rec))
+    (rec / "notes.txt").write_text("mine")
+    # WHEN a new recording is made over it with --force
+    prepare_directory(rec, force=True)
+    # THEN the old cache is gone with the old frames, the user's file stays
+    assert not (rec / SUMMARY_FILE).exists() and (rec / "notes.txt").read_text() == "mine"
