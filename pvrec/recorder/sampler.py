@@ -208,6 +208,10 @@ class Sampler:
             self.stats.failed_samples += 1
             self.stats.last_error = str(exc)
             return False
+        finally:  # a write error or a second Ctrl-C mid-read: the read threads stop now
+            runs.close()
+            if cgroup is not None:
+                cgroup.close()
         self.stats.add(info)  # the entry frames.jsonl now holds: info counts the same
         return True
 

@@ -100,3 +100,22 @@ def test_a_recording_with_two_jobs_exports_the_dump_byte_identical(tmp_path):
         code, _, err = pvrec_main("export", out, "--frame", "-1", "-o", tmp_path / f"{jobs}.kpf")
         assert code == 0, err
         assert (tmp_path / f"{jobs}.kpf").read_bytes() == path.read_bytes()
+
+
+def test_a_write_error_mid_frame_stops_the_read_threads_at_once(dump):
+    from pvrec.recorder.sampler import Sampler
+
+    class FullDisk:  # takes the first chunk, then the disk is full
+        frames, key_every = 0, 30
+
+        def add_frame(self, runs, *args, **kwargs):
+            next(runs)
+            raise PvrecError("cannot write frame 0: No space left on device")
+
+    path, _ = dump
+    with PageFlagsFile(str(path)) as f:
+        sampler = Sampler(f, 10_500, FullDisk(), 0.0, with_context=False, jobs=3)
+        sampler.source.chunks = lambda n, **kw: PageFlagsFile.chunks(f, n, CHUNK, **kw)
+        with pytest.raises(PvrecError, match="No space left"):
+            sampler.take(0.0)
+        assert reader_threads() == []  # not left to the garbage collector
