@@ -41,6 +41,11 @@ class FrameSummary:
     pages: np.ndarray  # int64 pages of each value inside the header's RAM ranges
     metrics: dict[str, dict[str, float]]
 
+    def class_pages(self, classify, n_classes: int) -> np.ndarray:
+        """Pages per class of a value scheme (classify: values -> class ids), RAM only."""
+        return np.bincount(classify(self.values), weights=self.pages,
+                           minlength=n_classes).round().astype(np.int64)
+
 
 def summarize_runs(runs: Runs, rec: Recording, max_order: int) -> FrameSummary:
     """The summary of one decoded frame."""

@@ -82,8 +82,7 @@ def _over_time(rec: Recording) -> tuple[list[float], list[dict], dict]:
     times = []
     for info, summary in frame_summaries(rec):
         times.append(info.t)
-        class_series.append(np.bincount(classify(summary.values), weights=summary.pages,
-                                        minlength=len(scheme)).round().astype(np.int64))
+        class_series.append(summary.class_pages(classify, len(scheme)))
         for zone, values in summary.metrics.items():
             values = dict(values)
             values.update((k, v) for k, v in context_metrics(info.context, zone, h.hpage_pages)

@@ -105,8 +105,7 @@ def _summary_timeline(source: Source, classifier: ValueClassifier, first: int, l
         if id(info) not in wanted:
             continue
         ts.append(info.t)
-        rows.append(np.bincount(classifier(summary.values), weights=summary.pages,
-                                minlength=n_cls).round().astype(np.int64))
+        rows.append(summary.class_pages(classifier, n_cls))
         if metrics:
             mrows.append(metric_values(summary.metrics, info.context, metrics,
                                        source.header.hpage_pages))
@@ -129,8 +128,9 @@ def _strips(sources: list[Source], plan: Plan, picture: bool,
     for i, s in enumerate(sources):
         a, b, step = spans[i]
         wanted = metric_list[i] if metric_list else None
-        got = None if watches or channel != "flags" or (region.start, region.end) != (0, headers[i].pfn_count) else \
-            _summary_timeline(s, classifiers[i], a, b, step, n_cls, wanted)
+        whole_map = (region.start, region.end) == (0, headers[i].pfn_count)
+        got = _summary_timeline(s, classifiers[i], a, b, step, n_cls, wanted) \
+            if whole_map and not watches and channel == "flags" else None
         ts, tp, tm = got or class_timeline(s, classifiers[i], _whole(headers[i], region), a, b,
                                            step, n_cls, channel, wanted,
                                            watch=watches[i] if watches else None)
