@@ -12,8 +12,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from pvrec.classes import HOLE
-from pvrec.render.raster import TILE_ROWS, ClassRuns, MapLayout, class_changes
+from pvrec.classes import HOLE, ValueClassifier
+from pvrec.render.raster import (
+    TILE_ROWS,
+    ClassRuns,
+    MapLayout,
+    class_changes,
+    format_offset,
+    format_range,
+)
+from pvrec.runs import Runs, join_ranges, slice_ranges
 
 MIXED = -1  # a unit whose RAM pages hold more than one class
 
@@ -73,6 +81,28 @@ class Watch:
             self.prev = ClassRuns(runs.cls, runs.lengths)
         self.frames += 1
 
+    def feed(self, runs: Runs, changed: tuple[np.ndarray, np.ndarray] | None,
+             classifier: ValueClassifier, lay: MapLayout) -> None:
+        """add() a frame of flag runs (lay: the whole map at one page a pixel). Given the
+        pages changed since the frame fed before (Frame.changed), only the units still of one
+        class that they touch are classified again: the others' class cannot have changed."""
+        if self.first is None or changed is None or self.changes or classifier.scheme.by_runs:
+            self.add(lay.class_runs(classifier(runs.values, runs.lengths), runs.lengths))
+            return
+        u0, u1 = join_ranges(changed[0] // self.unit, (changed[1] - 1) // self.unit + 1)
+        count = u1 - u0
+        units = np.arange(int(count.sum()), dtype=np.int64) + np.repeat(
+            u0 - np.cumsum(count) + count, count)
+        units = units[self.same[units]]  # type: ignore[index]
+        if units.size:
+            s = units * self.unit
+            e = np.minimum(s + self.unit, self.pfn_count)
+            ln, values = slice_ranges(runs, s, e)
+            sub = lay.class_runs_in(classifier(values), ln, None, s, e)
+            uc = unit_classes(sub, self.unit, int((e - s).sum()))
+            self.same[units] &= uc == self.first[units]  # type: ignore[index]
+        self.frames += 1
+
     def static(self) -> np.ndarray:
         """Per unit: its class if one class held all its RAM pages in every frame, else
         MIXED; HOLE for a unit without RAM."""
@@ -119,3 +149,13 @@ def stretches(watches: list[Watch], window: tuple[int, int], breaks: list[int] =
             run.append(u)
     close()
     return out
+
+
+def band_text(lay: MapLayout, names: list[str], band, unchanged: str = ", unchanged") -> str:
+    """'8 GiB - 24 GiB: 16 GiB no flags, unchanged': the physical span of a collapsed stretch,
+    its RAM (less than the span where a hole is in it) and its one class (`unchanged` when
+    more than one frame decided it)."""
+    ps = lay.page_size
+    size = format_offset(lay.ram_in(band.first_pfn, band.end_pfn) * ps)
+    span = format_range(band.first_pfn * ps, band.end_pfn * ps)
+    return f"{span}: {size} {names[band.cls]}{unchanged if lay.frames_seen > 1 else ''}"

@@ -57,8 +57,8 @@ def prepass(sources: list[Source], plan: Plan, picture: bool,
         for s, c, w, (a, b, step) in zip(sources, classifiers, watches, spans, strict=True):
             lay = _whole(s.header)
             for _pos, _t, frame in frames_of(s, a, b, step, channel):
-                runs = getattr(frame, channel)
-                w.add(lay.class_runs(c(runs.values, runs.lengths), runs.lengths))
+                w.feed(getattr(frame, channel), frame.changed if channel == "flags" else None,
+                       c, lay)
     if not known:
         win = parse_region(region or "", headers[0], changed=lambda: _union(watches))
         if timeline:

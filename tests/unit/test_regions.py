@@ -259,3 +259,38 @@ def test_numa_panels_get_their_own_bands_and_a_stretch_stops_at_a_node():
     assert tiles.locate(3 * TILE)[0].panel == 1
     assert parse_region("Normal@1", numa).start == 2 * TILE
     assert (parse_region("Normal", numa).start, parse_region("Normal", numa).end) == (0, PAGES)
+
+
+def test_feeding_the_watch_the_changes_finds_what_adding_whole_frames_finds():
+    """GIVEN frames where one static tile turns mixed at frame 3, one changes flags but not
+    class (page cache referenced, unreferenced), one is all holes but for a page that
+    changes, and one changes all the time, WHEN fed to a Watch with each frame's changed
+    pages (as a recording's reader gives them) and added whole to another, THEN both say
+    the same after every frame."""
+    from pvrec.runs import encode_flags, nonzero_ranges, xor_runs
+
+    lay = MapLayout.build(header(ram_ranges=[[0, 2 * TILE + 1], [3 * TILE - 5, PAGES]]),
+                          kind="rows", width=HP)
+    cache = F.bit(F.LRU) | F.bit(F.UPTODATE)
+    f = np.zeros(PAGES, np.uint64)
+    f[:TILE] = FREE
+    f[TILE:2 * TILE] = cache
+    frames = []
+    for i in range(6):
+        f = f.copy()
+        f[TILE + 10 * i:TILE + 10 * i + 50] ^= F.bit(F.REFERENCED)  # class stays page cache
+        f[2 * TILE + 500] = i % 2  # in the hole: never counted
+        f[3 * TILE + 7 * i:3 * TILE + 7 * i + 3] = FREE * (i % 2)
+        if i == 3:
+            f[77] = cache  # tile 0 is no longer one class
+        frames.append(encode_flags(f))
+    fed, added = Watch(lay, HP, changes=False), Watch(lay, HP, changes=False)
+    classify = ValueClassifier(SCHEME)
+    for i, runs in enumerate(frames):
+        changed = None if i == 0 else nonzero_ranges(xor_runs(frames[i - 1], runs))
+        fed.feed(runs, changed, classify, lay)
+        added.add(lay.class_runs(classify(runs.values), runs.lengths))
+        assert fed.static().tolist() == added.static().tolist(), f"after frame {i}"
+    pc, nf = SCHEME.index("page cache"), SCHEME.index("no flags")
+    assert fed.static().tolist() == [MIXED, pc, nf, MIXED]
+    assert fed.frames == added.frames == 6
