@@ -257,6 +257,32 @@ class Recording:
         """Frame n (negative counts from the end) as the uint64 flags of every PFN."""
         return self.read_runs(n).expand()
 
+    def _chain(self, start: int, stop: int, channels: tuple[str, ...], stored: bool = False
+               ) -> Iterator[tuple[int, Frame | None]]:
+        """(position, frame) of every frame from the key frame at or before start up to stop,
+        each decoded (or as stored: a delta's XOR with the frame before). A damaged one is
+        warned of and (position, None); the deltas after it are skipped up to a key frame."""
+        zero = Runs(np.array([self.pfn_count], np.int64), np.zeros(1, np.uint64))
+        base = Frame(**{c: zero for c in channels}) if stored else None  # XOR with it: as is
+        prev: Frame | None = None
+        pos = start
+        while pos > 0 and self.frames[pos].kind != "key":
+            pos -= 1
+        while pos < stop:
+            try:
+                prev = self._decode(pos, base if stored else prev, channels)
+            except FrameError as exc:
+                self._warn(f"{self.path}: frame {pos} ({self.frames[pos].file}) is damaged "
+                           f"({exc}); skipped up to the next key frame")
+                yield pos, None
+                prev = None
+                pos += 1
+                while pos < stop and self.frames[pos].kind != "key":
+                    pos += 1
+                continue
+            yield pos, prev
+            pos += 1
+
     def iter_decoded(self, start: int = 0, stop: int | None = None, step: int = 1,
                      channels: tuple[str, ...] | None = None
                      ) -> Iterator[tuple[FrameInfo, Frame]]:
@@ -270,33 +296,29 @@ class Recording:
         channels = self.channels if full else tuple(c for c in self.channels
                                                     if c == "flags" or c in channels)
         wanted = set(range(start, stop, max(1, step)))
-        prev: Frame | None = None
         changed: tuple[np.ndarray, np.ndarray] | None = None  # since the frame yielded last
-        pos = start
-        while pos > 0 and self.frames[pos].kind != "key":
-            pos -= 1
-        while pos < stop:
-            try:
-                prev = self._decode(pos, prev, channels)
-            except FrameError as exc:
-                self._warn(f"{self.path}: frame {pos} ({self.frames[pos].file}) is damaged "
-                           f"({exc}); skipped up to the next key frame")
-                prev = changed = None
-                pos += 1
-                while pos < stop and self.frames[pos].kind != "key":
-                    pos += 1
-                continue
-            if changed is not None and prev.changed is None:
+        for pos, frame in self._chain(start, stop, channels):
+            if frame is None or frame.changed is None:
                 changed = None
             elif changed is not None:
-                changed = prev.changed if not changed[0].size else \
-                    union_ranges(changed, prev.changed)
-            if pos in wanted:
+                changed = frame.changed if not changed[0].size else \
+                    union_ranges(changed, frame.changed)
+            if frame is not None and pos in wanted:
                 if full:  # read_frame's cache holds whole frames only
-                    self._cache = (pos, prev)
-                yield self.frames[pos], dataclasses.replace(prev, changed=changed)
+                    self._cache = (pos, frame)
+                yield self.frames[pos], dataclasses.replace(frame, changed=changed)
                 changed = (np.zeros(0, np.int64), np.zeros(0, np.int64))
-            pos += 1
+
+    def iter_stored(self, start: int = 0, stop: int | None = None
+                    ) -> Iterator[tuple[int, str, Runs]]:
+        """(position, kind, flag runs as stored) of every readable frame from the key frame
+        at or before start up to stop: a key frame's flags, a delta's XOR with the frame
+        before (a damaged frame and the deltas after it are skipped, warned of). What a
+        reader that follows a few pages needs, never a whole frame decoded."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        for pos, frame in self._chain(start, stop, ("flags",), stored=True):
+            if frame is not None:
+                yield pos, self.frames[pos].kind, frame.flags
 
     def values_at(self, pfns: np.ndarray, stop: int | None = None
                   ) -> Iterator[tuple[int, np.ndarray]]:

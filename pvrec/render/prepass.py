@@ -56,9 +56,13 @@ def prepass(sources: list[Source], plan: Plan, picture: bool,
     elif watching:
         for s, c, w, (a, b, step) in zip(sources, classifiers, watches, spans, strict=True):
             lay = _whole(s.header)
+            if isinstance(s, RecordingSource) and channel == "flags" and not w.changes \
+                    and not c.scheme.by_runs:  # the static tiles' pages alone are followed
+                w.follow(s.rec.iter_stored(a, b + 1), set(range(a, b + 1, step)), c, lay)
+                continue
             for _pos, _t, frame in frames_of(s, a, b, step, channel):
-                w.feed(getattr(frame, channel), frame.changed if channel == "flags" else None,
-                       c, lay)
+                runs = getattr(frame, channel)
+                w.add(lay.class_runs(c(runs.values, runs.lengths), runs.lengths))
     if not known:
         win = parse_region(region or "", headers[0], changed=lambda: _union(watches))
         if timeline:
