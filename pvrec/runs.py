@@ -131,9 +131,7 @@ def xor_runs(a: Runs, b: Runs) -> Runs:
     where[twin] = where[twin - 1]
     first, last = where[0::2], where[1::2]
     counts = last - first
-    offsets = np.repeat(first - np.cumsum(counts) + counts, counts)
-    inside = np.arange(int(counts.sum()), dtype=np.int64) + offsets
-    values[inside] ^= np.repeat(cx, counts)
+    values[spans(first, counts)] ^= np.repeat(cx, counts)
     return _from_starts(starts, values, n)
 
 
@@ -220,6 +218,13 @@ def add_pages_per_value(runs: Runs, into: dict[int, int]) -> None:
 
 # -- page ranges: sorted, disjoint [start, end) pairs (two int64 arrays), what a delta changed
 
+def spans(first: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """first[0], first[0] + 1, ... (count[0] of them), then the same for first[1], ...:
+    every index of some ranges, concatenated."""
+    return np.arange(int(count.sum()), dtype=np.int64) + np.repeat(first - np.cumsum(count)
+                                                                   + count, count)
+
+
 def nonzero_ranges(runs: Runs) -> tuple[np.ndarray, np.ndarray]:
     """The page ranges of the runs whose value is not 0 (of a delta: the pages it changes)."""
     on = runs.values != 0
@@ -269,9 +274,7 @@ def slice_ranges(runs: Runs, starts: np.ndarray, ends: np.ndarray, run_starts=No
     re = rs + runs.lengths
     first = np.searchsorted(re, starts, "right")
     count = np.searchsorted(rs, ends, "left") - first
-    total = int(count.sum())
-    # run index of every piece: first[i], first[i] + 1, ... for each range i
-    idx = np.arange(total, dtype=np.int64) + np.repeat(first - np.cumsum(count) + count, count)
+    idx = spans(first, count)  # the run of every piece
     lo = np.maximum(rs[idx], np.repeat(starts, count))
     hi = np.minimum(re[idx], np.repeat(ends, count))
     return hi - lo, runs.values[idx]

@@ -21,7 +21,14 @@ from pvrec.render.history import History
 from pvrec.render.palette import tinted
 from pvrec.render.raster import MapLayout, page_ranks
 from pvrec.render.strips import idle_classes
-from pvrec.runs import Runs, blocks_touched, clip_ranges, slice_ranges, union_ranges
+from pvrec.runs import (
+    Runs,
+    blocks_touched,
+    clip_ranges,
+    slice_ranges,
+    spans,
+    union_ranges,
+)
 from pvrec.sources import Source
 
 REDRAW_CHANGED = True  # False: every frame drawn whole (the benchmark and tests compare both)
@@ -154,9 +161,7 @@ class Side:
         else:
             now = self._pages_of(*self._classified(runs, counted, starts))
         pages = pages + now - self._pages_of(*self._classified(before, counted, before_starts))
-        count = b1 - b0
-        blocks = np.arange(int(count.sum()), dtype=np.int64) + np.repeat(
-            b0 - np.cumsum(count) + count, count)
+        blocks = spans(b0, b1 - b0)
         self.drawn = pos
         self.telling = int(pages[self._told].sum())
         self.canvas = self.pic.frame(None, t=t, index=pos, pages=pages,
