@@ -101,14 +101,17 @@ def xor_runs(a: Runs, b: Runs) -> Runs:
     """
     if b.lengths.size > a.lengths.size:
         a, b = b, a
-    nonzero = b.values != 0
-    if 16 * int(np.count_nonzero(nonzero)) > a.lengths.size:
+    return xor_changes(a, b, nonzero_runs(b))
+
+
+def xor_changes(a: Runs, b: Runs, changes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Runs:
+    """xor_runs(a, b) given b's non-zero runs (nonzero_runs(b): a reader has them already)."""
+    cs, ce, cx = changes
+    if 16 * cs.size > a.lengths.size:
         return _xor_merge(a, b)
-    n = a.pfn_count
-    sb = b.starts()
-    cs, ce, cx = sb[nonzero], sb[nonzero] + b.lengths[nonzero], b.values[nonzero]
     if cs.size == 0:
         return a
+    n = a.pfn_count
     sa = a.starts()
     # The ranges are sorted and disjoint: their starts and ends interleave, sorted already.
     # An end that is the next range's start is one cut; the end of memory is none.
@@ -227,9 +230,14 @@ def spans(first: np.ndarray, count: np.ndarray) -> np.ndarray:
 
 def nonzero_ranges(runs: Runs) -> tuple[np.ndarray, np.ndarray]:
     """The page ranges of the runs whose value is not 0 (of a delta: the pages it changes)."""
+    return nonzero_runs(runs)[:2]
+
+
+def nonzero_runs(runs: Runs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(starts, ends, values) of the runs whose value is not 0."""
     on = runs.values != 0
     starts = runs.starts()[on]
-    return starts, starts + runs.lengths[on].astype(np.int64)
+    return starts, starts + runs.lengths[on].astype(np.int64), runs.values[on]
 
 
 def union_ranges(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]

@@ -31,7 +31,7 @@ from pvrec.recording.format import (
     prefix,
 )
 from pvrec.recording.header import Header
-from pvrec.runs import Runs, nonzero_ranges, union_ranges, xor_runs
+from pvrec.runs import Runs, nonzero_runs, union_ranges, xor_changes
 
 Warn = Callable[[str], None]
 
@@ -58,9 +58,13 @@ def apply_frame(prev: Frame | None, arrays: dict[str, np.ndarray],
     for channel in channels:
         p = prefix(channel)
         stored = Runs(arrays[p + "lengths"].astype(np.int64), arrays[p + "palette"][arrays[p + "codes"]])
-        out[channel] = xor_runs(getattr(prev, channel), stored) if delta else stored
-        if delta and channel == "flags":
-            out["changed"] = nonzero_ranges(stored)
+        if not delta:
+            out[channel] = stored
+            continue
+        changes = nonzero_runs(stored)
+        out[channel] = xor_changes(getattr(prev, channel), stored, changes)
+        if channel == "flags":
+            out["changed"] = changes[:2]
     return Frame(**out)
 
 
