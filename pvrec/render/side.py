@@ -60,11 +60,12 @@ class Side:
         self.telling = -1  # how much the frame drawn last shows (the poster's is the most)
         self._told = _telling_classes(pic.scheme) if history is None else []
         # Redraw only the pixels whose pages changed (Frame.changed) where each pixel's
-        # colour follows from its pages' flags alone: not --changes (a frame's highlight is
-        # all new), --highlight, another channel, a map overlay or a by-runs scheme.
+        # colour follows from its pages' flags alone: not with --changes (the highlight of
+        # the frame before is everywhere), --highlight, another channel, a map overlay or a
+        # by-runs scheme (a page's class depends on its neighbours).
         self.redraw = (REDRAW_CHANGED and history is None and not self.frames and not changes
                        and not classifier.scheme.by_runs and not pic.opt.events)
-        self._base: tuple[Runs, np.ndarray] | None = None  # drawn last: its runs, pages
+        self._base: tuple | None = None  # the frame drawn last: its runs, their starts, pages
         self._since: tuple[np.ndarray, np.ndarray] | None = None  # pages changed since
 
     def start(self, first: int, last: int, step: int, before: int | None) -> None:
