@@ -258,6 +258,16 @@ def union_ranges(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarr
     return join_ranges(s[order], e[order])
 
 
+def add_changes(since: tuple[np.ndarray, np.ndarray] | None,
+                changed: tuple[np.ndarray, np.ndarray] | None
+                ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The pages changed since some frame, a frame's changes added (None: not known, and
+    stays so)."""
+    if since is None or changed is None:
+        return None
+    return union_ranges(since, changed) if since[0].size else changed
+
+
 def join_ranges(s: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ranges sorted by start, overlapping or touching ones joined."""
     if s.size < 2:

@@ -1,5 +1,6 @@
 """Per-frame summaries of a recording, computed once and cached: the pages of each distinct flag
-value in RAM (any class scheme's sizes follow from it) and the fragmentation metrics per zone.
+value in RAM (any class scheme's sizes follow from it), the fragmentation metrics per zone and
+the pages the workload maps (recordings with the workload channel).
 
 `pvrec info` and the render's timeline read these instead of decoding every frame on each call.
 The cache sits beside the recording (SUMMARY_FILE), else in the per-user cache directory
@@ -28,18 +29,20 @@ from pvrec.recording.format import SUMMARY_FILE, FrameInfo
 from pvrec.recording.reader import Recording
 from pvrec.runs import Runs
 
-VERSION = 1
+VERSION = 2  # 2: the workload's pages
 MAX_CACHE_BYTES = 1 << 30  # a cache file larger than this is not read (rebuilt in memory)
 MAX_META_CHARS = 64 << 20
 
 
 @dataclass
 class FrameSummary:
-    """One frame: its distinct flag values in RAM, their pages, and {zone: {metric: value}}."""
+    """One frame: its distinct flag values in RAM, their pages, {zone: {metric: value}}, and
+    the pages the workload's processes map."""
 
     values: np.ndarray  # uint64, sorted, unique
     pages: np.ndarray  # int64 pages of each value inside the header's RAM ranges
     metrics: dict[str, dict[str, float]]
+    workload: int = -1  # -1: the recording has no workload channel
 
     def class_pages(self, classify, n_classes: int) -> np.ndarray:
         """Pages per class of a value scheme (classify: values -> class ids), RAM only."""
@@ -47,8 +50,9 @@ class FrameSummary:
                            minlength=n_classes).round().astype(np.int64)
 
 
-def summarize_runs(runs: Runs, rec: Recording, max_order: int) -> FrameSummary:
-    """The summary of one decoded frame."""
+def summarize_runs(runs: Runs, rec: Recording, max_order: int,
+                   workload: Runs | None = None) -> FrameSummary:
+    """The summary of one decoded frame (workload: its workload channel, if recorded)."""
     lengths = runs.lengths.astype(np.int64)
     ends = np.cumsum(lengths)
     starts = ends - lengths
@@ -57,8 +61,9 @@ def summarize_runs(runs: Runs, rec: Recording, max_order: int) -> FrameSummary:
         inside += np.maximum(np.minimum(ends, hi) - np.maximum(starts, lo), 0)
     values, inverse = np.unique(runs.values, return_inverse=True)
     pages = np.bincount(inverse.ravel(), weights=inside, minlength=values.size)
+    mapped = -1 if workload is None else int(workload.lengths[workload.values != 0].sum())
     return FrameSummary(values.astype(np.uint64), pages.round().astype(np.int64),
-                        frame_metrics(runs, rec.header, max_order))
+                        frame_metrics(runs, rec.header, max_order), mapped)
 
 
 def frame_key(rec: Recording, info: FrameInfo) -> str:
@@ -122,7 +127,8 @@ def save(path: Path, key: str, keys: list[str], summaries: list[FrameSummary]) -
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, meta=np.array(meta), counts=counts, values=values, pages=pages,
-                         metrics=table)
+                         metrics=table, workload=np.array([s.workload for s in summaries],
+                                                          dtype=np.int64))
             os.replace(tmp, path)
         except BaseException:
             os.unlink(tmp)
@@ -159,6 +165,7 @@ def _parse(z, key: str, columns: list[tuple[str, str]]) -> dict[str, FrameSummar
         return {}
     keys, cols = meta["frames"], meta["columns"]
     counts, values, pages, table = z["counts"], z["values"], z["pages"], z["metrics"]
+    workload = z["workload"]
     n = len(keys)
     ok = (isinstance(keys, list) and all(isinstance(k, str) for k in keys)
           and isinstance(cols, list)
@@ -169,7 +176,8 @@ def _parse(z, key: str, columns: list[tuple[str, str]]) -> dict[str, FrameSummar
           and values.shape == pages.shape == (int(counts.sum()),)
           and table.dtype == np.float64 and table.shape == (n, len(cols))
           and np.isfinite(table).all() and [(c[0], c[1]) for c in cols] == columns
-          and (pages >= 0).all())
+          and (pages >= 0).all()
+          and workload.dtype == np.int64 and workload.shape == (n,) and (workload >= -1).all())
     if not ok:
         return {}
     out: dict[str, FrameSummary] = {}
@@ -181,7 +189,7 @@ def _parse(z, key: str, columns: list[tuple[str, str]]) -> dict[str, FrameSummar
         metrics: dict[str, dict[str, float]] = {}
         for (zone, name, is_int), v in zip(cols, table[i].tolist(), strict=True):
             metrics.setdefault(zone, {})[name] = int(v) if is_int else v
-        out[k] = FrameSummary(values[a:b], pages[a:b], metrics)
+        out[k] = FrameSummary(values[a:b], pages[a:b], metrics, int(workload[i]))
     return out
 
 
@@ -192,10 +200,10 @@ def _fresh(rec: Recording, cached: dict[str, FrameSummary], keys: list[str],
     if not missing:
         return
     position = {id(info): i for i, info in enumerate(rec.frames)}
-    for info, runs in rec.iter_runs(missing[0]):
+    for info, frame in rec.iter_decoded(missing[0], channels=("flags", "workload")):
         pos = position[id(info)]
         if not keys[pos] or keys[pos] not in cached:
-            yield pos, summarize_runs(runs, rec, max_order)
+            yield pos, summarize_runs(frame.flags, rec, max_order, frame.workload)
 
 
 def frame_summaries(rec: Recording, cache: bool = True) -> list[tuple[FrameInfo, FrameSummary]]:

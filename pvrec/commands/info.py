@@ -94,6 +94,11 @@ def _print(s: dict, fig: Figures) -> None:
                              f"delta {format_bytes(b['delta'] or 0)})")
     if s["overhead"]:
         grid.add_row("overhead", Overhead.from_dict(s["overhead"]).text())
+    w = s["workload"]
+    if w is not None:
+        grid.add_row("workload", f"its processes mapped {format_bytes(w['start'])} at the "
+                                 f"start, {format_bytes(w['end'])} at the end, "
+                                 f"{format_bytes(w['max'])} at most (frame {w['max_frame']})")
     if s["end"]:
         grid.add_row("ended", f"{s['end']['reason']} (exit code {s['end']['exit_code']})")
     ev = s["events"]

@@ -72,16 +72,18 @@ def _sampling(rec: Recording) -> dict:
     }
 
 
-def _over_time(rec: Recording) -> tuple[list[float], list[dict], dict]:
-    """(times, page classes start/end/min/max in bytes, fragmentation per zone) of every frame."""
+def _over_time(rec: Recording) -> tuple[list[float], list[dict], dict, dict | None]:
+    """(times, page classes start/end/min/max in bytes, fragmentation per zone, the workload's
+    mapped bytes start/end/min/max or None) of every frame."""
     h = rec.header
     scheme = default_scheme()
     classify = ValueClassifier(scheme)
     class_series: list[np.ndarray] = []
     frag: dict[str, dict[str, list[float]]] = {}
-    times = []
+    times, mapped = [], []
     for info, summary in frame_summaries(rec):
         times.append(info.t)
+        mapped.append(summary.workload)
         class_series.append(summary.class_pages(classify, len(scheme)))
         for zone, values in summary.metrics.items():
             values = dict(values)
@@ -103,7 +105,12 @@ def _over_time(rec: Recording) -> tuple[list[float], list[dict], dict]:
                for name, v in values.items() if name in FRAG_SHOWN}
         for zone, values in frag.items()
     }
-    return times, classes, fragmentation
+    workload = None
+    if mapped and min(mapped) >= 0:
+        b = [m * h.page_size for m in mapped]
+        workload = {"start": b[0], "end": b[-1], "min": min(b), "max": max(b),
+                    "max_frame": rec.frames[b.index(max(b))].index}
+    return times, classes, fragmentation, workload
 
 
 def events_and_markers(rec: Recording) -> dict:
@@ -123,7 +130,7 @@ def events_and_markers(rec: Recording) -> dict:
 def summarize(rec: Recording) -> dict:
     """Everything `pvrec info` shows, as plain data (the keys of `pvrec info --json`)."""
     h, raw = rec.header, rec.header.to_dict()
-    times, classes, fragmentation = _over_time(rec)
+    times, classes, fragmentation, workload = _over_time(rec)
     return {
         "path": str(rec.path),
         "complete": rec.complete,
@@ -146,6 +153,7 @@ def summarize(rec: Recording) -> dict:
         "warnings": rec.warnings,
         "classes": classes,
         "fragmentation": fragmentation,
+        "workload": workload,  # the bytes the workload's processes map (None: not recorded)
         "times": times,
         **events_and_markers(rec),
     }

@@ -31,7 +31,7 @@ from pvrec.recording.format import (
     prefix,
 )
 from pvrec.recording.header import Header
-from pvrec.runs import Runs, nonzero_runs, union_ranges, xor_changes
+from pvrec.runs import Runs, add_changes, nonzero_runs, xor_changes
 
 Warn = Callable[[str], None]
 
@@ -43,8 +43,9 @@ class Frame:
     flags: Runs
     cgroup: Runs | None = None  # memcg inode per PFN
     workload: Runs | None = None  # 1 where the workload's processes map the PFN, else 0
-    # Page ranges whose flags differ from the frame an iteration yielded before this one
-    # (None: not known, e.g. the first one or after a key frame): what a renderer redraws.
+    # Page ranges whose flags differ from the frame before (a delta's changes; with
+    # iter_decoded, from the frame it yielded before, over the frames skipped). None: not
+    # known (a key frame, the first one yielded, after a damaged one): what a renderer redraws.
     changed: tuple[np.ndarray, np.ndarray] | None = None
 
 
@@ -56,8 +57,7 @@ def apply_frame(prev: Frame | None, arrays: dict[str, np.ndarray],
         raise FrameError("delta frame without a previous frame")
     out = {}
     for channel in channels:
-        p = prefix(channel)
-        stored = Runs(arrays[p + "lengths"].astype(np.int64), arrays[p + "palette"][arrays[p + "codes"]])
+        stored = stored_runs(arrays, channel)
         if not delta:
             out[channel] = stored
             continue
@@ -66,6 +66,12 @@ def apply_frame(prev: Frame | None, arrays: dict[str, np.ndarray],
         if channel == "flags":
             out["changed"] = changes[:2]
     return Frame(**out)
+
+
+def stored_runs(arrays: dict[str, np.ndarray], channel: str = "flags") -> Runs:
+    """A channel's runs as the frame file stores them: a key frame's own, a delta's XOR."""
+    p = prefix(channel)
+    return Runs(arrays[p + "lengths"].astype(np.int64), arrays[p + "palette"][arrays[p + "codes"]])
 
 
 class Recording:
@@ -262,29 +268,32 @@ class Recording:
         return self.read_runs(n).expand()
 
     def _chain(self, start: int, stop: int, channels: tuple[str, ...], stored: bool = False
-               ) -> Iterator[tuple[int, Frame | None]]:
-        """(position, frame) of every frame from the key frame at or before start up to stop,
-        each decoded (or as stored: a delta's XOR with the frame before). A damaged one is
-        warned of and (position, None); the deltas after it are skipped up to a key frame."""
-        zero = Runs(np.array([self.pfn_count], np.int64), np.zeros(1, np.uint64))
-        base = Frame(**{c: zero for c in channels}) if stored else None  # XOR with it: as is
+               ) -> Iterator[tuple[int, Frame | None, bool]]:
+        """(position, frame, is a delta) of every frame from the key frame at or before start
+        up to stop, each decoded (is a delta: False), or with stored, its flags as stored (a
+        delta's: its XOR with the frame before). A damaged one is warned of and (position,
+        None, False); the deltas after it are skipped up to a key frame."""
         prev: Frame | None = None
         pos = start
         while pos > 0 and self.frames[pos].kind != "key":
             pos -= 1
         while pos < stop:
             try:
-                prev = self._decode(pos, base if stored else prev, channels)
+                if stored:  # its kind from the file, as apply_frame takes it
+                    arrays = self._load(self.frames[pos], channels)
+                    prev, delta = Frame(stored_runs(arrays)), bool(arrays["meta"][1] == KIND_DELTA)
+                else:
+                    prev, delta = self._decode(pos, prev, channels), False
             except FrameError as exc:
                 self._warn(f"{self.path}: frame {pos} ({self.frames[pos].file}) is damaged "
                            f"({exc}); skipped up to the next key frame")
-                yield pos, None
+                yield pos, None, False
                 prev = None
                 pos += 1
                 while pos < stop and self.frames[pos].kind != "key":
                     pos += 1
                 continue
-            yield pos, prev
+            yield pos, prev, delta
             pos += 1
 
     def iter_decoded(self, start: int = 0, stop: int | None = None, step: int = 1,
@@ -301,12 +310,8 @@ class Recording:
                                                     if c == "flags" or c in channels)
         wanted = set(range(start, stop, max(1, step)))
         changed: tuple[np.ndarray, np.ndarray] | None = None  # since the frame yielded last
-        for pos, frame in self._chain(start, stop, channels):
-            if frame is None or frame.changed is None:
-                changed = None
-            elif changed is not None:
-                changed = frame.changed if not changed[0].size else \
-                    union_ranges(changed, frame.changed)
+        for pos, frame, _ in self._chain(start, stop, channels):
+            changed = None if frame is None else add_changes(changed, frame.changed)
             if frame is not None and pos in wanted:
                 if full:  # read_frame's cache holds whole frames only
                     self._cache = (pos, frame)
@@ -320,9 +325,9 @@ class Recording:
         before (a damaged frame and the deltas after it are skipped, warned of). What a
         reader that follows a few pages needs, never a whole frame decoded."""
         stop = len(self) if stop is None else min(stop, len(self))
-        for pos, frame in self._chain(start, stop, ("flags",), stored=True):
+        for pos, frame, delta in self._chain(start, stop, ("flags",), stored=True):
             if frame is not None:
-                yield pos, self.frames[pos].kind, frame.flags
+                yield pos, "delta" if delta else "key", frame.flags
 
     def values_at(self, pfns: np.ndarray, stop: int | None = None
                   ) -> Iterator[tuple[int, np.ndarray]]:

@@ -15,14 +15,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from pvrec.classes import HOLE, ValueClassifier
-from pvrec.render.raster import (
-    TILE_ROWS,
-    ClassRuns,
-    MapLayout,
-    class_changes,
-    format_offset,
-    format_range,
-)
+from pvrec.render.raster import TILE_ROWS, ClassRuns, MapLayout, class_changes
 from pvrec.runs import Runs, slice_ranges, xor_runs
 
 MIXED = -1  # a unit whose RAM pages hold more than one class
@@ -88,7 +81,10 @@ class Watch:
         """add() the frames at the wanted positions, given every frame as stored (a
         recording's iter_stored; lay: the whole map at one page a pixel). After the first,
         only the units still of one class are followed: the deltas are applied to their
-        pages alone, never to a whole frame, and reading stops when none is left."""
+        pages alone, never to a whole frame, and reading stops when none is left (`frames`
+        then counts the frames read: no band is left for it to describe). Not for a Watch
+        that also finds where classes changed (--region changed): that needs every page."""
+        assert not self.changes, "follow() does not find where classes changed"
         state: Runs | None = None  # the whole frame, then the pages of the units followed
         units: np.ndarray | None = None  # the units followed (None: all, before the first)
         for pos, kind, runs in frames:
@@ -173,13 +169,3 @@ def stretches(watches: list[Watch], window: tuple[int, int], breaks: list[int] =
 def _cut(runs: Runs, starts: np.ndarray, ends: np.ndarray) -> Runs:
     """The runs of these page ranges, one after the other."""
     return Runs(*slice_ranges(runs, starts, ends))
-
-
-def band_text(lay: MapLayout, names: list[str], band, unchanged: str = ", unchanged") -> str:
-    """'8 GiB - 24 GiB: 16 GiB no flags, unchanged': the physical span of a collapsed stretch,
-    its RAM (less than the span where a hole is in it) and its one class (`unchanged` when
-    more than one frame decided it)."""
-    ps = lay.page_size
-    size = format_offset(lay.ram_in(band.first_pfn, band.end_pfn) * ps)
-    span = format_range(band.first_pfn * ps, band.end_pfn * ps)
-    return f"{span}: {size} {names[band.cls]}{unchanged if lay.frames_seen > 1 else ''}"

@@ -19,7 +19,7 @@ import numpy as np
 from pvrec.classes import HOLE, Scheme
 from pvrec.errors import PvrecError
 from pvrec.recording.header import Header
-from pvrec.render.collapse import band_text
+from pvrec.render.canvas import KeptCanvas
 from pvrec.render.palette import DIM, SWATCHED, THEME_UI, Palette
 from pvrec.render.raster import (
     PANEL_GAP,
@@ -31,6 +31,16 @@ from pvrec.render.strips import Strips, idle_classes, strips_height
 from pvrec.render.text import NORMAL, Text, TextStyle, format_mib, format_time
 
 FIT_DEFAULT = (1920, 1080)
+
+
+def band_text(lay: MapLayout, names: list[str], band, unchanged: str = ", unchanged") -> str:
+    """'8 GiB - 24 GiB: 16 GiB no flags, unchanged': the physical span of a collapsed stretch,
+    its RAM (less than the span where a hole is in it) and its one class (`unchanged` when
+    more than one frame decided it)."""
+    ps = lay.page_size
+    size = format_offset(lay.ram_in(band.first_pfn, band.end_pfn) * ps)
+    span = format_range(band.first_pfn * ps, band.end_pfn * ps)
+    return f"{span}: {size} {names[band.cls]}{unchanged if lay.frames_seen > 1 else ''}"
 
 
 MARGIN = 14
@@ -84,7 +94,7 @@ GAP, GAP_MANY = 8, 4  # between tiles (the zone ribbon lives there)
 TIME_TEMPLATE = "t=+00m00.0s   frame 00000 of 00000"
 
 
-class Picture:
+class Picture(KeptCanvas):
     """Composes the frames of one render: a static canvas made once, a fast per-frame part.
 
     Geometry is known at construction (choose_layout() measures candidates with it); the static
@@ -117,9 +127,8 @@ class Picture:
         self._static: np.ndarray | None = None
         self._canvas: np.ndarray | None = None
         self._slots: dict = {}  # dynamic strings drawn: slot -> (text, rectangle)
-        self._index: np.ndarray | None = None  # each map pixel's place in the canvas
-        # What changed in the canvas since take_dirty: None (all of it) or (pixels, rectangles)
-        self._dirty: tuple[list[np.ndarray], list[tuple[int, int, int, int]]] | None = None
+        self._index = None  # each map pixel's place in the canvas (KeptCanvas)
+        self._dirty = None  # what changed in the canvas since take_dirty: None, all of it
 
     @property
     def palette(self) -> Palette:
@@ -422,6 +431,21 @@ class Picture:
             line = [mark, f"{changed[1]:,} pages changed" if changed is not None else None]
             self._text("changed", g.width - MARGIN, MARGIN + T.height(st.title) + 4,
                        "   ".join(x for x in line if x), st.info, pal.fg_ramp)
+        self._sizes(pages, counts, highlight)
+        if self.opt.timeline and self.strips is not None and len(self.strips.times):
+            y0, y1, cx = self.strips.cursor(g.timeline_x, g.timeline_y, g.timeline_w, t)
+            old = self._slots.pop("cursor", None)
+            if old is not None:
+                self._erase(old[1])
+            canvas[y0:y1, cx:cx + 2] = pal.fg
+            self._slots["cursor"] = ("", (y0, y1, cx, cx + 2))
+            self._touched(self._slots["cursor"][1])
+        return canvas
+
+    def _sizes(self, pages: np.ndarray, counts: np.ndarray | None,
+               highlight: tuple[np.ndarray, int] | None) -> None:
+        """The legend's figures: each class's size and share (or folios), the highlighted."""
+        pal, g, st = self.palette, self.geo, self.style
         name_w, mib_w, pct_w = self._cols
         xm = g.legend_x + st.swatch + 6 + name_w + 12 + mib_w
         xp = xm + 10 + pct_w
@@ -441,43 +465,7 @@ class Picture:
             self._text("hl-mib", xm - g.legend_x + x, y, format_mib(n, self.page_size), st.legend,
                        pal.fg_ramp)
             self._text("hl-pct", xp - g.legend_x + x, y, f"{100.0 * n / self.ram_pages:.1f}%",
-                       st.legend,
-                       pal.dim_ramp)
-        if self.opt.timeline and self.strips is not None and len(self.strips.times):
-            y0, y1, cx = self.strips.cursor(g.timeline_x, g.timeline_y, g.timeline_w, t)
-            old = self._slots.pop("cursor", None)
-            if old is not None:
-                a, b, c, d = old[1]
-                canvas[a:b, c:d] = self.static[a:b, c:d]
-                self._touched(old[1])
-            canvas[y0:y1, cx:cx + 2] = pal.fg
-            self._slots["cursor"] = ("", (y0, y1, cx, cx + 2))
-            self._touched(self._slots["cursor"][1])
-        return canvas
-
-    def _update_map(self, blocks: np.ndarray, colors: np.ndarray) -> None:
-        """Paint some pixels of the map (MapLayout's pixel numbers) in the canvas."""
-        if self._index is None:
-            self._index = self.layout.canvas_index(self.geo.map_x, self.geo.map_y,
-                                                   self._canvas.shape[1])
-        at = self._index[blocks]
-        drawn = at >= 0
-        self._canvas.reshape(-1)[at[drawn]] = colors[drawn]
-        if self._dirty is not None:
-            self._dirty[0].append(at[drawn])
-
-    def _touched(self, rect: tuple[int, int, int, int]) -> None:
-        if self._dirty is not None:
-            self._dirty[1].append(rect)
-
-    def take_dirty(self) -> tuple[np.ndarray, list[tuple[int, int, int, int]]] | None:
-        """What changed in the canvas since the last call: None (maybe all of it), or (flat
-        indices of pixels, rectangles (y0, y1, x0, x1))."""
-        got, self._dirty = self._dirty, ([], [])
-        if got is None:
-            return None
-        idx = np.concatenate(got[0]) if got[0] else np.zeros(0, np.int64)
-        return idx, got[1]
+                       st.legend, pal.dim_ramp)
 
     def _size_text(self, pages: int) -> str:  # a legend size (the block view counts cells)
         return format_mib(pages, self.page_size)
@@ -488,9 +476,7 @@ class Picture:
         if old is not None:
             if old[0] == text:
                 return
-            a, b, c, d = old[1]
-            self._canvas[a:b, c:d] = self.static[a:b, c:d]
-            self._touched(old[1])
+            self._erase(old[1])
         rects: list[tuple[int, int, int, int]] = []
         self.text.draw(self._canvas, x, y, text, size, ramp, align="right", dirty=rects,
                        fast=True)

@@ -393,6 +393,8 @@ def _encode(plan: Plan, sides: list[Side], enc: Encoder, combined: np.ndarray | 
                         img = sd.draw(item) if item is not None else sd.pic.static
                         combined[:img.shape[0], x0:x0 + img.shape[1]] = img
                     picture = combined
+                # Each write takes what changed since the last: the encoder's buffer holds
+                # the picture written before (two sides: the combined canvas, all of it).
                 dirty = [sd.pic.take_dirty() for sd in sides]
                 enc.write(picture, dirty[0] if combined is None else None)
                 if sides[m].telling > best:

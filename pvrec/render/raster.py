@@ -340,20 +340,30 @@ class MapLayout:
         s, e = changed
         return join_ranges(s // self.ppp, (e - 1) // self.ppp + 1)
 
-    def canvas_index(self, x0: int, y0: int, width: int) -> np.ndarray:
-        """Where each pixel block is in a canvas of that width with the map at (x0, y0): its
-        flat index (int32; -1 where not drawn: bands, outside the window)."""
-        out = np.full(self.blocks, -1, dtype=np.int32 if (y0 + self.height + 1) * width
-                      < 1 << 31 else np.int64)
-        w = self.tile_width
+    def canvas_index(self, x0: int, y0: int, width: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Where each pixel block is in a canvas of that width with the map at (x0, y0), as
+        place() draws it: (flat index per block, -1 where not drawn (bands, outside the
+        window); then (block, flat index) of the blocks drawn twice: a row that two NUMA
+        panels both show)."""
+        w, blocks, places = self.tile_width, [], []
         for t in self.tiles:
             if t.kind == "band":
                 continue
             first = t.first_pfn // self.ppp
-            have = min(-(-t.pages // self.ppp), max(0, self.blocks - first))
-            k = np.arange(have)
-            out[first:first + have] = (y0 + t.y + k // w) * width + x0 + t.x + k % w
-        return out
+            k = np.arange(min(-(-t.pages // self.ppp), max(0, self.blocks - first)))
+            blocks.append(first + k)
+            places.append((y0 + t.y + k // w) * width + x0 + t.x + k % w)
+        dtype = np.int32 if (y0 + self.height + 1) * width < 1 << 31 else np.int64
+        out = np.full(self.blocks, -1, dtype=dtype)
+        if not blocks:
+            return out, np.zeros(0, np.int64), np.zeros(0, dtype)
+        b, at = np.concatenate(blocks), np.concatenate(places).astype(dtype)
+        out[b[::-1]] = at[::-1]  # the first place of each block
+        again = np.zeros(b.size, dtype=bool)  # a place after the block's first
+        order = np.argsort(b, kind="stable")
+        again[order[1:]] = b[order[1:]] == b[order[:-1]]
+        return out, b[again], at[again]
 
     def counted(self) -> list[tuple[int, int]]:
         """The page ranges class_pages counts: the window's RAM."""

@@ -1,6 +1,10 @@
 """One map of the output (two with runs side by side): its source, layout, picture and
 classifier, reading the source's frames forward and drawing the one asked for.
 
+After the first, a frame whose changes are known (a delta's Frame.changed) is drawn from the
+frame drawn before: only the pixels its changed pages fall in are classified and painted
+(REDRAW_CHANGED; tests draw both ways and compare).
+
 A frame is drawn again only when it is another frame: a held frame (the shorter run of a pair,
 --hold, a slow --speed) costs nothing after its first drawing, except that --changes must show
 no change the second time.
@@ -23,11 +27,12 @@ from pvrec.render.raster import MapLayout, page_ranks
 from pvrec.render.strips import idle_classes
 from pvrec.runs import (
     Runs,
+    add_changes,
     blocks_touched,
     clip_ranges,
+    nonzero_ranges,
     slice_ranges,
     spans,
-    union_ranges,
 )
 from pvrec.sources import Source
 
@@ -86,10 +91,7 @@ class Side:
             if self.history is not None:
                 runs = frame.flags
                 self.history.add(self.lay.class_runs(self.classifier(runs.values), runs.lengths))
-            if self._since is not None:  # frames read but not drawn: their changes add up
-                self._since = None if frame.changed is None else \
-                    union_ranges(self._since, frame.changed) if self._since[0].size else \
-                    frame.changed
+            self._since = add_changes(self._since, frame.changed)  # read, not drawn: add up
             self._pending = next(self._it, None)  # type: ignore[arg-type]
         return self._current
 
@@ -193,9 +195,7 @@ def workload_blocks(workload: Runs | None, k: int, blocks: int) -> tuple[np.ndar
     """(bool per pixel of K pages: the workload maps one of them, pages the workload maps)."""
     if workload is None:
         return np.zeros(blocks, dtype=bool), 0
-    on = workload.values != 0
-    s = workload.starts()[on]
-    e = s + workload.lengths[on]
+    s, e = nonzero_ranges(workload)
     return blocks_touched(s, e, k, blocks), int((e - s).sum())
 
 

@@ -127,3 +127,75 @@ def test_a_frame_that_changes_nothing_is_drawn_as_the_one_before(monkeypatch, tm
         a, b = png_frames(redraw), png_frames(whole)
         assert len(a) == len(b) == 6
         assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_a_row_two_numa_panels_show_is_redrawn_in_both(monkeypatch, tmp_path):
+    """GIVEN a machine whose node boundary (PFN 2100) is not at a row's start, so the row
+    across it is drawn in both nodes' panels, WHEN rendered both ways, THEN the same
+    pictures (the copy in node 0's panel is repainted too)."""
+    from tests.helpers import HEADER
+
+    b = 2100
+    header = {**HEADER, "nodes": [{"node": 0, "ranges": [[0, 1536], [1792, b]]},
+                                  {"node": 1, "ranges": [[b, 4096]]}],
+              "zones": [{"node": 0, "name": "DMA32", "start_pfn": 0, "end_pfn": b},
+                        {"node": 1, "name": "Normal", "start_pfn": b, "end_pfn": 4096}]}
+    rec = make_recording(tmp_path / "numa", 8, seed=3, header=header, key_every=100)
+    for k in (1, 4):
+        redraw, whole = both_ways(monkeypatch, tmp_path / f"k{k}", rec, "frames",
+                                  pages_per_pixel=k, collapse=False, every=1)
+        a, b_ = png_frames(redraw), png_frames(whole)
+        assert len(a) == len(b_) == 8
+        assert all(np.array_equal(x, y) for x, y in zip(a, b_, strict=True))
+
+
+@pytest.fixture(scope="module")
+def banded(tmp_path_factory):
+    """Six 2 MiB-row tiles (64-page huge pages): tile 0 all free and tile 2 all page cache
+    (referenced bits flipping), the others changing: bands in the picture, a frame 6 that is
+    damaged."""
+    from pvrec import flags as F
+
+    unit = 64 * 512
+    n = 6 * unit - 1000
+    free, cache = F.bit(F.BUDDY), F.bit(F.LRU) | F.bit(F.UPTODATE)
+    rng = np.random.default_rng(2)
+    f = np.zeros(n, np.uint64)
+    f[:unit], f[2 * unit:3 * unit] = free, cache
+    frames = []
+    for i in range(10):
+        f = f.copy()
+        s = int(rng.integers(unit, 2 * unit - 100))
+        f[s:s + 300] = rng.choice([free, cache, 0x68, 0x828])
+        s = int(rng.integers(3 * unit, n - 100))
+        f[s:s + 300] = rng.choice([free, cache, 0x68])
+        f[2 * unit + 10 * i:2 * unit + 10 * i + 5] ^= F.bit(F.REFERENCED)
+        frames.append(f)
+    rec = make_recording(tmp_path_factory.mktemp("banded") / "big", frames, key_every=4)
+    (rec / open_recording(rec).frames[6].file).write_bytes(b"PK\x03\x04 cut short")
+    return rec
+
+
+@pytest.mark.parametrize("kw", [
+    {"pages_per_pixel": 8},
+    {"pages_per_pixel": 16, "region": "0-0x3000000"},
+    {"pages_per_pixel": 4, "every": 2},
+], ids=["k8", "k16-region", "k4-every2"])
+def test_maps_with_bands_and_a_damaged_frame_redraw_as_drawn_whole(monkeypatch, tmp_path,
+                                                                    banded, kw):
+    """GIVEN tiles that fold into bands and a damaged frame, WHEN rendered both ways, THEN
+    the same pictures, and bands are in them (the collapse pre-pass followed the static
+    tiles)."""
+    redraw, whole = both_ways(monkeypatch, tmp_path, banded, "frames", **kw)
+    a, b = png_frames(redraw), png_frames(whole)
+    assert len(a) == len(b) > 1
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    from pvrec.classes import ValueClassifier, default_scheme
+    from pvrec.render.collapse import MIXED, Watch
+    from pvrec.render.raster import MapLayout
+
+    rec = open_recording(banded)
+    lay = MapLayout.build(rec.header, kind="rows", width=64)
+    w = Watch(lay, 64, changes=False)
+    w.follow(rec.iter_stored(), set(range(len(rec))), ValueClassifier(default_scheme()), lay)
+    assert (w.static()[[0, 2]] != MIXED).all()  # tiles 0 and 2 fold into bands

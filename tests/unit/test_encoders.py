@@ -206,3 +206,36 @@ def test_a_second_ctrl_c_while_ffmpeg_finishes_still_lets_abort_kill_it(tmp_path
     enc.abort()  # what the pipeline does on any exception
     assert proc.returncode is not None and proc.returncode < 0
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("enc, scale, size", [(Mp4Encoder, 2, (37, 21)), (Mp4Encoder, 3, (8, 5)),
+                                             (GifEncoder, 1, (30, 20))])
+def test_an_encoder_told_what_changed_sends_what_enlarging_it_all_would(monkeypatch, tmp_path,
+                                                                       enc, scale, size):
+    """GIVEN an ffmpeg encoder (ffmpeg not started: what it would be sent is kept), WHEN
+    frames are written with the pixels and rectangles that changed since the one before,
+    THEN each buffer sent is the whole frame enlarged (odd sides padded as before)."""
+    from pvrec.render.encoders import upscale
+
+    sent = []
+    monkeypatch.setattr(enc, "_start", lambda self: None)
+    monkeypatch.setattr(enc, "_send", lambda self: (sent.append(self.pixels.copy()),
+                                                    setattr(self, "frames", self.frames + 1)))
+    e = enc(tmp_path / f"a.{enc.kind}", size, PALETTE, scale=scale, pad_color=9)
+    rng = np.random.default_rng(1)
+    w, h = size
+    img = rng.integers(0, 200, (h, w)).astype(np.uint8)
+    e.write(img)  # the first: all of it
+    frames = [img.copy()]
+    for _ in range(4):
+        idx = np.unique(rng.integers(0, w * h, 15))
+        img.reshape(-1)[idx] = rng.integers(0, 200, idx.size)
+        y0, x0 = int(rng.integers(0, h - 3)), int(rng.integers(0, w - 4))
+        img[y0:y0 + 3, x0:x0 + 4] = 250
+        e.write(img, (idx, [(y0, y0 + 3, x0, x0 + 4)]))
+        frames.append(img.copy())
+    assert len(sent) == 5
+    for got, frame in zip(sent, frames, strict=True):
+        want = np.full_like(got, 9)
+        want[:h * scale, :w * scale] = upscale(frame, scale)
+        assert np.array_equal(got, want)

@@ -15,6 +15,7 @@ from pvrec import flags as F
 from pvrec.classes import HOLE, ValueClassifier, default_scheme
 from pvrec.errors import PvrecError
 from pvrec.recording.header import Header
+from pvrec.recording.reader import open_recording
 from pvrec.region import parse_address, parse_region
 from pvrec.render.collapse import MIXED, Watch, stretches, unit_classes
 from pvrec.render.pipeline import render_recording
@@ -316,3 +317,69 @@ def test_following_stops_reading_when_no_tile_can_collapse():
     w = Watch(lay, HP, changes=False)
     w.follow(frames(), {0, 1, 2, 3, 4}, ValueClassifier(SCHEME), lay)
     assert read == [0] and w.static().tolist() == [MIXED] * 4
+
+
+def _unit_frames(n: int) -> list[np.ndarray]:
+    """Six 32768-page units (the last short): static ones, one turning mixed at frame 5, one
+    mixed only in frame 8, one changing flags but not class, one changing class."""
+    unit, cache = 64 * 512, F.bit(F.LRU) | F.bit(F.UPTODATE)
+    pages = 6 * unit - 1000
+    rng = np.random.default_rng(1)
+    f = np.zeros(pages, np.uint64)
+    f[:unit], f[unit:2 * unit], f[2 * unit:3 * unit], f[4 * unit:] = FREE, cache, FREE, cache
+    out = []
+    for i in range(n):
+        f = f.copy()
+        s = int(rng.integers(unit, 2 * unit - 100))
+        f[s:s + 50] ^= F.bit(F.REFERENCED)
+        s = int(rng.integers(3 * unit, 4 * unit - 100))
+        f[s:s + 50] = rng.choice([FREE, cache, 0])
+        if i == 5:
+            f[2 * unit + 77] = cache
+        f[4 * unit + 5] = FREE if i == 8 else cache
+        out.append(f)
+    return out
+
+
+@pytest.fixture(scope="module")
+def unit_recordings(tmp_path_factory):
+    base = tmp_path_factory.mktemp("follow")
+    out = {}
+    for key_every, damaged in [(100, None), (3, 4), (4, 1), (100, 6)]:
+        p = make_recording(base / f"k{key_every}-d{damaged}", _unit_frames(12),
+                           key_every=key_every, header={
+                               **MACHINE, "hpage_pages": 64, "ram_ranges": [[0, 6 * 32768]],
+                               "zones": [], "nodes": []})
+        if damaged is not None:
+            (p / open_recording(p).frames[damaged].file).write_bytes(b"PK\x03\x04 cut")
+        out[(key_every, damaged)] = p
+    return out
+
+
+@pytest.mark.parametrize("every, start, end", [(1, None, None), (2, None, None), (3, 1, None),
+                                               (2, 4, 10), (1, 9, None)])
+def test_the_pre_pass_folds_the_same_tiles_following_them_as_decoding_every_frame(
+        unit_recordings, monkeypatch, every, start, end):
+    """GIVEN recordings with key frames every 3-100 frames and a damaged frame, WHEN the
+    collapse pre-pass runs over frames start..end every `every` following the static tiles
+    through the stored frames (a recording's way) and decoding every frame whole (any other
+    source's), THEN the same bands."""
+    import pvrec.render.prepass as pp
+    from pvrec.render.plan import make_plan
+    from pvrec.sources import RecordingSource
+
+    folded = []
+    for p in unit_recordings.values():
+        got = []
+        for follow in (True, False):
+            if not follow:
+                monkeypatch.setattr(pp, "RecordingSource", type("NotARecording", (), {}))
+            src = RecordingSource(p, lambda m: None)
+            plan = make_plan([src.times], picture=False, start=start, end=end, frame=None,
+                             every=every, fps=10.0, speed=None, hold=0.0)
+            got.append(pp.prepass([src], plan, False, [ValueClassifier(SCHEME)], every,
+                                  len(SCHEME), "flags", None, collapse=True).bands)
+        monkeypatch.undo()
+        assert got[0] == got[1], p.name
+        folded.append(bool(got[0][0]))
+    assert any(folded)  # (after the damaged frame 6 of a run without keys, nothing is read)
