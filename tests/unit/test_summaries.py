@@ -157,3 +157,22 @@ def test_recording_over_a_recording_with_force_clears_its_cache(tmp_path):
     prepare_directory(rec, force=True)
     # THEN the old cache is gone with the old frames, the user's file stays
     assert not (rec / SUMMARY_FILE).exists() and (rec / "notes.txt").read_text() == "mine"
+
+
+def test_the_workloads_pages_are_summarized_and_cached(tmp_path, decodes):
+    """GIVEN a recording whose workload maps 10, 30, then 20 pages, WHEN info summarizes it
+    cold and warm, THEN the workload's bytes are start 40 KiB, end 80 KiB, max 120 KiB at
+    frame 1, the same both times, and a cache that lies about them is rebuilt; without the
+    channel it is None."""
+    mapped = [10, 30, 20]
+    rec = make_recording(tmp_path / "r", 3, workload=lambda flags, i: np.arange(mapped[i]))
+    want = {"start": 40960, "end": 81920, "min": 40960, "max": 122880, "max_frame": 1}
+    assert summarize(open_recording(rec))["workload"] == want
+    decodes[0] = 0
+    assert summarize(open_recording(rec))["workload"] == want and decodes[0] == 0
+    good = np.load(rec / SUMMARY_FILE, allow_pickle=False)
+    fields = {k: good[k] for k in good.files}
+    fields["workload"] = np.array([-5, 1, 2], np.int64)  # not a page count
+    np.savez(rec / SUMMARY_FILE, **fields)
+    assert summarize(open_recording(rec))["workload"] == want and decodes[0] == 3
+    assert summarize(open_recording(make_recording(tmp_path / "plain", 2)))["workload"] is None
