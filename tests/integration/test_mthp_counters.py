@@ -75,7 +75,8 @@ def test_folios_of_64k_agree_with_the_kernels_nr_anon(tmp_path, mthp_64k_madvise
             m.madvise(mmap.MADV_HUGEPAGE, start, PIECE)
             for off in range(start, start + PIECE, 4096):
                 m[off] = 1
-        assert int((SIZE / "stats" / "nr_anon").read_text()) - before == MAPPED // (64 << 10)
+        # (at least: another process may take 64 KiB folios meanwhile)
+        assert int((SIZE / "stats" / "nr_anon").read_text()) - before >= MAPPED // (64 << 10)
         # WHEN pvrec records the machine (a frame before and one after a workload)
         result = run_pvrec("record", "-q", "-o", tmp_path / "rec", "--", "true")
         assert result.returncode == 0, result.stderr
