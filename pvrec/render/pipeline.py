@@ -17,12 +17,13 @@ and returns a RenderSummary (path, size, frames, duration, dimensions, elapsed).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from pvrec.classes import Scheme, ValueClassifier, make_scheme
 from pvrec.classes_cgroup import cgroup_schemes
 from pvrec.errors import PvrecError
 from pvrec.recording.header import Header
+from pvrec.render import parallel
 from pvrec.render.blockview import BlockScheme, block_view
 from pvrec.render.compose import MARGIN, Options, Picture
 from pvrec.render.data import cgroup_tally, fit_data_scheme
@@ -70,6 +72,8 @@ class RenderSummary:
     poster_frame: int = -1  # the recording's frame it shows
     html: str | None = None  # the <video> element to paste into a page
     cell: int = 0  # --view blocks: a block's cell is cell x cell pixels
+    jobs: int = 1  # processes that drew the frames (--jobs, where the render can be split)
+    worker_rss: list[int] = field(default_factory=list)  # each worker's peak RSS, KiB
 
     @property
     def duration(self) -> float:
@@ -169,11 +173,13 @@ def render_source(source: Source, out_path: str | os.PathLike,
                      hold=o.hold, video=encoder.video,
                      intervals=[s.header.interval for s in sources])
     sides = _make_sides(o, encoder, sources, scheme, plan, titles, metric_list)
+    jobs = parallel.jobs_for(o.jobs, o.view, encoder, sources, warn)
     if encoder.from_runs:  # a page (.html): built from the maps' runs, not from pixels
         size, elapsed = encoder.build(out, sides, plan, o, metric_list, progress)
         return RenderSummary(out, encoder.kind, len(plan.frames), len(plan.frames), o.fps,
                              *sides[0].pic.size, size, elapsed, sides[0].lay.ppp)
-    _start_reading(o, sides, plan, encoder.picture)
+    if jobs == 1:
+        _start_reading(o, sides, plan, encoder.picture)
     combined, offsets, (w, h) = _pair_canvas(sides)
     scale = o.scale_for(encoder)
     if warn:
@@ -182,8 +188,13 @@ def render_source(source: Source, out_path: str | os.PathLike,
     pal = sides[0].pic.palette
     enc = encoder(out, (w, h), pal.colors, scale=scale, fps=o.fps, crf=o.crf, preset=o.preset,
                   pad_color=pal.bg)
-    rendered, (telling, telling_at) = _encode(plan, sides, enc, combined, offsets, out,
-                                sources[plan.master].name, progress)
+    step = _step(o)
+    drawing = (lambda stopped: contextlib.nullcontext(
+        _drawn(plan, sides, combined, offsets, stopped))) if jobs == 1 else \
+        parallel.drawing(sides, plan, sources[0], jobs, step, _first_before(plan.first, step),
+                         o.changes)
+    rendered, (telling, telling_at), peaks = _encode(plan, drawing, enc, out,
+                                                     sources[plan.master].name, progress)
     html = None
     if poster is not None:
         write_png(poster, telling, pal.colors, scale)
@@ -192,7 +203,7 @@ def render_source(source: Source, out_path: str | os.PathLike,
     return RenderSummary(out, enc.kind, enc.frames, rendered, o.fps, out_w, out_h,
                          enc.bytes_written(), time.perf_counter() - t_begin, sides[0].lay.ppp,
                          scale, poster=poster, poster_frame=telling_at, html=html,
-                         cell=getattr(sides[0].pic, "cell", 0))
+                         cell=getattr(sides[0].pic, "cell", 0), jobs=jobs, worker_rss=peaks)
 
 
 def told_once(warn: Callable[[str], None]) -> Callable[[str], None]:
@@ -343,10 +354,14 @@ def _start_reading(o: RenderOptions, sides: list[Side], plan: Plan,
             sd.start(0 if picture else a, b, step if i == plan.master and not picture else 1,
                      None)
         elif i == plan.master:
-            before = (a - step if a - step >= 0 else a - 1) if a > 0 else None
-            sd.start(a, b, step, before)
+            sd.start(a, b, step, _first_before(a, step))
         else:
             sd.start(a, b, 1, a - 1 if a > 0 else None)
+
+
+def _first_before(first: int, step: int) -> int | None:
+    """The frame --changes compares the first one drawn with: the one `step` before."""
+    return (first - step if first - step >= 0 else first - 1) if first > 0 else None
 
 
 def _pair_canvas(sides: list[Side]
@@ -367,40 +382,54 @@ def _pair_canvas(sides: list[Side]
     return combined, offsets, (w, h)
 
 
-def _encode(plan: Plan, sides: list[Side], enc: Encoder, combined: np.ndarray | None,
-            offsets: list[int], out: Path, name: str,
-            progress: Callable[[int, int], None] | None
-            ) -> tuple[int, tuple[np.ndarray, int]]:
-    """Draw and send the planned frames, then close the encoder (abort it on any error or
-    signal); the number of distinct frames drawn, and the most telling picture (the poster's:
-    the one where the run that sets the time has the most pages in use, or of the workload's
-    with --highlight workload; the first of equals)."""
-    m, total, rendered = plan.master, len(plan.frames), 0
+def _drawn(plan: Plan, sides: list[Side], combined: np.ndarray | None, offsets: list[int],
+           stopped: Callable[[], bool]) -> Iterator[tuple[int, np.ndarray, int]]:
+    """(planned frame, picture, how telling) of each frame drawn in this process; a damaged
+    frame of the run that sets the time is skipped."""
+    m = plan.master
+    for k, (pos, _reps) in enumerate(plan.frames):
+        if stopped():
+            return
+        got = [sd.get(a[k]) for sd, a in zip(sides, plan.at, strict=True)]
+        if got[m] is None or got[m][0] != pos:
+            continue
+        if combined is None:
+            picture = sides[0].draw(got[0])  # type: ignore[arg-type]
+        else:
+            for sd, item, x0 in zip(sides, got, offsets, strict=True):
+                img = sd.draw(item) if item is not None else sd.pic.static
+                combined[:img.shape[0], x0:x0 + img.shape[1]] = img
+            picture = combined
+        yield k, picture, sides[m].telling
+
+
+def _encode(plan: Plan, drawing: Callable[[Callable[[], bool]], contextlib.AbstractContextManager],
+            enc: Encoder, out: Path, name: str, progress: Callable[[int, int], None] | None
+            ) -> tuple[int, tuple[np.ndarray, int], list[int]]:
+    """Send the frames `drawing` gives, in plan order, then close the encoder (abort it on any
+    error or signal); the number of distinct frames drawn, the most telling picture (the
+    poster's: the one where the run that sets the time has the most pages in use, or of the
+    workload's with --highlight workload; the first of equals), the workers' peak RSS."""
+    total, rendered = len(plan.frames), 0
     picture = np.zeros((1, 1), np.uint8)
     telling, best, at = None, -1, -1
+    peaks: list[int] = []
     with _Interrupt() as interrupt:
         try:
-            for k, (pos, reps) in enumerate(plan.frames):
-                if interrupt.hit:
-                    break
-                got = [sd.get(a[k]) for sd, a in zip(sides, plan.at, strict=True)]
-                if got[m] is None or got[m][0] != pos:
-                    continue  # a damaged frame of the run that sets the time: skipped
-                if combined is None:
-                    picture = sides[0].draw(got[0])  # type: ignore[arg-type]
-                else:
-                    for sd, item, x0 in zip(sides, got, offsets, strict=True):
-                        img = sd.draw(item) if item is not None else sd.pic.static
-                        combined[:img.shape[0], x0:x0 + img.shape[1]] = img
-                    picture = combined
-                enc.write(picture)
-                if sides[m].telling > best:
-                    telling, best, at = picture.copy(), sides[m].telling, pos
-                if reps > 1:
-                    enc.repeat(reps - 1)
-                rendered += 1
-                if progress:
-                    progress(rendered, total)
+            with drawing(lambda: interrupt.hit) as frames:
+                for k, picture, told in frames:
+                    if interrupt.hit:
+                        break
+                    pos, reps = plan.frames[k]
+                    enc.write(picture)
+                    if told > best:
+                        telling, best, at = picture.copy(), told, pos
+                    if reps > 1:
+                        enc.repeat(reps - 1)
+                    rendered += 1
+                    if progress:
+                        progress(rendered, total)
+                peaks = getattr(frames, "peak_rss", [])
             if interrupt.hit:
                 raise interrupt.error(out)
             if rendered == 0:
@@ -412,7 +441,7 @@ def _encode(plan: Plan, sides: list[Side], enc: Encoder, combined: np.ndarray | 
         except BaseException:
             enc.abort()
             raise
-    return rendered, (telling, at) if telling is not None else (picture, -1)
+    return rendered, (telling, at) if telling is not None else (picture, -1), peaks
 
 
 def render_recording(rec_path: str | os.PathLike | list | tuple,

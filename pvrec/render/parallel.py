@@ -1,0 +1,359 @@
+"""`pvrec render --jobs N`: the frames drawn in worker processes, written in order by the parent.
+
+The parent builds the side once (pre-pass, layout, bands, legend, strips: pipeline._make_sides)
+and pickles it; each worker unpickles a fresh copy per chunk of the plan and draws the chunk's
+frames from the key frame at or before its first one, exactly as one process would reach them.
+The pictures come back through one bounded queue per worker and the parent writes them in plan
+order to its ONE encoder, so the output is the one-process output by construction.
+
+Why not encode segments in the workers and join them with ffmpeg's concat demuxer: each segment
+would start a new GOP with its own rate control (an H.264 file that differs from one
+process's, frame for frame), GIF and WebP cannot be joined that way at all, and the cost is
+not in the encoder: ffmpeg already uses every core, the Python drawing of a big map does not
+(1 TiB: ~0.85 s a frame drawn, a few ms to write).
+
+Chunks: consecutive planned frames, about one key interval each, cut where a chunk starts
+reading cheaply (at a key frame; with --changes just after one, as its first frame is compared
+with the frame before it), handed out round robin. A worker may run a whole chunk ahead of the
+parent (the queue holds a chunk's pictures, ~2 MB each at 1920x1080) so that no worker waits
+while the parent drains another's.
+
+Workers are spawned (never forked: the encoder's threads), with SIGINT blocked (Ctrl-C reaches
+the parent, whose flag stops the render; the workers are then terminated and joined). Their
+warnings are told once by the parent, their errors end the render with the worker's message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import multiprocessing
+import pickle
+import queue
+import signal
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from pvrec.errors import PvrecError
+from pvrec.sources import RecordingSource
+
+POLL = 0.2  # seconds between checks of the stop flag and the workers while waiting
+
+
+def jobs_for(jobs: int, view: str, encoder, sources: list,
+             warn: Callable[[str], None] | None) -> int:
+    """How many processes draw the frames: --jobs, or 1 (said) where the render is not split."""
+    if jobs == 1:
+        return 1
+    reason = single_reason(view, encoder.picture, encoder.from_runs, sources)
+    if reason is None:
+        return jobs
+    if warn:
+        warn(f"--jobs {jobs}: {reason}; drawing in one process")
+    return 1
+
+
+def single_reason(view: str, picture: bool, from_runs: bool, sources: list) -> str | None:
+    """Why a render draws in one process whatever --jobs says (None: it can be split)."""
+    if picture:
+        return "a .png is one frame"
+    if from_runs:
+        return "an .html page is built from the frames' runs, not drawn frame by frame"
+    if view in ("churn", "age"):
+        return f"--view {view} adds up every frame in order"
+    if len(sources) > 1:
+        return "two runs side by side are drawn in one process"
+    if not all(isinstance(s, RecordingSource) for s in sources):
+        return "live memory or a dump is one frame"
+    return None
+
+
+# -- the chunks
+
+
+def chunk_plan(positions: list[int], keys: list[int], jobs: int, changes: bool
+               ) -> list[tuple[int, int]]:
+    """[(k0, k1)]: planned frames k0..k1-1 of each chunk, in order, about one key interval
+    long (at least `jobs` chunks where there are frames), each cut where the least is
+    decoded twice (cut_cost), the nearest such cut to an even split."""
+    n = len(positions)
+    if n == 0:
+        return []
+    at = np.asarray(keys, dtype=np.int64)
+    intervals = max(1, int(np.count_nonzero(np.diff(np.searchsorted(at, positions,
+                                                                    "right")))) + 1)
+    pieces = min(n, max(jobs, intervals))
+    cuts: list[int] = []
+    half = max(1, n // (2 * pieces))
+    for i in range(1, pieces):
+        ideal = round(i * n / pieces)
+        window = range(max(cuts[-1] + 1 if cuts else 1, ideal - half),
+                       min(n - 1, ideal + half) + 1)
+        best = min(window, key=lambda k: (cut_cost(positions, at, k, changes),
+                                          abs(k - ideal)), default=None)
+        if best is not None:
+            cuts.append(best)
+    bounds = [0, *cuts, n]
+    return [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+
+
+def cut_cost(positions: list[int], keys: np.ndarray, k: int, changes: bool) -> int:
+    """Frames decoded twice when a chunk starts at planned frame k: its reading starts at
+    the key frame at or before it (what the chunk before also read), and with --changes the
+    frame before it is read too (from its own key frame)."""
+    def key_of(pos: int) -> int:
+        i = int(np.searchsorted(keys, pos, "right")) - 1
+        return int(keys[i]) if i >= 0 else 0
+
+    prev, first = positions[k - 1], positions[k]
+    twice = max(0, prev - key_of(first) + 1)
+    if changes:
+        twice += prev - key_of(prev) + 1
+    return twice
+
+
+def before_candidates(positions: list[int], k0: int, first_before: int | None) -> list[int]:
+    """The frames --changes may compare chunk k0's first one with, best first: the last one
+    drawn before it (one process compares with that), earlier ones where it was damaged."""
+    if k0 == 0:
+        return [] if first_before is None else [first_before]
+    got = positions[k0 - 1::-1]
+    return got + ([first_before] if first_before is not None else [])
+
+
+# -- pickling the side: the recording reopened by path, the built-in font by its size
+
+
+class _Pickler(pickle.Pickler):
+    def persistent_id(self, obj):
+        if isinstance(obj, RecordingSource):
+            return ("recording", str(obj.rec.path), [f.index for f in obj.rec.frames])
+        from PIL import ImageFont
+
+        if isinstance(obj, ImageFont.FreeTypeFont):
+            return ("font", obj.size, obj.getname())
+        return None
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, data: bytes, warn: Callable[[str], None]):
+        super().__init__(io.BytesIO(data))
+        self.warn = warn
+        self.opened: dict[str, RecordingSource] = {}
+
+    def persistent_load(self, pid):
+        if pid[0] == "recording":
+            _, path, indices = pid
+            if path not in self.opened:
+                source = RecordingSource(path, self.warn)
+                if [f.index for f in source.rec.frames[:len(indices)]] != indices:
+                    raise PvrecError(f"{path} changed while it was being rendered")
+                self.opened[path] = source
+            return self.opened[path]
+        if pid[0] == "font":
+            from PIL import ImageFont
+
+            font = ImageFont.load_default(size=pid[1])
+            if font.getname() != pid[2]:
+                raise PvrecError(f"render worker: the built-in font is not {pid[2]}")
+            return font
+        raise pickle.UnpicklingError(f"unknown persistent id {pid[0]!r}")
+
+
+def pickle_sides(sides: list) -> bytes:
+    """The sides as the workers rebuild them (each chunk unpickles its own fresh copy)."""
+    buf = io.BytesIO()
+    _Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(sides)
+    return buf.getvalue()
+
+
+# -- the worker
+
+
+@dataclass
+class Job:
+    """What a worker draws: the pickled sides, the planned positions, its chunks."""
+
+    sides: bytes
+    positions: list[int]
+    step: int  # every how many frames the side reads
+    chunks: list[tuple[int, int]]
+    befores: list[list[int]]  # per chunk, before_candidates (empty without --changes)
+
+
+def _work(job: Job, out: multiprocessing.Queue) -> None:
+    """A worker's life: each chunk's frames drawn and put in order; warnings and errors
+    put as messages; the peak RSS last."""
+    parent = multiprocessing.parent_process()
+
+    def put(msg) -> None:
+        while True:
+            try:
+                out.put(msg, timeout=1.0)
+                return
+            except queue.Full:
+                if parent is not None and not parent.is_alive():
+                    raise SystemExit(1) from None
+
+    warned: set[str] = set()
+
+    def warn(message: str) -> None:
+        if message not in warned:
+            warned.add(message)
+            put(("warn", message))
+
+    try:
+        for (k0, k1), befores in zip(job.chunks, job.befores, strict=True):
+            sides = _Unpickler(job.sides, warn).load()
+            _draw_chunk(sides[0], job, k0, k1, befores, put)
+    except PvrecError as exc:
+        put(("error", exc.message, exc.exit_code))
+    except Exception:  # a bug: its traceback, for the parent to raise
+        put(("bug", traceback.format_exc(), 1))
+    put(("end", _peak_rss()))
+
+
+def _draw_chunk(side, job: Job, k0: int, k1: int, befores: list[int], put) -> None:
+    """Planned frames k0..k1-1, read from the key frame at or before the first, as one
+    process draws them (a damaged one: None)."""
+    pos = job.positions
+    before = None
+    for cand in befores:  # the frame --changes compares the first with: the last readable
+        try:
+            side.source.read_frame(cand)
+            before = cand
+            break
+        except PvrecError:
+            if cand == befores[-1] and k0 == 0:
+                raise  # as one process, which reads it at the start
+    side.start(pos[k0], pos[k1 - 1], job.step, before)
+    for k in range(k0, k1):
+        item = side.get(pos[k])
+        if item is None or item[0] != pos[k]:
+            put(("frame", k, None, -1))  # damaged: skipped
+            continue
+        picture = side.draw(item)
+        put(("frame", k, picture.copy(), side.telling))  # the queue pickles it later
+
+
+def _peak_rss() -> int:
+    """This process's peak resident memory (VmHWM, KiB); 0 where /proc has none."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+# -- the parent
+
+
+class Workers:
+    """The worker processes of one render and the frames they draw, in plan order."""
+
+    def __init__(self, sides: list, positions: list[int], keys: list[int], step: int,
+                 first_before: int | None, changes: bool, jobs: int,
+                 warn: Callable[[str], None], stopped: Callable[[], bool]):
+        chunks = chunk_plan(positions, keys, jobs, changes)
+        self.count = min(jobs, len(chunks))
+        self.owner = np.zeros(len(positions), dtype=np.int32)
+        mine: list[list[tuple[int, int]]] = [[] for _ in range(self.count)]
+        for i, (a, b) in enumerate(chunks):
+            mine[i % self.count].append((a, b))
+            self.owner[a:b] = i % self.count
+        depth = max((b - a for a, b in chunks), default=1) + 1
+        blob = pickle_sides(sides)
+        ctx = multiprocessing.get_context("spawn")
+        self.queues = [ctx.Queue(maxsize=depth) for _ in range(self.count)]
+        self.procs = []
+        self.warn, self.stopped = warn, stopped
+        self.peak_rss: list[int] = [0] * self.count
+        for w in range(self.count):
+            befores = [before_candidates(positions, a, first_before) if changes else []
+                       for a, _ in mine[w]]
+            job = Job(blob, positions, step, mine[w], befores)
+            self.procs.append(ctx.Process(target=_work, args=(job, self.queues[w]),
+                                          name=f"pvrec-render-{w}", daemon=True))
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:  # blocked in the workers for good: Ctrl-C is the parent's
+            for p in self.procs:
+                p.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray, int]]:
+        """(planned frame, picture, how telling) of each frame drawn, in plan order; stops
+        early when stopped() says so."""
+        for k in range(len(self.owner)):
+            msg = self._next(int(self.owner[k]))
+            if msg is None:
+                return
+            if msg[1] != k:
+                raise RuntimeError(f"render worker sent frame {msg[1]}, not {k}")
+            if msg[2] is not None:
+                yield k, msg[2], msg[3]
+        for w in range(self.count):
+            if self._next(w) is None:
+                return
+
+    def _next(self, w: int):
+        """Worker w's next frame (or its end); its warnings told on the way; None once
+        stopped."""
+        while True:
+            if self.stopped():
+                return None
+            try:
+                msg = self.queues[w].get(timeout=POLL)
+            except queue.Empty:
+                if self.procs[w].exitcode is not None:
+                    raise PvrecError(f"render worker {w + 1} died (exit status "
+                                     f"{self.procs[w].exitcode})") from None
+                continue
+            kind = msg[0]
+            if kind == "warn":
+                self.warn(msg[1])
+            elif kind == "error":
+                raise PvrecError(msg[1], exit_code=msg[2])
+            elif kind == "bug":
+                raise RuntimeError(f"render worker {w + 1} failed:\n{msg[1]}")
+            elif kind == "end":
+                self.peak_rss[w] = msg[1]
+                return msg
+            else:
+                return msg
+
+    def close(self) -> None:
+        """Stop and join every worker (at once when the render did not finish)."""
+        for p in self.procs:
+            if p.is_alive():
+                p.terminate()
+        for p in self.procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.kill()
+                p.join()
+        for q in self.queues:
+            q.close()
+            q.cancel_join_thread()
+
+
+def drawing(sides: list, plan, source: RecordingSource, jobs: int, step: int,
+            first_before: int | None, changes: bool
+            ) -> Callable[[Callable[[], bool]], contextlib.AbstractContextManager[Workers]]:
+    """pipeline._encode's frames drawn by `jobs` workers: a context giving the Workers (which
+    iterate as the frames, in plan order), closed on the way out whatever happened."""
+    @contextlib.contextmanager
+    def context(stopped: Callable[[], bool]) -> Iterator[Workers]:
+        w = Workers(sides, [p for p, _ in plan.frames], source.key_positions(), step,
+                    first_before, changes, jobs, source.warn, stopped)
+        try:
+            yield w
+        finally:
+            w.close()
+    return context
