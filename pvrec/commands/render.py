@@ -199,11 +199,9 @@ def register(p: argparse.ArgumentParser) -> None:
     e.add_argument("--crf", type=int, default=DEFAULT_CRF,
                    help=f"MP4 quality, lower is better (default {DEFAULT_CRF})")
     e.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
-                   help="draw the frames in N worker processes (default 1), written in order "
-                        "to one encoder: the same output, faster on big maps with cores to "
-                        "spare (each worker needs about the memory of a one-process render). "
-                        "One process still draws a .png, an .html page, --view churn/age "
-                        "(they add up every frame in order) and two runs side by side")
+                   help="draw the frames in N processes (each needs about the memory of one) "
+                        "into one encoder: the same output, faster on big maps (default 1; one "
+                        "process still draws .png, .html, --view churn/age and two runs)")
     e.add_argument("--preset", default=DEFAULT_PRESET,
                    choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium",
                             "slow"), help=f"x264 preset (default {DEFAULT_PRESET})")

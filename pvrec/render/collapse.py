@@ -73,6 +73,16 @@ class Watch:
             self.prev = ClassRuns(runs.cls, runs.lengths)
         self.frames += 1
 
+    def merge(self, other: Watch) -> None:
+        """Take in a Watch fed other frames (a render worker's share; not with changes)."""
+        if other.first is None:
+            return
+        if self.first is None:
+            self.first, self.same = other.first, other.same
+        else:
+            self.same &= other.same & (other.first == self.first)
+        self.frames += other.frames
+
     def static(self) -> np.ndarray:
         """Per unit: its class if one class held all its RAM pages in every frame, else
         MIXED; HOLE for a unit without RAM."""

@@ -71,23 +71,42 @@ def single_reason(view: str, picture: bool, from_runs: bool, sources: list) -> s
     return None
 
 
+def keep_heap() -> None:
+    """Ask glibc to serve big arrays from the heap and keep it between frames.
+
+    Every frame allocates a few dozen temporaries of 0.1-3 MB; by default each is a fresh
+    mmap that faults in page by page and is unmapped again: ~1,300 page faults and 2-3 ms of
+    kernel time per 24 GiB frame. Reused heap memory costs none (measured: 106 faults/frame).
+    Process-wide and harmless elsewhere; ignored where there is no glibc."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 256 << 20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 512 << 20)  # M_TRIM_THRESHOLD
+        libc.mallopt(-2, 64 << 20)  # M_TOP_PAD
+    except (OSError, AttributeError):
+        pass
+
+
 # -- the chunks
 
 
-def chunk_plan(positions: list[int], keys: list[int], jobs: int, changes: bool
+def intervals(positions: list[int], keys: list[int]) -> int:
+    """How many key intervals the planned positions fall in."""
+    at = np.searchsorted(np.asarray(keys, dtype=np.int64), positions, "right")
+    return int(np.count_nonzero(np.diff(at))) + 1 if len(positions) else 0
+
+
+def chunk_plan(positions: list[int], keys: list[int], pieces: int, changes: bool
                ) -> list[tuple[int, int]]:
-    """[(k0, k1)]: planned frames k0..k1-1 of each chunk, in order, about one key interval
-    long (at least `jobs` chunks where there are frames), each cut where the least is
-    decoded twice (cut_cost), the nearest such cut to an even split."""
+    """[(k0, k1)]: planned frames k0..k1-1 of each of (at most) `pieces` chunks, in order, each
+    cut where the least is decoded twice (cut_cost), the nearest such cut to an even split."""
     n = len(positions)
-    if n == 0:
-        return []
+    pieces = min(n, pieces)
     at = np.asarray(keys, dtype=np.int64)
-    intervals = max(1, int(np.count_nonzero(np.diff(np.searchsorted(at, positions,
-                                                                    "right")))) + 1)
-    pieces = min(n, max(jobs, intervals))
     cuts: list[int] = []
-    half = max(1, n // (2 * pieces))
+    half = max(1, n // (2 * pieces)) if pieces else 0
     for i in range(1, pieces):
         ideal = round(i * n / pieces)
         window = range(max(cuts[-1] + 1 if cuts else 1, ideal - half),
@@ -96,7 +115,7 @@ def chunk_plan(positions: list[int], keys: list[int], jobs: int, changes: bool
                                           abs(k - ideal)), default=None)
         if best is not None:
             cuts.append(best)
-    bounds = [0, *cuts, n]
+    bounds = [0, *cuts, n] if n else []
     return [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
 
 
@@ -139,10 +158,10 @@ class _Pickler(pickle.Pickler):
 
 
 class _Unpickler(pickle.Unpickler):
-    def __init__(self, data: bytes, warn: Callable[[str], None]):
+    def __init__(self, data: bytes, warn: Callable[[str], None],
+                 opened: dict[str, RecordingSource]):
         super().__init__(io.BytesIO(data))
-        self.warn = warn
-        self.opened: dict[str, RecordingSource] = {}
+        self.warn, self.opened = warn, opened  # one reading of each recording per worker
 
     def persistent_load(self, pid):
         if pid[0] == "recording":
@@ -174,20 +193,23 @@ def pickle_sides(sides: list) -> bytes:
 
 
 @dataclass
-class Job:
-    """What a worker draws: the pickled sides, the planned positions, its chunks."""
+class DrawJob:
+    """A worker's share of the drawing: its chunks of the plan, each with the frames --changes
+    may compare the chunk's first one with (before_candidates; empty without --changes)."""
 
-    sides: bytes
+    sides: bytes  # pickle_sides
     positions: list[int]
     step: int  # every how many frames the side reads
     chunks: list[tuple[int, int]]
-    befores: list[list[int]]  # per chunk, before_candidates (empty without --changes)
+    befores: list[list[int]]
 
 
-def _work(job: Job, out: multiprocessing.Queue) -> None:
-    """A worker's life: each chunk's frames drawn and put in order; warnings and errors
-    put as messages; the peak RSS last."""
+def _work(inbox: multiprocessing.Queue, out: multiprocessing.Queue, credits) -> None:
+    """A worker's life: tasks from inbox until None; results, warnings and errors to out."""
     parent = multiprocessing.parent_process()
+
+    def alive() -> bool:
+        return parent is None or parent.is_alive()
 
     def put(msg) -> None:
         while True:
@@ -195,7 +217,7 @@ def _work(job: Job, out: multiprocessing.Queue) -> None:
                 out.put(msg, timeout=1.0)
                 return
             except queue.Full:
-                if parent is not None and not parent.is_alive():
+                if not alive():
                     raise SystemExit(1) from None
 
     warned: set[str] = set()
@@ -205,18 +227,41 @@ def _work(job: Job, out: multiprocessing.Queue) -> None:
             warned.add(message)
             put(("warn", message))
 
-    try:
-        for (k0, k1), befores in zip(job.chunks, job.befores, strict=True):
-            sides = _Unpickler(job.sides, warn).load()
-            _draw_chunk(sides[0], job, k0, k1, befores, put)
-    except PvrecError as exc:
-        put(("error", exc.message, exc.exit_code))
-    except Exception:  # a bug: its traceback, for the parent to raise
-        put(("bug", traceback.format_exc(), 1))
-    put(("end", _peak_rss()))
+    def credit() -> None:  # the parent's leave to send one more picture
+        while not credits.acquire(timeout=1.0):
+            if not alive():
+                raise SystemExit(1)
+
+    opened: dict[str, RecordingSource] = {}
+    keep_heap()
+    while alive():
+        try:
+            task = inbox.get(timeout=1.0)
+        except queue.Empty:
+            continue
+        if task is None:
+            return
+        try:
+            if task[0] == "watch":
+                from pvrec.render.prepass import watch_frames
+
+                source, classifier, lay, watch = _Unpickler(task[1], warn, opened).load()
+                watch_frames(source, classifier, lay, watch, *task[2:])
+                put(("watched", watch))
+            else:
+                job: DrawJob = task[1]
+                for (k0, k1), befores in zip(job.chunks, job.befores, strict=True):
+                    sides = _Unpickler(job.sides, warn, opened).load()  # fresh for each chunk
+                    _draw_chunk(sides[0], job, k0, k1, befores, put, credit)
+                put(("drawn", _peak_rss()))
+        except PvrecError as exc:
+            put(("error", exc.message, exc.exit_code))
+        except Exception:  # a bug: its traceback, for the parent to raise
+            put(("bug", traceback.format_exc(), 1))
 
 
-def _draw_chunk(side, job: Job, k0: int, k1: int, befores: list[int], put) -> None:
+def _draw_chunk(side, job: DrawJob, k0: int, k1: int, befores: list[int], put,
+                credit: Callable[[], None]) -> None:
     """Planned frames k0..k1-1, read from the key frame at or before the first, as one
     process draws them (a damaged one: None)."""
     pos = job.positions
@@ -227,7 +272,7 @@ def _draw_chunk(side, job: Job, k0: int, k1: int, befores: list[int], put) -> No
             before = cand
             break
         except PvrecError:
-            if cand == befores[-1] and k0 == 0:
+            if k0 == 0:
                 raise  # as one process, which reads it at the start
     side.start(pos[k0], pos[k1 - 1], job.step, before)
     for k in range(k0, k1):
@@ -236,6 +281,7 @@ def _draw_chunk(side, job: Job, k0: int, k1: int, befores: list[int], put) -> No
             put(("frame", k, None, -1))  # damaged: skipped
             continue
         picture = side.draw(item)
+        credit()
         put(("frame", k, picture.copy(), side.telling))  # the queue pickles it later
 
 
@@ -254,32 +300,21 @@ def _peak_rss() -> int:
 # -- the parent
 
 
-class Workers:
-    """The worker processes of one render and the frames they draw, in plan order."""
+class Pool:
+    """The worker processes of one render: they share its pre-pass, then draw its frames."""
 
-    def __init__(self, sides: list, positions: list[int], keys: list[int], step: int,
-                 first_before: int | None, changes: bool, jobs: int,
-                 warn: Callable[[str], None], stopped: Callable[[], bool]):
-        chunks = chunk_plan(positions, keys, jobs, changes)
-        self.count = min(jobs, len(chunks))
-        self.owner = np.zeros(len(positions), dtype=np.int32)
-        mine: list[list[tuple[int, int]]] = [[] for _ in range(self.count)]
-        for i, (a, b) in enumerate(chunks):
-            mine[i % self.count].append((a, b))
-            self.owner[a:b] = i % self.count
-        depth = max((b - a for a, b in chunks), default=1) + 1
-        blob = pickle_sides(sides)
-        ctx = multiprocessing.get_context("spawn")
-        self.queues = [ctx.Queue(maxsize=depth) for _ in range(self.count)]
-        self.procs = []
-        self.warn, self.stopped = warn, stopped
-        self.peak_rss: list[int] = [0] * self.count
-        for w in range(self.count):
-            befores = [before_candidates(positions, a, first_before) if changes else []
-                       for a, _ in mine[w]]
-            job = Job(blob, positions, step, mine[w], befores)
-            self.procs.append(ctx.Process(target=_work, args=(job, self.queues[w]),
-                                          name=f"pvrec-render-{w}", daemon=True))
+    def __init__(self, jobs: int, source: RecordingSource):
+        ctx = multiprocessing.get_context("spawn")  # never fork: the encoder has threads
+        self.jobs, self.source, self.warn = jobs, source, source.warn
+        self.stopped: Callable[[], bool] = lambda: False
+        self.peak_rss = [0] * jobs
+        self.inboxes = [ctx.Queue() for _ in range(jobs)]
+        self.outs: list = [ctx.Queue() for _ in range(jobs)]
+        self.credits = [ctx.Semaphore(0) for _ in range(jobs)]  # pictures a worker may send
+        self.procs = [ctx.Process(target=_work, args=(self.inboxes[w], self.outs[w],
+                                                      self.credits[w]),
+                                  name=f"pvrec-render-{w + 1}", daemon=True)
+                      for w in range(jobs)]
         old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:  # blocked in the workers for good: Ctrl-C is the parent's
             for p in self.procs:
@@ -287,73 +322,102 @@ class Workers:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
-    def __iter__(self) -> Iterator[tuple[int, np.ndarray, int]]:
-        """(planned frame, picture, how telling) of each frame drawn, in plan order; stops
-        early when stopped() says so."""
-        for k in range(len(self.owner)):
-            msg = self._next(int(self.owner[k]))
+    def watch(self, source, classifier, lay, watch, first: int, last: int, step: int,
+              channel: str) -> None:
+        """prepass.watch_frames over first..last (every step), a contiguous share of the
+        frames per worker, merged into watch."""
+        positions = list(range(first, last + 1, step))
+        cuts = chunk_plan(positions, source.key_positions(), len(self.procs), False)
+        blob = pickle_sides([source, classifier, lay, watch])
+        for w, (a, b) in enumerate(cuts):
+            self.inboxes[w].put(("watch", blob, positions[a], positions[b - 1], step, channel))
+        for w in range(len(cuts)):
+            watch.merge(self._next(w)[1])
+
+    def draw(self, sides: list, plan, step: int, first_before: int | None, changes: bool,
+             stopped: Callable[[], bool]) -> Iterator[tuple[int, np.ndarray, int]]:
+        """(planned frame, picture, how telling) of each frame of the plan drawn, in order;
+        stops early once stopped() says so."""
+        self.stopped = stopped
+        positions, keys = [p for p, _ in plan.frames], self.source.key_positions()
+        chunks = chunk_plan(positions, keys, max(len(self.procs), intervals(positions, keys)),
+                            changes)
+        count = min(len(self.procs), len(chunks))
+        owner = np.zeros(len(positions), dtype=np.int32)
+        mine: list[list[tuple[int, int]]] = [[] for _ in range(count)]
+        for i, (a, b) in enumerate(chunks):
+            mine[i % count].append((a, b))
+            owner[a:b] = i % count
+        blob = pickle_sides(sides)
+        ahead = max(b - a for a, b in chunks)  # a worker may draw a whole chunk ahead
+        for w in range(count):
+            befores = [before_candidates(positions, a, first_before) if changes else []
+                       for a, _ in mine[w]]
+            self.inboxes[w].put(("draw", DrawJob(blob, positions, step, mine[w], befores)))
+            for _ in range(ahead):
+                self.credits[w].release()
+        for k in range(len(positions)):
+            msg = self._next(int(owner[k]))
             if msg is None:
                 return
             if msg[1] != k:
                 raise RuntimeError(f"render worker sent frame {msg[1]}, not {k}")
             if msg[2] is not None:
+                self.credits[int(owner[k])].release()
                 yield k, msg[2], msg[3]
-        for w in range(self.count):
-            if self._next(w) is None:
+        for w in range(count):
+            msg = self._next(w)
+            if msg is None:
                 return
+            self.peak_rss[w] = msg[1]
 
     def _next(self, w: int):
-        """Worker w's next frame (or its end); its warnings told on the way; None once
-        stopped."""
+        """Worker w's next result; its warnings told on the way; None once stopped."""
         while True:
             if self.stopped():
                 return None
             try:
-                msg = self.queues[w].get(timeout=POLL)
+                msg = self.outs[w].get(timeout=POLL)
             except queue.Empty:
                 if self.procs[w].exitcode is not None:
                     raise PvrecError(f"render worker {w + 1} died (exit status "
                                      f"{self.procs[w].exitcode})") from None
                 continue
-            kind = msg[0]
-            if kind == "warn":
+            if msg[0] == "warn":
                 self.warn(msg[1])
-            elif kind == "error":
+            elif msg[0] == "error":
                 raise PvrecError(msg[1], exit_code=msg[2])
-            elif kind == "bug":
+            elif msg[0] == "bug":
                 raise RuntimeError(f"render worker {w + 1} failed:\n{msg[1]}")
-            elif kind == "end":
-                self.peak_rss[w] = msg[1]
-                return msg
             else:
                 return msg
 
     def close(self) -> None:
         """Stop and join every worker (at once when the render did not finish)."""
+        for q in self.inboxes:
+            with contextlib.suppress(ValueError, OSError):
+                q.put(None)
         for p in self.procs:
+            p.join(timeout=0.5)
             if p.is_alive():
                 p.terminate()
-        for p in self.procs:
-            p.join(timeout=10)
+                p.join(timeout=10)
             if p.is_alive():
                 p.kill()
                 p.join()
-        for q in self.queues:
+        for q in self.inboxes + self.outs:
             q.close()
             q.cancel_join_thread()
 
 
-def drawing(sides: list, plan, source: RecordingSource, jobs: int, step: int,
-            first_before: int | None, changes: bool
-            ) -> Callable[[Callable[[], bool]], contextlib.AbstractContextManager[Workers]]:
-    """pipeline._encode's frames drawn by `jobs` workers: a context giving the Workers (which
-    iterate as the frames, in plan order), closed on the way out whatever happened."""
-    @contextlib.contextmanager
-    def context(stopped: Callable[[], bool]) -> Iterator[Workers]:
-        w = Workers(sides, [p for p, _ in plan.frames], source.key_positions(), step,
-                    first_before, changes, jobs, source.warn, stopped)
-        try:
-            yield w
-        finally:
-            w.close()
-    return context
+@contextlib.contextmanager
+def pool(jobs: int, source) -> Iterator[Pool | None]:
+    """The render's workers (None for one process), stopped and joined on the way out."""
+    if jobs == 1:
+        yield None
+        return
+    p = Pool(jobs, source)
+    try:
+        yield p
+    finally:
+        p.close()

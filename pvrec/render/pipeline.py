@@ -17,7 +17,6 @@ and returns a RenderSummary (path, size, frames, duration, dimensions, elapsed).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import signal
@@ -127,24 +126,6 @@ class _Interrupt:
                           exit_code=128 + int(self.signum))
 
 
-def _keep_heap() -> None:
-    """Ask glibc to serve big arrays from the heap and keep it between frames.
-
-    Every frame allocates a few dozen temporaries of 0.1-3 MB; by default each is a fresh
-    mmap that faults in page by page and is unmapped again: ~1,300 page faults and 2-3 ms of
-    kernel time per 24 GiB frame. Reused heap memory costs none (measured: 106 faults/frame).
-    Process-wide and harmless elsewhere; ignored where there is no glibc."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 256 << 20)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 512 << 20)  # M_TRIM_THRESHOLD
-        libc.mallopt(-2, 64 << 20)  # M_TOP_PAD
-    except (OSError, AttributeError):
-        pass
-
-
 def render_source(source: Source, out_path: str | os.PathLike,
                   options: RenderOptions | None = None, *, beside: Source | None = None,
                   progress: Callable[[int, int], None] | None = None,
@@ -155,7 +136,7 @@ def render_source(source: Source, out_path: str | os.PathLike,
     one's first frame); the output follows the longer one and the shorter holds its last frame.
     """
     t_begin = time.perf_counter()
-    _keep_heap()
+    parallel.keep_heap()
     o = options if options is not None else RenderOptions()
     out = Path(out_path)
     encoder = o.check_output(out)
@@ -172,13 +153,24 @@ def render_source(source: Source, out_path: str | os.PathLike,
                      end=o.end, frame=o.frame, every=o.every, fps=o.fps, speed=o.speed,
                      hold=o.hold, video=encoder.video,
                      intervals=[s.header.interval for s in sources])
-    sides = _make_sides(o, encoder, sources, scheme, plan, titles, metric_list)
     jobs = parallel.jobs_for(o.jobs, o.view, encoder, sources, warn)
+    with parallel.pool(jobs, source) as pool:  # None: drawn in this process
+        return _render(o, encoder, sources, scheme, plan, titles, metric_list, out, poster,
+                       pool, progress, warn, t_begin)
+
+
+def _render(o: RenderOptions, encoder: type[Encoder], sources: list[Source], scheme: Scheme,
+            plan: Plan, titles: list[str | None], metric_list, out: Path, poster: Path | None,
+            pool: parallel.Pool | None, progress: Callable[[int, int], None] | None,
+            warn: Callable[[str], None] | None, t_begin: float) -> RenderSummary:
+    """render_source's drawing and encoding, once the plan is made."""
+    sides = _make_sides(o, encoder, sources, scheme, plan, titles, metric_list, pool)
     if encoder.from_runs:  # a page (.html): built from the maps' runs, not from pixels
         size, elapsed = encoder.build(out, sides, plan, o, metric_list, progress)
         return RenderSummary(out, encoder.kind, len(plan.frames), len(plan.frames), o.fps,
                              *sides[0].pic.size, size, elapsed, sides[0].lay.ppp)
-    if jobs == 1:
+    step = _step(o)
+    if pool is None:
         _start_reading(o, sides, plan, encoder.picture)
     combined, offsets, (w, h) = _pair_canvas(sides)
     scale = o.scale_for(encoder)
@@ -188,13 +180,11 @@ def render_source(source: Source, out_path: str | os.PathLike,
     pal = sides[0].pic.palette
     enc = encoder(out, (w, h), pal.colors, scale=scale, fps=o.fps, crf=o.crf, preset=o.preset,
                   pad_color=pal.bg)
-    step = _step(o)
-    drawing = (lambda stopped: contextlib.nullcontext(
-        _drawn(plan, sides, combined, offsets, stopped))) if jobs == 1 else \
-        parallel.drawing(sides, plan, sources[0], jobs, step, _first_before(plan.first, step),
-                         o.changes)
-    rendered, (telling, telling_at), peaks = _encode(plan, drawing, enc, out,
-                                                     sources[plan.master].name, progress)
+    frames = (lambda stopped: _drawn(plan, sides, combined, offsets, stopped)) if pool is None \
+        else (lambda stopped: pool.draw(sides, plan, step, _first_before(plan.first, step),
+                                        o.changes, stopped))
+    rendered, (telling, telling_at) = _encode(plan, frames, enc, out, sources[plan.master].name,
+                                              progress)
     html = None
     if poster is not None:
         write_png(poster, telling, pal.colors, scale)
@@ -203,7 +193,8 @@ def render_source(source: Source, out_path: str | os.PathLike,
     return RenderSummary(out, enc.kind, enc.frames, rendered, o.fps, out_w, out_h,
                          enc.bytes_written(), time.perf_counter() - t_begin, sides[0].lay.ppp,
                          scale, poster=poster, poster_frame=telling_at, html=html,
-                         cell=getattr(sides[0].pic, "cell", 0), jobs=jobs, worker_rss=peaks)
+                         cell=getattr(sides[0].pic, "cell", 0), jobs=pool.jobs if pool else 1,
+                         worker_rss=pool.peak_rss if pool else [])
 
 
 def told_once(warn: Callable[[str], None]) -> Callable[[str], None]:
@@ -235,7 +226,8 @@ def video_html(out: Path, poster: Path, size: tuple[int, int]) -> str:
 
 def _make_sides(o: RenderOptions, encoder: type[Encoder], sources: list[Source],
                 scheme: Scheme, plan: Plan, titles: list[str | None],
-                metric_list: list[list[tuple[str, str]]] | None) -> list[Side]:
+                metric_list: list[list[tuple[str, str]]] | None,
+                pool: parallel.Pool | None = None) -> list[Side]:
     """Each run's side: its scheme, layout, picture (with its strips) and classifier."""
     ranges = [(s, a, b) for s, (a, b) in zip(sources, plan.ranges, strict=True)]
     headers = [s.header for s in sources]
@@ -268,12 +260,12 @@ def _make_sides(o: RenderOptions, encoder: type[Encoder], sources: list[Source],
         ram_pages = headers[-1].ram_pages
         strips = prepass(sources, plan, encoder.picture, classifiers, o.every or 1, n_cls,
                          channel, metric_list, o.metric_scale or "zero",
-                         timeline=timeline).strips
+                         timeline=timeline, pool=pool).strips
     else:  # the pre-pass: strips, the region, what collapses (docs/rendering.md)
         found = prepass(sources, plan, encoder.picture, classifiers, o.every or 1, n_cls,
                         channel, metric_list, o.metric_scale or "zero", timeline=timeline,
                         region=o.region, collapse=o.collapse and o.view == "map"
-                        and o.layout == "tiles")
+                        and o.layout == "tiles", pool=pool)
         strips = found.strips
         lays = _layouts(o, encoder, headers, schemes, opts, metric_lines, found)
         ram_pages = lays[0].ram_pages
@@ -360,7 +352,7 @@ def _start_reading(o: RenderOptions, sides: list[Side], plan: Plan,
 
 
 def _first_before(first: int, step: int) -> int | None:
-    """The frame --changes compares the first one drawn with: the one `step` before."""
+    """The frame --changes compares the first one drawn with (the one `step` before)."""
     return (first - step if first - step >= 0 else first - 1) if first > 0 else None
 
 
@@ -403,33 +395,28 @@ def _drawn(plan: Plan, sides: list[Side], combined: np.ndarray | None, offsets: 
         yield k, picture, sides[m].telling
 
 
-def _encode(plan: Plan, drawing: Callable[[Callable[[], bool]], contextlib.AbstractContextManager],
-            enc: Encoder, out: Path, name: str, progress: Callable[[int, int], None] | None
-            ) -> tuple[int, tuple[np.ndarray, int], list[int]]:
-    """Send the frames `drawing` gives, in plan order, then close the encoder (abort it on any
-    error or signal); the number of distinct frames drawn, the most telling picture (the
-    poster's: the one where the run that sets the time has the most pages in use, or of the
-    workload's with --highlight workload; the first of equals), the workers' peak RSS."""
+def _encode(plan: Plan, frames: Callable[[Callable[[], bool]], Iterator], enc: Encoder,
+            out: Path, name: str, progress: Callable[[int, int], None] | None
+            ) -> tuple[int, tuple[np.ndarray, int]]:
+    """Send the frames drawn (frames(stopped): in plan order), then close the encoder (abort it
+    on any error or signal); the number of distinct frames drawn, and the most telling picture
+    (the poster's: the one where the run that sets the time has the most pages in use, or of
+    the workload's with --highlight workload; the first of equals)."""
     total, rendered = len(plan.frames), 0
     picture = np.zeros((1, 1), np.uint8)
     telling, best, at = None, -1, -1
-    peaks: list[int] = []
     with _Interrupt() as interrupt:
         try:
-            with drawing(lambda: interrupt.hit) as frames:
-                for k, picture, told in frames:
-                    if interrupt.hit:
-                        break
-                    pos, reps = plan.frames[k]
-                    enc.write(picture)
-                    if told > best:
-                        telling, best, at = picture.copy(), told, pos
-                    if reps > 1:
-                        enc.repeat(reps - 1)
-                    rendered += 1
-                    if progress:
-                        progress(rendered, total)
-                peaks = getattr(frames, "peak_rss", [])
+            for k, picture, told in frames(lambda: interrupt.hit):
+                pos, reps = plan.frames[k]
+                enc.write(picture)
+                if told > best:
+                    telling, best, at = picture.copy(), told, pos
+                if reps > 1:
+                    enc.repeat(reps - 1)
+                rendered += 1
+                if progress:
+                    progress(rendered, total)
             if interrupt.hit:
                 raise interrupt.error(out)
             if rendered == 0:
@@ -441,7 +428,7 @@ def _encode(plan: Plan, drawing: Callable[[Callable[[], bool]], contextlib.Abstr
         except BaseException:
             enc.abort()
             raise
-    return rendered, (telling, at) if telling is not None else (picture, -1), peaks
+    return rendered, (telling, at) if telling is not None else (picture, -1)
 
 
 def render_recording(rec_path: str | os.PathLike | list | tuple,

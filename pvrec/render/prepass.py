@@ -40,8 +40,9 @@ def prepass(sources: list[Source], plan: Plan, picture: bool,
             classifiers: list[ValueClassifier], every: int, n_cls: int, channel: str,
             metric_list: list[list[tuple[str, str]]] | None, metric_scale: str = "zero", *,
             timeline: bool = False, region: str | None = None,
-            collapse: bool = False) -> Prepass:
-    """Read what the frames say before drawing them (see the module docstring)."""
+            collapse: bool = False, pool=None) -> Prepass:
+    """Read what the frames say before drawing them (see the module docstring); pool: the
+    render's workers (parallel.Pool), which may share the reading."""
     headers = [s.header for s in sources]
     spans = [_span(plan, picture, i, len(s), every) for i, s in enumerate(sources)]
     watching = collapse or region == "changed"
@@ -55,10 +56,10 @@ def prepass(sources: list[Source], plan: Plan, picture: bool,
                          channel, metric_list, metric_scale, watches)
     elif watching:
         for s, c, w, (a, b, step) in zip(sources, classifiers, watches, spans, strict=True):
-            lay = _whole(s.header)
-            for _pos, _t, frame in frames_of(s, a, b, step, channel):
-                runs = getattr(frame, channel)
-                w.add(lay.class_runs(c(runs.values, runs.lengths), runs.lengths))
+            if pool is not None and not w.changes:  # render --jobs: each worker a share
+                pool.watch(s, c, _whole(s.header), w, a, b, step, channel)
+            else:
+                watch_frames(s, c, _whole(s.header), w, a, b, step, channel)
     if not known:
         win = parse_region(region or "", headers[0], changed=lambda: _union(watches))
         if timeline:
@@ -69,6 +70,14 @@ def prepass(sources: list[Source], plan: Plan, picture: bool,
         breaks = [s for _n, s, _e in node_spans(headers[0])]
         bands = stretches(watches, (win.start, win.end), breaks)
     return Prepass(strips, win, bands, watches[0].frames if watches else 0)
+
+
+def watch_frames(source: Source, classifier: ValueClassifier, lay: MapLayout, watch: Watch,
+                 first: int, last: int, step: int, channel: str) -> None:
+    """Feed watch the class runs (of lay) of frames first..last, every step."""
+    for _pos, _t, frame in frames_of(source, first, last, step, channel):
+        runs = getattr(frame, channel)
+        watch.add(lay.class_runs(classifier(runs.values, runs.lengths), runs.lengths))
 
 
 def _whole(header: Header, region: Region | None = None) -> MapLayout:
