@@ -40,6 +40,7 @@ import numpy as np
 from pvrec.errors import PvrecError
 from pvrec.sources import RecordingSource
 
+CHEAP = 2  # frames decoded twice where a chunk starts just after a key frame (--changes)
 POLL = 0.2  # seconds between checks of the stop flag and the workers while waiting
 
 
@@ -111,7 +112,8 @@ def chunk_plan(positions: list[int], keys: list[int], pieces: int, changes: bool
         ideal = round(i * n / pieces)
         window = range(max(cuts[-1] + 1 if cuts else 1, ideal - half),
                        min(n - 1, ideal + half) + 1)
-        best = min(window, key=lambda k: (cut_cost(positions, at, k, changes),
+        # a cheap cut (at most CHEAP frames decoded twice) nearest the even split, else that
+        best = min(window, key=lambda k: (cut_cost(positions, at, k, changes) > CHEAP,
                                           abs(k - ideal)), default=None)
         if best is not None:
             cuts.append(best)
