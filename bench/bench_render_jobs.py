@@ -7,8 +7,11 @@ For each size, the synthetic machine of bench_scale (the after-kbuild fixture ti
 many pages, two nodes, holes) recorded with the writer's default key interval, then rendered
 to MP4 at default settings (plus --every 1, so every frame is drawn once), alternately with
 each --jobs value, round by round (the machine is noisy); medians. Frames/s is frames over the
-whole command's wall time (start-up and pre-pass included: what a user waits for). Peak RSS is
-each process's VmHWM: the parent's and the largest worker's. Prints the ratio to --jobs 1.
+whole render's wall time (start-up and pre-pass included: what a user waits for); CPU s/frame
+is the CPU of the whole process tree (parent, workers, ffmpeg) per frame: what the jobs cost.
+Peak RSS is each process's VmHWM: the parent's and the largest worker's. Prints the ratio to
+--jobs 1. Note the load average printed: on a machine whose cores are busy with another
+session's work, its processes (one autogroup) get about one core whatever --jobs says.
 
 --keep leaves the recordings in --workdir (named pvrec-bench-jobs-<GiB>) and reuses them.
 """
@@ -22,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +32,20 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_scale import GIB_PAGES, REPO, base_flags, header, machine_flags, mutate  # noqa: E402
 
-# The parent's VmHWM, and each worker's (pvrec.render.parallel reports them on stderr when
-# PVREC_RSS_REPORT is set: a line "worker-rss KiB" each).
-RSS = ("import sys, pvrec.cli; rc = pvrec.cli.main(sys.argv[1:]); "
-       "s = open('/proc/self/status').read(); "
-       "print('parent-rss', s.split('VmHWM:')[1].split()[0], file=sys.stderr); sys.exit(rc)")
+# One render in a child: its wall time, the parent's VmHWM, each worker's (from the summary),
+# and the CPU seconds of the whole tree (parent, workers and ffmpeg, all joined).
+RENDER = """
+import os, sys, time
+from pvrec.render.pipeline import render_recording
+if __name__ == "__main__":
+    t = time.monotonic()
+    s = render_recording(sys.argv[1], sys.argv[2], every=1, jobs=int(sys.argv[3]))
+    dt = time.monotonic() - t
+    c = os.times()
+    hwm = open("/proc/self/status").read().split("VmHWM:")[1].split()[0]
+    print(dt, hwm, max(s.worker_rss, default=0), c.user + c.system + c.children_user
+          + c.children_system, s.rendered)
+"""
 
 
 def make_recording(rec: Path, gib: int, frames: int) -> None:
@@ -49,24 +60,15 @@ def make_recording(rec: Path, gib: int, frames: int) -> None:
     w.close({"reason": "bench"})
 
 
-def render(rec: Path, out: Path, jobs: int) -> tuple[float, int, int]:
-    """(seconds, parent peak RSS KiB, largest worker peak RSS KiB)."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), PVREC_RSS_REPORT="1")
-    t = time.monotonic()
-    r = subprocess.run([sys.executable, "-c", RSS, "render", "-q", "-f", "--every", "1",
-                        "--jobs", str(jobs), str(rec), "-o", str(out)],
+def render(rec: Path, out: Path, jobs: int) -> tuple[float, int, int, float]:
+    """(seconds, parent peak RSS KiB, largest worker peak RSS KiB, CPU seconds of the tree)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, "-c", RENDER, str(rec), str(out), str(jobs)],
                        capture_output=True, text=True, env=env)
-    dt = time.monotonic() - t
     if r.returncode != 0:
         raise SystemExit(f"render --jobs {jobs} failed: {r.stderr}")
-    parent = worker = 0
-    for line in r.stderr.splitlines():
-        what, _, kib = line.partition(" ")
-        if what == "parent-rss":
-            parent = int(kib)
-        elif what == "worker-rss":
-            worker = max(worker, int(kib))
-    return dt, parent, worker
+    dt, parent, worker, cpu, _ = r.stdout.split()
+    return float(dt), int(parent), int(worker), float(cpu)
 
 
 def main() -> None:
@@ -99,9 +101,11 @@ def main() -> None:
             fps = frames / statistics.median(x[0] for x in got[j])
             parent = max(x[1] for x in got[j]) / 1024
             worker = max(x[2] for x in got[j]) / 1024
+            cpu = statistics.median(x[3] for x in got[j])
             print(f"{gib:>5} GiB {frames} frames --jobs {j}: {fps:6.2f} frames/s "
-                  f"({fps / base:.2f}x --jobs {jobs[0]}); peak RSS parent {parent:.0f} MiB"
-                  + (f", worker {worker:.0f} MiB" if worker else ""), flush=True)
+                  f"({fps / base:.2f}x --jobs {jobs[0]}), {cpu / frames:.2f} CPU s/frame; "
+                  f"peak RSS parent {parent:.0f} MiB" + (f", worker {worker:.0f} MiB" if worker
+                                                        else ""), flush=True)
         print(f"  load average now: {os.getloadavg()[0]:.2f}", flush=True)
 
 
