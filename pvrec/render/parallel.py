@@ -250,6 +250,12 @@ def _work(inbox: multiprocessing.Queue, out: multiprocessing.Queue, credits) -> 
                 source, classifier, lay, watch = _Unpickler(task[1], warn, opened).load()
                 watch_frames(source, classifier, lay, watch, *task[2:])
                 put(("watched", watch))
+            elif task[0] == "timeline":
+                from pvrec.render.data import class_timeline
+
+                source, classifier, lay, watch = _Unpickler(task[1], warn, opened).load()
+                got = class_timeline(source, classifier, lay, *task[2:], watch=watch)
+                put(("timeline", got, watch))
             else:
                 job: DrawJob = task[1]
                 for (k0, k1), befores in zip(job.chunks, job.befores, strict=True):
@@ -335,6 +341,23 @@ class Pool:
             self.inboxes[w].put(("watch", blob, positions[a], positions[b - 1], step, channel))
         for w in range(len(cuts)):
             watch.merge(self._next(w)[1])
+
+    def timeline(self, source, classifier, lay, first: int, last: int, step: int, n_cls: int,
+                 channel: str, metrics, watch=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """data.class_timeline, a contiguous share of the frames per worker, joined in order;
+        watch (not one that finds changes) fed every frame."""
+        positions = list(range(first, last + 1, step))
+        cuts = chunk_plan(positions, source.key_positions(), len(self.procs), False)
+        blob = pickle_sides([source, classifier, lay, watch])
+        for w, (a, b) in enumerate(cuts):
+            self.inboxes[w].put(("timeline", blob, positions[a], positions[b - 1], step, n_cls,
+                                 channel, metrics))
+        parts = [self._next(w) for w in range(len(cuts))]
+        for _, _, part in parts:
+            if watch is not None:
+                watch.merge(part)
+        return tuple(np.concatenate([got[i] for _, got, _ in parts])  # type: ignore[return-value]
+                     for i in range(3))
 
     def draw(self, sides: list, plan, step: int, first_before: int | None, changes: bool,
              stopped: Callable[[], bool]) -> Iterator[tuple[int, np.ndarray, int]]:

@@ -447,7 +447,8 @@ def render_recording(rec_path: str | os.PathLike | list | tuple,
     path; the CLI defaults to refusing), highlight, color_by, top, timeline_metrics, metric_scale (or a
     RenderOptions, which the keywords then amend), progress(done, total) and warn(message)
     callbacks (default: none; the warnings met are in the summary's `warnings`). Damaged frames are skipped
-    with a warning; an incomplete recording renders up to its last complete frame.
+    with a warning; an incomplete recording renders up to its last complete frame. jobs=N draws
+    in N spawned processes (parallel.py): a script calling it needs `if __name__ == "__main__":`.
     """
     warn = keywords.pop("warn", None)
     paths = list(rec_path) if isinstance(rec_path, list | tuple) else [rec_path]

@@ -53,7 +53,7 @@ def prepass(sources: list[Source], plan: Plan, picture: bool,
     strips: list[tuple] = [(None, None)] * len(sources)
     if timeline and known:  # one pass: the strips feed the watch
         strips = _strips(sources, plan, picture, classifiers, headers, win, spans, n_cls,
-                         channel, metric_list, metric_scale, watches)
+                         channel, metric_list, metric_scale, watches, pool)
     elif watching:
         for s, c, w, (a, b, step) in zip(sources, classifiers, watches, spans, strict=True):
             if pool is not None and not w.changes:  # render --jobs: each worker a share
@@ -64,7 +64,7 @@ def prepass(sources: list[Source], plan: Plan, picture: bool,
         win = parse_region(region or "", headers[0], changed=lambda: _union(watches))
         if timeline:
             strips = _strips(sources, plan, picture, classifiers, headers, win, spans, n_cls,
-                             channel, metric_list, metric_scale, [])
+                             channel, metric_list, metric_scale, [], pool)
     bands: list[list[tuple[int, int, int]]] = [[] for _ in sources]
     if collapse:
         breaks = [s for _n, s, _e in node_spans(headers[0])]
@@ -128,7 +128,7 @@ def _strips(sources: list[Source], plan: Plan, picture: bool,
             classifiers: list[ValueClassifier], headers: list[Header], region: Region,
             spans: list[tuple[int, int, int]], n_cls: int, channel: str,
             metric_list: list[list[tuple[str, str]]] | None, metric_scale: str,
-            watches: list[Watch]) -> list[tuple]:
+            watches: list[Watch], pool=None) -> list[tuple]:
     """Each side's (timeline, metrics) for its Picture: the sizes of the region's classes; a
     metric has one scale for both runs, so the lines compare."""
     m = plan.master
@@ -140,9 +140,11 @@ def _strips(sources: list[Source], plan: Plan, picture: bool,
         whole_map = (region.start, region.end) == (0, headers[i].pfn_count)
         got = _summary_timeline(s, classifiers[i], a, b, step, n_cls, wanted) \
             if whole_map and not watches and channel == "flags" else None
-        ts, tp, tm = got or class_timeline(s, classifiers[i], _whole(headers[i], region), a, b,
-                                           step, n_cls, channel, wanted,
-                                           watch=watches[i] if watches else None)
+        watch = watches[i] if watches else None
+        timeline = pool.timeline if pool is not None and not (watch and watch.changes) else \
+            class_timeline  # render --jobs: each worker a share
+        ts, tp, tm = got or timeline(s, classifiers[i], _whole(headers[i], region), a, b, step,
+                                     n_cls, channel, wanted, watch=watch)
         if i != m and len(ts) and ts[-1] - s.times[0] < span_end:
             # the shorter run's strip holds its last sizes up to the end of the longer one
             ts = np.append(ts, s.times[0] + span_end)

@@ -63,7 +63,7 @@ def test_changes_and_a_timed_video_across_chunks(rec, tmp_path):
 
 
 def test_every_and_the_block_view_with_jobs(rec, tmp_path):
-    f1, f2, _, _ = both(rec, tmp_path, ".gif", every=3, view="blocks")
+    f1, f2, _, _ = both(rec, tmp_path, ".gif", every=3, view="blocks", timeline=True)
     assert len(f1) == len(f2) == 8  # 0, 3, ..., 24: frame 12 damaged
     assert all(np.array_equal(a, b) for a, b in zip(f1, f2, strict=True))
 

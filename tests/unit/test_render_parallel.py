@@ -11,6 +11,7 @@ from pvrec import flags as F
 from pvrec.classes import ValueClassifier, make_scheme
 from pvrec.errors import PvrecError
 from pvrec.render.collapse import Watch
+from pvrec.render.data import class_timeline
 from pvrec.render.parallel import (
     before_candidates,
     chunk_plan,
@@ -120,6 +121,22 @@ def test_the_pool_shares_the_pre_pass(tmp_path):
     with pool(2, src) as p:
         p.watch(src, c, lay, two, 0, 8, 2, "flags")
     assert np.array_equal(one.static(), two.static()) and two.frames == 5
+
+
+def test_the_pool_shares_the_timeline_in_order(tmp_path):
+    src = RecordingSource(make_recording(tmp_path / "r", _four_units(9), key_every=3))
+    c = ValueClassifier(make_scheme(None, None))
+    lay = _whole(src.header)
+    n_cls = len(c.scheme)
+    one, two = Watch(lay, 512, changes=False), Watch(lay, 512, changes=False)
+    want = class_timeline(src, c, lay, 1, 8, 1, n_cls, "flags", [("free_pages", "Normal")],
+                          watch=one)
+    with pool(2, src) as p:
+        got = p.timeline(src, c, lay, 1, 8, 1, n_cls, "flags", [("free_pages", "Normal")],
+                         watch=two)
+    assert len(want[0]) == 8
+    assert all(np.array_equal(a, b) for a, b in zip(want, got, strict=True))
+    assert np.array_equal(one.static(), two.static()) and two.frames == 8
 
 
 def test_the_side_pickles_without_the_recording_or_the_font(tmp_path):
