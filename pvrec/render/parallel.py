@@ -26,6 +26,7 @@ warnings are told once by the parent, their errors end the render with the worke
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import multiprocessing
 import pickle
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pvrec.errors import PvrecError
+from pvrec.render.plan import Plan
 from pvrec.sources import RecordingSource
 
 CHEAP = 2  # frames decoded twice where a chunk starts just after a key frame (--changes)
@@ -200,7 +202,7 @@ class DrawJob:
     may compare the chunk's first one with (before_candidates; empty without --changes)."""
 
     sides: bytes  # pickle_sides
-    positions: list[int]
+    plan: Plan
     step: int  # every how many frames the side reads
     chunks: list[tuple[int, int]]
     befores: list[list[int]]
@@ -270,9 +272,12 @@ def _work(inbox: multiprocessing.Queue, out: multiprocessing.Queue, credits) -> 
 
 def _draw_chunk(side, job: DrawJob, k0: int, k1: int, befores: list[int], put,
                 credit: Callable[[], None]) -> None:
-    """Planned frames k0..k1-1, read from the key frame at or before the first, as one
-    process draws them (a damaged one: None)."""
-    pos = job.positions
+    """Planned frames k0..k1-1 drawn by one process's loop, reading from the key frame at or
+    before the first; a frame it skips (damaged) is sent as None."""
+    from pvrec.render.pipeline import drawn_frames
+
+    plan = job.plan
+    pos = [p for p, _ in plan.frames]
     before = None
     for cand in befores:  # the frame --changes compares the first with: the last readable
         try:
@@ -283,14 +288,17 @@ def _draw_chunk(side, job: DrawJob, k0: int, k1: int, befores: list[int], put,
             if k0 == 0:
                 raise  # as one process, which reads it at the start
     side.start(pos[k0], pos[k1 - 1], job.step, before)
-    for k in range(k0, k1):
-        item = side.get(pos[k])
-        if item is None or item[0] != pos[k]:
-            put(("frame", k, None, -1))  # damaged: skipped
-            continue
-        picture = side.draw(item)
+    chunk = dataclasses.replace(plan, first=pos[k0], last=pos[k1 - 1],
+                                frames=plan.frames[k0:k1], at=[a[k0:k1] for a in plan.at])
+    done = k0
+    for i, picture, told in drawn_frames(chunk, [side], None, [0], lambda: False):
+        for k in range(done, k0 + i):
+            put(("frame", k, None, -1))  # skipped
         credit()
-        put(("frame", k, picture.copy(), side.telling))  # the queue pickles it later
+        put(("frame", k0 + i, picture.copy(), told))  # the queue pickles it later
+        done = k0 + i + 1
+    for k in range(done, k1):
+        put(("frame", k, None, -1))
 
 
 def _peak_rss() -> int:
@@ -359,7 +367,7 @@ class Pool:
         return tuple(np.concatenate([got[i] for _, got, _ in parts])  # type: ignore[return-value]
                      for i in range(3))
 
-    def draw(self, sides: list, plan, step: int, first_before: int | None, changes: bool,
+    def draw(self, sides: list, plan: Plan, step: int, first_before: int | None, changes: bool,
              stopped: Callable[[], bool]) -> Iterator[tuple[int, np.ndarray, int]]:
         """(planned frame, picture, how telling) of each frame of the plan drawn, in order;
         stops early once stopped() says so."""
@@ -378,7 +386,7 @@ class Pool:
         for w in range(count):
             befores = [before_candidates(positions, a, first_before) if changes else []
                        for a, _ in mine[w]]
-            self.inboxes[w].put(("draw", DrawJob(blob, positions, step, mine[w], befores)))
+            self.inboxes[w].put(("draw", DrawJob(blob, plan, step, mine[w], befores)))
             for _ in range(ahead):
                 self.credits[w].release()
         for k in range(len(positions)):

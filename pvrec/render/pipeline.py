@@ -180,7 +180,7 @@ def _render(o: RenderOptions, encoder: type[Encoder], sources: list[Source], sch
     pal = sides[0].pic.palette
     enc = encoder(out, (w, h), pal.colors, scale=scale, fps=o.fps, crf=o.crf, preset=o.preset,
                   pad_color=pal.bg)
-    frames = (lambda stopped: _drawn(plan, sides, combined, offsets, stopped)) if pool is None \
+    frames = (lambda stopped: drawn_frames(plan, sides, combined, offsets, stopped)) if pool is None \
         else (lambda stopped: pool.draw(sides, plan, step, _first_before(plan.first, step),
                                         o.changes, stopped))
     rendered, (telling, telling_at) = _encode(plan, frames, enc, out, sources[plan.master].name,
@@ -374,10 +374,11 @@ def _pair_canvas(sides: list[Side]
     return combined, offsets, (w, h)
 
 
-def _drawn(plan: Plan, sides: list[Side], combined: np.ndarray | None, offsets: list[int],
-           stopped: Callable[[], bool]) -> Iterator[tuple[int, np.ndarray, int]]:
-    """(planned frame, picture, how telling) of each frame drawn in this process; a damaged
-    frame of the run that sets the time is skipped."""
+def drawn_frames(plan: Plan, sides: list[Side], combined: np.ndarray | None,
+                 offsets: list[int], stopped: Callable[[], bool]
+                 ) -> Iterator[tuple[int, np.ndarray, int]]:
+    """(planned frame, picture, how telling) of each frame drawn in this process (a render
+    worker's: of its chunk); a damaged frame of the run that sets the time is skipped."""
     m = plan.master
     for k, (pos, _reps) in enumerate(plan.frames):
         if stopped():
