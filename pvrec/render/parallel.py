@@ -1,26 +1,21 @@
-"""`pvrec render --jobs N`: the frames drawn in worker processes, written in order by the parent.
+"""`pvrec render --jobs N`: a pool of worker processes shares the render's reading and drawing;
+the parent writes the pictures in plan order to its ONE encoder, so the output is the
+one-process output by construction (docs/rendering.md, "Big maps on every core").
 
-The parent builds the side once (pre-pass, layout, bands, legend, strips: pipeline._make_sides)
-and pickles it; each worker unpickles a fresh copy per chunk of the plan and draws the chunk's
-frames from the key frame at or before its first one, exactly as one process would reach them.
-The pictures come back through one bounded queue per worker and the parent writes them in plan
-order to its ONE encoder, so the output is the one-process output by construction.
-
-Why not encode segments in the workers and join them with ffmpeg's concat demuxer: each segment
-would start a new GOP with its own rate control (an H.264 file that differs from one
-process's, frame for frame), GIF and WebP cannot be joined that way at all, and the cost is
-not in the encoder: ffmpeg already uses every core, the Python drawing of a big map does not
-(1 TiB: ~0.85 s a frame drawn, a few ms to write).
-
-Chunks: consecutive planned frames, about one key interval each, cut where a chunk starts
-reading cheaply (at a key frame; with --changes just after one, as its first frame is compared
-with the frame before it), handed out round robin. A worker may run a whole chunk ahead of the
-parent (the queue holds a chunk's pictures, ~2 MB each at 1920x1080) so that no worker waits
-while the parent drains another's.
-
-Workers are spawned (never forked: the encoder's threads), with SIGINT blocked (Ctrl-C reaches
-the parent, whose flag stops the render; the workers are then terminated and joined). Their
-warnings are told once by the parent, their errors end the render with the worker's message.
+- Pre-pass (prepass.py): each worker reads a contiguous share of the frames for the bands
+  (collapse.Watch, merged) and the --timeline sizes (joined in order).
+- Drawing: the parent pickles the side it built (pre-pass, layout, legend, strips; the
+  recording by path, the built-in font by size); chunks of the plan, about one key interval
+  each, cut at a key frame (with --changes just after one: a chunk's first frame is compared
+  with the frame drawn before it), go round robin; each chunk is a fresh copy of the side
+  drawn by pipeline.drawn_frames, the one-process loop. A worker may run a chunk ahead of the
+  parent (credits: at most a chunk of pictures, ~2 MB each at 1920x1080, waits in it).
+- Not ffmpeg's concat demuxer: segments encoded apart start GOPs with their own rate control
+  (an MP4 that differs from one process's), GIF and WebP do not join that way, and the time
+  is in the Python drawing of a big map, not in x264 (which already uses every core).
+- Workers are spawned (never forked: the encoder's threads) with SIGINT blocked: Ctrl-C is the
+  parent's flag, then the workers are terminated and joined. Their warnings are told once by
+  the parent; their errors end the render with the worker's message (a bug: its traceback).
 """
 
 from __future__ import annotations
@@ -215,15 +210,7 @@ def _work(inbox: multiprocessing.Queue, out: multiprocessing.Queue, credits) -> 
     def alive() -> bool:
         return parent is None or parent.is_alive()
 
-    def put(msg) -> None:
-        while True:
-            try:
-                out.put(msg, timeout=1.0)
-                return
-            except queue.Full:
-                if not alive():
-                    raise SystemExit(1) from None
-
+    put = out.put  # unbounded: the pictures are bounded by credits
     warned: set[str] = set()
 
     def warn(message: str) -> None:
