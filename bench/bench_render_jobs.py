@@ -8,7 +8,7 @@ many pages, two nodes, holes) recorded with the writer's default key interval, t
 to MP4 at default settings (plus --every 1, so every frame is drawn once), alternately with
 each --jobs value, round by round (the machine is noisy); medians. Frames/s is frames over the
 whole render's wall time (start-up and pre-pass included: what a user waits for); CPU s/frame
-is the CPU of the whole process tree (parent, workers, ffmpeg) per frame: what the jobs cost.
+is the CPU of the whole process tree per frame (the parent's; its children's: workers, ffmpeg).
 Peak RSS is each process's VmHWM: the parent's and the largest worker's. Prints the ratio to
 --jobs 1. Note the load average printed: on a machine whose cores are busy with another
 session's work, its processes (one autogroup) get about one core whatever --jobs says.
@@ -43,7 +43,7 @@ if __name__ == "__main__":
     dt = time.monotonic() - t
     c = os.times()
     hwm = open("/proc/self/status").read().split("VmHWM:")[1].split()[0]
-    print(dt, hwm, max(s.worker_rss, default=0), c.user + c.system + c.children_user
+    print(dt, hwm, max(s.worker_rss, default=0), c.user + c.system, c.children_user
           + c.children_system, s.rendered)
 """
 
@@ -60,15 +60,16 @@ def make_recording(rec: Path, gib: int, frames: int) -> None:
     w.close({"reason": "bench"})
 
 
-def render(rec: Path, out: Path, jobs: int) -> tuple[float, int, int, float]:
-    """(seconds, parent peak RSS KiB, largest worker peak RSS KiB, CPU seconds of the tree)."""
+def render(rec: Path, out: Path, jobs: int) -> tuple[float, int, int, float, float]:
+    """(seconds, parent peak RSS KiB, largest worker peak RSS KiB, CPU seconds of the parent,
+    of its children: the workers and ffmpeg)."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
     r = subprocess.run([sys.executable, "-c", RENDER, str(rec), str(out), str(jobs)],
                        capture_output=True, text=True, env=env)
     if r.returncode != 0:
         raise SystemExit(f"render --jobs {jobs} failed: {r.stderr}")
-    dt, parent, worker, cpu, _ = r.stdout.split()
-    return float(dt), int(parent), int(worker), float(cpu)
+    dt, parent, worker, cpu, children, _ = r.stdout.split()
+    return float(dt), int(parent), int(worker), float(cpu), float(children)
 
 
 def main() -> None:
@@ -101,9 +102,11 @@ def main() -> None:
             fps = frames / statistics.median(x[0] for x in got[j])
             parent = max(x[1] for x in got[j]) / 1024
             worker = max(x[2] for x in got[j]) / 1024
-            cpu = statistics.median(x[3] for x in got[j])
+            cpu = statistics.median(x[3] for x in got[j]) / frames
+            kids = statistics.median(x[4] for x in got[j]) / frames
             print(f"{gib:>5} GiB {frames} frames --jobs {j}: {fps:6.2f} frames/s "
-                  f"({fps / base:.2f}x --jobs {jobs[0]}), {cpu / frames:.2f} CPU s/frame; "
+                  f"({fps / base:.2f}x --jobs {jobs[0]}), CPU s/frame {cpu + kids:.2f} (parent "
+                  f"{cpu:.2f}, workers and ffmpeg {kids:.2f}); "
                   f"peak RSS parent {parent:.0f} MiB" + (f", worker {worker:.0f} MiB" if worker
                                                         else ""), flush=True)
         print(f"  load average now: {os.getloadavg()[0]:.2f}", flush=True)

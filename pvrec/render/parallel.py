@@ -8,8 +8,8 @@ one-process output by construction (docs/rendering.md, "Big maps on every core")
   recording by path, the built-in font by size); chunks of the plan, about one key interval
   each, cut at a key frame (with --changes just after one: a chunk's first frame is compared
   with the frame drawn before it), go round robin; each chunk is a fresh copy of the side
-  drawn by pipeline.drawn_frames, the one-process loop. A worker may run a chunk ahead of the
-  parent (credits: at most a chunk of pictures, ~2 MB each at 1920x1080, waits in it).
+  drawn by pipeline.drawn_frames, the one-process loop. A worker may run ahead of the parent
+  by credits_for pictures (two workers: half a chunk, ~2 MB each at 1920x1080).
 - Not ffmpeg's concat demuxer: segments encoded apart start GOPs with their own rate control
   (an MP4 that differs from one process's), GIF and WebP do not join that way, and the time
   is in the Python drawing of a big map, not in x264 (which already uses every core).
@@ -131,6 +131,13 @@ def cut_cost(positions: list[int], keys: np.ndarray, k: int, changes: bool) -> i
     if changes:
         twice += prev - key_of(prev) + 1
     return twice
+
+
+def credits_for(chunk: int, workers: int) -> int:
+    """How many pictures a worker may draw ahead of the parent so that none waits: while the
+    parent drains one worker's chunk, each other worker draws (workers - 1) / workers of its
+    next one (two workers: half a chunk; then both draw a frame in the time of one)."""
+    return -(-chunk * (workers - 1) // workers) + 1
 
 
 def before_candidates(positions: list[int], k0: int, first_before: int | None) -> list[int]:
@@ -369,7 +376,7 @@ class Pool:
             mine[i % count].append((a, b))
             owner[a:b] = i % count
         blob = pickle_sides(sides)
-        ahead = max(b - a for a, b in chunks)  # a worker may draw a whole chunk ahead
+        ahead = credits_for(max(b - a for a, b in chunks), count)
         for w in range(count):
             befores = [before_candidates(positions, a, first_before) if changes else []
                        for a, _ in mine[w]]

@@ -15,6 +15,7 @@ from pvrec.render.data import class_timeline
 from pvrec.render.parallel import (
     before_candidates,
     chunk_plan,
+    credits_for,
     cut_cost,
     intervals,
     pickle_sides,
@@ -59,6 +60,12 @@ def test_chunks_partition_any_plan(seed):
     assert all(a < b for a, b in got)
     assert all(b == c for (_, b), (c, _) in zip(got, got[1:], strict=False))
     assert len(got) <= pieces
+
+
+def test_a_worker_draws_ahead_what_the_others_need_to_never_wait():
+    assert credits_for(30, 2) == 16  # half a chunk (and the one being handed over)
+    assert credits_for(30, 3) == 21
+    assert credits_for(1, 2) == 2
 
 
 def test_intervals_counts_the_key_intervals_the_plan_touches():
