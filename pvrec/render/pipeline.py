@@ -87,8 +87,9 @@ class RenderSummary:
         speed = ""
         if self.elapsed > 0 and self.rendered > 1:  # the drawing rate: distinct frames drawn
             rate = f"{self.rendered / self.elapsed:.1f}"
-            speed = f" ({rate} frames/s)" if self.rendered == self.frames else \
-                f" ({self.rendered} recording frames drawn, {rate}/s)"
+            speed = f" ({rate} frames/s" if self.rendered == self.frames else \
+                f" ({self.rendered} recording frames drawn, {rate}/s"
+            speed += f" by {self.jobs} processes)" if self.jobs > 1 else ")"
         target = encoder.target_name(self.path)
         scale = f"{self.cell}x{self.cell} pixels/block" if self.cell else \
             f"{self.pages_per_pixel} page{'s' if self.pages_per_pixel > 1 else ''}/pixel"
