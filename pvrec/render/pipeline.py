@@ -181,9 +181,9 @@ def _render(o: RenderOptions, encoder: type[Encoder], sources: list[Source], sch
     pal = sides[0].pic.palette
     enc = encoder(out, (w, h), pal.colors, scale=scale, fps=o.fps, crf=o.crf, preset=o.preset,
                   pad_color=pal.bg)
-    frames = (lambda stopped: drawn_frames(plan, sides, combined, offsets, stopped)) if pool is None \
-        else (lambda stopped: pool.draw(sides, plan, step, _first_before(plan.first, step),
-                                        o.changes, stopped))
+    frames = (lambda stopped: drawn_frames(plan, sides, combined, offsets, stopped)) \
+        if pool is None else (lambda stopped: pool.draw(
+            sides, plan, step, _first_before(plan.first, step), o.changes, stopped))
     rendered, (telling, telling_at) = _encode(plan, frames, enc, out, sources[plan.master].name,
                                               progress)
     html = None
