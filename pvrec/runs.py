@@ -101,28 +101,51 @@ def xor_runs(a: Runs, b: Runs) -> Runs:
     """
     if b.lengths.size > a.lengths.size:
         a, b = b, a
-    nonzero = b.values != 0
-    if 16 * int(np.count_nonzero(nonzero)) > a.lengths.size:
-        return _xor_merge(a, b)
-    n = a.pfn_count
-    sb = b.starts()
-    cs, ce, cx = sb[nonzero], sb[nonzero] + b.lengths[nonzero], b.values[nonzero]
+    return xor_changes(a, b, nonzero_runs(b))
+
+
+def xor_changes(a: Runs, b: Runs, changes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Runs:
+    """xor_runs(a, b) given b's non-zero runs (nonzero_runs(b): a reader has them already)."""
+    cs, ce, cx = changes
+    if 16 * cs.size > a.lengths.size:
+        return _xor_dense(a, b)
     if cs.size == 0:
         return a
+    n = a.pfn_count
     sa = a.starts()
-    cuts = np.concatenate((cs, ce[ce < n]))
-    pos = np.searchsorted(sa, cuts)
-    present = sa[np.minimum(pos, sa.size - 1)] == cuts
-    cuts = np.unique(cuts[~present])
-    pos = np.searchsorted(sa, cuts)
-    starts = np.insert(sa, pos, cuts)
-    values = np.insert(a.values, pos, a.values[pos - 1])  # a cut inherits its run's value
-    first, last = np.searchsorted(starts, cs), np.searchsorted(starts, ce)
+    # The ranges are sorted and disjoint: their starts and ends interleave, sorted already.
+    # An end that is the next range's start is one cut; the end of memory is none.
+    cuts = np.empty(2 * cs.size, dtype=np.int64)
+    cuts[0::2], cuts[1::2] = cs, ce
+    dup = np.zeros(cuts.size, dtype=bool)
+    np.equal(cuts[1:], cuts[:-1], out=dup[1:])
+    keep = ~dup
+    keep[-1] &= cuts[-1] < n
+    kept = cuts[keep]
+    pos = np.searchsorted(sa, kept)
+    new = sa[np.minimum(pos, sa.size - 1)] != kept  # not a run's start yet
+    at = pos[new]
+    starts = np.insert(sa, at, kept[new])
+    values = np.insert(a.values, at, a.values[at - 1])  # a cut inherits its run's value
+    # Where each cut is among the new starts: its place among the old, plus the new before it.
+    where = np.full(cuts.size, starts.size, dtype=np.int64)  # the end of memory: past all
+    where[keep] = pos + np.cumsum(new) - new
+    twin = np.flatnonzero(dup)
+    where[twin] = where[twin - 1]
+    first, last = where[0::2], where[1::2]
     counts = last - first
-    offsets = np.repeat(first - np.cumsum(counts) + counts, counts)
-    inside = np.arange(int(counts.sum()), dtype=np.int64) + offsets
-    values[inside] ^= np.repeat(cx, counts)
+    values[spans(first, counts)] ^= np.repeat(cx, counts)
     return _from_starts(starts, values, n)
+
+
+def _xor_dense(a: Runs, b: Runs) -> Runs:
+    """a XOR b when both sides change often: page by page where the runs are so many that
+    expanding a chunk's pages is cheaper (a busy chunk of the writer: 2.4x faster measured),
+    else by merging the two boundary lists."""
+    n = a.pfn_count
+    if n <= 2 * CHUNK_PAGES and 4 * (a.lengths.size + b.lengths.size) > n:
+        return encode_flags(a.expand() ^ b.expand())
+    return _xor_merge(a, b)
 
 
 def _xor_merge(a: Runs, b: Runs) -> Runs:
@@ -204,3 +227,72 @@ def add_pages_per_value(runs: Runs, into: dict[int, int]) -> None:
     for v, n in zip(uniq.tolist(), pages.tolist(), strict=True):
         into[v] = into.get(v, 0) + int(n)
 
+
+
+# -- page ranges: sorted, disjoint [start, end) pairs (two int64 arrays), what a delta changed
+
+def spans(first: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """first[0], first[0] + 1, ... (count[0] of them), then the same for first[1], ...:
+    every index of some ranges, concatenated."""
+    return np.arange(int(count.sum()), dtype=np.int64) + np.repeat(first - np.cumsum(count)
+                                                                   + count, count)
+
+
+def nonzero_ranges(runs: Runs) -> tuple[np.ndarray, np.ndarray]:
+    """The page ranges of the runs whose value is not 0 (of a delta: the pages it changes)."""
+    return nonzero_runs(runs)[:2]
+
+
+def nonzero_runs(runs: Runs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(starts, ends, values) of the runs whose value is not 0."""
+    on = runs.values != 0
+    starts = runs.starts()[on]
+    return starts, starts + runs.lengths[on].astype(np.int64), runs.values[on]
+
+
+def union_ranges(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The pages in either set of ranges, as sorted disjoint ranges (touching ones joined)."""
+    s, e = np.concatenate((a[0], b[0])), np.concatenate((a[1], b[1]))
+    order = np.argsort(s, kind="stable")
+    return join_ranges(s[order], e[order])
+
+
+def join_ranges(s: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ranges sorted by start, overlapping or touching ones joined."""
+    if s.size < 2:
+        return s, e
+    reach = np.maximum.accumulate(e)
+    new = np.empty(s.size, dtype=bool)
+    new[0] = True
+    np.greater(s[1:], reach[:-1], out=new[1:])
+    first = np.flatnonzero(new)
+    return s[first], reach[np.append(first[1:] - 1, s.size - 1)]
+
+
+def clip_ranges(ranges: tuple[np.ndarray, np.ndarray], keep: list[tuple[int, int]]
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The ranges cut to the pages of `keep` (a few sorted disjoint ranges: RAM, a window)."""
+    s, e = ranges
+    out_s, out_e = [], []
+    for a, b in keep:
+        i, j = np.searchsorted(e, a, "right"), np.searchsorted(s, b, "left")
+        out_s.append(np.maximum(s[i:j], a))
+        out_e.append(np.minimum(e[i:j], b))
+    if not out_s:
+        return s[:0], e[:0]
+    return np.concatenate(out_s), np.concatenate(out_e)
+
+
+def slice_ranges(runs: Runs, starts: np.ndarray, ends: np.ndarray, run_starts=None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The runs cut to each page range in turn, concatenated: (lengths int64, values); the
+    pieces of range i follow those of range i - 1 (run_starts: runs.starts(), if known)."""
+    rs = runs.starts() if run_starts is None else run_starts
+    re = rs + runs.lengths
+    first = np.searchsorted(re, starts, "right")
+    count = np.searchsorted(rs, ends, "left") - first
+    idx = spans(first, count)  # the run of every piece
+    lo = np.maximum(rs[idx], np.repeat(starts, count))
+    hi = np.minimum(re[idx], np.repeat(ends, count))
+    return hi - lo, runs.values[idx]

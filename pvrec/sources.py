@@ -87,8 +87,11 @@ class Source:
     def channels(self) -> tuple[str, ...]:
         return ("flags",)
 
-    def iter_frames(self, start: int, stop: int, step: int) -> Iterator[tuple[int, float, Frame]]:
-        """As iter_runs, with every channel of the frame."""
+    def iter_frames(self, start: int, stop: int, step: int,
+                    channels: tuple[str, ...] | None = None
+                    ) -> Iterator[tuple[int, float, Frame]]:
+        """As iter_runs, with every channel of the frame (or those named), and what changed
+        since the frame yielded before (Frame.changed; None where not known)."""
         for pos, t, runs in self.iter_runs(start, stop, step):
             yield pos, t, Frame(runs)
 
@@ -120,7 +123,7 @@ class RecordingSource(Source):
         self._pos = {f.index: i for i, f in enumerate(self.rec.frames)}
 
     def iter_runs(self, start, stop, step):
-        for pos, t, frame in self.iter_frames(start, stop, step):
+        for pos, t, frame in self.iter_frames(start, stop, step, ("flags",)):
             yield pos, t, frame.flags
 
     def read_runs(self, pos):
@@ -146,8 +149,8 @@ class RecordingSource(Source):
     def channels(self) -> tuple[str, ...]:
         return self.rec.channels
 
-    def iter_frames(self, start, stop, step):
-        for info, frame in self.rec.iter_decoded(start, stop, step):
+    def iter_frames(self, start, stop, step, channels=None):
+        for info, frame in self.rec.iter_decoded(start, stop, step, channels):
             yield self._pos[info.index], info.t, frame
 
     def context_of(self, pos):

@@ -27,14 +27,15 @@ def default_jobs(cpus: int) -> int:
     return max(1, min(cpus, DEFAULT_MAX_JOBS))
 
 
-def read_ahead(path: str, pfn_count: int, chunk_pages: int,
-               skip: list[tuple[int, int, int]], jobs: int) -> Iterator[np.ndarray]:
-    """The chunks of PFNs 0..pfn_count in order, `jobs` threads reading ahead (each its own
-    fd). A failed read (SampleError, PvrecError) is raised here, in the consumer's thread; the
-    consumer stopping early (an exception, a Ctrl-C) cancels what is queued and waits for the
-    reads in flight, so no thread outlives the sample."""
+def read_ahead(path: str, pfn_count: int, skip: list[tuple[int, int, int]],
+               buffers: list[np.ndarray]) -> Iterator[np.ndarray]:
+    """The chunks of PFNs 0..pfn_count in order (chunks as large as the buffers), one thread
+    fewer than buffers reading ahead (each its own fd). A failed read (SampleError,
+    PvrecError) is raised here, in the consumer's thread; the consumer stopping early (an
+    exception, a Ctrl-C) cancels what is queued and waits for the reads in flight, so no
+    thread outlives the sample."""
     local, files, lock = threading.local(), [], threading.Lock()
-    free = [np.empty(chunk_pages, dtype=np.uint64) for _ in range(jobs + 1)]
+    free, jobs, chunk_pages = list(buffers), len(buffers) - 1, buffers[0].size
 
     def read(start: int, buf: np.ndarray) -> np.ndarray:
         f = getattr(local, "file", None)

@@ -10,6 +10,7 @@ header is checked once, into a Header (header.py).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -30,7 +31,7 @@ from pvrec.recording.format import (
     prefix,
 )
 from pvrec.recording.header import Header
-from pvrec.runs import Runs, xor_runs
+from pvrec.runs import Runs, nonzero_runs, union_ranges, xor_changes
 
 Warn = Callable[[str], None]
 
@@ -42,6 +43,9 @@ class Frame:
     flags: Runs
     cgroup: Runs | None = None  # memcg inode per PFN
     workload: Runs | None = None  # 1 where the workload's processes map the PFN, else 0
+    # Page ranges whose flags differ from the frame an iteration yielded before this one
+    # (None: not known, e.g. the first one or after a key frame): what a renderer redraws.
+    changed: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def apply_frame(prev: Frame | None, arrays: dict[str, np.ndarray],
@@ -54,7 +58,13 @@ def apply_frame(prev: Frame | None, arrays: dict[str, np.ndarray],
     for channel in channels:
         p = prefix(channel)
         stored = Runs(arrays[p + "lengths"].astype(np.int64), arrays[p + "palette"][arrays[p + "codes"]])
-        out[channel] = xor_runs(getattr(prev, channel), stored) if delta else stored
+        if not delta:
+            out[channel] = stored
+            continue
+        changes = nonzero_runs(stored)
+        out[channel] = xor_changes(getattr(prev, channel), stored, changes)
+        if channel == "flags":
+            out["changed"] = changes[:2]
     return Frame(**out)
 
 
@@ -211,11 +221,15 @@ class Recording:
             )
         return i
 
-    def _decode(self, pos: int, prev: Frame | None) -> Frame:
-        return apply_frame(prev, self._load(self.frames[pos]), self.channels)
+    def _decode(self, pos: int, prev: Frame | None, channels: tuple[str, ...] | None = None
+                ) -> Frame:
+        channels = self.channels if channels is None else channels
+        return apply_frame(prev, self._load(self.frames[pos], channels), channels)
 
-    def _load(self, info: FrameInfo) -> dict[str, np.ndarray]:
-        return load_frame(self.path / info.file, self.pfn_count, self.channels,
+    def _load(self, info: FrameInfo, channels: tuple[str, ...] | None = None
+              ) -> dict[str, np.ndarray]:
+        return load_frame(self.path / info.file, self.pfn_count,
+                          self.channels if channels is None else channels,
                           self.header.format_version)
 
     def read_frame(self, n: int) -> Frame:
@@ -247,32 +261,68 @@ class Recording:
         """Frame n (negative counts from the end) as the uint64 flags of every PFN."""
         return self.read_runs(n).expand()
 
-    def iter_decoded(self, start: int = 0, stop: int | None = None, step: int = 1
-                     ) -> Iterator[tuple[FrameInfo, Frame]]:
-        """Frames in order with all channels, decoding each file once; damaged ones skipped
-        with a warning (with the deltas after them up to the next key frame)."""
-        count = len(self)
-        stop = count if stop is None else min(stop, count)
-        wanted = set(range(start, stop, max(1, step)))
+    def _chain(self, start: int, stop: int, channels: tuple[str, ...], stored: bool = False
+               ) -> Iterator[tuple[int, Frame | None]]:
+        """(position, frame) of every frame from the key frame at or before start up to stop,
+        each decoded (or as stored: a delta's XOR with the frame before). A damaged one is
+        warned of and (position, None); the deltas after it are skipped up to a key frame."""
+        zero = Runs(np.array([self.pfn_count], np.int64), np.zeros(1, np.uint64))
+        base = Frame(**{c: zero for c in channels}) if stored else None  # XOR with it: as is
         prev: Frame | None = None
         pos = start
         while pos > 0 and self.frames[pos].kind != "key":
             pos -= 1
         while pos < stop:
             try:
-                prev = self._decode(pos, prev)
+                prev = self._decode(pos, base if stored else prev, channels)
             except FrameError as exc:
                 self._warn(f"{self.path}: frame {pos} ({self.frames[pos].file}) is damaged "
                            f"({exc}); skipped up to the next key frame")
+                yield pos, None
                 prev = None
                 pos += 1
                 while pos < stop and self.frames[pos].kind != "key":
                     pos += 1
                 continue
-            if pos in wanted:
-                self._cache = (pos, prev)
-                yield self.frames[pos], prev
+            yield pos, prev
             pos += 1
+
+    def iter_decoded(self, start: int = 0, stop: int | None = None, step: int = 1,
+                     channels: tuple[str, ...] | None = None
+                     ) -> Iterator[tuple[FrameInfo, Frame]]:
+        """Frames in order, decoding each file once; damaged ones skipped with a warning
+        (with the deltas after them up to the next key frame). channels: those to decode
+        (default: all of the recording's; flags always). Each frame's `changed` covers the
+        frames skipped since the one yielded before it."""
+        count = len(self)
+        stop = count if stop is None else min(stop, count)
+        full = channels is None or set(channels) >= set(self.channels)
+        channels = self.channels if full else tuple(c for c in self.channels
+                                                    if c == "flags" or c in channels)
+        wanted = set(range(start, stop, max(1, step)))
+        changed: tuple[np.ndarray, np.ndarray] | None = None  # since the frame yielded last
+        for pos, frame in self._chain(start, stop, channels):
+            if frame is None or frame.changed is None:
+                changed = None
+            elif changed is not None:
+                changed = frame.changed if not changed[0].size else \
+                    union_ranges(changed, frame.changed)
+            if frame is not None and pos in wanted:
+                if full:  # read_frame's cache holds whole frames only
+                    self._cache = (pos, frame)
+                yield self.frames[pos], dataclasses.replace(frame, changed=changed)
+                changed = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+    def iter_stored(self, start: int = 0, stop: int | None = None
+                    ) -> Iterator[tuple[int, str, Runs]]:
+        """(position, kind, flag runs as stored) of every readable frame from the key frame
+        at or before start up to stop: a key frame's flags, a delta's XOR with the frame
+        before (a damaged frame and the deltas after it are skipped, warned of). What a
+        reader that follows a few pages needs, never a whole frame decoded."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        for pos, frame in self._chain(start, stop, ("flags",), stored=True):
+            if frame is not None:
+                yield pos, self.frames[pos].kind, frame.flags
 
     def values_at(self, pfns: np.ndarray, stop: int | None = None
                   ) -> Iterator[tuple[int, np.ndarray]]:
@@ -303,8 +353,8 @@ class Recording:
 
     def iter_runs(self, start: int = 0, stop: int | None = None, step: int = 1
                   ) -> Iterator[tuple[FrameInfo, Runs]]:
-        """Frames in order as flag runs."""
-        for info, frame in self.iter_decoded(start, stop, step):
+        """Frames in order as flag runs (no other channel decoded)."""
+        for info, frame in self.iter_decoded(start, stop, step, ("flags",)):
             yield info, frame.flags
 
     def iter_frames(self, start: int = 0, stop: int | None = None, step: int = 1

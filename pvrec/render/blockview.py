@@ -122,8 +122,10 @@ class BlockSource(Source):
         for pos, t, runs in self.inner.iter_runs(start, stop, step):
             yield pos, t, self.cells(runs)
 
-    def iter_frames(self, start: int, stop: int, step: int) -> Iterator[tuple[int, float, Frame]]:
-        for pos, t, frame in self.inner.iter_frames(start, stop, step):
+    def iter_frames(self, start: int, stop: int, step: int,
+                    channels: tuple[str, ...] | None = None
+                    ) -> Iterator[tuple[int, float, Frame]]:
+        for pos, t, frame in self.inner.iter_frames(start, stop, step, channels):
             cells = Frame(self.cells(frame.flags))
             cells.pages = frame  # type: ignore[attr-defined]  (metrics_of reads the pages)
             yield pos, t, cells

@@ -10,10 +10,20 @@ when two runs are drawn side by side) into the (first, end, class) bands MapLayo
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
-from pvrec.classes import HOLE
-from pvrec.render.raster import TILE_ROWS, ClassRuns, MapLayout, class_changes
+from pvrec.classes import HOLE, ValueClassifier
+from pvrec.render.raster import (
+    TILE_ROWS,
+    ClassRuns,
+    MapLayout,
+    class_changes,
+    format_offset,
+    format_range,
+)
+from pvrec.runs import Runs, slice_ranges, xor_runs
 
 MIXED = -1  # a unit whose RAM pages hold more than one class
 
@@ -83,6 +93,45 @@ class Watch:
             self.same &= other.same & (other.first == self.first)
         self.frames += other.frames
 
+    def follow(self, frames: Iterable[tuple[int, str, Runs]], wanted: set[int],
+               classifier: ValueClassifier, lay: MapLayout) -> None:
+        """add() the frames at the wanted positions, given every frame as stored (a
+        recording's iter_stored; lay: the whole map at one page a pixel). After the first,
+        only the units still of one class are followed: the deltas are applied to their
+        pages alone, never to a whole frame, and reading stops when none is left."""
+        state: Runs | None = None  # the whole frame, then the pages of the units followed
+        units: np.ndarray | None = None  # the units followed (None: all, before the first)
+        for pos, kind, runs in frames:
+            if units is None:
+                state = runs if kind == "key" or state is None else xor_runs(state, runs)
+                if pos in wanted:
+                    self.add(lay.class_runs(classifier(state.values), state.lengths))
+                    units = np.flatnonzero(self.same)
+                    state = _cut(state, *self._span(units))
+                    if not units.size:
+                        return  # nothing can collapse
+                continue
+            s, e = self._span(units)
+            piece = _cut(runs, s, e)
+            state = piece if kind == "key" else xor_runs(state, piece)  # type: ignore[arg-type]
+            if pos not in wanted:
+                continue
+            uc = unit_classes(lay.class_runs_in(classifier(state.values), state.lengths, None,
+                                                s, e), self.unit, int((e - s).sum()))
+            self.same[units] &= uc == self.first[units]  # type: ignore[index]
+            self.frames += 1
+            still = self.same[units]  # type: ignore[index]
+            if not still.any():
+                return  # nothing can collapse any more
+            if not still.all():
+                at = np.cumsum(e - s) - (e - s)  # each unit's place in the state
+                state, units = _cut(state, at[still], at[still] + (e - s)[still]), units[still]
+
+    def _span(self, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The page ranges of some units."""
+        s = units.astype(np.int64) * self.unit
+        return s, np.minimum(s + self.unit, self.pfn_count)
+
     def static(self) -> np.ndarray:
         """Per unit: its class if one class held all its RAM pages in every frame, else
         MIXED; HOLE for a unit without RAM."""
@@ -129,3 +178,18 @@ def stretches(watches: list[Watch], window: tuple[int, int], breaks: list[int] =
             run.append(u)
     close()
     return out
+
+
+def _cut(runs: Runs, starts: np.ndarray, ends: np.ndarray) -> Runs:
+    """The runs of these page ranges, one after the other."""
+    return Runs(*slice_ranges(runs, starts, ends))
+
+
+def band_text(lay: MapLayout, names: list[str], band, unchanged: str = ", unchanged") -> str:
+    """'8 GiB - 24 GiB: 16 GiB no flags, unchanged': the physical span of a collapsed stretch,
+    its RAM (less than the span where a hole is in it) and its one class (`unchanged` when
+    more than one frame decided it)."""
+    ps = lay.page_size
+    size = format_offset(lay.ram_in(band.first_pfn, band.end_pfn) * ps)
+    span = format_range(band.first_pfn * ps, band.end_pfn * ps)
+    return f"{span}: {size} {names[band.cls]}{unchanged if lay.frames_seen > 1 else ''}"

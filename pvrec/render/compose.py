@@ -19,6 +19,7 @@ import numpy as np
 from pvrec.classes import HOLE, Scheme
 from pvrec.errors import PvrecError
 from pvrec.recording.header import Header
+from pvrec.render.collapse import band_text
 from pvrec.render.palette import DIM, SWATCHED, THEME_UI, Palette
 from pvrec.render.raster import (
     PANEL_GAP,
@@ -31,15 +32,6 @@ from pvrec.render.text import NORMAL, Text, TextStyle, format_mib, format_time
 
 FIT_DEFAULT = (1920, 1080)
 
-
-def band_text(lay: MapLayout, names: list[str], band, unchanged: str = ", unchanged") -> str:
-    """'8 GiB - 24 GiB: 16 GiB no flags, unchanged': the physical span of a collapsed stretch,
-    its RAM (less than the span where a hole is in it) and its one class (`unchanged` when
-    more than one frame decided it)."""
-    ps = lay.page_size
-    size = format_offset(lay.ram_in(band.first_pfn, band.end_pfn) * ps)
-    span = format_range(band.first_pfn * ps, band.end_pfn * ps)
-    return f"{span}: {size} {names[band.cls]}{unchanged if lay.frames_seen > 1 else ''}"
 
 MARGIN = 14
 
@@ -125,6 +117,9 @@ class Picture:
         self._static: np.ndarray | None = None
         self._canvas: np.ndarray | None = None
         self._slots: dict = {}  # dynamic strings drawn: slot -> (text, rectangle)
+        self._index: np.ndarray | None = None  # each map pixel's place in the canvas
+        # What changed in the canvas since take_dirty: None (all of it) or (pixels, rectangles)
+        self._dirty: tuple[list[np.ndarray], list[tuple[int, int, int, int]]] | None = None
 
     @property
     def palette(self) -> Palette:
@@ -383,12 +378,15 @@ class Picture:
 
     # -- per frame
 
-    def frame(self, px: np.ndarray, *, t: float, index: int, pages: np.ndarray,
+    def frame(self, px: np.ndarray | None, *, t: float, index: int, pages: np.ndarray,
               changed: tuple[np.ndarray, int] | None = None,
               highlight: tuple[np.ndarray, int] | None = None,
-              counts: np.ndarray | None = None) -> np.ndarray:
+              counts: np.ndarray | None = None,
+              update: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """The picture of one frame: px from MapLayout.pixel_classes, pages per class (RAM);
         counts: folios per class (-1: none), drawn in place of the percentage.
+        update: (pixel numbers, their colours) in place of px: only those pixels differ from
+        the frame drawn before (no highlight, --changes or map overlay then).
 
         highlight: (bool per pixel: drawn in full colour, pages highlighted); the other pixels
         are dimmed (Options.highlight names what is highlighted).
@@ -401,13 +399,18 @@ class Picture:
             self._canvas = self.static.copy()
         canvas = self._canvas
         dim = pal.dimmed if highlight is not None else None
-        if dim is not None:
-            px = np.where(highlight[0], px, dim[px])
-        if changed is not None:
-            px = np.where(changed[0], np.uint8(pal.changed), px)
-        lay.place(px, canvas, g.map_x, g.map_y, dim)  # bands: dimmed too
+        if update is not None:
+            self._update_map(*update)
+        else:
+            if dim is not None:
+                px = np.where(highlight[0], px, dim[px])
+            if changed is not None:
+                px = np.where(changed[0], np.uint8(pal.changed), px)
+            lay.place(px, canvas, g.map_x, g.map_y, dim)  # bands: dimmed too
+            self._dirty = None
         if self.opt.events:
             self.opt.events.draw_map(canvas, lay, g.map_x, g.map_y, index, pal)
+            self._dirty = None
         if self.opt.map_only:
             return canvas
         if self.opt.clock:
@@ -446,9 +449,35 @@ class Picture:
             if old is not None:
                 a, b, c, d = old[1]
                 canvas[a:b, c:d] = self.static[a:b, c:d]
+                self._touched(old[1])
             canvas[y0:y1, cx:cx + 2] = pal.fg
             self._slots["cursor"] = ("", (y0, y1, cx, cx + 2))
+            self._touched(self._slots["cursor"][1])
         return canvas
+
+    def _update_map(self, blocks: np.ndarray, colors: np.ndarray) -> None:
+        """Paint some pixels of the map (MapLayout's pixel numbers) in the canvas."""
+        if self._index is None:
+            self._index = self.layout.canvas_index(self.geo.map_x, self.geo.map_y,
+                                                   self._canvas.shape[1])
+        at = self._index[blocks]
+        drawn = at >= 0
+        self._canvas.reshape(-1)[at[drawn]] = colors[drawn]
+        if self._dirty is not None:
+            self._dirty[0].append(at[drawn])
+
+    def _touched(self, rect: tuple[int, int, int, int]) -> None:
+        if self._dirty is not None:
+            self._dirty[1].append(rect)
+
+    def take_dirty(self) -> tuple[np.ndarray, list[tuple[int, int, int, int]]] | None:
+        """What changed in the canvas since the last call: None (maybe all of it), or (flat
+        indices of pixels, rectangles (y0, y1, x0, x1))."""
+        got, self._dirty = self._dirty, ([], [])
+        if got is None:
+            return None
+        idx = np.concatenate(got[0]) if got[0] else np.zeros(0, np.int64)
+        return idx, got[1]
 
     def _size_text(self, pages: int) -> str:  # a legend size (the block view counts cells)
         return format_mib(pages, self.page_size)
@@ -461,8 +490,11 @@ class Picture:
                 return
             a, b, c, d = old[1]
             self._canvas[a:b, c:d] = self.static[a:b, c:d]
+            self._touched(old[1])
         rects: list[tuple[int, int, int, int]] = []
         self.text.draw(self._canvas, x, y, text, size, ramp, align="right", dirty=rects,
                        fast=True)
         self._slots[slot] = (text, rects[0] if rects else (0, 0, 0, 0))
+        for r in rects:
+            self._touched(r)
 

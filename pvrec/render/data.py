@@ -12,7 +12,6 @@ import numpy as np
 
 from pvrec.classes import Scheme, ValueClassifier, fit_scheme
 from pvrec.metrics import metric_values
-from pvrec.recording.reader import Frame
 from pvrec.render.raster import MapLayout
 from pvrec.runs import add_pages_per_value
 from pvrec.sources import Source
@@ -81,6 +80,5 @@ def class_timeline(source: Source, classifier: ValueClassifier, lay: MapLayout, 
 def frames_of(source: Source, first: int, last: int, step: int, channel: str = "flags",
               context: bool = False):
     """(position, t, Frame) of the range: the flags' runs alone when that is all needed."""
-    if channel == "flags" and not context:
-        return ((p, t, Frame(r)) for p, t, r in source.iter_runs(first, last + 1, step))
-    return source.iter_frames(first, last + 1, step)
+    return source.iter_frames(first, last + 1, step,
+                              ("flags",) if channel == "flags" and not context else None)

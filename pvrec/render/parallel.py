@@ -285,14 +285,14 @@ def _draw_chunk(side, job: DrawJob, k0: int, k1: int, befores: list[int], put,
     chunk = dataclasses.replace(plan, first=pos[k0], last=pos[k1 - 1],
                                 frames=plan.frames[k0:k1], at=[a[k0:k1] for a in plan.at])
     done = k0
-    for i, picture, told in drawn_frames(chunk, [side], None, [0], lambda: False):
+    for i, picture, told, dirty in drawn_frames(chunk, [side], None, [0], lambda: False):
         for k in range(done, k0 + i):
-            put(("frame", k, None, -1))  # skipped
-        credit()
-        put(("frame", k0 + i, picture.copy(), told))  # the queue pickles it later
+            put(("frame", k, None, -1, None))  # skipped
+        credit()  # the queue pickles the picture later: a copy
+        put(("frame", k0 + i, picture.copy(), told, dirty if done > k0 else None))
         done = k0 + i + 1
     for k in range(done, k1):
-        put(("frame", k, None, -1))
+        put(("frame", k, None, -1, None))
 
 
 def _peak_rss() -> int:
@@ -362,8 +362,8 @@ class Pool:
                      for i in range(3))
 
     def draw(self, sides: list, plan: Plan, step: int, first_before: int | None, changes: bool,
-             stopped: Callable[[], bool]) -> Iterator[tuple[int, np.ndarray, int]]:
-        """(planned frame, picture, how telling) of each frame of the plan drawn, in order;
+             stopped: Callable[[], bool]) -> Iterator[tuple[int, np.ndarray, int, object]]:
+        """(planned frame, picture, how telling, dirty) of each frame of the plan drawn, in order;
         stops early once stopped() says so."""
         self.stopped = stopped
         positions, keys = [p for p, _ in plan.frames], self.source.key_positions()
@@ -389,9 +389,9 @@ class Pool:
                 return
             if msg[1] != k:
                 raise RuntimeError(f"render worker sent frame {msg[1]}, not {k}")
-            if msg[2] is not None:
+            if msg[2] is not None:  # (its first of a chunk differs anywhere: dirty None)
                 self.credits[int(owner[k])].release()
-                yield k, msg[2], msg[3]
+                yield k, msg[2], msg[3], msg[4]
         for w in range(count):
             msg = self._next(w)
             if msg is None:

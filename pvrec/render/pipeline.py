@@ -377,9 +377,10 @@ def _pair_canvas(sides: list[Side]
 
 def drawn_frames(plan: Plan, sides: list[Side], combined: np.ndarray | None,
                  offsets: list[int], stopped: Callable[[], bool]
-                 ) -> Iterator[tuple[int, np.ndarray, int]]:
-    """(planned frame, picture, how telling) of each frame drawn in this process (a render
-    worker's: of its chunk); a damaged frame of the run that sets the time is skipped."""
+                 ) -> Iterator[tuple[int, np.ndarray, int, object]]:
+    """(planned frame, picture, how telling, where it differs from the one before: Picture.
+    take_dirty) of each frame drawn in this process (a render worker's: of its chunk); a
+    damaged frame of the run that sets the time is skipped."""
     m = plan.master
     for k, (pos, _reps) in enumerate(plan.frames):
         if stopped():
@@ -394,7 +395,8 @@ def drawn_frames(plan: Plan, sides: list[Side], combined: np.ndarray | None,
                 img = sd.draw(item) if item is not None else sd.pic.static
                 combined[:img.shape[0], x0:x0 + img.shape[1]] = img
             picture = combined
-        yield k, picture, sides[m].telling
+        dirty = [sd.pic.take_dirty() for sd in sides]
+        yield k, picture, sides[m].telling, dirty[0] if combined is None else None
 
 
 def _encode(plan: Plan, frames: Callable[[Callable[[], bool]], Iterator], enc: Encoder,
@@ -409,9 +411,9 @@ def _encode(plan: Plan, frames: Callable[[Callable[[], bool]], Iterator], enc: E
     telling, best, at = None, -1, -1
     with _Interrupt() as interrupt:
         try:
-            for k, picture, told in frames(lambda: interrupt.hit):
+            for k, picture, told, dirty in frames(lambda: interrupt.hit):
                 pos, reps = plan.frames[k]
-                enc.write(picture)
+                enc.write(picture, dirty)
                 if told > best:
                     telling, best, at = picture.copy(), told, pos
                 if reps > 1:

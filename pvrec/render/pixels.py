@@ -74,6 +74,8 @@ def block_pixels(runs: ClassRuns, k: int) -> tuple[np.ndarray, np.ndarray | None
     keep = runs.ranks is not None
     if k == 1:
         return np.repeat(cls, ln), None  # no pixel mixes pages
+    if cls.size == 0:  # no pages (none of a frame's changed)
+        return np.zeros(0, np.uint8), np.zeros(0, np.int64) if keep else None
     ends = np.cumsum(ln)
     starts = ends - ln
     # Pixels cut by a run boundary: add up the pieces of runs inside each of them. A run

@@ -56,10 +56,14 @@ def prepass(sources: list[Source], plan: Plan, picture: bool,
                          channel, metric_list, metric_scale, watches, pool)
     elif watching:
         for s, c, w, (a, b, step) in zip(sources, classifiers, watches, spans, strict=True):
-            if pool is not None and not w.changes:  # render --jobs: each worker a share
-                pool.watch(s, c, _whole(s.header), w, a, b, step, channel)
+            lay = _whole(s.header)
+            if isinstance(s, RecordingSource) and channel == "flags" and not w.changes \
+                    and not c.scheme.by_runs:  # the static tiles' pages alone are followed
+                w.follow(s.rec.iter_stored(a, b + 1), set(range(a, b + 1, step)), c, lay)
+            elif pool is not None and not w.changes:  # render --jobs: each worker a share
+                pool.watch(s, c, lay, w, a, b, step, channel)
             else:
-                watch_frames(s, c, _whole(s.header), w, a, b, step, channel)
+                watch_frames(s, c, lay, w, a, b, step, channel)
     if not known:
         win = parse_region(region or "", headers[0], changed=lambda: _union(watches))
         if timeline:

@@ -34,7 +34,7 @@ from pvrec.render.pixels import (  # noqa: F401 (the names other modules take fr
     merge_runs,
     page_ranks,
 )
-from pvrec.runs import blocks_touched
+from pvrec.runs import blocks_touched, join_ranges
 
 TILE_ROWS = 512  # rows (huge pages) per tile: 1 GiB with 4 KiB pages and 2 MiB huge pages
 PANEL_GAP = 24  # pixels between the panels of NUMA nodes
@@ -315,35 +315,57 @@ class MapLayout:
         """The frame as runs of classes: neighbours of one class (and rank) joined, the
         layout's holes (and the padding of a last partial pixel) spliced in as HOLE runs.
         ranks (page_ranks of the runs' flags) make pixel_classes keep the pages that fragment."""
-        code = np.asarray(cls_run, dtype=np.uint16)
-        if ranks is not None:
-            code = code | (np.asarray(ranks, dtype=np.uint16) << 8)
-        code, ln = merge_runs(code, np.asarray(lengths, dtype=np.int64))
-        if self.holes:
-            ends = np.cumsum(ln)
-            for s, e in self.holes:
-                i = int(np.searchsorted(ends, s, "right"))
-                j = int(np.searchsorted(ends, e - 1, "right"))
-                start_i = int(ends[i] - ln[i])
-                mid_c, mid_l = [HOLE], [e - s]
-                if s > start_i:
-                    mid_c.insert(0, code[i])
-                    mid_l.insert(0, s - start_i)
-                if ends[j] > e:
-                    mid_c.append(code[j])
-                    mid_l.append(int(ends[j]) - e)
-                code = np.concatenate((code[:i], np.array(mid_c, np.uint16), code[j + 1:]))
-                ln = np.concatenate((ln[:i], np.array(mid_l, np.int64), ln[j + 1:]))
-                ends = np.cumsum(ln)
         pad = -self.pfn_count % self.ppp
-        if pad:
-            code = np.append(code, np.uint16(HOLE))
-            ln = np.append(ln, np.int64(pad))
-        code, ln = merge_runs(code, ln)
-        cls = code.astype(np.uint8)  # the low byte
-        if ranks is None:
-            return ClassRuns(cls, ln)
-        return ClassRuns(cls, ln, (code >> 8).astype(np.uint8))
+        return _splice(cls_run, lengths, ranks, self.holes, pad)
+
+    def class_runs_in(self, cls_run: np.ndarray, lengths: np.ndarray, ranks: np.ndarray | None,
+                      starts: np.ndarray, ends: np.ndarray) -> ClassRuns:
+        """class_runs of the pages of some ranges of whole pixels only (the runs cut to them,
+        slice_ranges), as if the ranges were one stretch of memory: the pixels of the
+        ranges, in order, are block_pixels of the result."""
+        offset = np.cumsum(ends - starts) - (ends - starts)  # each range's place in the stretch
+        holes = []
+        for s, e in self.holes:
+            i, j = np.searchsorted(ends, s, "right"), np.searchsorted(starts, e, "left")
+            lo, hi = np.maximum(starts[i:j], s), np.minimum(ends[i:j], e)
+            holes += [(int(a), int(b)) for a, b in zip(lo - starts[i:j] + offset[i:j],
+                                                       hi - starts[i:j] + offset[i:j],
+                                                       strict=True)]
+        pad = -self.pfn_count % self.ppp if ends.size and ends[-1] == self.pfn_count else 0
+        return _splice(cls_run, lengths, ranks, holes, pad)
+
+    def pixel_ranges(self, changed: tuple[np.ndarray, np.ndarray]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """The pixels (blocks of K pages) a set of page ranges touches, as block ranges."""
+        s, e = changed
+        return join_ranges(s // self.ppp, (e - 1) // self.ppp + 1)
+
+    def canvas_index(self, x0: int, y0: int, width: int) -> np.ndarray:
+        """Where each pixel block is in a canvas of that width with the map at (x0, y0): its
+        flat index (int32; -1 where not drawn: bands, outside the window)."""
+        out = np.full(self.blocks, -1, dtype=np.int32 if (y0 + self.height + 1) * width
+                      < 1 << 31 else np.int64)
+        w = self.tile_width
+        for t in self.tiles:
+            if t.kind == "band":
+                continue
+            first = t.first_pfn // self.ppp
+            have = min(-(-t.pages // self.ppp), max(0, self.blocks - first))
+            k = np.arange(have)
+            out[first:first + have] = (y0 + t.y + k // w) * width + x0 + t.x + k % w
+        return out
+
+    def counted(self) -> list[tuple[int, int]]:
+        """The page ranges class_pages counts: the window's RAM."""
+        ws, we = self.window
+        out, pos = [], ws
+        for s, e in self.holes:
+            if s > pos and pos < we:
+                out.append((pos, min(s, we)))
+            pos = max(pos, e)
+        if pos < we:
+            out.append((pos, we))
+        return out
 
     def pixel_classes(self, runs: ClassRuns) -> np.ndarray:
         """One uint8 class per pixel (see pixels)."""
@@ -403,6 +425,40 @@ class MapLayout:
         """(bool per pixel: a page in it changed class, pages that changed class)."""
         s, e = class_changes(prev, cur)
         return blocks_touched(s, e, self.ppp, self.blocks), int((e - s).sum())
+
+
+def _splice(cls_run: np.ndarray, lengths: np.ndarray, ranks: np.ndarray | None,
+            holes: list[tuple[int, int]], pad: int) -> ClassRuns:
+    """Class runs with the holes (sorted page ranges) spliced in as HOLE, `pad` HOLE pages
+    appended: MapLayout.class_runs of the pages given."""
+    code = np.asarray(cls_run, dtype=np.uint16)
+    if ranks is not None:
+        code = code | (np.asarray(ranks, dtype=np.uint16) << 8)
+    code, ln = merge_runs(code, np.asarray(lengths, dtype=np.int64))
+    if holes:
+        ends = np.cumsum(ln)
+        for s, e in holes:
+            i = int(np.searchsorted(ends, s, "right"))
+            j = int(np.searchsorted(ends, e - 1, "right"))
+            start_i = int(ends[i] - ln[i])
+            mid_c, mid_l = [HOLE], [e - s]
+            if s > start_i:
+                mid_c.insert(0, code[i])
+                mid_l.insert(0, s - start_i)
+            if ends[j] > e:
+                mid_c.append(code[j])
+                mid_l.append(int(ends[j]) - e)
+            code = np.concatenate((code[:i], np.array(mid_c, np.uint16), code[j + 1:]))
+            ln = np.concatenate((ln[:i], np.array(mid_l, np.int64), ln[j + 1:]))
+            ends = np.cumsum(ln)
+    if pad:
+        code = np.append(code, np.uint16(HOLE))
+        ln = np.append(ln, np.int64(pad))
+    code, ln = merge_runs(code, ln)
+    cls = code.astype(np.uint8)  # the low byte
+    if ranks is None:
+        return ClassRuns(cls, ln)
+    return ClassRuns(cls, ln, (code >> 8).astype(np.uint8))
 
 
 def _covered(holes: list[tuple[int, int]], first: int, last: int) -> bool:

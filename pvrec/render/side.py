@@ -21,8 +21,17 @@ from pvrec.render.history import History
 from pvrec.render.palette import tinted
 from pvrec.render.raster import MapLayout, page_ranks
 from pvrec.render.strips import idle_classes
-from pvrec.runs import Runs, blocks_touched
+from pvrec.runs import (
+    Runs,
+    blocks_touched,
+    clip_ranges,
+    slice_ranges,
+    spans,
+    union_ranges,
+)
 from pvrec.sources import Source
+
+REDRAW_CHANGED = True  # False: every frame drawn whole (the benchmark and tests compare both)
 
 
 class Side:
@@ -50,6 +59,14 @@ class Side:
         self._held: tuple | None = None
         self.telling = -1  # how much the frame drawn last shows (the poster's is the most)
         self._told = _telling_classes(pic.scheme) if history is None else []
+        # Redraw only the pixels whose pages changed (Frame.changed) where each pixel's
+        # colour follows from its pages' flags alone: not with --changes (the highlight of
+        # the frame before is everywhere), --highlight, another channel, a map overlay or a
+        # by-runs scheme (a page's class depends on its neighbours).
+        self.redraw = (REDRAW_CHANGED and history is None and not self.frames and not changes
+                       and not classifier.scheme.by_runs and not pic.opt.events)
+        self._base: tuple | None = None  # the frame drawn last: its runs, their starts, pages
+        self._since: tuple[np.ndarray, np.ndarray] | None = None  # pages changed since
 
     def start(self, first: int, last: int, step: int, before: int | None) -> None:
         """Read positions first..last (every `step`); `before`: the frame --changes compares
@@ -57,17 +74,22 @@ class Side:
         if self.changes and before is not None and before >= 0:
             r = getattr(self.source.read_frame(before), self.channel)
             self.prev = self.lay.class_runs(self.classifier(r.values, r.lengths), r.lengths)
-        self._it = (self.source.iter_frames if self.frames else self.source.iter_runs)(
-            first, last + 1, step)
+        self._it = self.source.iter_frames(first, last + 1, step,
+                                           None if self.frames else ("flags",))
         self._pending = next(self._it, None)
 
     def get(self, pos: int) -> tuple[int, float, Runs | Frame] | None:
         """The last readable frame at or before pos (damaged ones are skipped)."""
         while self._pending is not None and self._pending[0] <= pos:
             self._current = self._pending
+            frame = self._pending[2]
             if self.history is not None:
-                runs = self._pending[2]
+                runs = frame.flags
                 self.history.add(self.lay.class_runs(self.classifier(runs.values), runs.lengths))
+            if self._since is not None:  # frames read but not drawn: their changes add up
+                self._since = None if frame.changed is None else \
+                    union_ranges(self._since, frame.changed) if self._since[0].size else \
+                    frame.changed
             self._pending = next(self._it, None)  # type: ignore[arg-type]
         return self._current
 
@@ -91,12 +113,11 @@ class Side:
             self.telling = pos  # a history only grows: the last frame tells most
             return self.canvas
         hl = None
-        if isinstance(data, Frame):
-            runs = getattr(data, self.channel)
-            if self.highlight == "workload":
-                hl = workload_blocks(data.workload, lay.ppp, lay.blocks)
-        else:
-            runs = data
+        runs = getattr(data, self.channel)
+        if self.highlight == "workload":
+            hl = workload_blocks(data.workload, lay.ppp, lay.blocks)
+        if self.redraw and self._base is not None and self._since is not None:
+            return self._draw_changed(pos, t, runs)
         cruns = lay.class_runs(self.classifier(runs.values, runs.lengths), runs.lengths,
                                page_ranks(runs.values) if self.keep else None)
         counts = self.classifier.scheme.class_counts()  # folios: before another frame's
@@ -114,7 +135,49 @@ class Side:
         self.telling = hl[1] if hl is not None else int(pages[self._told].sum())
         self.canvas = self.pic.frame(px, t=t, index=pos, pages=pages, changed=changed,
                                      highlight=hl, counts=counts)
+        self._drew(runs, pages)
         return self.canvas
+
+    def _drew(self, runs: Runs, pages: np.ndarray, starts: np.ndarray | None = None) -> None:
+        """Remember the frame drawn: the next one redraws what changed since."""
+        if self.redraw:
+            self._base = (runs, runs.starts() if starts is None else starts, pages)
+            self._since = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+    def _draw_changed(self, pos: int, t: float, runs: Runs) -> np.ndarray:
+        """draw() of a frame from the one drawn last: only the pixels whose pages changed
+        are classified and painted, and the legend's sizes move by their pages' classes."""
+        lay, (before, before_starts, pages) = self.lay, self._base  # type: ignore[misc]
+        starts = runs.starts()
+        b0, b1 = lay.pixel_ranges(self._since)  # type: ignore[arg-type]
+        s, e = b0 * lay.ppp, np.minimum(b1 * lay.ppp, lay.pfn_count)
+        ln, values = slice_ranges(runs, s, e, starts)
+        cls = self.classifier(values)
+        px, partly = lay.pixels(lay.class_runs_in(cls, ln, page_ranks(values) if self.keep
+                                                  else None, s, e))
+        # Pages outside the changed pixels keep their class: the sizes change by those inside.
+        counted = clip_ranges((s, e), lay.counted())
+        if int((counted[1] - counted[0]).sum()) == int((e - s).sum()):
+            now = self._pages_of(cls, ln)  # all of them RAM in the window: counted as classified
+        else:
+            now = self._pages_of(*self._classified(runs, counted, starts))
+        pages = pages + now - self._pages_of(*self._classified(before, counted, before_starts))
+        blocks = spans(b0, b1 - b0)
+        self.drawn = pos
+        self.telling = int(pages[self._told].sum())
+        self.canvas = self.pic.frame(None, t=t, index=pos, pages=pages,
+                                     update=(blocks, tinted(self.pic.palette, px, partly)))
+        self._drew(runs, pages, starts)
+        return self.canvas
+
+    def _classified(self, runs: Runs, ranges: tuple[np.ndarray, np.ndarray],
+                    starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(class, pages) of the pieces of the runs in these page ranges."""
+        ln, values = slice_ranges(runs, *ranges, starts)
+        return self.classifier(values), ln
+
+    def _pages_of(self, cls: np.ndarray, ln: np.ndarray) -> np.ndarray:
+        return np.rint(np.bincount(cls, weights=ln, minlength=self.n_cls)).astype(np.int64)
 
 
 def _telling_classes(scheme) -> list[int]:

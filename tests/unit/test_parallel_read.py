@@ -122,3 +122,18 @@ def test_a_write_error_mid_frame_stops_the_read_threads_at_once(dump):
             error = exc  # its traceback keeps take's frame, and so the reader, alive
         assert "No space left" in error.message and error.__traceback__ is not None
         assert reader_threads() == []  # stopped by take, not left to the garbage collector
+
+
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_each_sample_reads_into_the_same_buffers(dump, jobs):
+    """GIVEN a kpageflags file, WHEN it is read twice (two samples), THEN the chunks of the
+    second land in the buffers of the first (fresh ones fault their pages in every time)."""
+    path, flags = dump
+    with PageFlagsFile(str(path)) as f:
+        first = {c.base.ctypes.data if c.base is not None else c.ctypes.data
+                 for c in f.chunks(10_500, CHUNK, jobs=jobs)}
+        second = [c.copy() for c in f.chunks(10_500, CHUNK, jobs=jobs)]
+        again = {c.base.ctypes.data if c.base is not None else c.ctypes.data
+                 for c in f.chunks(10_500, CHUNK, jobs=jobs)}
+    assert again == first and len(first) == (1 if jobs == 1 else jobs + 1)
+    assert np.array_equal(np.concatenate(second), flags)

@@ -34,10 +34,68 @@ def test_encode_expand_round_trip(flags):
 
 @given(flag_arrays, st.data())
 def test_xor_runs_is_pagewise_xor(a, data):
+    from pvrec.runs import _xor_merge
+
     b = data.draw(arrays(np.uint64, a.size, elements=st.sampled_from([0, 2, 0x400, 7])))
+    for x in (xor_runs(encode_flags(a), encode_flags(b)),  # runs this dense: page by page
+              _xor_merge(encode_flags(a), encode_flags(b))):  # the merge of boundaries
+        assert np.array_equal(x.expand(), a ^ b)
+        assert np.all(x.values[1:] != x.values[:-1])
+
+
+@given(st.integers(64, 2000), st.lists(st.tuples(st.integers(0, 1999), st.integers(1, 40),
+                                               st.sampled_from([1, 2, 3])), max_size=6),
+       st.integers(0, 2**32 - 1))
+def test_xor_runs_with_a_sparse_delta_is_pagewise_xor(n, changes, seed):
+    """A delta of a few changed ranges over a frame of many runs (the cut-and-flip path, not
+    the merge): touching ranges, ranges at either end of memory, values made equal to a
+    neighbour."""
+    a = np.random.default_rng(seed).integers(0, 4, n).astype(np.uint64)
+    b = np.zeros(n, np.uint64)
+    for start, length, v in changes:
+        b[min(start, n - 1):start + length] = v
     x = xor_runs(encode_flags(a), encode_flags(b))
     assert np.array_equal(x.expand(), a ^ b)
-    assert np.all(x.values[1:] != x.values[:-1])
+    assert np.all(x.values[1:] != x.values[:-1]) and np.all(x.lengths > 0)
+
+
+def as_mask(ranges, n):
+    m = np.zeros(n, bool)
+    for s, e in zip(*ranges, strict=True):
+        m[s:e] = True
+    return m
+
+
+page_ranges = st.lists(st.tuples(st.integers(0, 99), st.integers(1, 20)), max_size=8)
+
+
+def disjoint(rs, n=100):
+    """Sorted disjoint ranges of the pages some (start, length) pairs cover."""
+    m = np.zeros(n, np.int8)
+    for s, ln in rs:
+        m[s:s + ln] = 1
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], m, [0]))))
+    return edges[0::2].astype(np.int64), edges[1::2].astype(np.int64)
+
+
+@given(page_ranges, page_ranges, st.lists(st.tuples(st.integers(0, 99), st.integers(1, 30)),
+                                          max_size=3))
+def test_page_range_algebra_is_that_of_page_sets(a, b, keep):
+    """nonzero_ranges, union_ranges, clip_ranges, slice_ranges and spans against sets of
+    pages."""
+    from pvrec.runs import clip_ranges, nonzero_ranges, slice_ranges, spans, union_ranges
+
+    ra, rb = disjoint(a), disjoint(b)
+    ma, mb = as_mask(ra, 100), as_mask(rb, 100)
+    assert np.array_equal(as_mask(union_ranges(ra, rb), 100), ma | mb)
+    k = [(int(s), int(e)) for s, e in zip(*disjoint(keep), strict=True)]
+    assert np.array_equal(as_mask(clip_ranges(ra, k), 100), ma & as_mask(
+        (np.array([s for s, _ in k], np.int64), np.array([e for _, e in k], np.int64)), 100))
+    flags = np.arange(100, dtype=np.uint64) // 7
+    ln, values = slice_ranges(encode_flags(flags), *ra)
+    assert np.array_equal(np.repeat(values, ln), flags[ma])
+    assert np.array_equal(as_mask(nonzero_ranges(encode_flags(ma.astype(np.uint64))), 100), ma)
+    assert np.array_equal(spans(ra[0], ra[1] - ra[0]), np.flatnonzero(ma))
 
 
 @given(flag_arrays, st.lists(st.integers(1, 50), min_size=1, max_size=8))

@@ -259,3 +259,60 @@ def test_numa_panels_get_their_own_bands_and_a_stretch_stops_at_a_node():
     assert tiles.locate(3 * TILE)[0].panel == 1
     assert parse_region("Normal@1", numa).start == 2 * TILE
     assert (parse_region("Normal", numa).start, parse_region("Normal", numa).end) == (0, PAGES)
+
+
+@pytest.mark.parametrize("step, key_every", [(1, 100), (2, 100), (1, 3), (3, 2)])
+def test_following_the_static_tiles_finds_what_adding_whole_frames_finds(step, key_every):
+    """GIVEN frames where one static tile turns mixed at frame 3, one changes flags but not
+    class (page cache referenced, unreferenced), one is all holes but for a page that
+    changes, and one changes all the time, WHEN a Watch follows them as a recording stores
+    them (key frames and XOR deltas) and another is added every wanted frame whole, THEN both
+    find the same static tiles."""
+    from pvrec.runs import encode_flags, xor_runs
+
+    lay = MapLayout.build(header(ram_ranges=[[0, 2 * TILE + 1], [3 * TILE - 5, PAGES]]),
+                          kind="rows", width=HP)
+    cache = F.bit(F.LRU) | F.bit(F.UPTODATE)
+    f = np.zeros(PAGES, np.uint64)
+    f[:TILE] = FREE
+    f[TILE:2 * TILE] = cache
+    frames = []
+    for i in range(9):
+        f = f.copy()
+        f[TILE + 10 * i:TILE + 10 * i + 50] ^= F.bit(F.REFERENCED)  # class stays page cache
+        f[2 * TILE + 500] = i % 2  # in the hole: never counted
+        f[3 * TILE + 7 * i:3 * TILE + 7 * i + 3] = FREE * (i % 2)
+        if i == 3:
+            f[77] = cache  # tile 0 is no longer one class
+        frames.append(encode_flags(f))
+    stored = [(i, "key", r) if i % key_every == 0 else (i, "delta", xor_runs(frames[i - 1], r))
+              for i, r in enumerate(frames)]
+    wanted = set(range(1, 9, step))
+    followed, added = Watch(lay, HP, changes=False), Watch(lay, HP, changes=False)
+    classify = ValueClassifier(SCHEME)
+    followed.follow(stored, wanted, classify, lay)
+    for i in sorted(wanted):
+        added.add(lay.class_runs(classify(frames[i].values), frames[i].lengths))
+    pc, nf = SCHEME.index("page cache"), SCHEME.index("no flags")
+    assert followed.static().tolist() == added.static().tolist() == [MIXED, pc, nf, MIXED]
+    assert followed.frames == added.frames == len(wanted)
+
+
+def test_following_stops_reading_when_no_tile_can_collapse():
+    """GIVEN frames where every tile is mixed from the first, WHEN followed, THEN the frames
+    after the first are never read."""
+    lay = MapLayout.build(header(), kind="rows", width=HP)
+    f = np.zeros(PAGES, np.uint64)
+    f[::TILE // 2] = FREE  # two classes in every tile
+    from pvrec.runs import encode_flags
+
+    read = []
+
+    def frames():
+        for i in range(5):
+            read.append(i)
+            yield i, "key", encode_flags(f)
+
+    w = Watch(lay, HP, changes=False)
+    w.follow(frames(), {0, 1, 2, 3, 4}, ValueClassifier(SCHEME), lay)
+    assert read == [0] and w.static().tolist() == [MIXED] * 4

@@ -21,9 +21,9 @@ def decodes(monkeypatch):
     count = [0]
     real = Recording._decode
 
-    def counting(self, pos, prev):
+    def counting(self, pos, prev, *rest):
         count[0] += 1
-        return real(self, pos, prev)
+        return real(self, pos, prev, *rest)
 
     monkeypatch.setattr(Recording, "_decode", counting)
     return count

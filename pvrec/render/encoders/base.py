@@ -20,6 +20,25 @@ from pvrec.output import check_output
 MAX_SIDE = 4096  # larger H.264 frames: level 6, refused by some players and browsers
 
 
+Dirty = tuple[np.ndarray, list[tuple[int, int, int, int]]]
+
+
+def upscale_dirty(img: np.ndarray, scale: int, out: np.ndarray, dirty: Dirty) -> None:
+    """upscale() of the pixels and rectangles of img that changed, into out (which holds
+    the enlargement of the frame before)."""
+    idx, rects = dirty
+    w, row = img.shape[1], out.strides[0]
+    flat = np.lib.stride_tricks.as_strided(out, (out.shape[0] * row,), (1,))
+    y, x = np.divmod(idx, w)
+    at = y * (scale * row) + x * scale
+    v = img.reshape(-1)[idx]
+    for i in range(scale):
+        for j in range(scale):
+            flat[at + (i * row + j)] = v
+    for y0, y1, x0, x1 in rects:
+        upscale(img[y0:y1, x0:x1], scale, out[y0 * scale:y1 * scale, x0 * scale:x1 * scale])
+
+
 def upscale(img: np.ndarray, scale: int, out: np.ndarray | None = None) -> np.ndarray:
     """Nearest-neighbour enlargement by an integer factor (into out when given)."""
     h, w = img.shape
@@ -98,7 +117,9 @@ class Encoder:
         """The size of what was put in place."""
         return self.path.stat().st_size if self.path.exists() else 0
 
-    def write(self, img: np.ndarray) -> None:
+    def write(self, img: np.ndarray, dirty: Dirty | None = None) -> None:
+        """Send one frame. dirty: where img differs from the frame written before (flat
+        indices of pixels, rectangles (y0, y1, x0, x1)); None: anywhere."""
         raise NotImplementedError
 
     def repeat(self, n: int) -> None:

@@ -29,7 +29,14 @@ import numpy as np
 
 from pvrec.errors import PvrecError
 from pvrec.output import claim_temp, put_in_place, temp_beside
-from pvrec.render.encoders.base import MAX_SIDE, Cancelled, Encoder, upscale
+from pvrec.render.encoders.base import (
+    MAX_SIDE,
+    Cancelled,
+    Dirty,
+    Encoder,
+    upscale,
+    upscale_dirty,
+)
 
 DEFAULT_CRF = 20
 DEFAULT_PRESET = "veryfast"
@@ -119,9 +126,13 @@ class FfmpegEncoder(Encoder):
                              f"its own message is above", exit_code=1) from None
         self.frames += 1
 
-    def write(self, img: np.ndarray) -> None:
+    def write(self, img: np.ndarray, dirty: Dirty | None = None) -> None:
         h, w = img.shape
-        upscale(img, self.scale, self.pixels[: h * self.scale, : w * self.scale])
+        out = self.pixels[: h * self.scale, : w * self.scale]
+        if dirty is None or not self.frames:
+            upscale(img, self.scale, out)
+        else:  # the buffer holds the frame before: enlarge only what changed
+            upscale_dirty(img, self.scale, out, dirty)
         self._send()
 
     def repeat(self, n: int) -> None:

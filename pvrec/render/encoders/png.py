@@ -33,7 +33,7 @@ class PngEncoder(Encoder):
         super().__init__(*a, **kw)
         self.last: np.ndarray | None = None
 
-    def write(self, img: np.ndarray) -> None:
+    def write(self, img: np.ndarray, dirty=None) -> None:
         self.last = img.copy()
         self.frames = 1
 
@@ -70,7 +70,7 @@ class PngDirEncoder(Encoder):
     def bytes_written(self) -> int:
         return sum(p.stat().st_size for p in self.written if p.exists())
 
-    def write(self, img: np.ndarray) -> None:
+    def write(self, img: np.ndarray, dirty=None) -> None:
         p = self.path / f"frame-{self.frames:06d}.png"
         write_png(p, img, self.palette, self.scale)
         self.written.append(p)

@@ -23,7 +23,7 @@ from pvrec import flags as kpf
 from pvrec.classes import HOLE, hex_color
 from pvrec.errors import PvrecError
 from pvrec.metrics import metric_values
-from pvrec.render.compose import band_text
+from pvrec.render.collapse import band_text
 from pvrec.render.palette import METRIC_COLORS, METRIC_COLORS_DARK, THEME_UI, Palette
 from pvrec.render.pixels import merge_runs
 from pvrec.render.raster import MapLayout, divisors, page_ranks
