@@ -129,6 +129,12 @@ class RecordingSource(Source):
     def read_runs(self, pos):
         return self.rec.read_runs(pos)
 
+    def warn(self, message: str) -> None:
+        """A warning about this recording met elsewhere (a render worker's reading), told as
+        its own: once."""
+        if message not in self.rec.warnings:
+            self.rec._warn(message)
+
     def values_at(self, pfns, stop):
         return self.rec.values_at(pfns, stop)  # no frame decoded whole
 

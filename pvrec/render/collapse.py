@@ -76,6 +76,16 @@ class Watch:
             self.prev = ClassRuns(runs.cls, runs.lengths)
         self.frames += 1
 
+    def merge(self, other: Watch) -> None:
+        """Take in a Watch fed other frames (a render worker's share; not with changes)."""
+        if other.first is None:
+            return
+        if self.first is None:
+            self.first, self.same = other.first, other.same
+        else:
+            self.same &= other.same & (other.first == self.first)
+        self.frames += other.frames
+
     def follow(self, frames: Iterable[tuple[int, str, Runs]], wanted: set[int],
                classifier: ValueClassifier, lay: MapLayout) -> None:
         """add() the frames at the wanted positions, given every frame as stored (a

@@ -38,6 +38,7 @@ SIZES = {"blog": ((760, 640), False), "1080p": ((1920, 1080), True),
 VIEWS = ("map", "blocks", "churn", "age")
 BLOCK_TIMELINE = ["free_hp_blocks", "compactable_hp_blocks"]  # --view blocks --timeline's lines
 
+JOBS_MAX = 64  # --jobs: worker processes drawing the frames (render/parallel.py)
 FIT_MIN = 16  # --fit's smallest side, in pixels
 BLOG_MAX_SCALE = 3  # a blog picture encoded larger only grows the file: screens are <= 3x
 
@@ -96,6 +97,7 @@ class RenderOptions:
     collapse: bool = True  # tiles that never change drawn as labelled bands (--no-collapse)
     events: bool = False  # the kernel's events on the map and a lane under the timeline
     timeline_events: str | list[str] | bool | None = None  # vmstat counters ticked on it
+    jobs: int = 1  # processes drawing the frames (render/parallel.py)
 
     def __post_init__(self) -> None:
         self.fit = parse_fit(self.fit)
@@ -171,6 +173,9 @@ class RenderOptions:
             if drawn:
                 raise PvrecError(f"--view {self.view} colours pages by their history; "
                                  f"{drawn[0]} is for the map of page classes (--view map)")
+        jobs = self.jobs
+        if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= JOBS_MAX:
+            raise PvrecError(f"--jobs must be 1 to {JOBS_MAX}, not {jobs}")
         if not 0 <= self.crf <= 51:
             raise PvrecError(f"--crf must be between 0 and 51, not {self.crf}")
         if not encoder.picture and self.frame is not None:

@@ -22,7 +22,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from pvrec.classes import Scheme, ValueClassifier, make_scheme
 from pvrec.classes_cgroup import cgroup_schemes
 from pvrec.errors import PvrecError
 from pvrec.recording.header import Header
+from pvrec.render import parallel
 from pvrec.render.blockview import BlockScheme, block_view
 from pvrec.render.compose import MARGIN, Options, Picture
 from pvrec.render.data import cgroup_tally, fit_data_scheme
@@ -70,6 +71,8 @@ class RenderSummary:
     poster_frame: int = -1  # the recording's frame it shows
     html: str | None = None  # the <video> element to paste into a page
     cell: int = 0  # --view blocks: a block's cell is cell x cell pixels
+    jobs: int = 1  # processes that drew the frames (--jobs, where the render can be split)
+    worker_rss: list[int] = field(default_factory=list)  # each worker's peak RSS, KiB
 
     @property
     def duration(self) -> float:
@@ -84,8 +87,9 @@ class RenderSummary:
         speed = ""
         if self.elapsed > 0 and self.rendered > 1:  # the drawing rate: distinct frames drawn
             rate = f"{self.rendered / self.elapsed:.1f}"
-            speed = f" ({rate} frames/s)" if self.rendered == self.frames else \
-                f" ({self.rendered} recording frames drawn, {rate}/s)"
+            speed = f" ({rate} frames/s" if self.rendered == self.frames else \
+                f" ({self.rendered} recording frames drawn, {rate}/s"
+            speed += f" by {self.jobs} processes)" if self.jobs > 1 else ")"
         target = encoder.target_name(self.path)
         scale = f"{self.cell}x{self.cell} pixels/block" if self.cell else \
             f"{self.pages_per_pixel} page{'s' if self.pages_per_pixel > 1 else ''}/pixel"
@@ -123,24 +127,6 @@ class _Interrupt:
                           exit_code=128 + int(self.signum))
 
 
-def _keep_heap() -> None:
-    """Ask glibc to serve big arrays from the heap and keep it between frames.
-
-    Every frame allocates a few dozen temporaries of 0.1-3 MB; by default each is a fresh
-    mmap that faults in page by page and is unmapped again: ~1,300 page faults and 2-3 ms of
-    kernel time per 24 GiB frame. Reused heap memory costs none (measured: 106 faults/frame).
-    Process-wide and harmless elsewhere; ignored where there is no glibc."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 256 << 20)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 512 << 20)  # M_TRIM_THRESHOLD
-        libc.mallopt(-2, 64 << 20)  # M_TOP_PAD
-    except (OSError, AttributeError):
-        pass
-
-
 def render_source(source: Source, out_path: str | os.PathLike,
                   options: RenderOptions | None = None, *, beside: Source | None = None,
                   progress: Callable[[int, int], None] | None = None,
@@ -151,7 +137,7 @@ def render_source(source: Source, out_path: str | os.PathLike,
     one's first frame); the output follows the longer one and the shorter holds its last frame.
     """
     t_begin = time.perf_counter()
-    _keep_heap()
+    parallel.keep_heap()
     o = options if options is not None else RenderOptions()
     out = Path(out_path)
     encoder = o.check_output(out)
@@ -168,12 +154,25 @@ def render_source(source: Source, out_path: str | os.PathLike,
                      end=o.end, frame=o.frame, every=o.every, fps=o.fps, speed=o.speed,
                      hold=o.hold, video=encoder.video,
                      intervals=[s.header.interval for s in sources])
-    sides = _make_sides(o, encoder, sources, scheme, plan, titles, metric_list)
+    jobs = parallel.jobs_for(o.jobs, o.view, encoder, sources, warn)
+    with parallel.pool(jobs, source) as pool:  # None: drawn in this process
+        return _render(o, encoder, sources, scheme, plan, titles, metric_list, out, poster,
+                       pool, progress, warn, t_begin)
+
+
+def _render(o: RenderOptions, encoder: type[Encoder], sources: list[Source], scheme: Scheme,
+            plan: Plan, titles: list[str | None], metric_list, out: Path, poster: Path | None,
+            pool: parallel.Pool | None, progress: Callable[[int, int], None] | None,
+            warn: Callable[[str], None] | None, t_begin: float) -> RenderSummary:
+    """render_source's drawing and encoding, once the plan is made."""
+    sides = _make_sides(o, encoder, sources, scheme, plan, titles, metric_list, pool)
     if encoder.from_runs:  # a page (.html): built from the maps' runs, not from pixels
         size, elapsed = encoder.build(out, sides, plan, o, metric_list, progress)
         return RenderSummary(out, encoder.kind, len(plan.frames), len(plan.frames), o.fps,
                              *sides[0].pic.size, size, elapsed, sides[0].lay.ppp)
-    _start_reading(o, sides, plan, encoder.picture)
+    step = _step(o)
+    if pool is None:
+        _start_reading(o, sides, plan, encoder.picture)
     combined, offsets, (w, h) = _pair_canvas(sides)
     scale = o.scale_for(encoder)
     if warn:
@@ -182,8 +181,11 @@ def render_source(source: Source, out_path: str | os.PathLike,
     pal = sides[0].pic.palette
     enc = encoder(out, (w, h), pal.colors, scale=scale, fps=o.fps, crf=o.crf, preset=o.preset,
                   pad_color=pal.bg)
-    rendered, (telling, telling_at) = _encode(plan, sides, enc, combined, offsets, out,
-                                sources[plan.master].name, progress)
+    frames = (lambda stopped: drawn_frames(plan, sides, combined, offsets, stopped)) \
+        if pool is None else (lambda stopped: pool.draw(
+            sides, plan, step, _first_before(plan.first, step), o.changes, stopped))
+    rendered, (telling, telling_at) = _encode(plan, frames, enc, out, sources[plan.master].name,
+                                              progress)
     html = None
     if poster is not None:
         write_png(poster, telling, pal.colors, scale)
@@ -192,7 +194,8 @@ def render_source(source: Source, out_path: str | os.PathLike,
     return RenderSummary(out, enc.kind, enc.frames, rendered, o.fps, out_w, out_h,
                          enc.bytes_written(), time.perf_counter() - t_begin, sides[0].lay.ppp,
                          scale, poster=poster, poster_frame=telling_at, html=html,
-                         cell=getattr(sides[0].pic, "cell", 0))
+                         cell=getattr(sides[0].pic, "cell", 0), jobs=pool.jobs if pool else 1,
+                         worker_rss=pool.peak_rss if pool else [])
 
 
 def told_once(warn: Callable[[str], None]) -> Callable[[str], None]:
@@ -224,7 +227,8 @@ def video_html(out: Path, poster: Path, size: tuple[int, int]) -> str:
 
 def _make_sides(o: RenderOptions, encoder: type[Encoder], sources: list[Source],
                 scheme: Scheme, plan: Plan, titles: list[str | None],
-                metric_list: list[list[tuple[str, str]]] | None) -> list[Side]:
+                metric_list: list[list[tuple[str, str]]] | None,
+                pool: parallel.Pool | None = None) -> list[Side]:
     """Each run's side: its scheme, layout, picture (with its strips) and classifier."""
     ranges = [(s, a, b) for s, (a, b) in zip(sources, plan.ranges, strict=True)]
     headers = [s.header for s in sources]
@@ -257,12 +261,12 @@ def _make_sides(o: RenderOptions, encoder: type[Encoder], sources: list[Source],
         ram_pages = headers[-1].ram_pages
         strips = prepass(sources, plan, encoder.picture, classifiers, o.every or 1, n_cls,
                          channel, metric_list, o.metric_scale or "zero",
-                         timeline=timeline).strips
+                         timeline=timeline, pool=pool).strips
     else:  # the pre-pass: strips, the region, what collapses (docs/rendering.md)
         found = prepass(sources, plan, encoder.picture, classifiers, o.every or 1, n_cls,
                         channel, metric_list, o.metric_scale or "zero", timeline=timeline,
                         region=o.region, collapse=o.collapse and o.view == "map"
-                        and o.layout == "tiles")
+                        and o.layout == "tiles", pool=pool)
         strips = found.strips
         lays = _layouts(o, encoder, headers, schemes, opts, metric_lines, found)
         ram_pages = lays[0].ram_pages
@@ -343,10 +347,14 @@ def _start_reading(o: RenderOptions, sides: list[Side], plan: Plan,
             sd.start(0 if picture else a, b, step if i == plan.master and not picture else 1,
                      None)
         elif i == plan.master:
-            before = (a - step if a - step >= 0 else a - 1) if a > 0 else None
-            sd.start(a, b, step, before)
+            sd.start(a, b, step, _first_before(a, step))
         else:
             sd.start(a, b, 1, a - 1 if a > 0 else None)
+
+
+def _first_before(first: int, step: int) -> int | None:
+    """The frame --changes compares the first one drawn with (the one `step` before)."""
+    return (first - step if first - step >= 0 else first - 1) if first > 0 else None
 
 
 def _pair_canvas(sides: list[Side]
@@ -367,38 +375,49 @@ def _pair_canvas(sides: list[Side]
     return combined, offsets, (w, h)
 
 
-def _encode(plan: Plan, sides: list[Side], enc: Encoder, combined: np.ndarray | None,
-            offsets: list[int], out: Path, name: str,
-            progress: Callable[[int, int], None] | None
+def drawn_frames(plan: Plan, sides: list[Side], combined: np.ndarray | None,
+                 offsets: list[int], stopped: Callable[[], bool]
+                 ) -> Iterator[tuple[int, np.ndarray, int, object]]:
+    """(planned frame, picture, how telling, where it differs from the one before: Picture.
+    take_dirty) of each frame drawn in this process (a render worker's: of its chunk); a
+    damaged frame of the run that sets the time is skipped."""
+    m = plan.master
+    for k, (pos, _reps) in enumerate(plan.frames):
+        if stopped():
+            return
+        got = [sd.get(a[k]) for sd, a in zip(sides, plan.at, strict=True)]
+        if got[m] is None or got[m][0] != pos:
+            continue
+        if combined is None:
+            picture = sides[0].draw(got[0])  # type: ignore[arg-type]
+        else:
+            for sd, item, x0 in zip(sides, got, offsets, strict=True):
+                img = sd.draw(item) if item is not None else sd.pic.static
+                combined[:img.shape[0], x0:x0 + img.shape[1]] = img
+            picture = combined
+        # One take_dirty per picture: what changed since the one drawn before, which the
+        # encoder's buffer holds (two sides: the combined canvas, all of it).
+        dirty = [sd.pic.take_dirty() for sd in sides]
+        yield k, picture, sides[m].telling, dirty[0] if combined is None else None
+
+
+def _encode(plan: Plan, frames: Callable[[Callable[[], bool]], Iterator], enc: Encoder,
+            out: Path, name: str, progress: Callable[[int, int], None] | None
             ) -> tuple[int, tuple[np.ndarray, int]]:
-    """Draw and send the planned frames, then close the encoder (abort it on any error or
-    signal); the number of distinct frames drawn, and the most telling picture (the poster's:
-    the one where the run that sets the time has the most pages in use, or of the workload's
-    with --highlight workload; the first of equals)."""
-    m, total, rendered = plan.master, len(plan.frames), 0
+    """Send the frames drawn (frames(stopped): in plan order), then close the encoder (abort it
+    on any error or signal); the number of distinct frames drawn, and the most telling picture
+    (the poster's: the one where the run that sets the time has the most pages in use, or of
+    the workload's with --highlight workload; the first of equals)."""
+    total, rendered = len(plan.frames), 0
     picture = np.zeros((1, 1), np.uint8)
     telling, best, at = None, -1, -1
     with _Interrupt() as interrupt:
         try:
-            for k, (pos, reps) in enumerate(plan.frames):
-                if interrupt.hit:
-                    break
-                got = [sd.get(a[k]) for sd, a in zip(sides, plan.at, strict=True)]
-                if got[m] is None or got[m][0] != pos:
-                    continue  # a damaged frame of the run that sets the time: skipped
-                if combined is None:
-                    picture = sides[0].draw(got[0])  # type: ignore[arg-type]
-                else:
-                    for sd, item, x0 in zip(sides, got, offsets, strict=True):
-                        img = sd.draw(item) if item is not None else sd.pic.static
-                        combined[:img.shape[0], x0:x0 + img.shape[1]] = img
-                    picture = combined
-                # Each write takes what changed since the last: the encoder's buffer holds
-                # the picture written before (two sides: the combined canvas, all of it).
-                dirty = [sd.pic.take_dirty() for sd in sides]
-                enc.write(picture, dirty[0] if combined is None else None)
-                if sides[m].telling > best:
-                    telling, best, at = picture.copy(), sides[m].telling, pos
+            for k, picture, told, dirty in frames(lambda: interrupt.hit):
+                pos, reps = plan.frames[k]
+                enc.write(picture, dirty)
+                if told > best:
+                    telling, best, at = picture.copy(), told, pos
                 if reps > 1:
                     enc.repeat(reps - 1)
                 rendered += 1
@@ -434,7 +453,8 @@ def render_recording(rec_path: str | os.PathLike | list | tuple,
     path; the CLI defaults to refusing), highlight, color_by, top, timeline_metrics, metric_scale (or a
     RenderOptions, which the keywords then amend), progress(done, total) and warn(message)
     callbacks (default: none; the warnings met are in the summary's `warnings`). Damaged frames are skipped
-    with a warning; an incomplete recording renders up to its last complete frame.
+    with a warning; an incomplete recording renders up to its last complete frame. jobs=N draws
+    in N spawned processes (parallel.py): a script calling it needs `if __name__ == "__main__":`.
     """
     warn = keywords.pop("warn", None)
     paths = list(rec_path) if isinstance(rec_path, list | tuple) else [rec_path]

@@ -40,8 +40,9 @@ def prepass(sources: list[Source], plan: Plan, picture: bool,
             classifiers: list[ValueClassifier], every: int, n_cls: int, channel: str,
             metric_list: list[list[tuple[str, str]]] | None, metric_scale: str = "zero", *,
             timeline: bool = False, region: str | None = None,
-            collapse: bool = False) -> Prepass:
-    """Read what the frames say before drawing them (see the module docstring)."""
+            collapse: bool = False, pool=None) -> Prepass:
+    """Read what the frames say before drawing them (see the module docstring); pool: the
+    render's workers (parallel.Pool), which may share the reading."""
     headers = [s.header for s in sources]
     spans = [_span(plan, picture, i, len(s), every) for i, s in enumerate(sources)]
     watching = collapse or region == "changed"
@@ -52,27 +53,35 @@ def prepass(sources: list[Source], plan: Plan, picture: bool,
     strips: list[tuple] = [(None, None)] * len(sources)
     if timeline and known:  # one pass: the strips feed the watch
         strips = _strips(sources, plan, picture, classifiers, headers, win, spans, n_cls,
-                         channel, metric_list, metric_scale, watches)
+                         channel, metric_list, metric_scale, watches, pool)
     elif watching:
         for s, c, w, (a, b, step) in zip(sources, classifiers, watches, spans, strict=True):
             lay = _whole(s.header)
             if isinstance(s, RecordingSource) and channel == "flags" and not w.changes \
                     and not c.scheme.by_runs:  # the static tiles' pages alone are followed
                 w.follow(s.rec.iter_stored(a, b + 1), set(range(a, b + 1, step)), c, lay)
-                continue
-            for _pos, _t, frame in frames_of(s, a, b, step, channel):
-                runs = getattr(frame, channel)
-                w.add(lay.class_runs(c(runs.values, runs.lengths), runs.lengths))
+            elif pool is not None and not w.changes:  # render --jobs: each worker a share
+                pool.watch(s, c, lay, w, a, b, step, channel)
+            else:
+                watch_frames(s, c, lay, w, a, b, step, channel)
     if not known:
         win = parse_region(region or "", headers[0], changed=lambda: _union(watches))
         if timeline:
             strips = _strips(sources, plan, picture, classifiers, headers, win, spans, n_cls,
-                             channel, metric_list, metric_scale, [])
+                             channel, metric_list, metric_scale, [], pool)
     bands: list[list[tuple[int, int, int]]] = [[] for _ in sources]
     if collapse:
         breaks = [s for _n, s, _e in node_spans(headers[0])]
         bands = stretches(watches, (win.start, win.end), breaks)
     return Prepass(strips, win, bands, watches[0].frames if watches else 0)
+
+
+def watch_frames(source: Source, classifier: ValueClassifier, lay: MapLayout, watch: Watch,
+                 first: int, last: int, step: int, channel: str) -> None:
+    """Feed watch the class runs (of lay) of frames first..last, every step."""
+    for _pos, _t, frame in frames_of(source, first, last, step, channel):
+        runs = getattr(frame, channel)
+        watch.add(lay.class_runs(classifier(runs.values, runs.lengths), runs.lengths))
 
 
 def _whole(header: Header, region: Region | None = None) -> MapLayout:
@@ -123,7 +132,7 @@ def _strips(sources: list[Source], plan: Plan, picture: bool,
             classifiers: list[ValueClassifier], headers: list[Header], region: Region,
             spans: list[tuple[int, int, int]], n_cls: int, channel: str,
             metric_list: list[list[tuple[str, str]]] | None, metric_scale: str,
-            watches: list[Watch]) -> list[tuple]:
+            watches: list[Watch], pool=None) -> list[tuple]:
     """Each side's (timeline, metrics) for its Picture: the sizes of the region's classes; a
     metric has one scale for both runs, so the lines compare."""
     m = plan.master
@@ -135,9 +144,11 @@ def _strips(sources: list[Source], plan: Plan, picture: bool,
         whole_map = (region.start, region.end) == (0, headers[i].pfn_count)
         got = _summary_timeline(s, classifiers[i], a, b, step, n_cls, wanted) \
             if whole_map and not watches and channel == "flags" else None
-        ts, tp, tm = got or class_timeline(s, classifiers[i], _whole(headers[i], region), a, b,
-                                           step, n_cls, channel, wanted,
-                                           watch=watches[i] if watches else None)
+        watch = watches[i] if watches else None
+        timeline = pool.timeline if pool is not None and not (watch and watch.changes) else \
+            class_timeline  # render --jobs: each worker a share
+        ts, tp, tm = got or timeline(s, classifiers[i], _whole(headers[i], region), a, b, step,
+                                     n_cls, channel, wanted, watch=watch)
         if i != m and len(ts) and ts[-1] - s.times[0] < span_end:
             # the shorter run's strip holds its last sizes up to the end of the longer one
             ts = np.append(ts, s.times[0] + span_end)
