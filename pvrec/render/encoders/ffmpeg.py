@@ -129,8 +129,8 @@ class FfmpegEncoder(Encoder):
     def write(self, img: np.ndarray, dirty: Dirty | None = None) -> None:
         h, w = img.shape
         out = self.pixels[: h * self.scale, : w * self.scale]
-        if dirty is None or not self.frames:
-            upscale(img, self.scale, out)
+        if dirty is None or not self.frames or self.scale == 1 or 16 * dirty[0].size > img.size:
+            upscale(img, self.scale, out)  # (a copy, or most of it changed: one pass is cheaper)
         else:  # the buffer holds the frame before: enlarge only what changed
             upscale_dirty(img, self.scale, out, dirty)
         self._send()
