@@ -164,11 +164,16 @@ def load_frame(path: Path, pfn_count: int, channels: tuple[str, ...] = ("flags",
             meta = arrays["meta"]
             if meta.size < 4 or meta[1] not in (KIND_KEY, KIND_DELTA):
                 raise FrameError("bad meta")
-            names = V2_ARRAYS[int(meta[1])] if version >= 2 else RUN_ARRAYS
-            for name in (prefix(c) + a for c in channels for a in names):
-                arrays[name] = _member(zf, name, limit)
+            names = [prefix(c) + a for c in channels
+                     for a in (V2_ARRAYS[int(meta[1])] if version >= 2 else RUN_ARRAYS)]
+            if version >= 2:
+                arrays.update(codec.unpack(_member(zf, codec.PACK_MEMBER, limit), names, limit))
+            else:
+                arrays.update((name, _member(zf, name, limit)) for name in names)
     except FrameError:
         raise
+    except codec.CodecError as exc:
+        raise FrameError(str(exc)) from None
     except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, KeyError,
             RuntimeError, NotImplementedError, OverflowError, MemoryError, zlib.error) as exc:
         raise FrameError(str(exc) or type(exc).__name__) from None

@@ -104,16 +104,15 @@ def channel_pieces(chunks: Iterable[Runs], prev: list[Runs] | None, kept: list[R
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray | Streamed], level: int = 6,
-              durable: bool = True, bz2: frozenset[str] = frozenset()) -> int:
-    """Write arrays as an .npz (a zip of .npy members, deflated; those named in bz2
-    compressed with bzip2) and return its size."""
+              durable: bool = True, stored: frozenset[str] = frozenset()) -> int:
+    """Write arrays as an .npz (a zip of .npy members, deflated but those named in stored,
+    already compressed) and return its size."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as zf:
         for name, arr in arrays.items():
             target: str | zipfile.ZipInfo = name + ".npy"
-            if name in bz2:
+            if name in stored:
                 target = zipfile.ZipInfo(name + ".npy", (1980, 1, 1, 0, 0, 0))
-                target.compress_type = zipfile.ZIP_BZIP2
             with zf.open(target, "w", force_zip64=True) as member:
                 if isinstance(arr, Streamed):
                     np.lib.format.write_array_header_1_0(
@@ -252,6 +251,7 @@ class Writer:
         prev, self._prev = self._prev, None  # a frame that fails half-way leaves a key next
         kept: dict[str, list[Runs]] = {}
         arrays: dict[str, np.ndarray | Streamed] = {}
+        streams: dict[str, np.ndarray | Streamed] = {}  # version 2: packed in one member
         began = time.monotonic() if began is None else began
         for channel, data in channels.items():
             kept[channel] = []
@@ -264,9 +264,11 @@ class Writer:
                 arrays.update(_runs_arrays(pieces, prefix(channel)))
             else:
                 encode = codec.key_arrays if kind == KIND_KEY else codec.delta_arrays
-                arrays.update(encode(join_pieces(pieces), prefix(channel)))
+                streams.update(encode(join_pieces(pieces), prefix(channel)))
+        if self.format_version > 1:
+            arrays[codec.PACK_MEMBER] = codec.pack(streams, codec.bz2_arrays(kind, self.channels))
         for name, arr in (extra or {}).items():
-            if name in arrays or name == "meta" or "." not in name:
+            if name in arrays or name in ("meta", codec.PACK_MEMBER) or "." not in name:
                 raise PvrecError(f"extra frame array {name!r} would shadow a channel's")
             arrays[name] = arr
         arrays["meta"] = np.array([self.format_version, kind, index, self.header.pfn_count], np.int64)
@@ -275,7 +277,7 @@ class Writer:
         tmp = final.with_name(final.name + ".tmp")
         try:
             size = write_npz(tmp, arrays, durable=self.durable,
-                             bz2=codec.bz2_arrays(self.format_version, kind, self.channels))
+                             stored=frozenset([codec.PACK_MEMBER]))
             self._chown(tmp)
             os.replace(tmp, final)
             # The whole sample: reading (chunks are read lazily while encoded), encoding, writing.
