@@ -250,23 +250,8 @@ class Writer:
             else KIND_DELTA
         prev, self._prev = self._prev, None  # a frame that fails half-way leaves a key next
         kept: dict[str, list[Runs]] = {}
-        arrays: dict[str, np.ndarray | Streamed] = {}
-        streams: dict[str, np.ndarray | Streamed] = {}  # version 2: packed in one member
         began = time.monotonic() if began is None else began
-        for channel, data in channels.items():
-            kept[channel] = []
-            pieces = channel_pieces(_as_chunks(data), None if kind == KIND_KEY
-                                    else prev[channel], kept[channel])
-            pages = sum(p.pfn_count for p in pieces)
-            if pages != self.header.pfn_count:
-                raise PvrecError(f"frame has {pages} pages, the recording {self.header.pfn_count}")
-            if self.format_version == 1:
-                arrays.update(_runs_arrays(pieces, prefix(channel)))
-            else:
-                encode = codec.key_arrays if kind == KIND_KEY else codec.delta_arrays
-                streams.update(encode(join_pieces(pieces), prefix(channel)))
-        if self.format_version > 1:
-            arrays[codec.PACK_MEMBER] = codec.pack(streams, codec.bz2_arrays(kind, self.channels))
+        arrays = self._encode(channels, kind, prev, kept)
         for name, arr in (extra or {}).items():
             if name in arrays or name in ("meta", codec.PACK_MEMBER) or "." not in name:
                 raise PvrecError(f"extra frame array {name!r} would shadow a channel's")
@@ -306,6 +291,27 @@ class Writer:
         self.frames += 1
         self.bytes += size
         return info
+
+    def _encode(self, channels: dict, kind: int, prev: dict[str, list[Runs]] | None,
+                kept: dict[str, list[Runs]]) -> dict[str, np.ndarray | Streamed]:
+        """The frame file's arrays of every channel (kept gets the runs read)."""
+        arrays: dict[str, np.ndarray | Streamed] = {}
+        streams: dict[str, np.ndarray | Streamed] = {}  # version 2: packed in one member
+        for channel, data in channels.items():
+            kept[channel] = []
+            pieces = channel_pieces(_as_chunks(data), None if kind == KIND_KEY
+                                    else prev[channel], kept[channel])
+            pages = sum(p.pfn_count for p in pieces)
+            if pages != self.header.pfn_count:
+                raise PvrecError(f"frame has {pages} pages, the recording {self.header.pfn_count}")
+            if self.format_version == 1:
+                arrays.update(_runs_arrays(pieces, prefix(channel)))
+            else:
+                encode = codec.key_arrays if kind == KIND_KEY else codec.delta_arrays
+                streams.update(encode(join_pieces(pieces), prefix(channel)))
+        if self.format_version > 1:
+            arrays[codec.PACK_MEMBER] = codec.pack(streams, codec.bz2_arrays(kind, self.channels))
+        return arrays
 
     def close_index(self) -> None:
         """Close the index file (once; close() does it too)."""
