@@ -99,7 +99,9 @@ def encoder_cpu(run: Path, scratch: Path, frames: int) -> None:
     writers = {v: Writer(scratch / f"enc-v{v}", {"pfn_count": rec.pfn_count},
                          channels=rec.channels, format_version=v) for v in (1, 2)}
     cpu: dict[int, list[float]] = {1: [], 2: []}
+    kinds = []
     for info, frame in rec.iter_decoded(stop=frames):
+        kinds.append(info.kind)
         for v, w in writers.items():
             c = time.process_time()
             w.add_frame(frame.flags, info.t, cgroup=frame.cgroup, workload=frame.workload,
@@ -109,6 +111,12 @@ def encoder_cpu(run: Path, scratch: Path, frames: int) -> None:
     print(f"encoder CPU ({len(cpu[1])} frames of {run.name}, alternately): v1 {m1 * 1000:.1f} ms,"
           f" v2 {m2 * 1000:.1f} ms a frame (median {statistics.median(cpu[1]) * 1000:.1f} / "
           f"{statistics.median(cpu[2]) * 1000:.1f}); v2/v1 {m2 / m1:.3f}x")
+    for kind in ("key", "delta"):
+        k1, k2 = ([c for c, k in zip(cpu[v], kinds, strict=True) if k == kind] for v in (1, 2))
+        if k1:
+            print(f"  {kind} frames ({len(k1)}): v1 {statistics.fmean(k1) * 1000:.1f} ms, v2 "
+                  f"{statistics.fmean(k2) * 1000:.1f} ms; v2/v1 "
+                  f"{statistics.fmean(k2) / statistics.fmean(k1):.3f}x")
 
 
 def sample_cpu(rounds: int, scratch: Path) -> None:
