@@ -164,6 +164,8 @@ def load_frame(path: Path, pfn_count: int, channels: tuple[str, ...] = ("flags",
             meta = arrays["meta"]
             if meta.size < 4 or meta[1] not in (KIND_KEY, KIND_DELTA):
                 raise FrameError("bad meta")
+            if meta[0] != version:  # before the arrays: another version has other ones
+                raise FrameError(f"frame is format version {meta[0]}, its header says {version}")
             names = [prefix(c) + a for c in channels
                      for a in (V2_ARRAYS[int(meta[1])] if version >= 2 else RUN_ARRAYS)]
             if version >= 2:
@@ -177,8 +179,6 @@ def load_frame(path: Path, pfn_count: int, channels: tuple[str, ...] = ("flags",
     except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, KeyError,
             RuntimeError, NotImplementedError, OverflowError, MemoryError, zlib.error) as exc:
         raise FrameError(str(exc) or type(exc).__name__) from None
-    if meta[0] != version:
-        raise FrameError(f"frame is format version {meta[0]}, its header says {version}")
     if meta[3] != pfn_count:
         raise FrameError(f"frame has {meta[3]} pages, the header says {pfn_count}")
     for channel in channels:
