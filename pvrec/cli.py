@@ -17,6 +17,7 @@ COMMANDS = {
                          "runs"),
     "demo": ("demo", "record and render a 30 s built-in workload: the quickest first look"),
     "export": ("export", "write one frame back as a raw kpageflags dump (for page-types -F)"),
+    "recode": ("recode", "rewrite a recording in the current frame encoding (smaller frames)"),
     "render": ("render", "turn a recording into an MP4 / GIF / WebP / PNG where every pixel is "
                          "one page"),
     "view": ("view", "open a recording in the browser: an explorable page to zoom to single "

@@ -1,4 +1,4 @@
-"""The recording format (version 1): names, versions, the frame file's arrays and their checks.
+"""The recording format (versions 1 and 2): names, versions, the frame file's arrays and their checks.
 
     header.json          written first: machine, layout, interval, command, codec parameters
     frames.jsonl         one line per frame, appended after the frame's file is in place
@@ -9,7 +9,8 @@ A frame is the flags of every PFN in run-length form (run lengths, and a palette
 distinct values with a small code per run). A key frame stores the runs themselves; a delta
 frame stores the runs of its XOR with the previous frame: mostly one long zero run, a few
 thousand runs where pages changed. A key frame every `key_every` frames bounds what one
-damaged file can lose.
+damaged file can lose. Version 2 stores the same runs in smaller streams (codec.py); it
+is read back into version 1's arrays, so the readers above this module see one form.
 Arrays are plain dtypes, loaded with allow_pickle=False, and checked before use, because
 recordings are shared and may be damaged or hostile. docs/recording-format.md is the prose
 version of this module.
@@ -30,14 +31,17 @@ import numpy as np
 
 from pvrec import __version__
 from pvrec.errors import PvrecError
+from pvrec.recording import codec
 
 FORMAT_NAME = "pvrec"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DEFAULT_KEY_EVERY = 30
 # Per-PFN channels stored as runs (key or XOR delta): the flags, each page's memcg inode, and
 # whether the workload maps the page (0/1).
 RUN_CHANNELS = ("flags", "cgroup", "workload")
 RUN_ARRAYS = ("lengths", "palette", "codes")
+# Version 2's arrays of a channel, by frame kind (codec.py): a delta adds the zero gaps.
+V2_ARRAYS = {0: RUN_ARRAYS, 1: ("gaps", *RUN_ARRAYS)}
 KIND_KEY, KIND_DELTA = 0, 1
 _FRAME_NAME = re.compile(r"frames/[0-9]{6,9}\.npz")
 
@@ -150,37 +154,69 @@ def read_npy(data: bytes, name: str) -> np.ndarray:
 def load_frame(path: Path, pfn_count: int, channels: tuple[str, ...] = ("flags",),
                version: int = FORMAT_VERSION) -> dict[str, np.ndarray]:
     """Load and sanity-check one frame file without trusting anything in it: the channels
-    asked for, in the format version of the recording's header."""
+    asked for, in the format version of the recording's header, as version 1's arrays."""
     # No array may inflate beyond what this many pages could need: zip bombs stop here.
     limit = 8 * pfn_count + (1 << 16)
-    names = ["meta"] + [prefix(c) + a for c in channels for a in RUN_ARRAYS]
     arrays = {}
     try:
         with zipfile.ZipFile(path) as zf:
-            for name in names:
-                try:
-                    info = zf.getinfo(name + ".npy")
-                except KeyError:
-                    raise FrameError(f"missing array {name!r}") from None
-                arr = read_member(zf, info, name, limit)
-                if arr.dtype.kind != "u" and not (name == "meta" and arr.dtype == np.int64):
-                    raise FrameError(f"array {name!r} has dtype {arr.dtype}")
-                arrays[name] = arr
+            arrays["meta"] = _member(zf, "meta", limit)
+            meta = arrays["meta"]
+            if meta.size < 4 or meta[1] not in (KIND_KEY, KIND_DELTA):
+                raise FrameError("bad meta")
+            if meta[0] != version:  # before the arrays: another version has other ones
+                raise FrameError(f"frame is format version {meta[0]}, its header says {version}")
+            names = [prefix(c) + a for c in channels
+                     for a in (V2_ARRAYS[int(meta[1])] if version >= 2 else RUN_ARRAYS)]
+            if version >= 2:
+                arrays.update(codec.unpack(_member(zf, codec.PACK_MEMBER, limit), names, limit))
+            else:
+                arrays.update((name, _member(zf, name, limit)) for name in names)
     except FrameError:
         raise
+    except codec.CodecError as exc:
+        raise FrameError(str(exc)) from None
     except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, KeyError,
             RuntimeError, NotImplementedError, OverflowError, MemoryError, zlib.error) as exc:
         raise FrameError(str(exc) or type(exc).__name__) from None
-    meta = arrays["meta"]
-    if meta.size < 4 or meta[1] not in (KIND_KEY, KIND_DELTA):
-        raise FrameError("bad meta")
-    if meta[0] != version:
-        raise FrameError(f"frame is format version {meta[0]}, its header says {version}")
     if meta[3] != pfn_count:
         raise FrameError(f"frame has {meta[3]} pages, the header says {pfn_count}")
     for channel in channels:
-        check_runs(arrays, prefix(channel), pfn_count)
+        if version >= 2:
+            check_runs_v2(arrays, prefix(channel), pfn_count, int(meta[1]))
+        else:
+            check_runs(arrays, prefix(channel), pfn_count)
     return arrays
+
+
+def _member(zf: zipfile.ZipFile, name: str, limit: int) -> np.ndarray:
+    try:
+        info = zf.getinfo(name + ".npy")
+    except KeyError:
+        raise FrameError(f"missing array {name!r}") from None
+    arr = read_member(zf, info, name, limit)
+    if arr.dtype.kind != "u" and not (name == "meta" and arr.dtype == np.int64):
+        raise FrameError(f"array {name!r} has dtype {arr.dtype}")
+    return arr
+
+
+def check_runs_v2(arrays: dict[str, np.ndarray], prefix: str, pfn_count: int, kind: int
+                  ) -> None:
+    """Validate one channel of a version-2 frame and put version 1's arrays in its place."""
+    palette = arrays[prefix + "palette"]
+    if palette.dtype != np.uint64:
+        raise FrameError("palette is not uint64")
+    try:
+        if kind == KIND_KEY:
+            runs = codec.decode_key(arrays[prefix + "lengths"], palette,
+                                    arrays[prefix + "codes"], pfn_count)
+        else:
+            runs = codec.decode_delta(arrays.pop(prefix + "gaps"), arrays[prefix + "lengths"],
+                                      palette, arrays[prefix + "codes"], pfn_count)
+    except codec.CodecError as exc:
+        raise FrameError(str(exc)) from None
+    for name, arr in zip(RUN_ARRAYS, runs, strict=True):
+        arrays[prefix + name] = arr
 
 
 def check_runs(arrays: dict[str, np.ndarray], prefix: str, pfn_count: int) -> None:

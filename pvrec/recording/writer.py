@@ -1,7 +1,8 @@
 """Writing a recording: a directory that is readable at every moment, whatever happens to the writer.
 
 Frames are encoded chunk by chunk (key: the runs; delta: the XOR with the previous frame's
-chunk) and streamed into the frame file, which is written to a temp name, fsynced and renamed
+chunk), in the current format version's streams (codec.py; version 1's are kept for recode
+and the benchmark), and streamed into the frame file, which is written to a temp name, fsynced and renamed
 before its index line is appended. docs/recording-format.md has the rules.
 """
 
@@ -14,8 +15,7 @@ import os
 import shutil
 import time
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,8 @@ import numpy as np
 from pvrec import __version__
 from pvrec.errors import PvrecError
 from pvrec.output import check_output_dir, make_output_dir
+from pvrec.recording import codec
+from pvrec.recording.codec import Streamed, smallest_uint
 from pvrec.recording.format import (
     DEFAULT_KEY_EVERY,
     FORMAT_VERSION,
@@ -47,28 +49,13 @@ from pvrec.runs import (
 )
 
 
-def _smallest_uint(max_value: int) -> type:
-    for dt in (np.uint8, np.uint16, np.uint32):
-        if max_value <= np.iinfo(dt).max:
-            return dt
-    return np.uint64
-
-
-@dataclass
-class Streamed:
-    """A 1-d array written to a frame file block by block, never whole in memory."""
-
-    dtype: np.dtype
-    count: int
-    blocks: Callable[[], Iterator[bytes]]
-
-
 def _runs_arrays(pieces: list[Runs], prefix: str) -> dict[str, np.ndarray | Streamed]:
-    """The stored arrays of one channel, streamed from its pieces (consecutive chunks)."""
+    """The stored arrays of one channel in version 1, streamed from its pieces (consecutive
+    chunks)."""
     pieces = join_pieces(pieces)
     palette = np.unique(np.concatenate([np.unique(p.values) for p in pieces]))
-    code_type = np.dtype(_smallest_uint(max(palette.size - 1, 0)))
-    length_type = np.dtype(_smallest_uint(max(int(p.lengths.max()) for p in pieces)))
+    code_type = np.dtype(smallest_uint(max(palette.size - 1, 0)))
+    length_type = np.dtype(smallest_uint(max(int(p.lengths.max()) for p in pieces)))
     count = sum(p.lengths.size for p in pieces)
     width = length_type.itemsize
 
@@ -117,12 +104,16 @@ def channel_pieces(chunks: Iterable[Runs], prev: list[Runs] | None, kept: list[R
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray | Streamed], level: int = 6,
-              durable: bool = True) -> int:
-    """Write arrays as an .npz (a zip of .npy members, deflated) and return its size."""
+              durable: bool = True, stored: frozenset[str] = frozenset()) -> int:
+    """Write arrays as an .npz (a zip of .npy members, deflated but those named in stored,
+    already compressed) and return its size."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as zf:
         for name, arr in arrays.items():
-            with zf.open(name + ".npy", "w", force_zip64=True) as member:
+            target: str | zipfile.ZipInfo = name + ".npy"
+            if name in stored:
+                target = zipfile.ZipInfo(name + ".npy", (1980, 1, 1, 0, 0, 0))
+            with zf.open(target, "w", force_zip64=True) as member:
                 if isinstance(arr, Streamed):
                     np.lib.format.write_array_header_1_0(
                         member, {"descr": np.lib.format.dtype_to_descr(arr.dtype),
@@ -191,6 +182,7 @@ class Writer:
         owner: tuple[int, int] | None = None,
         channels: tuple[str, ...] = ("flags",),
         durable: bool = True,
+        format_version: int = FORMAT_VERSION,
     ):
         if channels[:1] != ("flags",) or not set(channels) <= set(RUN_CHANNELS):
             raise PvrecError(f"channels must start with 'flags' and be among {RUN_CHANNELS}")
@@ -198,12 +190,17 @@ class Writer:
         self.channels = tuple(channels)
         self.durable = durable  # fsync every frame (a power cut loses at most the last one)
         self.key_every = max(1, key_every)
+        if format_version not in (1, FORMAT_VERSION):
+            raise PvrecError(f"pvrec writes format version 1 or {FORMAT_VERSION}, "
+                             f"not {format_version}")
+        self.format_version = format_version
         self.owner = owner
         self.frames = 0
         self.bytes = 0
         self._prev: dict[str, list[Runs]] | None = None
         # Checked as every reader will check it, before anything is on disk.
         self.header = Header.from_dict({"pvrec_version": __version__, **header,
+                                      "format_version": format_version,
                                       "key_every": self.key_every,
                                       "channels": list(self.channels)})
         prepare_directory(self.path, force)
@@ -226,7 +223,8 @@ class Writer:
                   cgroup: Runs | np.ndarray | list[Runs] | None = None,
                   workload: np.ndarray | None = None, began: float | None = None,
                   extra: dict[str, np.ndarray] | None = None,
-                  cpu_began: float | None = None) -> FrameInfo:
+                  cpu_began: float | None = None, key: bool = False,
+                  measured: bool = False) -> FrameInfo:
         """Encode and append one frame; raises PvrecError (e.g. disk full) leaving no partial file.
 
         cgroup (the memcg inode of every PFN) and workload (sorted PFNs the workload maps) are
@@ -236,6 +234,8 @@ class Writer:
         load only the arrays they name).
         cpu_began: the process CPU time (time.process_time) then: the index's cpu_s is this
         process's CPU, every thread, from it to the frame file on disk.
+        key: make this a key frame whatever its number. measured: the context already holds
+        the sample's cost (recode copies it): only the index's bytes is set.
         """
         channels = {"flags": frame}
         for name, data in (("cgroup", cgroup), ("workload", workload)):
@@ -246,34 +246,30 @@ class Writer:
                     data = pfns_to_runs(data, self.header.pfn_count)
                 channels[name] = data
         index = self.frames
-        kind = KIND_KEY if index % self.key_every == 0 or self._prev is None else KIND_DELTA
+        kind = KIND_KEY if key or index % self.key_every == 0 or self._prev is None \
+            else KIND_DELTA
         prev, self._prev = self._prev, None  # a frame that fails half-way leaves a key next
         kept: dict[str, list[Runs]] = {}
-        arrays: dict[str, np.ndarray | Streamed] = {}
         began = time.monotonic() if began is None else began
-        for channel, data in channels.items():
-            kept[channel] = []
-            pieces = channel_pieces(_as_chunks(data), None if kind == KIND_KEY
-                                    else prev[channel], kept[channel])
-            pages = sum(p.pfn_count for p in pieces)
-            if pages != self.header.pfn_count:
-                raise PvrecError(f"frame has {pages} pages, the recording {self.header.pfn_count}")
-            arrays.update(_runs_arrays(pieces, prefix(channel)))
+        arrays = self._encode(channels, kind, prev, kept)
         for name, arr in (extra or {}).items():
-            if name in arrays or name == "meta" or "." not in name:
+            if name in arrays or name in ("meta", codec.PACK_MEMBER) or "." not in name:
                 raise PvrecError(f"extra frame array {name!r} would shadow a channel's")
             arrays[name] = arr
-        arrays["meta"] = np.array([FORMAT_VERSION, kind, index, self.header.pfn_count], np.int64)
+        arrays["meta"] = np.array([self.format_version, kind, index, self.header.pfn_count], np.int64)
         name = f"frames/{index:06d}.npz"
         final = self.path / name
         tmp = final.with_name(final.name + ".tmp")
         try:
-            size = write_npz(tmp, arrays, durable=self.durable)
+            size = write_npz(tmp, arrays, durable=self.durable,
+                             stored=frozenset([codec.PACK_MEMBER]))
             self._chown(tmp)
             os.replace(tmp, final)
             # The whole sample: reading (chunks are read lazily while encoded), encoding, writing.
             cost = {"sample_s": round(time.monotonic() - began, 6), "bytes": size}
-            if cpu_began is not None:
+            if measured:
+                cost = {"bytes": size}
+            elif cpu_began is not None:
                 cost["cpu_s"] = round(time.process_time() - cpu_began, 6)
             info = FrameInfo(index, round(t, 6), name, "key" if kind == KIND_KEY else "delta",
                              dict(context or {}, **cost))
@@ -295,6 +291,27 @@ class Writer:
         self.frames += 1
         self.bytes += size
         return info
+
+    def _encode(self, channels: dict, kind: int, prev: dict[str, list[Runs]] | None,
+                kept: dict[str, list[Runs]]) -> dict[str, np.ndarray | Streamed]:
+        """The frame file's arrays of every channel (kept gets the runs read)."""
+        arrays: dict[str, np.ndarray | Streamed] = {}
+        streams: dict[str, np.ndarray | Streamed] = {}  # version 2: packed in one member
+        for channel, data in channels.items():
+            kept[channel] = []
+            pieces = channel_pieces(_as_chunks(data), None if kind == KIND_KEY
+                                    else prev[channel], kept[channel])
+            pages = sum(p.pfn_count for p in pieces)
+            if pages != self.header.pfn_count:
+                raise PvrecError(f"frame has {pages} pages, the recording {self.header.pfn_count}")
+            if self.format_version == 1:
+                arrays.update(_runs_arrays(pieces, prefix(channel)))
+            else:
+                encode = codec.key_arrays if kind == KIND_KEY else codec.delta_arrays
+                streams.update(encode(join_pieces(pieces), prefix(channel)))
+        if self.format_version > 1:
+            arrays[codec.PACK_MEMBER] = codec.pack(streams, codec.bz2_arrays(kind, self.channels))
+        return arrays
 
     def close_index(self) -> None:
         """Close the index file (once; close() does it too)."""

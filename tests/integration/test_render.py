@@ -8,6 +8,7 @@ every class next to every other): the tests allow 0.1%.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -180,8 +181,8 @@ def test_bad_input_is_one_line_and_exit_2(rec, tmp_path):
     empty = tmp_path / "empty"
     Writer(empty, {"pfn_count": 100}).close({"reason": "test"})
     newer = make_recording(tmp_path / "newer", 1)
-    h = (newer / "header.json").read_text().replace('"format_version": 1', '"format_version": 7')
-    (newer / "header.json").write_text(h)
+    h = json.loads((newer / "header.json").read_text())
+    (newer / "header.json").write_text(json.dumps({**h, "format_version": 7}))
     cases = [
         (["render", tmp_path / "notrec"], "not a pvrec recording"),
         (["render", newer, "-o", tmp_path / "x.mp4"], "upgrade pvrec"),

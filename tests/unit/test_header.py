@@ -21,9 +21,9 @@ from tests.conftest import synthetic_flags
 ZONE = {"node": 0, "name": "Normal", "start_pfn": 0, "end_pfn": 100, "present": 90}
 
 
-def recording(tmp_path, frames: int = 2, **header):
-    path = tmp_path / "rec"
-    w = Writer(path, {"pfn_count": 100, **header}, key_every=2)
+def recording(tmp_path, frames: int = 2, version: int = fmt.FORMAT_VERSION, **header):
+    path = tmp_path / f"rec{'' if version == fmt.FORMAT_VERSION else version}"
+    w = Writer(path, {"pfn_count": 100, **header}, key_every=2, format_version=version)
     for i in range(frames):
         w.add_frame(synthetic_flags(100, seed=i), float(i))
     w.close({"reason": "test"})
@@ -97,22 +97,21 @@ def test_a_bad_value_is_one_line_naming_the_key(tmp_path, change, message):
     assert len(str(e.value)) < 200 + len(str(path))
 
 
-def test_a_reader_of_version_n_reads_version_1_frames(tmp_path, monkeypatch):
-    """The day FORMAT_VERSION is 2, a version-1 recording still reads: frames are checked
-    against their header's version, not the reader's."""
-    path = recording(tmp_path, frames=3)
-    want = [open_recording(path).read(i) for i in range(3)]
-    monkeypatch.setattr(fmt, "FORMAT_VERSION", 2)
-    rec = open_recording(path)
-    assert rec.header.format_version == 1
+def test_a_reader_of_version_2_reads_version_1_frames(tmp_path):
+    """A version-1 recording reads as it always did: frames are checked against their header's
+    version, not the reader's, and decode to the same flags as the same frames in version 2."""
+    old, new = recording(tmp_path, frames=3, version=1), recording(tmp_path, frames=3)
+    rec, rec2 = open_recording(old), open_recording(new)
+    assert (rec.header.format_version, rec2.header.format_version) == (1, 2)
     assert len(rec) == 3 and rec.warnings == []
-    assert all(np.array_equal(rec.read(i), want[i]) for i in range(3))
+    assert [np.load(old / f"frames/00000{i}.npz", allow_pickle=False)["meta"][0] for i in range(3)] == [1, 1, 1]
+    assert all(np.array_equal(rec.read(i), rec2.read(i)) for i in range(3))
+    assert all(np.array_equal(rec.read(i), synthetic_flags(100, seed=i)) for i in range(3))
 
 
-def test_a_frame_of_another_version_than_its_header_is_damaged(tmp_path, monkeypatch):
-    path = recording(tmp_path, frames=2)
+def test_a_frame_of_another_version_than_its_header_is_damaged(tmp_path):
+    path = recording(tmp_path, frames=2, version=1)
     edit_header(path, format_version=2)
-    monkeypatch.setattr(fmt, "FORMAT_VERSION", 2)
     rec = open_recording(path)
     assert len(rec) == 0
     assert rec.warnings == [f"{path}: the last 2 frames (0..1) are unreadable (frame is format "
@@ -122,8 +121,8 @@ def test_a_frame_of_another_version_than_its_header_is_damaged(tmp_path, monkeyp
 def test_a_newer_version_says_upgrade(tmp_path):
     path = recording(tmp_path)
     edit_header(path, format_version=fmt.FORMAT_VERSION + 1)
-    with pytest.raises(PvrecError, match=r"is recording format version 2; this pvrec .* reads "
-                                         r"up to version 1: upgrade pvrec"):
+    with pytest.raises(PvrecError, match=r"is recording format version 3; this pvrec .* reads "
+                                         r"up to version 2: upgrade pvrec"):
         open_recording(path)
 
 

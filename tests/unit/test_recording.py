@@ -119,8 +119,9 @@ def test_joined_pieces_of_chunks_are_the_encoding_of_the_whole(flags, cuts):
                for p, (a, b) in zip(parts, before, strict=True))
 
 
-def write(tmp_path, frames, key_every=3, **header):
-    w = Writer(tmp_path / "rec", {"pfn_count": frames[0].size, **header}, key_every=key_every)
+def write(tmp_path, frames, key_every=3, version=FORMAT_VERSION, **header):
+    w = Writer(tmp_path / "rec", {"pfn_count": frames[0].size, **header}, key_every=key_every,
+               format_version=version)
     for i, f in enumerate(frames):
         w.add_frame(f, t=i * 0.5, context={"note": i})
     w.close({"reason": "test"})
@@ -148,11 +149,14 @@ def test_unchanged_frame_is_a_tiny_delta(tmp_path):
     assert rec.frames[1].context["bytes"] < min(1024, rec.frames[0].context["bytes"] / 20)
 
 
-def test_frames_load_with_allow_pickle_false_and_plain_dtypes(tmp_path):
-    rec = open_recording(write(tmp_path, [synthetic_flags(3000)]))
+@pytest.mark.parametrize(("version", "kinds"), [
+    (1, {"meta": "i", "lengths": "u", "palette": "u", "codes": "u"}),
+    (2, {"meta": "i", "frame": "u"}),  # every stream packed in one (codec.py)
+])
+def test_frames_load_with_allow_pickle_false_and_plain_dtypes(tmp_path, version, kinds):
+    rec = open_recording(write(tmp_path, [synthetic_flags(3000)], version=version))
     with np.load(rec.path / rec.frames[0].file, allow_pickle=False) as z:
-        assert {k: z[k].dtype.kind for k in z.files} == {
-            "meta": "i", "lengths": "u", "palette": "u", "codes": "u"}
+        assert {k: z[k].dtype.kind for k in z.files} == kinds
 
 
 def test_not_a_recording(tmp_path):
@@ -252,7 +256,8 @@ def _replace_frame(path, arrays_by_name, raw_members=None):
 
 @pytest.mark.parametrize("case", ["object", "float", "2d", "bad_sum", "code_range", "bomb"])
 def test_hostile_frame_files_are_refused_not_trusted(tmp_path, case):
-    path = write(tmp_path, [synthetic_flags(1000)], key_every=1)
+    # version 1's arrays (version 2's streams: test_codec_fuzz.py)
+    path = write(tmp_path, [synthetic_flags(1000)], key_every=1, version=1)
     frame = path / "frames" / "000000.npz"
     good = dict(np.load(frame, allow_pickle=False))
     if case == "object":

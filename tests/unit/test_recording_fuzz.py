@@ -42,8 +42,10 @@ FUZZ = settings(max_examples=250, deadline=None, derandomize=True,
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory):
+    """A version-1 recording (its arrays are what test_hostile_arrays replaces; version 2's
+    packed streams get theirs in test_codec_fuzz.py)."""
     path = tmp_path_factory.mktemp("pristine") / "rec"
-    w = Writer(path, {"pfn_count": PAGES}, key_every=2)
+    w = Writer(path, {"pfn_count": PAGES}, key_every=2, format_version=1)
     for seed in range(4):
         w.add_frame(synthetic_flags(PAGES, seed=seed), seed * 1.0)
     w.close({"reason": "test"})
