@@ -27,10 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_scale import GIB_PAGES, REPO, base_flags, header, machine_flags, mutate  # noqa: E402
+from bench_scale import GIB_PAGES, REPO, base_flags, machine_flags, write_recording  # noqa: E402
 
 # One render in a child: its wall time, the parent's VmHWM, each worker's (from the summary),
 # and the CPU seconds of the whole tree (parent, workers and ffmpeg, all joined).
@@ -49,15 +47,7 @@ if __name__ == "__main__":
 
 
 def make_recording(rec: Path, gib: int, frames: int) -> None:
-    from pvrec.recording.writer import Writer
-
-    flags = machine_flags(base_flags(), gib * GIB_PAGES)
-    w = Writer(rec, header(flags.size), force=True)
-    rng = np.random.default_rng(3)
-    for i in range(frames):
-        w.add_frame(flags, float(i))
-        mutate(flags, rng, 0.01)
-    w.close({"reason": "bench"})
+    write_recording(rec, machine_flags(base_flags(), gib * GIB_PAGES), frames)
 
 
 def render(rec: Path, out: Path, jobs: int) -> tuple[float, int, int, float, float]:

@@ -115,20 +115,26 @@ def bench_recorder(flags: np.ndarray, work: Path, frames: int) -> dict:
             "kib_per_frame": float(np.mean([i["bytes"] for i in index])) / 1024}
 
 
-def bench_renderer(flags: np.ndarray, work: Path, frames: int) -> dict | None:
-    try:
-        import pvrec.render.pipeline  # noqa: F401
-    except ImportError:
-        return None
+def write_recording(rec: Path, flags: np.ndarray, frames: int) -> None:
+    """A recording of the machine: frames of `flags`, 1% of the pages changing each (flags is
+    changed in place)."""
     from pvrec.recording.writer import Writer
 
-    rec = work / "synthetic"
     w = Writer(rec, header(flags.size), force=True)
     rng = np.random.default_rng(3)
     for i in range(frames):
         w.add_frame(flags, float(i))
         mutate(flags, rng, 0.01)
     w.close({"reason": "bench"})
+
+
+def bench_renderer(flags: np.ndarray, work: Path, frames: int) -> dict | None:
+    try:
+        import pvrec.render.pipeline  # noqa: F401
+    except ImportError:
+        return None
+    rec = work / "synthetic"
+    write_recording(rec, flags, frames)
     dt, rss, _ = run_measured(["render", "-q", "--every", "1", str(rec), "-o",
                                str(work / "out.mp4")])
     return {"rss_mib": rss / 1024, "fps": frames / dt, "seconds": dt}
