@@ -224,11 +224,18 @@ def test_demo_stopped_with_stderr_a_pipe_writes_no_control_sequences(tmp_path):
     assert NR_HUGEPAGES.read_text() == before
 
 
-def test_the_watchdog_is_not_part_of_the_workload_and_ends_with_it():
+def test_the_watchdog_is_not_part_of_the_workload_and_ends_with_it(monkeypatch):
     # In this process: the watchdog is our child, like the workload, yet neither tracked
     # (Workload.tree feeds the workload channel) nor counted by kill_tree.
+    from pvrec.recorder import workload
     from pvrec.recorder.workload import Workload
 
+    # pvrec records in a process of its own; the test process may have children of its own
+    # already (multiprocessing's resource tracker, after an in-process render --jobs): not
+    # the workload's, so out of its tree (and of what kill_tree kills).
+    ours = set(descendants(os.getpid()))
+    monkeypatch.setattr(workload, "descendants",
+                        lambda pid: [p for p in descendants(pid) if p not in ours])
     w = Workload(["sleep", "60"])
     try:
         assert w.watchdog is not None and w.watchdog.pid in descendants(os.getpid())
