@@ -365,8 +365,8 @@ class MapLayout:
         again[order[1:]] = b[order[1:]] == b[order[:-1]]
         return out, b[again], at[again]
 
-    def counted(self) -> list[tuple[int, int]]:
-        """The page ranges class_pages counts: the window's RAM."""
+    def window_ram(self) -> list[tuple[int, int]]:
+        """The page ranges of the window that are RAM: those class_pages counts."""
         ws, we = self.window
         out, pos = [], ws
         for s, e in self.holes:

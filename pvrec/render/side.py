@@ -83,7 +83,7 @@ class Side:
                                            None if self.frames else ("flags",))
         self._pending = next(self._it, None)
 
-    def get(self, pos: int) -> tuple[int, float, Runs | Frame] | None:
+    def get(self, pos: int) -> tuple[int, float, Frame] | None:
         """The last readable frame at or before pos (damaged ones are skipped)."""
         while self._pending is not None and self._pending[0] <= pos:
             self._current = self._pending
@@ -95,7 +95,7 @@ class Side:
             self._pending = next(self._it, None)  # type: ignore[arg-type]
         return self._current
 
-    def draw(self, item: tuple[int, float, Runs | Frame]) -> np.ndarray:
+    def draw(self, item: tuple[int, float, Frame]) -> np.ndarray:
         """The side's picture of a frame (drawn again only when it is another frame)."""
         pos, t, data = item
         t -= self.source.times[0]  # since the first frame: as the timeline, info and record say
@@ -158,12 +158,12 @@ class Side:
         px, partly = lay.pixels(lay.class_runs_in(cls, ln, page_ranks(values) if self.keep
                                                   else None, s, e))
         # Pages outside the changed pixels keep their class: the sizes change by those inside.
-        counted = clip_ranges((s, e), lay.counted())
+        counted = clip_ranges((s, e), lay.window_ram())
         if int((counted[1] - counted[0]).sum()) == int((e - s).sum()):
             now = self._pages_of(cls, ln)  # all of them RAM in the window: counted as classified
         else:
-            now = self._pages_of(*self._classified(runs, counted, starts))
-        pages = pages + now - self._pages_of(*self._classified(before, counted, before_starts))
+            now = self._pages_in(runs, counted, starts)
+        pages = pages + now - self._pages_in(before, counted, before_starts)
         blocks = spans(b0, b1 - b0)
         self.drawn = pos
         self.telling = int(pages[self._told].sum())
@@ -172,11 +172,11 @@ class Side:
         self._drew(runs, pages, starts)
         return self.canvas
 
-    def _classified(self, runs: Runs, ranges: tuple[np.ndarray, np.ndarray],
-                    starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(class, pages) of the pieces of the runs in these page ranges."""
+    def _pages_in(self, runs: Runs, ranges: tuple[np.ndarray, np.ndarray],
+                  starts: np.ndarray) -> np.ndarray:
+        """Pages per class of the runs in these page ranges (starts: runs.starts())."""
         ln, values = slice_ranges(runs, *ranges, starts)
-        return self.classifier(values), ln
+        return self._pages_of(self.classifier(values), ln)
 
     def _pages_of(self, cls: np.ndarray, ln: np.ndarray) -> np.ndarray:
         return np.rint(np.bincount(cls, weights=ln, minlength=self.n_cls)).astype(np.int64)
