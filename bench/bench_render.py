@@ -173,29 +173,25 @@ def premade_frames(rec_path: Path, frames: int, kind: str = "mp4") -> tuple[list
 
 
 def bare_encode(frames: list[bytes], size: tuple[int, int], kind: str = "mp4") -> float:
-    """Seconds to pipe pre-made frames through the same encoder, same settings."""
-    import imageio_ffmpeg
-
+    """Seconds to pipe pre-made frames through the same encoder, same settings, same pipe (the
+    renderer's command line, its pipe enlarged alike: the floor is ffmpeg's encode, not the
+    pipe's round trips)."""
     from pvrec.render.encoders import DEFAULT_CRF, DEFAULT_PRESET
+    from pvrec.render.encoders.ffmpeg import enlarge_pipe, ffmpeg_command
 
+    codec, pix_fmt, params = ("libx264", "yuv420p", [
+        "-preset", DEFAULT_PRESET, "-crf", str(DEFAULT_CRF), "-sws_flags", "area",
+        "-movflags", "+faststart"]) if kind == "mp4" else ("gif", "pal8", ["-loop", "0"])
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()
-        if kind == "mp4":
-            gen = imageio_ffmpeg.write_frames(
-                os.path.join(d, "bare.mp4"), size, pix_fmt_in="pal8", pix_fmt_out="yuv420p",
-                fps=10.0, quality=None, codec="libx264", macro_block_size=1,
-                ffmpeg_log_level="error",
-                output_params=["-preset", DEFAULT_PRESET, "-crf", str(DEFAULT_CRF),
-                               "-sws_flags", "area", "-movflags", "+faststart"])
-        else:
-            gen = imageio_ffmpeg.write_frames(
-                os.path.join(d, "bare.gif"), size, pix_fmt_in="pal8", pix_fmt_out="pal8",
-                fps=10.0, quality=None, codec="gif", macro_block_size=1,
-                ffmpeg_log_level="error", output_params=["-loop", "0"])
-        gen.send(None)
+        proc = subprocess.Popen(ffmpeg_command(os.path.join(d, f"bare.{kind}"), size, 10.0,
+                                               codec, pix_fmt, params), stdin=subprocess.PIPE)
+        enlarge_pipe(proc.stdin.fileno(), len(frames[0]))
         for f in frames:
-            gen.send(f)
-        gen.close()
+            proc.stdin.write(f)
+        proc.stdin.close()
+        if proc.wait():
+            raise SystemExit("the bare ffmpeg encode failed")
         return time.perf_counter() - t
 
 

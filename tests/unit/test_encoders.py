@@ -3,6 +3,7 @@ and every way an encode can end (done, ffmpeg failing, nothing written, aborted,
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 import sys
 from pathlib import Path
@@ -131,6 +132,19 @@ def test_a_good_encode_puts_the_file_in_place(tmp_path):
     enc.close()
     assert enc.frames == 3 and (tmp_path / "a.gif").stat().st_size == 3 * (4 + 1024)
     assert [p.name for p in tmp_path.iterdir()] == ["a.gif"]
+
+
+def test_the_pipe_to_ffmpeg_holds_a_whole_frame_up_to_the_kernels_limit(tmp_path):
+    # GIVEN a GIF frame of 600x500 pixels plus its palette (301 KB: over the 64 KiB default)
+    enc = fake_ffmpeg(COPY)(tmp_path / "a.gif", (600, 500), PALETTE)
+    try:
+        # WHEN ffmpeg is started, THEN its stdin pipe holds the frame (the kernel rounds up to
+        # a power of two pages), or as much as /proc/sys/fs/pipe-max-size lets anyone ask
+        size = fcntl.fcntl(enc._proc.stdin.fileno(), fcntl.F_GETPIPE_SZ)
+        limit = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+        assert size >= min(600 * 500 + 1024, limit) and size > 65536
+    finally:
+        enc.abort()
 
 
 @pytest.mark.parametrize("code, message", [

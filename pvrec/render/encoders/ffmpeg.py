@@ -16,10 +16,16 @@ the file is good (a full disk is not an exception on a pipe). ffmpeg runs in a s
 own, so a Ctrl-C at the terminal reaches only Python, which then closes the pipe normally.
 Files are written to a hidden temp name in the target directory and renamed when complete;
 abort() kills ffmpeg and removes the temp file, so an interrupted render leaves nothing behind.
+
+The pipe to ffmpeg is enlarged to hold a whole frame where the kernel allows (up to
+/proc/sys/fs/pipe-max-size, 1 MiB by default): through the default 64 KiB pipe a frame crosses
+in dozens of round trips between the two processes, each a wait (bench_redraw: 24 GiB MP4
+render/bare 0.71 -> 0.82-0.89, 1 GiB GIF 0.47 -> 0.52-0.56).
 """
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 from collections.abc import Callable
 from fractions import Fraction
@@ -40,6 +46,17 @@ from pvrec.render.encoders.base import (
 
 DEFAULT_CRF = 20
 DEFAULT_PRESET = "veryfast"
+PIPE_MAX_SIZE = Path("/proc/sys/fs/pipe-max-size")
+
+
+def enlarge_pipe(fd: int, size: int) -> None:
+    """Make the pipe hold size bytes, or as many as an unprivileged process may; best effort
+    (an older kernel, a limit lowered by the admin, a user over pipe-user-pages-soft)."""
+    try:
+        limit = int(PIPE_MAX_SIZE.read_text())
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, max(4096, min(size, limit)))
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def pal8_trailer(colors: np.ndarray) -> bytes:
@@ -112,6 +129,7 @@ class FfmpegEncoder(Encoder):
             # stderr is the terminal's: ffmpeg's own error (at -v error) is the line above ours
             self._proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE,
                                           stdout=subprocess.DEVNULL, start_new_session=True)
+            enlarge_pipe(self._proc.stdin.fileno(), self.buf.nbytes)  # type: ignore[union-attr]
         except (OSError, RuntimeError) as exc:
             self.tmp.unlink(missing_ok=True)
             raise PvrecError(f"cannot start ffmpeg for {self.path}: {exc}") from None
