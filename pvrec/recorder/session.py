@@ -195,7 +195,8 @@ class Recorder:
         def start_workload() -> Workload:
             sampler.mark("start")
             marks = {MARK_ENV: str(addons[-1].path)}
-            started.append(Workload(opt.cmd, opt.run_as, opt.kill_after, extra_env=marks))
+            started.append(Workload(opt.cmd, opt.run_as, opt.kill_after, extra_env=marks,
+                                    leftover=addons[-1].dir))  # its watchdog removes it
             return started[0]
 
         try:

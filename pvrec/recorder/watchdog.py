@@ -6,7 +6,8 @@ workload that ignores SIGTERM would run on under init. pvrec therefore starts th
 beside the workload: it holds the read end of a pipe whose write end only pvrec holds, and
 a pidfd of the workload opened while pvrec was its parent (so no recycled pid is signalled).
 On a normal end pvrec writes "done" and the watchdog exits at once; on EOF without it (pvrec
-died), the watchdog waits the grace for the workload's tree to end, then SIGKILLs what is left.
+died), the watchdog waits the grace for the workload's tree to end, then SIGKILLs what is left,
+and removes what pvrec could not: the private directory of its marker socket (recorder.markers).
 
 The grace is --kill-after, or STOP_GRACE when it was not given: after kill -9 nobody is left
 to press a second Ctrl-C, and a build that outlives its recorder is what a user least expects;
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,12 +39,13 @@ DONE = b"d"
 class Watchdog:
     """pvrec's end of a running watchdog: release() says the workload ended normally."""
 
-    def __init__(self, pidfd: int, pid: int, grace: float, creds: tuple[int, ...]):
+    def __init__(self, pidfd: int, pid: int, grace: float, creds: tuple[int, ...],
+                 leftover: Path | None = None):
         read, self._write = os.pipe()  # both close-on-exec: the workload never holds them
         root = str(Path(__file__).resolve().parents[2])
         code = (f"import sys; sys.path.insert(0, {root!r}); "
                 "from pvrec.recorder.watchdog import main; main(sys.argv[1:])")
-        args = [read, pidfd, pid, grace, ",".join(map(str, creds))]
+        args = [read, pidfd, pid, grace, ",".join(map(str, creds)), leftover or ""]
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-I", "-c", code, *map(str, args)], stdin=subprocess.DEVNULL,
@@ -69,12 +72,15 @@ class Watchdog:
 
 
 def main(args: list[str]) -> None:
-    """The watchdog itself: wait for pvrec's word or its death, then end the workload."""
+    """The watchdog itself: wait for pvrec's word or its death, then end the workload and
+    remove pvrec's leftover directory."""
     read, pidfd, pid = (int(a) for a in args[:3])
     grace, creds = float(args[3]), tuple(int(c) for c in args[4].split(","))
     if os.read(read, 1) == DONE:
         return
     end_tree(pidfd, pid, grace, creds)
+    if args[5:6] and args[5]:
+        shutil.rmtree(args[5], ignore_errors=True)
 
 
 def end_tree(pidfd: int, pid: int, grace: float, creds: tuple[int, ...]) -> None:

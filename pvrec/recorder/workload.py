@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 from pvrec.errors import PvrecError
 from pvrec.kernel.proctree import descendants
@@ -105,7 +106,8 @@ class Workload:
     """The running workload: its Popen, a pidfd to wait on, its watchdog, and how it ended."""
 
     def __init__(self, argv: list[str], run_as: RunAs | None = None,
-                 kill_after: float | None = None, extra_env: dict[str, str] | None = None):
+                 kill_after: float | None = None, extra_env: dict[str, str] | None = None,
+                 leftover: Path | None = None):
         exe = resolve_command(argv)
         env = dict(os.environ, **(extra_env or {}))
         kwargs: dict = {}
@@ -133,7 +135,8 @@ class Workload:
             creds = (run_as.uid,) * 3 + (run_as.gid,) * 3 if run_as else \
                 os.getresuid() + os.getresgid()
             self.watchdog = Watchdog(self.pidfd, self.pid,
-                                     STOP_GRACE if kill_after is None else kill_after, creds)
+                                     STOP_GRACE if kill_after is None else kill_after, creds,
+                                     leftover)
 
     def poll(self) -> bool:
         """True once the workload has exited (and is reaped)."""

@@ -75,14 +75,19 @@ def _kill_9_leaves_no_workload(dump, tmp_path, reaped, *extra, env=None, ready=N
 
     The workload runs `before`, writes its pids (`$$`, and `$!` where `before` started a
     background job) to `ready`, then runs `then`; pvrec is killed once running(pid) is true
-    too, and each pid must be gone within gone_within seconds of the kill. Returns the pids
-    and the seconds they took."""
+    too, and each pid must be gone within gone_within seconds of the kill, and the marker
+    socket's directory soon after (the watchdog removes it). Returns the pids and the seconds
+    they took."""
     out, ready = tmp_path / "rec", ready or tmp_path / "child.pid"
     # sh, not python: a user made for the test may not reach this venv's interpreter.
-    script = f'{before}echo $$ $! > {ready}.part && mv {ready}.part {ready} && {then}'
+    script = (f'{before}echo $$ $! "$PVREC_MARK" > {ready}.part && mv {ready}.part {ready} '
+              f'&& {then}')
     p = start_pvrec("record", "-q", "--kpageflags", dump[0], "--interval", "100ms", "-o", out,
                     *extra, "--", "sh", "-c", script, env=env)
-    pids = [int(pid) for pid in wait_file(ready).read_text().split()]
+    *pids, mark = wait_file(ready).read_text().split()
+    pids = [int(pid) for pid in pids]
+    marker_dir = Path(mark).parent
+    assert marker_dir.name.startswith("pvrec-mark-") and marker_dir.is_dir()
     reaped.extend(pids)
     wait_frames(out, 2)
     wait_until("the workload to run", lambda: running(pids[0]))
@@ -91,7 +96,9 @@ def _kill_9_leaves_no_workload(dump, tmp_path, reaped, *extra, env=None, ready=N
     p.communicate(timeout=60)  # the workload holds pvrec's stdout: this waits for it too
     for pid in pids:
         wait_gone(pid, timeout=gone_within)
-    return pids, time.monotonic() - killed
+    took = time.monotonic() - killed
+    wait_until("the watchdog to remove the marker directory", lambda: not marker_dir.exists())
+    return pids, took
 
 
 def test_kill_9_of_pvrec_ends_the_workload(dump, tmp_path, reaped):
