@@ -22,9 +22,11 @@ from pvrec.metrics import (
     max_order_of,
     zones_of,
 )
+from pvrec.recording.format import FrameInfo
 from pvrec.recording.reader import Recording
 from pvrec.region import Region, parse_region
 from pvrec.runs import changed_ranges
+from pvrec.summaries import frame_summaries
 
 
 def metrics_region(rec: Recording, spec: str | None) -> Region | None:
@@ -77,13 +79,14 @@ def _rows(rec: Recording, metrics: list[str] | None, zones: list[str] | None, ma
           window: tuple[int, int] | None) -> Iterator[dict]:
     hp = rec.header.hpage_pages
     marked = any(f.context.get("markers") for f in rec.frames)
-    for info, runs in rec.iter_runs():
+    for info, figures in _frame_figures(rec, max_order, window):
         row = {"frame": info.index, "t": info.t}
         if marked:  # the workload's markers of the frame (pvrec mark), in the order sent
             row["markers"] = "; ".join(m["text"] for m in info.context.get("markers", []))
-        for zone, values in frame_metrics(runs, rec.header, max_order, window).items():
+        for zone, values in figures.items():
             if zones and zone not in zones:
                 continue
+            values = dict(values)
             if window is None:  # the kernel counts whole zones: no twin for a region
                 values.update(kernel_figures(info.context, zone, hp))
                 values.update(context_metrics(info.context, zone, hp))
@@ -92,6 +95,16 @@ def _rows(rec: Recording, metrics: list[str] | None, zones: list[str] | None, ma
                         name.startswith("kernel_") and name[7:] in metrics):
                     row[f"{zone}.{name}"] = value
         yield row
+
+
+def _frame_figures(rec: Recording, max_order: int, window: tuple[int, int] | None
+                   ) -> Iterator[tuple[FrameInfo, dict[str, dict[str, float]]]]:
+    """(index entry, {zone: figures}) of every frame: whole zones from the summaries cache
+    (no frame decoded when it is fresh), a region's pages from the decoded runs."""
+    if window is None:
+        return ((info, s.metrics) for info, s in frame_summaries(rec))
+    return ((info, frame_metrics(runs, rec.header, max_order, window))
+            for info, runs in rec.iter_runs())
 
 
 def metrics_csv(rec: Recording, metrics: list[str] | None = None,

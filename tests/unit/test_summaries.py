@@ -176,3 +176,26 @@ def test_the_workloads_pages_are_summarized_and_cached(tmp_path, decodes):
     np.savez(rec / SUMMARY_FILE, **fields)
     assert summarize(open_recording(rec))["workload"] == want and decodes[0] == 3
     assert summarize(open_recording(make_recording(tmp_path / "plain", 2)))["workload"] is None
+
+
+def test_metrics_csv_from_a_warm_cache_decodes_no_frame_and_is_the_decoded_text(
+        tmp_path, decodes, monkeypatch):
+    from pvrec.inspect.fragmentation import metrics_csv, metrics_region
+
+    rec = make_recording(tmp_path / "r", 6)
+    real = summaries.cache_paths
+    monkeypatch.setattr(summaries, "cache_paths", lambda rec: [])
+    plain = metrics_csv(open_recording(rec))  # every frame decoded, as before the cache
+    assert decodes[0] == 6 and not (rec / SUMMARY_FILE).exists()
+    monkeypatch.setattr(summaries, "cache_paths", real)
+    cold = metrics_csv(open_recording(rec))
+    decodes[0] = 0
+    warm = metrics_csv(open_recording(rec))
+    assert decodes[0] == 0
+    assert warm == cold == plain
+    assert len(plain.splitlines()) == 7  # a header line and one per frame
+    r = open_recording(rec)
+    region = metrics_region(r, f"0-{r.header.pfn_count // 2 * r.header.page_size}")
+    assert decodes[0] == 0
+    metrics_csv(r, region=region)  # a region's pages: decoded, not from the cache
+    assert decodes[0] > 0
