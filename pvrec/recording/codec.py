@@ -1,4 +1,4 @@
-"""Frame encoding of format version 2: each stream apart, integers as varints.
+"""Frame encoding of format versions 2 and 3: each stream apart, integers as varints.
 
 A version-1 frame stores every run of a delta (the long zero runs between changes included)
 with a code, and run lengths as fixed-width byte planes. Measured on real recordings (a
@@ -10,13 +10,17 @@ LEB128 varint (most are below 128: one byte), so deflate sees fewer, denser byte
 store (length - 1) as varints and are compressed with bz2 (one frame in key_every: its CPU is
 spread over the frames between). docs/recording-format.md has the layout.
 
-load_frame (format.py) turns a version-2 frame back into version 1's arrays (run lengths,
+Version 3 is the same streams, a delta's compressed with raw LZMA2 instead of deflate (~10%
+fewer bytes on a kernel build's deltas for ~10 ms of CPU a frame; see pack).
+
+load_frame (format.py) turns a version-2 or 3 frame back into version 1's arrays (run lengths,
 palette, codes of every run), so everything that reads frames reads both alike.
 """
 
 from __future__ import annotations
 
 import bz2
+import lzma
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -199,20 +203,46 @@ def decode_delta(gaps: np.ndarray, lengths: np.ndarray, palette: np.ndarray,
     return both[keep], np.concatenate((np.zeros(1, np.uint64), palette)), code[keep]
 
 
-BZIP2_MIN_BYTES = 1 << 16  # below this bzip2's blocks cost more than they save
-DEFLATE, BZIP2 = 0, 1
+DEFLATE, BZIP2, LZMA = 0, 1, 2
+# Below these sizes a stream stays deflate: bzip2's blocks and LZMA's set-up cost more than
+# they save.
+MIN_BYTES = {BZIP2: 1 << 16, LZMA: 1 << 10}
+# Raw LZMA2 (no container: the directory has the sizes). No literal context (lc=lp=pb=0): the
+# streams are varint and code bytes, not text; 1.5% smaller than the defaults on deltas. The
+# dictionary is far above a delta's streams and bounds the decoder's memory on any input.
+LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 6, "dict_size": 1 << 18,
+                 "lc": 0, "lp": 0, "pb": 0}]
+CODECS = {2: (DEFLATE, BZIP2), 3: (DEFLATE, BZIP2, LZMA)}  # what each format version may use
 PACK_MEMBER = "frame"  # the frame file's one member that holds every channel's streams
 
 
-def pack(streams: dict[str, np.ndarray | Streamed], bz2_names: frozenset[str]) -> np.ndarray:
+def _compressor(how: int):
+    if how == BZIP2:
+        return bz2.BZ2Compressor(9)
+    if how == LZMA:
+        return lzma.LZMACompressor(lzma.FORMAT_RAW, filters=LZMA_FILTERS)
+    return zlib.compressobj(6, zlib.DEFLATED, -15)
+
+
+def _decompressor(how: int):
+    if how == BZIP2:
+        return bz2.BZ2Decompressor()
+    if how == LZMA:
+        return lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=LZMA_FILTERS)
+    return zlib.decompressobj(-15)
+
+
+def pack(streams: dict[str, np.ndarray | Streamed], codecs: dict[str, int]) -> np.ndarray:
     """Every stream of a frame in one byte array: a directory (per stream its name, codec,
     item size, compressed and raw size, as varints) and the compressed streams after it. One
-    zip member instead of a dozen saves ~1.5 KB a frame of headers (a demo delta is ~8 KB)."""
+    zip member instead of a dozen saves ~1.5 KB a frame of headers (a demo delta is ~8 KB).
+    codecs: the streams not deflated (stream_codecs), each when it is at least MIN_BYTES."""
     directory, blobs = [], []
     for name, arr in streams.items():
         size = arr.count * arr.dtype.itemsize if isinstance(arr, Streamed) else arr.nbytes
-        how = BZIP2 if name in bz2_names and size >= BZIP2_MIN_BYTES else DEFLATE
-        z = bz2.BZ2Compressor(9) if how == BZIP2 else zlib.compressobj(6, zlib.DEFLATED, -15)
+        how = codecs.get(name, DEFLATE)
+        how = how if size >= MIN_BYTES.get(how, 0) else DEFLATE
+        z = _compressor(how)
         parts = [z.compress(block) for block in (
             arr.blocks() if isinstance(arr, Streamed) else (np.ascontiguousarray(arr).tobytes(),))]
         parts.append(z.flush())
@@ -225,9 +255,11 @@ def pack(streams: dict[str, np.ndarray | Streamed], bz2_names: frozenset[str]) -
                                    head.tobytes(), *blobs]), np.uint8)
 
 
-def unpack(data: np.ndarray, names: list[str], limit: int) -> dict[str, np.ndarray]:
+def unpack(data: np.ndarray, names: list[str], limit: int, codecs: tuple[int, ...] = CODECS[3]
+           ) -> dict[str, np.ndarray]:
     """The streams named (each a 1-d unsigned array) of a pack; CodecError when it is damaged,
-    a stream is missing, or one would inflate beyond limit bytes."""
+    a stream is missing, uses a codec not in codecs (its version's), or would inflate beyond
+    limit bytes."""
     raw = data.tobytes()
     first = min(len(raw), VARINT_MAX_BYTES)
     end = next((i + 1 for i in range(first) if raw[i] < 0x80), 0)
@@ -247,30 +279,33 @@ def unpack(data: np.ndarray, names: list[str], limit: int) -> dict[str, np.ndarr
         pos += 5 + n
     if head[:1] == [] or pos != len(head) or at != len(raw):
         raise CodecError("bad stream directory")
-    return {name: _inflate(raw, name, entries.get(name), limit) for name in names}
+    return {name: _inflate(raw, name, entries.get(name), limit, codecs) for name in names}
 
 
-def _inflate(raw: bytes, name: str, entry: tuple | None, limit: int) -> np.ndarray:
+def _inflate(raw: bytes, name: str, entry: tuple | None, limit: int, codecs: tuple[int, ...]
+             ) -> np.ndarray:
     if entry is None:
         raise CodecError(f"missing array {name!r}")
     how, itemsize, csize, size, at = entry
-    if how not in (DEFLATE, BZIP2) or itemsize not in (1, 2, 4, 8) or size % itemsize \
-            or size > limit:
+    if how not in codecs or itemsize not in (1, 2, 4, 8) or size % itemsize or size > limit:
         raise CodecError(f"array {name!r}: bad stream entry")
-    z = bz2.BZ2Decompressor() if how == BZIP2 else zlib.decompressobj(-15)
+    z = _decompressor(how)
     try:
         out = z.decompress(raw[at:at + csize], size + 1)
-    except (OSError, ValueError, EOFError, zlib.error) as exc:
+    except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError) as exc:
         raise CodecError(f"array {name!r}: {exc}") from None
     if len(out) != size:
         raise CodecError(f"array {name!r} holds {len(out)} bytes, its entry says {size}")
     return np.frombuffer(out, f"<u{itemsize}")
 
 
-def bz2_arrays(kind: int, channels: tuple[str, ...]) -> frozenset[str]:
-    """The streams of a frame compressed with bzip2 rather than deflate: a key frame's
-    lengths and codes (bzip2 is ~15% smaller on them, and a key frame is rare)."""
-    if kind != 0:
-        return frozenset()
-    return frozenset(("" if c == "flags" else c + ".") + a for c in channels
-                     for a in ("lengths", "codes"))
+def stream_codecs(kind: int, channels: tuple[str, ...], version: int) -> dict[str, int]:
+    """The streams of a frame not deflated: a key frame's lengths and codes bzip2 (~10-15%
+    smaller than deflate or LZMA at a third of LZMA's CPU; one frame in key_every pays it);
+    in version 3, a delta's gaps, lengths and codes raw LZMA2 (~10% smaller than deflate on
+    a kernel build's deltas, ~10 ms more CPU a frame at 24 GiB: bench/bench_frames.py)."""
+    arrays = ("lengths", "codes") if kind == 0 else ("gaps", "lengths", "codes")
+    how = BZIP2 if kind == 0 else LZMA if version >= 3 else None
+    if how is None:
+        return {}
+    return {("" if c == "flags" else c + ".") + a: how for c in channels for a in arrays}

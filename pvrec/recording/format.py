@@ -1,4 +1,4 @@
-"""The recording format (versions 1 and 2): names, versions, the frame file's arrays and their checks.
+"""The recording format (versions 1, 2 and 3): names, versions, the frame file's arrays and their checks.
 
     header.json          written first: machine, layout, interval, command, codec parameters
     frames.jsonl         one line per frame, appended after the frame's file is in place
@@ -9,8 +9,8 @@ A frame is the flags of every PFN in run-length form (run lengths, and a palette
 distinct values with a small code per run). A key frame stores the runs themselves; a delta
 frame stores the runs of its XOR with the previous frame: mostly one long zero run, a few
 thousand runs where pages changed. A key frame every `key_every` frames bounds what one
-damaged file can lose. Version 2 stores the same runs in smaller streams (codec.py); it
-is read back into version 1's arrays, so the readers above this module see one form.
+damaged file can lose. Versions 2 and 3 store the same runs in smaller streams (codec.py);
+they are read back into version 1's arrays, so the readers above this module see one form.
 Arrays are plain dtypes, loaded with allow_pickle=False, and checked before use, because
 recordings are shared and may be damaged or hostile. docs/recording-format.md is the prose
 version of this module.
@@ -34,13 +34,16 @@ from pvrec.errors import PvrecError
 from pvrec.recording import codec
 
 FORMAT_NAME = "pvrec"
-FORMAT_VERSION = 2
-DEFAULT_KEY_EVERY = 30
+FORMAT_VERSION = 3
+# A key frame every 60: half the key frames of 30 (a kernel build's key frame is ~6 deltas'
+# bytes) for a seek of at most 59 deltas (~13 ms each at 24 GiB). A header without key_every
+# was written with 30 (header.py).
+DEFAULT_KEY_EVERY = 60
 # Per-PFN channels stored as runs (key or XOR delta): the flags, each page's memcg inode, and
 # whether the workload maps the page (0/1).
 RUN_CHANNELS = ("flags", "cgroup", "workload")
 RUN_ARRAYS = ("lengths", "palette", "codes")
-# Version 2's arrays of a channel, by frame kind (codec.py): a delta adds the zero gaps.
+# Version 2 and 3's arrays of a channel, by frame kind (codec.py): a delta adds the zero gaps.
 V2_ARRAYS = {0: RUN_ARRAYS, 1: ("gaps", *RUN_ARRAYS)}
 KIND_KEY, KIND_DELTA = 0, 1
 _FRAME_NAME = re.compile(r"frames/[0-9]{6,9}\.npz")
@@ -169,7 +172,8 @@ def load_frame(path: Path, pfn_count: int, channels: tuple[str, ...] = ("flags",
             names = [prefix(c) + a for c in channels
                      for a in (V2_ARRAYS[int(meta[1])] if version >= 2 else RUN_ARRAYS)]
             if version >= 2:
-                arrays.update(codec.unpack(_member(zf, codec.PACK_MEMBER, limit), names, limit))
+                arrays.update(codec.unpack(_member(zf, codec.PACK_MEMBER, limit), names, limit,
+                                           codec.CODECS[version]))
             else:
                 arrays.update((name, _member(zf, name, limit)) for name in names)
     except FrameError:
@@ -202,7 +206,7 @@ def _member(zf: zipfile.ZipFile, name: str, limit: int) -> np.ndarray:
 
 def check_runs_v2(arrays: dict[str, np.ndarray], prefix: str, pfn_count: int, kind: int
                   ) -> None:
-    """Validate one channel of a version-2 frame and put version 1's arrays in its place."""
+    """Validate one channel of a version-2 or 3 frame and put version 1's arrays in its place."""
     palette = arrays[prefix + "palette"]
     if palette.dtype != np.uint64:
         raise FrameError("palette is not uint64")

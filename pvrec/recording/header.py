@@ -185,7 +185,7 @@ class Header:
     source: str | None = None
     start_wall: str | None = None
     start_unix: float | None = None
-    key_every: int = fmt.DEFAULT_KEY_EVERY
+    key_every: int = 30  # what the writers of headers without the key wrote (not the default now)
     user: str | None = None
     channels: tuple[str, ...] = ("flags",)
     cgroup_names: dict[int, str] = field(default_factory=dict)

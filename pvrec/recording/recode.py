@@ -3,7 +3,7 @@ recordings, and any recording (a real one made before version 2 included) for th
 
 Every frame is decoded and written again with the same header (but its format_version), the
 same index context (the sample's time and cost as they were measured; only `bytes` is the new
-file's) and the same kind, so every frame exports byte-identical to the original. Damaged
+file's) and the same kind (or, with key_every, key frames that far apart), so every frame exports byte-identical to the original. Damaged
 frames are left out as the reader leaves them out, each said once; end.json is kept (with the
 new frames and bytes), and a recording without one stays without one.
 """
@@ -61,15 +61,17 @@ def extra_arrays(path: Path, pfn_count: int) -> dict[str, np.ndarray]:
 
 
 def recode(source: str | os.PathLike, output: str | os.PathLike, *, force: bool = False,
-           version: int = FORMAT_VERSION, on_warning: Warn | None = None) -> Recoded:
-    """Write the recording at source again at output, in format `version`."""
+           version: int = FORMAT_VERSION, key_every: int | None = None,
+           on_warning: Warn | None = None) -> Recoded:
+    """Write the recording at source again at output, in format `version`; with key_every,
+    a key frame every key_every frames (else where the original has them)."""
     src, dst = Path(source), Path(output)
     rec = open_recording(src, on_warning)
     if dst.exists() and os.path.samefile(src, dst):
         raise PvrecError(f"{dst} is the recording being recoded: name a new directory")
     header = rec.header.to_dict()
     # Written fast (no fsync per frame): the source stays whole whatever happens to this copy.
-    writer = Writer(dst, header, key_every=rec.header.key_every, force=force,
+    writer = Writer(dst, header, key_every=key_every or rec.header.key_every, force=force,
                     channels=rec.channels, durable=False, format_version=version)
     old = 0
     warn = on_warning or (lambda _message: None)
@@ -83,7 +85,8 @@ def recode(source: str | os.PathLike, output: str | os.PathLike, *, force: bool 
                 extra = {}
             context = {k: v for k, v in info.context.items() if k != "bytes"}
             writer.add_frame(frame.flags, info.t, context, cgroup=frame.cgroup,
-                             workload=frame.workload, extra=extra, key=info.kind == "key",
+                             workload=frame.workload, extra=extra,
+                             key=key_every is None and info.kind == "key",
                              measured=True)
             old += file.stat().st_size
     finally:

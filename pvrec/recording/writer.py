@@ -1,8 +1,8 @@
 """Writing a recording: a directory that is readable at every moment, whatever happens to the writer.
 
 Frames are encoded chunk by chunk (key: the runs; delta: the XOR with the previous frame's
-chunk), in the current format version's streams (codec.py; version 1's are kept for recode
-and the benchmark), and streamed into the frame file, which is written to a temp name, fsynced and renamed
+chunk), in the current format version's streams (codec.py; versions 1 and 2 are kept for
+recode and the benchmark), and streamed into the frame file, which is written to a temp name, fsynced and renamed
 before its index line is appended. docs/recording-format.md has the rules.
 """
 
@@ -190,8 +190,8 @@ class Writer:
         self.channels = tuple(channels)
         self.durable = durable  # fsync every frame (a power cut loses at most the last one)
         self.key_every = max(1, key_every)
-        if format_version not in (1, FORMAT_VERSION):
-            raise PvrecError(f"pvrec writes format version 1 or {FORMAT_VERSION}, "
+        if format_version not in range(1, FORMAT_VERSION + 1):
+            raise PvrecError(f"pvrec writes format versions 1 to {FORMAT_VERSION}, "
                              f"not {format_version}")
         self.format_version = format_version
         self.owner = owner
@@ -296,7 +296,7 @@ class Writer:
                 kept: dict[str, list[Runs]]) -> dict[str, np.ndarray | Streamed]:
         """The frame file's arrays of every channel (kept gets the runs read)."""
         arrays: dict[str, np.ndarray | Streamed] = {}
-        streams: dict[str, np.ndarray | Streamed] = {}  # version 2: packed in one member
+        streams: dict[str, np.ndarray | Streamed] = {}  # versions 2, 3: packed in one member
         for channel, data in channels.items():
             kept[channel] = []
             pieces = channel_pieces(_as_chunks(data), None if kind == KIND_KEY
@@ -310,7 +310,8 @@ class Writer:
                 encode = codec.key_arrays if kind == KIND_KEY else codec.delta_arrays
                 streams.update(encode(join_pieces(pieces), prefix(channel)))
         if self.format_version > 1:
-            arrays[codec.PACK_MEMBER] = codec.pack(streams, codec.bz2_arrays(kind, self.channels))
+            arrays[codec.PACK_MEMBER] = codec.pack(streams, codec.stream_codecs(
+                kind, self.channels, self.format_version))
         return arrays
 
     def close_index(self) -> None:

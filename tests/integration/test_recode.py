@@ -59,12 +59,12 @@ def test_recode_keeps_every_frame_header_context_and_end(tmp_path):
     assert code == 0 and out == "", err
     old_bytes = sum(x["bytes"] for x in lines(old))
     new_bytes = sum(x["bytes"] for x in lines(new))
-    assert err.startswith(f"pvrec: recoded 6 frames of {old} into {new} (format version 2): ")
+    assert err.startswith(f"pvrec: recoded 6 frames of {old} into {new} (format version 3): ")
     assert err.endswith(f", {new_bytes / old_bytes:.3f}x\n") and err.count("\n") == 1
     assert export_all(old, 6, tmp_path) == export_all(new, 6, tmp_path)
     h_old, h_new = (json.loads((r / "header.json").read_text()) for r in (old, new))
-    assert (h_old["format_version"], h_new["format_version"]) == (1, 2)
-    assert {**h_old, "format_version": 2} == h_new
+    assert (h_old["format_version"], h_new["format_version"]) == (1, 3)
+    assert {**h_old, "format_version": 3} == h_new
     for a, b in zip(lines(old), lines(new), strict=True):
         assert {**a, "bytes": b["bytes"]} == b  # kind, t, sample_s, late, vmstat: all kept
     e_old, e_new = (json.loads((r / "end.json").read_text()) for r in (old, new))
@@ -113,7 +113,7 @@ def test_recode_never_writes_over_what_is_not_a_recording(tmp_path):
     assert pvrec_main("recode", str(old), "-o", str(tmp_path / "new"), "--force")[0] == 0
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_recode_to_version_1_and_back_is_the_same_recording(tmp_path, version):
     old = old_recording(tmp_path / "old", frames=4)
     assert pvrec_main("recode", str(old), "-o", str(tmp_path / "a"))[0] == 0
@@ -122,3 +122,19 @@ def test_recode_to_version_1_and_back_is_the_same_recording(tmp_path, version):
     assert code == 0, err
     assert json.loads((tmp_path / "b/header.json").read_text())["format_version"] == version
     assert export_all(tmp_path / "b", 4, tmp_path) == export_all(old, 4, tmp_path)
+
+
+def test_recode_with_key_every_spaces_the_key_frames_and_keeps_every_frame(tmp_path):
+    # GIVEN a recording of 6 frames with a key frame every 3
+    old = old_recording(tmp_path / "old")
+    # WHEN it is recoded with a key frame every 4 (and with a bad interval)
+    code, _, err = pvrec_main("recode", str(old), "-o", str(tmp_path / "new"), "--key-every", "4")
+    bad = pvrec_main("recode", str(old), "-o", str(tmp_path / "bad"), "--key-every", "0")
+    # THEN the key frames are 0 and 4 only, the header says so, and every frame exports alike
+    assert code == 0, err
+    new = tmp_path / "new"
+    assert [x["kind"] for x in lines(old)] == ["key", "delta", "delta"] * 2
+    assert [x["kind"] for x in lines(new)] == ["key", "delta", "delta", "delta", "key", "delta"]
+    assert json.loads((new / "header.json").read_text())["key_every"] == 4
+    assert export_all(new, 6, tmp_path) == export_all(old, 6, tmp_path)
+    assert bad == (2, "", "pvrec: --key-every must be at least 1\n")

@@ -1,5 +1,5 @@
-"""Format version 2's frame encoding (pvrec/recording/codec.py): varints, the key and delta
-streams, and version 1 and 2 of the same frames decoding to the same pages."""
+"""Format versions 2 and 3's frame encoding (pvrec/recording/codec.py): varints, the key and
+delta streams, and versions 1, 2 and 3 of the same frames decoding to the same pages."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pvrec.recording.codec import CodecError, unpack, varint_decode, varint_encode
-from pvrec.recording.format import FORMAT_VERSION, load_frame
+from pvrec.recording.codec import CODECS, CodecError, unpack, varint_decode, varint_encode
+from pvrec.recording.format import FORMAT_VERSION, FrameError, load_frame
 from pvrec.recording.reader import open_recording
 from pvrec.recording.writer import Writer
 from pvrec.runs import CHUNK_PAGES
@@ -71,13 +71,13 @@ def frames():
     return out
 
 
-def test_versions_1_and_2_of_the_same_frames_decode_to_them(tmp_path, frames):
-    # GIVEN the same frames written in version 1 and in version 2, with a cgroup and a
-    # workload channel
+def test_versions_1_2_and_3_of_the_same_frames_decode_to_them(tmp_path, frames):
+    # GIVEN the same frames written in versions 1, 2 and 3, with a cgroup and a workload
+    # channel
     cgroup = [np.where(f & np.uint64(32), np.uint64(17), np.uint64(0)) for f in frames]
     workload = [np.flatnonzero(f & np.uint64(1 << 11)) for f in frames]
     recs = [write(tmp_path / f"v{v}", frames, v, cgroup=cgroup, workload=workload)
-            for v in (1, 2)]
+            for v in (1, 2, 3)]
     # THEN both read back every page of every channel, with the same kinds
     for rec in recs:
         assert len(rec) == len(frames) and rec.warnings == []
@@ -86,28 +86,30 @@ def test_versions_1_and_2_of_the_same_frames_decode_to_them(tmp_path, frames):
             assert np.array_equal(fr.flags.expand(), frames[i])
             assert np.array_equal(fr.cgroup.expand(), cgroup[i])
             assert np.array_equal(np.flatnonzero(fr.workload.expand()), workload[i])
-    assert [recs[0].header.format_version, recs[1].header.format_version] == [1, FORMAT_VERSION]
-    # AND version 2 normalises to version 1's arrays: the same XOR runs, value for value
+    assert [r.header.format_version for r in recs] == [1, 2, 3] and FORMAT_VERSION == 3
+    # AND versions 2 and 3 normalise to version 1's arrays: the same XOR runs, value for value
     for i in range(len(frames)):
         a = load_frame(recs[0].path / f"frames/{i:06d}.npz", 20_000, recs[0].channels, 1)
-        b = load_frame(recs[1].path / f"frames/{i:06d}.npz", 20_000, recs[1].channels, 2)
-        for p in ("", "cgroup.", "workload."):
-            assert np.array_equal(a[p + "lengths"], b[p + "lengths"]), (i, p)
-            assert np.array_equal(a[p + "palette"][a[p + "codes"]],
-                                  b[p + "palette"][b[p + "codes"]]), (i, p)
+        for v in (2, 3):
+            b = load_frame(recs[v - 1].path / f"frames/{i:06d}.npz", 20_000, recs[v - 1].channels, v)
+            for p in ("", "cgroup.", "workload."):
+                assert np.array_equal(a[p + "lengths"], b[p + "lengths"]), (i, p)
+                assert np.array_equal(a[p + "palette"][a[p + "codes"]],
+                                      b[p + "palette"][b[p + "codes"]]), (i, p)
     # AND version 2 is smaller
     assert sum(i.context["bytes"] for i in recs[1].frames) < \
         sum(i.context["bytes"] for i in recs[0].frames)
 
 
-def streams_of(path, names):
+def streams_of(path, names, codecs=CODECS[3]):
     with np.load(path, allow_pickle=False) as z:
         assert sorted(z.files) == ["frame", "meta"]  # every stream packed in one member
-        return unpack(z["frame"], names, 1 << 20)
+        return unpack(z["frame"], names, 1 << 20, codecs)
 
 
-def test_a_delta_stores_only_the_changed_runs(tmp_path, frames):
-    rec = write(tmp_path / "r", frames, 2)
+@pytest.mark.parametrize("version", [2, 3])
+def test_a_delta_stores_only_the_changed_runs(tmp_path, frames, version):
+    rec = write(tmp_path / "r", frames, version)
     names = ["gaps", "lengths", "palette", "codes"]
     # an unchanged frame: no changed run, so four empty streams
     assert [a.size for a in streams_of(rec.path / "frames/000001.npz", names).values()] == \
@@ -135,3 +137,32 @@ def test_changes_across_chunk_boundaries_round_trip(tmp_path):
     rec = write(tmp_path / "r", [base, second, third], 2)
     assert [np.array_equal(rec.read(i), f) for i, f in enumerate([base, second, third])] == \
         [True, True, True]
+
+
+def test_a_version_3_delta_is_lzma_where_it_is_large_and_smaller_than_version_2(tmp_path):
+    # GIVEN frames of 400,000 pages whose deltas change ~4,000 stretches (streams of KBs)
+    rng = np.random.default_rng(9)
+    base = synthetic_flags(400_000, seed=3, runs=20_000)
+    frames = [base, changed(base, rng, 4000)]
+    frames.append(changed(frames[-1], rng, 4000))
+    recs = {v: write(tmp_path / f"v{v}", frames, v) for v in (2, 3)}
+    names = ["gaps", "lengths", "palette", "codes"]
+    for i in (1, 2):
+        name = f"frames/{i:06d}.npz"
+        # THEN version 3's delta streams are the same as version 2's, value for value
+        v2, v3 = (streams_of(recs[v].path / name, names) for v in (2, 3))
+        assert [np.array_equal(v2[n], v3[n]) for n in names] == [True] * 4
+        # AND they are LZMA (which a version-2 reader refuses) where version 2's are deflate
+        streams_of(recs[2].path / name, names, CODECS[2])
+        with pytest.raises(CodecError, match="'gaps': bad stream entry"):
+            streams_of(recs[3].path / name, names, CODECS[2])
+        with pytest.raises(FrameError, match="frame is format version 3, its header says 2"):
+            load_frame(recs[3].path / name, 400_000, ("flags",), 2)
+        # AND smaller; the key frame is the same bytes but its version in meta
+        b2, b3 = (recs[v].frames[i].context["bytes"] for v in (2, 3))
+        assert b3 < 0.97 * b2, (b2, b3)
+    key2, key3 = (streams_of(recs[v].path / "frames/000000.npz", ["lengths", "palette", "codes"])
+                  for v in (2, 3))
+    assert [np.array_equal(key2[n], key3[n]) for n in key2] == [True] * 3
+    assert [np.array_equal(r.read(i), f) for r in recs.values() for i, f in enumerate(frames)] \
+        == [True] * 6

@@ -1,15 +1,17 @@
-"""Hostile and broken version-2 frames: every case is a skipped frame or one clear PvrecError,
+"""Hostile and broken version-2 and 3 frames: every case is a skipped frame or one clear PvrecError,
 never another exception, a huge allocation or a stream inflating past its bound.
 
 As test_recording_fuzz.py does for version 1 (its helpers are used here): seeded hypothesis
 runs over the frame file's bytes, and over the packed streams (codec.pack): each stream
-replaced by other bytes, declared larger than it is, dropped, or made a deflate bomb.
+replaced by other bytes (deflate or LZMA), declared larger than it is, dropped, or made a
+deflate or LZMA bomb.
 """
 
 from __future__ import annotations
 
 import functools
 import io
+import lzma
 import shutil
 import zipfile
 import zlib
@@ -19,7 +21,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pvrec.recording.codec import DEFLATE, unpack, varint_encode
+from pvrec.recording.codec import DEFLATE, LZMA, LZMA_FILTERS, unpack, varint_encode
 from pvrec.recording.writer import Writer
 from tests.conftest import synthetic_flags
 from tests.unit.test_recording_fuzz import FUZZ, PAGES, Workdir, npy_bytes, read_everything
@@ -82,6 +84,11 @@ def bomb() -> bytes:
     return deflate(bytes(64 << 20))
 
 
+@functools.cache
+def lzma_bomb() -> bytes:
+    return lzma.compress(bytes(64 << 20), lzma.FORMAT_RAW, filters=LZMA_FILTERS)
+
+
 STREAMS = ["gaps", "lengths", "palette", "codes", "workload.gaps", "workload.lengths",
            "workload.palette", "workload.codes"]
 
@@ -98,7 +105,7 @@ def test_hostile_streams(work, name, data):
                for k, v in streams.items()]
     at = next((i for i, e in enumerate(entries) if e[0] == name), 0)
     kind = data.draw(st.sampled_from(["bytes", "declared", "drop", "bomb", "itemsize",
-                                      "directory"]))
+                                      "directory", "lzma", "lzma bomb"]))
     packed = None
     if kind == "bytes":  # other content, any length, any item size
         blob = data.draw(st.binary(max_size=300))
@@ -113,6 +120,14 @@ def test_hostile_streams(work, name, data):
         del entries[at]
     elif kind == "bomb":  # 64 MiB of zeros in 64 KB, declared small or true
         entries[at] = (entries[at][0], DEFLATE, 1, bomb(),
+                       data.draw(st.sampled_from([10, 64 << 20])))
+    elif kind == "lzma":  # an LZMA stream of other bytes, or bytes that are not LZMA at all
+        blob = data.draw(st.binary(max_size=300))
+        raw = lzma.compress(blob, lzma.FORMAT_RAW, filters=LZMA_FILTERS)
+        entries[at] = (entries[at][0], LZMA, 1, data.draw(st.sampled_from([raw, blob])),
+                       data.draw(st.sampled_from([len(blob), len(blob) + 1, 1 << 40])))
+    elif kind == "lzma bomb":
+        entries[at] = (entries[at][0], LZMA, 1, lzma_bomb(),
                        data.draw(st.sampled_from([10, 64 << 20])))
     elif kind == "itemsize":
         e = entries[at]
