@@ -97,12 +97,13 @@ def test_a_bad_value_is_one_line_naming_the_key(tmp_path, change, message):
     assert len(str(e.value)) < 200 + len(str(path))
 
 
-def test_a_reader_of_version_2_reads_version_1_frames(tmp_path):
+def test_a_reader_of_the_current_version_reads_version_1_frames(tmp_path):
     """A version-1 recording reads as it always did: frames are checked against their header's
-    version, not the reader's, and decode to the same flags as the same frames in version 2."""
+    version, not the reader's, and decode to the same flags as the same frames in the current
+    version."""
     old, new = recording(tmp_path, frames=3, version=1), recording(tmp_path, frames=3)
     rec, rec2 = open_recording(old), open_recording(new)
-    assert (rec.header.format_version, rec2.header.format_version) == (1, 2)
+    assert (rec.header.format_version, rec2.header.format_version) == (1, fmt.FORMAT_VERSION)
     assert len(rec) == 3 and rec.warnings == []
     assert [np.load(old / f"frames/00000{i}.npz", allow_pickle=False)["meta"][0] for i in range(3)] == [1, 1, 1]
     assert all(np.array_equal(rec.read(i), rec2.read(i)) for i in range(3))
@@ -121,8 +122,9 @@ def test_a_frame_of_another_version_than_its_header_is_damaged(tmp_path):
 def test_a_newer_version_says_upgrade(tmp_path):
     path = recording(tmp_path)
     edit_header(path, format_version=fmt.FORMAT_VERSION + 1)
-    with pytest.raises(PvrecError, match=r"is recording format version 3; this pvrec .* reads "
-                                         r"up to version 2: upgrade pvrec"):
+    with pytest.raises(PvrecError, match=rf"is recording format version {fmt.FORMAT_VERSION + 1}; "
+                                         rf"this pvrec .* reads up to version "
+                                         rf"{fmt.FORMAT_VERSION}: upgrade pvrec"):
         open_recording(path)
 
 
