@@ -79,7 +79,7 @@ def main(args: list[str]) -> None:
     if os.read(read, 1) == DONE:
         return
     end_tree(pidfd, pid, grace, creds)
-    if args[5:6] and args[5]:
+    if args[5]:  # "": no leftover
         shutil.rmtree(args[5], ignore_errors=True)
 
 
