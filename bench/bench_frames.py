@@ -158,8 +158,8 @@ def sample_cpu(rounds: int, scratch: Path) -> None:
         buf = np.empty(n, dtype=np.uint64)
         samplers = {v: Sampler(f, n, Writer(scratch / f"live-v{v}", {"pfn_count": n},
                                             format_version=v), time.monotonic(),
-                               with_context=True) for v in (1, 2)}
-        raw, ours = [], {1: [], 2: []}
+                               with_context=True) for v in (2, 3)}
+        raw, ours = [], {2: [], 3: []}
         for _ in range(rounds):
             c = time.process_time()
             f.read_into(buf, 0)
