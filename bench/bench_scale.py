@@ -117,10 +117,11 @@ def bench_recorder(flags: np.ndarray, work: Path, frames: int) -> dict:
 
 def write_recording(rec: Path, flags: np.ndarray, frames: int) -> None:
     """A recording of the machine: frames of `flags`, 1% of the pages changing each (flags is
-    changed in place)."""
+    changed in place), a key frame every 30: as the figures in docs/rendering.md were measured,
+    and so render --jobs has a key frame to cut at inside 60 frames (the writer's default is 60)."""
     from pvrec.recording.writer import Writer
 
-    w = Writer(rec, header(flags.size), force=True)
+    w = Writer(rec, header(flags.size), force=True, key_every=30)
     rng = np.random.default_rng(3)
     for i in range(frames):
         w.add_frame(flags, float(i))
