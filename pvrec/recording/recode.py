@@ -3,9 +3,10 @@ recordings, and any recording (a real one made before version 2 included) for th
 
 Every frame is decoded and written again with the same header (but its format_version), the
 same index context (the sample's time and cost as they were measured; only `bytes` is the new
-file's) and the same kind (or, with key_every, key frames that far apart), so every frame exports byte-identical to the original. Damaged
-frames are left out as the reader leaves them out, each said once; end.json is kept (with the
-new frames and bytes), and a recording without one stays without one.
+file's) and the same kind (or, with key_every, key frames that far apart), so every frame
+exports byte-identical to the original. Damaged frames are left out as the reader leaves them
+out, each said once; end.json is kept (with the new frames and bytes), and a recording without
+one stays without one.
 """
 
 from __future__ import annotations
