@@ -3,8 +3,11 @@ against the cache cold (built in this call) and warm, side by side in one run.
 
     python bench/bench_info.py                 # 600 frames (written once, cached in $TMPDIR)
     python bench/bench_info.py --frames 60
+    python bench/bench_info.py --cgroup-recording RUN   # and the cgroup tally of a real one
 
 `pvrec metrics` (whole zones) reads the same cache: its CSV timed likewise, decoding against warm.
+With --cgroup-recording RUN (one recorded with --cgroups), --color-by cgroup's tally too: the key
+frames it reads without the cache against a warm cache.
 
 The recording is bench_render's synthetic 24 GiB one (the test VM's layout, fixtures wandering
 1-5% of pages a frame). Times are of summarize() in this process (imports excluded) and of
@@ -48,6 +51,7 @@ def timed(path: Path, cache: bool, what=summarize) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=600)
+    ap.add_argument("--cgroup-recording", help="a recording made with --cgroups")
     args = ap.parse_args()
     path = Path(tempfile.gettempdir()) / f"pvrec-bench-24g-{args.frames}"
     make_recording(path, args.frames)
@@ -70,6 +74,23 @@ def main() -> None:
     warm = min(timed(path, cache=True, what=metrics_csv) for _ in range(3))
     print(f"pvrec metrics: decode every frame {naive:.2f} s, warm cache {warm:.3f} s "
           f"({naive / warm:.0f}x faster)")
+    if args.cgroup_recording:
+        cgroup_tally_times(Path(args.cgroup_recording))
+
+
+def cgroup_tally_times(path: Path) -> None:
+    from pvrec.render.data import cgroup_tally
+    from pvrec.sources import RecordingSource
+
+    def tally(rec) -> None:
+        src = RecordingSource(rec.path)
+        cgroup_tally(src, 0, len(src) - 1)
+
+    naive = min(timed(path, cache=False, what=tally) for _ in range(3))
+    summarize(open_recording(path))  # fills the cache, as `pvrec info` does
+    warm = min(timed(path, cache=True, what=tally) for _ in range(3))
+    print(f"--color-by cgroup tally, {path.name} ({len(open_recording(path))} frames): "
+          f"key frames read {naive:.2f} s, warm cache {warm:.3f} s ({naive / warm:.0f}x faster)")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Per-frame summaries of a recording, computed once and cached: the pages of each distinct flag
-value in RAM (any class scheme's sizes follow from it), the fragmentation metrics per zone and
-the pages the workload maps (recordings with the workload channel).
+value in RAM (any class scheme's sizes follow from it), the fragmentation metrics per zone, the
+pages the workload maps (recordings with the workload channel) and the pages of each memory
+cgroup (recordings with the cgroup channel: what --color-by cgroup ranks).
 
 `pvrec info` and the render's timeline read these instead of decoding every frame on each call.
 The cache sits beside the recording (SUMMARY_FILE), else in the per-user cache directory
@@ -29,20 +30,22 @@ from pvrec.recording.format import SUMMARY_FILE, FrameInfo
 from pvrec.recording.reader import Recording
 from pvrec.runs import Runs
 
-VERSION = 2  # 2: the workload's pages
+VERSION = 3  # 2: the workload's pages; 3: the memory cgroups' pages
 MAX_CACHE_BYTES = 1 << 30  # a cache file larger than this is not read (rebuilt in memory)
 MAX_META_CHARS = 64 << 20
 
 
 @dataclass
 class FrameSummary:
-    """One frame: its distinct flag values in RAM, their pages, {zone: {metric: value}}, and
-    the pages the workload's processes map."""
+    """One frame: its distinct flag values in RAM, their pages, {zone: {metric: value}}, the
+    pages the workload's processes map, and the pages of each memory cgroup."""
 
     values: np.ndarray  # uint64, sorted, unique
     pages: np.ndarray  # int64 pages of each value inside the header's RAM ranges
     metrics: dict[str, dict[str, float]]
     workload: int = -1  # -1: the recording has no workload channel
+    # (memcg inodes, sorted and unique; pages of each, all PFNs); None: no cgroup channel
+    cgroups: tuple[np.ndarray, np.ndarray] | None = None
 
     def class_pages(self, classify, n_classes: int) -> np.ndarray:
         """Pages per class of a value scheme (classify: values -> class ids), RAM only."""
@@ -51,8 +54,8 @@ class FrameSummary:
 
 
 def summarize_runs(runs: Runs, rec: Recording, max_order: int,
-                   workload: Runs | None = None) -> FrameSummary:
-    """The summary of one decoded frame (workload: its workload channel, if recorded)."""
+                   workload: Runs | None = None, cgroup: Runs | None = None) -> FrameSummary:
+    """The summary of one decoded frame (workload, cgroup: those channels, if recorded)."""
     lengths = runs.lengths.astype(np.int64)
     ends = np.cumsum(lengths)
     starts = ends - lengths
@@ -62,8 +65,13 @@ def summarize_runs(runs: Runs, rec: Recording, max_order: int,
     values, inverse = np.unique(runs.values, return_inverse=True)
     pages = np.bincount(inverse.ravel(), weights=inside, minlength=values.size)
     mapped = -1 if workload is None else int(workload.lengths[workload.values != 0].sum())
+    cgroups = None
+    if cgroup is not None:
+        inodes, inverse = np.unique(cgroup.values, return_inverse=True)
+        cgroups = (inodes.astype(np.uint64), np.bincount(
+            inverse.ravel(), weights=cgroup.lengths, minlength=inodes.size).round().astype(np.int64))
     return FrameSummary(values.astype(np.uint64), pages.round().astype(np.int64),
-                        frame_metrics(runs, rec.header, max_order), mapped)
+                        frame_metrics(runs, rec.header, max_order), mapped, cgroups)
 
 
 def frame_key(rec: Recording, info: FrameInfo) -> str:
@@ -121,6 +129,11 @@ def save(path: Path, key: str, keys: list[str], summaries: list[FrameSummary]) -
     counts = np.array([s.values.size for s in summaries], dtype=np.int64)
     values = np.concatenate([s.values for s in summaries] or [np.zeros(0, np.uint64)])
     pages = np.concatenate([s.pages for s in summaries] or [np.zeros(0, np.int64)])
+    groups = [s.cgroups for s in summaries if s.cgroups is not None]
+    cg_counts = np.array([-1 if s.cgroups is None else s.cgroups[0].size for s in summaries],
+                         dtype=np.int64)
+    cg_inodes = np.concatenate([g[0] for g in groups] or [np.zeros(0, np.uint64)])
+    cg_pages = np.concatenate([g[1] for g in groups] or [np.zeros(0, np.int64)])
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".summaries-", suffix=".tmp")
@@ -128,7 +141,8 @@ def save(path: Path, key: str, keys: list[str], summaries: list[FrameSummary]) -
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, meta=np.array(meta), counts=counts, values=values, pages=pages,
                          metrics=table, workload=np.array([s.workload for s in summaries],
-                                                          dtype=np.int64))
+                                                          dtype=np.int64),
+                         cg_counts=cg_counts, cg_inodes=cg_inodes, cg_pages=cg_pages)
             os.replace(tmp, path)
         except BaseException:
             os.unlink(tmp)
@@ -166,6 +180,7 @@ def _parse(z, key: str, columns: list[tuple[str, str]]) -> dict[str, FrameSummar
     keys, cols = meta["frames"], meta["columns"]
     counts, values, pages, table = z["counts"], z["values"], z["pages"], z["metrics"]
     workload = z["workload"]
+    cg_counts, cg_inodes, cg_pages = z["cg_counts"], z["cg_inodes"], z["cg_pages"]
     n = len(keys)
     ok = (isinstance(keys, list) and all(isinstance(k, str) for k in keys)
           and isinstance(cols, list)
@@ -177,20 +192,36 @@ def _parse(z, key: str, columns: list[tuple[str, str]]) -> dict[str, FrameSummar
           and table.dtype == np.float64 and table.shape == (n, len(cols))
           and np.isfinite(table).all() and [(c[0], c[1]) for c in cols] == columns
           and (pages >= 0).all()
-          and workload.dtype == np.int64 and workload.shape == (n,) and (workload >= -1).all())
+          and workload.dtype == np.int64 and workload.shape == (n,) and (workload >= -1).all()
+          and cg_counts.dtype == np.int64 and cg_counts.shape == (n,)
+          and (cg_counts >= -1).all() and cg_inodes.dtype == np.uint64
+          and cg_pages.dtype == np.int64 and (cg_pages >= 0).all()
+          and cg_inodes.shape == cg_pages.shape == (int(np.maximum(cg_counts, 0).sum()),))
     if not ok:
         return {}
     out: dict[str, FrameSummary] = {}
     ends = np.cumsum(counts)
+    cg_ends = np.cumsum(np.maximum(cg_counts, 0))
     for i, k in enumerate(keys):
         a, b = int(ends[i] - counts[i]), int(ends[i])
-        if b - a > 1 and not (values[a + 1:b] > values[a:b - 1]).all():
+        if not _ascending(values[a:b]):
             return {}  # a frame's values are sorted and distinct
+        cgroups = None
+        if cg_counts[i] >= 0:
+            c, d = int(cg_ends[i] - cg_counts[i]), int(cg_ends[i])
+            if not _ascending(cg_inodes[c:d]):
+                return {}
+            cgroups = (cg_inodes[c:d], cg_pages[c:d])
         metrics: dict[str, dict[str, float]] = {}
         for (zone, name, is_int), v in zip(cols, table[i].tolist(), strict=True):
             metrics.setdefault(zone, {})[name] = int(v) if is_int else v
-        out[k] = FrameSummary(values[a:b], pages[a:b], metrics, int(workload[i]))
+        out[k] = FrameSummary(values[a:b], pages[a:b], metrics, int(workload[i]), cgroups)
     return out
+
+
+def _ascending(a: np.ndarray) -> bool:
+    """Sorted and distinct."""
+    return a.size < 2 or bool((a[1:] > a[:-1]).all())
 
 
 def _fresh(rec: Recording, cached: dict[str, FrameSummary], keys: list[str],
@@ -200,15 +231,17 @@ def _fresh(rec: Recording, cached: dict[str, FrameSummary], keys: list[str],
     if not missing:
         return
     position = {id(info): i for i, info in enumerate(rec.frames)}
-    for info, frame in rec.iter_decoded(missing[0], channels=("flags", "workload")):
+    for info, frame in rec.iter_decoded(missing[0], channels=("flags", "workload", "cgroup")):
         pos = position[id(info)]
         if not keys[pos] or keys[pos] not in cached:
-            yield pos, summarize_runs(frame.flags, rec, max_order, frame.workload)
+            yield pos, summarize_runs(frame.flags, rec, max_order, frame.workload, frame.cgroup)
 
 
-def frame_summaries(rec: Recording, cache: bool = True) -> list[tuple[FrameInfo, FrameSummary]]:
+def frame_summaries(rec: Recording, cache: bool = True, decode: bool = True
+                    ) -> list[tuple[FrameInfo, FrameSummary]]:
     """(index entry, summary) of every frame that can be decoded, in order; from the cache where
-    it is fresh, decoded (and cached, when some place takes it) where not."""
+    it is fresh, decoded (and cached, when some place takes it) where not. decode=False: the
+    cached ones alone, no frame decoded (for a caller that has a cheaper way without them)."""
     len(rec)  # drop the frames that cannot be read
     max_order = max_order_of(f.context for f in rec.frames)
     key = recording_key(rec, max_order)
@@ -220,7 +253,7 @@ def frame_summaries(rec: Recording, cache: bool = True) -> list[tuple[FrameInfo,
         if cached:
             break
     got = {i: cached[k] for i, k in enumerate(keys) if k and k in cached}
-    new = dict(_fresh(rec, cached, keys, max_order))
+    new = dict(_fresh(rec, cached, keys, max_order)) if decode else {}
     got.update(new)
     out = [(rec.frames[i], got[i]) for i in sorted(got)]
     if new and paths:

@@ -3,7 +3,8 @@ scheme (--classes flags) is fitted on, the cgroup tally that chooses --color-by 
 colours, and the per-frame class sizes and metrics of the --timeline strips.
 
 The first two look at up to 32 key frames spread over the rendered range and its ends, so the
-colours are chosen before the first frame is drawn and do not change during the video.
+colours are chosen before the first frame is drawn and do not change during the video; the
+cgroup tally reads them from the summaries cache when `pvrec info` or a --timeline has filled it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pvrec.classes import Scheme, ValueClassifier, fit_scheme
 from pvrec.metrics import metric_values
 from pvrec.render.raster import MapLayout
 from pvrec.runs import add_pages_per_value
-from pvrec.sources import Source
+from pvrec.sources import RecordingSource, Source
+from pvrec.summaries import frame_summaries
 
 
 def fit_data_scheme(scheme: Scheme, ranges: list[tuple[Source, int, int]]) -> None:
@@ -37,9 +39,17 @@ def sample_positions(source: Source, start: int, end: int, most: int = 32) -> li
 
 def cgroup_tally(source: Source, start: int, end: int) -> tuple[dict[int, int], dict[int, str]]:
     """({memcg inode: pages}, {inode: path}) of a recording over up to 32 key frames of the
-    range and its ends; names from the header (start) and end.json (end), the later winning."""
+    range and its ends (from the summaries cache when it has them all: no frame decoded);
+    names from the header (start) and end.json (end), the later winning."""
     pages: dict[int, int] = {}
-    for p in sample_positions(source, start, end):
+    positions = sample_positions(source, start, end)
+    cached = _cached_cgroups(source, positions)
+    for p in positions:
+        if cached is not None:
+            inodes, counts = cached[p]
+            for v, n in zip(inodes.tolist(), counts.tolist(), strict=True):
+                pages[v] = pages.get(v, 0) + n
+            continue
         c = source.read_frame(p).cgroup
         if c is not None:
             add_pages_per_value(c, pages)
@@ -51,6 +61,17 @@ def cgroup_tally(source: Source, start: int, end: int) -> tuple[dict[int, int], 
             if isinstance(v, str) and str(k).isdigit():
                 names[int(k)] = v
     return pages, names
+
+
+def _cached_cgroups(source: Source, positions: list[int]
+                    ) -> dict[int, tuple[np.ndarray, np.ndarray]] | None:
+    """{position: (inodes, pages)} from the summaries cache, if it has every position's."""
+    if not isinstance(source, RecordingSource) or "cgroup" not in source.rec.channels:
+        return None
+    summaries = frame_summaries(source.rec, decode=False)
+    at = {id(info): i for i, info in enumerate(source.rec.frames)}
+    got = {at[id(info)]: s.cgroups for info, s in summaries if s.cgroups is not None}
+    return got if all(p in got for p in positions) else None
 
 
 def class_timeline(source: Source, classifier: ValueClassifier, lay: MapLayout, first: int,

@@ -199,3 +199,34 @@ def test_metrics_csv_from_a_warm_cache_decodes_no_frame_and_is_the_decoded_text(
     assert decodes[0] == 0
     metrics_csv(r, region=region)  # a region's pages: decoded, not from the cache
     assert decodes[0] > 0
+
+
+def test_the_cgroup_tally_comes_from_a_warm_cache_without_decoding(tmp_path, decodes):
+    """GIVEN a recording with the cgroup channel (pages of inodes 7 and 9 moving frame by
+    frame), WHEN --color-by cgroup's tally is taken cold, then after `pvrec info` filled the
+    cache, THEN both tallies are {inode: pages summed over the frames read}, the warm one
+    decodes no frame, and a cache that lies about the cgroups' pages is rebuilt, not used."""
+    from pvrec.render.data import cgroup_tally
+    from pvrec.sources import RecordingSource
+
+    def cgroup(flags, i):
+        inode = np.zeros(flags.size, np.uint64)
+        inode[: 100 + 10 * i] = 7
+        inode[1000: 1050 + i] = 9
+        return inode
+
+    rec = make_recording(tmp_path / "r", 5, channels=("flags", "cgroup"), cgroup=cgroup)
+    n = open_recording(rec).pfn_count
+    cold, _ = cgroup_tally(RecordingSource(rec), 0, 4)
+    key = [0, 4]  # make_recording: one key frame, so the tally reads the two ends
+    want = {7: sum(100 + 10 * i for i in key), 9: sum(50 + i for i in key)}
+    want[0] = 2 * n - want[7] - want[9]
+    assert cold == want
+    summarize(open_recording(rec))  # fills the cache
+    decodes[0] = 0
+    assert cgroup_tally(RecordingSource(rec), 0, 4)[0] == want and decodes[0] == 0
+    good = np.load(rec / SUMMARY_FILE, allow_pickle=False)
+    fields = {k: good[k] for k in good.files}
+    fields["cg_counts"] = fields["cg_counts"] + 1  # more inodes than the arrays hold
+    np.savez(rec / SUMMARY_FILE, **fields)
+    assert cgroup_tally(RecordingSource(rec), 0, 4)[0] == want and decodes[0] > 0
