@@ -75,28 +75,33 @@ def varint_encode(values: np.ndarray) -> np.ndarray:
 
 
 def varint_decode(data: np.ndarray, limit: int) -> np.ndarray:
-    """The integers of a LEB128 byte stream, each checked to be <= limit (CodecError)."""
+    """The integers of a LEB128 byte stream, each checked to be <= limit (CodecError).
+
+    Byte k of every value at least k+1 bytes long is gathered at once, for k up to the
+    longest: nearly all are one or two bytes, so this is ~3x faster than shifting every byte
+    and summing each value's (np.add.reduceat)."""
     data = np.asarray(data)
     if data.dtype != np.uint8:
         raise CodecError("varint stream is not bytes")
     if data.size == 0:
         return np.zeros(0, np.int64)
-    last = data < 0x80
-    if not last[-1]:
+    if data[-1] >= 0x80:
         raise CodecError("varint stream is cut short")
-    ends = np.flatnonzero(last)
+    ends = np.flatnonzero(data < 0x80)
     starts = np.empty(ends.size, np.int64)
     starts[0] = 0
     starts[1:] = ends[:-1] + 1
     width = ends - starts + 1
-    if int(width.max()) > VARINT_MAX_BYTES:
+    longest = int(width.max())
+    if longest > VARINT_MAX_BYTES:
         raise CodecError("varint longer than 9 bytes")
-    shift = (np.arange(data.size, dtype=np.int64) - np.repeat(starts, width)) * 7
-    parts = (data & 0x7F).astype(np.uint64) << shift.astype(np.uint64)
-    values = np.add.reduceat(parts, starts)  # the parts' bits are disjoint: a sum is an or
+    values = (data[starts] & 0x7F).astype(np.int64)  # 9 bytes hold 63 bits: no sign, no wrap
+    for k in range(1, longest):
+        sel = np.flatnonzero(width > k)
+        values[sel] |= (data[starts[sel] + k] & 0x7F).astype(np.int64) << (7 * k)
     if int(values.max()) > limit:
         raise CodecError("varint value out of range")
-    return values.astype(np.int64)
+    return values
 
 
 # -- writing: the arrays of one channel, from its pieces (consecutive chunks of runs, joined)
