@@ -1,7 +1,8 @@
 """Per-frame summaries of a recording, computed once and cached: the pages of each distinct flag
 value in RAM (any class scheme's sizes follow from it), the fragmentation metrics per zone, the
-pages the workload maps (recordings with the workload channel) and the pages of each memory
-cgroup (recordings with the cgroup channel: what --color-by cgroup ranks).
+pages the workload maps (recordings with the workload channel), the pages of each memory
+cgroup (recordings with the cgroup channel: what --color-by cgroup ranks) and the map tiles
+whose pages changed since the frame before (what the render's collapse pre-pass follows).
 
 `pvrec info` and the render's timeline read these instead of decoding every frame on each call.
 The cache sits beside the recording (SUMMARY_FILE), else in the per-user cache directory
@@ -28,9 +29,10 @@ import numpy as np
 from pvrec.metrics import METRICS, frame_metrics, max_order_of, zones_of
 from pvrec.recording.format import SUMMARY_FILE, FrameInfo
 from pvrec.recording.reader import Recording
-from pvrec.runs import Runs
+from pvrec.runs import Runs, blocks_touched, changed_ranges
 
-VERSION = 3  # 2: the workload's pages; 3: the memory cgroups' pages
+VERSION = 3  # 2: the workload's pages; 3: the memory cgroups' pages, the tiles touched
+TILE_HPAGES = 512  # a map tile (render.raster.TILE_ROWS huge pages): 1 GiB of 4 KiB pages
 MAX_CACHE_BYTES = 1 << 30  # a cache file larger than this is not read (rebuilt in memory)
 MAX_META_CHARS = 64 << 20
 
@@ -46,6 +48,8 @@ class FrameSummary:
     workload: int = -1  # -1: the recording has no workload channel
     # (memcg inodes, sorted and unique; pages of each, all PFNs); None: no cgroup channel
     cgroups: tuple[np.ndarray, np.ndarray] | None = None
+    # the tiles (of tile_pages) with a page changed since the frame before; None: not known
+    touched: np.ndarray | None = None
 
     def class_pages(self, classify, n_classes: int) -> np.ndarray:
         """Pages per class of a value scheme (classify: values -> class ids), RAM only."""
@@ -53,9 +57,22 @@ class FrameSummary:
                            minlength=n_classes).round().astype(np.int64)
 
 
+def tile_pages(header) -> int:
+    """Pages of a map tile, the unit of FrameSummary.touched."""
+    return header.hpage_pages * TILE_HPAGES
+
+
+def tiles_touched(rec: Recording, changed: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """The tiles that page ranges touch, sorted."""
+    unit = tile_pages(rec.header)
+    return np.flatnonzero(blocks_touched(*changed, unit, -(-rec.pfn_count // unit)))
+
+
 def summarize_runs(runs: Runs, rec: Recording, max_order: int,
-                   workload: Runs | None = None, cgroup: Runs | None = None) -> FrameSummary:
-    """The summary of one decoded frame (workload, cgroup: those channels, if recorded)."""
+                   workload: Runs | None = None, cgroup: Runs | None = None,
+                   touched: np.ndarray | None = None) -> FrameSummary:
+    """The summary of one decoded frame (workload, cgroup: those channels, if recorded;
+    touched: tiles_touched of its changes since the frame before, when known)."""
     lengths = runs.lengths.astype(np.int64)
     ends = np.cumsum(lengths)
     starts = ends - lengths
@@ -71,7 +88,7 @@ def summarize_runs(runs: Runs, rec: Recording, max_order: int,
         cgroups = (inodes.astype(np.uint64), np.bincount(
             inverse.ravel(), weights=cgroup.lengths, minlength=inodes.size).round().astype(np.int64))
     return FrameSummary(values.astype(np.uint64), pages.round().astype(np.int64),
-                        frame_metrics(runs, rec.header, max_order), mapped, cgroups)
+                        frame_metrics(runs, rec.header, max_order), mapped, cgroups, touched)
 
 
 def frame_key(rec: Recording, info: FrameInfo) -> str:
@@ -129,11 +146,9 @@ def save(path: Path, key: str, keys: list[str], summaries: list[FrameSummary]) -
     counts = np.array([s.values.size for s in summaries], dtype=np.int64)
     values = np.concatenate([s.values for s in summaries] or [np.zeros(0, np.uint64)])
     pages = np.concatenate([s.pages for s in summaries] or [np.zeros(0, np.int64)])
-    groups = [s.cgroups for s in summaries if s.cgroups is not None]
-    cg_counts = np.array([-1 if s.cgroups is None else s.cgroups[0].size for s in summaries],
-                         dtype=np.int64)
-    cg_inodes = np.concatenate([g[0] for g in groups] or [np.zeros(0, np.uint64)])
-    cg_pages = np.concatenate([g[1] for g in groups] or [np.zeros(0, np.int64)])
+    cg_counts, cg_inodes = _ragged([s.cgroups and s.cgroups[0] for s in summaries], np.uint64)
+    _, cg_pages = _ragged([s.cgroups and s.cgroups[1] for s in summaries], np.int64)
+    t_counts, t_tiles = _ragged([s.touched for s in summaries], np.int64)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".summaries-", suffix=".tmp")
@@ -142,7 +157,8 @@ def save(path: Path, key: str, keys: list[str], summaries: list[FrameSummary]) -
                 np.savez(f, meta=np.array(meta), counts=counts, values=values, pages=pages,
                          metrics=table, workload=np.array([s.workload for s in summaries],
                                                           dtype=np.int64),
-                         cg_counts=cg_counts, cg_inodes=cg_inodes, cg_pages=cg_pages)
+                         cg_counts=cg_counts, cg_inodes=cg_inodes, cg_pages=cg_pages,
+                         t_counts=t_counts, t_tiles=t_tiles)
             os.replace(tmp, path)
         except BaseException:
             os.unlink(tmp)
@@ -180,8 +196,10 @@ def _parse(z, key: str, columns: list[tuple[str, str]]) -> dict[str, FrameSummar
     keys, cols = meta["frames"], meta["columns"]
     counts, values, pages, table = z["counts"], z["values"], z["pages"], z["metrics"]
     workload = z["workload"]
-    cg_counts, cg_inodes, cg_pages = z["cg_counts"], z["cg_inodes"], z["cg_pages"]
     n = len(keys)
+    inodes = _unragged(z["cg_counts"], z["cg_inodes"], n, np.uint64)
+    cg_pages = _unragged(z["cg_counts"], z["cg_pages"], n, np.int64)
+    touched = _unragged(z["t_counts"], z["t_tiles"], n, np.int64)
     ok = (isinstance(keys, list) and all(isinstance(k, str) for k in keys)
           and isinstance(cols, list)
           and all(isinstance(c, list) and len(c) == 3 and isinstance(c[0], str)
@@ -193,30 +211,42 @@ def _parse(z, key: str, columns: list[tuple[str, str]]) -> dict[str, FrameSummar
           and np.isfinite(table).all() and [(c[0], c[1]) for c in cols] == columns
           and (pages >= 0).all()
           and workload.dtype == np.int64 and workload.shape == (n,) and (workload >= -1).all()
-          and cg_counts.dtype == np.int64 and cg_counts.shape == (n,)
-          and (cg_counts >= -1).all() and cg_inodes.dtype == np.uint64
-          and cg_pages.dtype == np.int64 and (cg_pages >= 0).all()
-          and cg_inodes.shape == cg_pages.shape == (int(np.maximum(cg_counts, 0).sum()),))
+          and inodes is not None and cg_pages is not None and touched is not None
+          and all(a is None or (_ascending(a) and bool((p >= 0).all()))
+                  for a, p in zip(inodes, cg_pages, strict=True))
+          and all(t is None or (_ascending(t) and bool((t[:1] >= 0).all())) for t in touched))
     if not ok:
         return {}
     out: dict[str, FrameSummary] = {}
     ends = np.cumsum(counts)
-    cg_ends = np.cumsum(np.maximum(cg_counts, 0))
     for i, k in enumerate(keys):
         a, b = int(ends[i] - counts[i]), int(ends[i])
         if not _ascending(values[a:b]):
             return {}  # a frame's values are sorted and distinct
-        cgroups = None
-        if cg_counts[i] >= 0:
-            c, d = int(cg_ends[i] - cg_counts[i]), int(cg_ends[i])
-            if not _ascending(cg_inodes[c:d]):
-                return {}
-            cgroups = (cg_inodes[c:d], cg_pages[c:d])
+        cgroups = None if inodes[i] is None else (inodes[i], cg_pages[i])
         metrics: dict[str, dict[str, float]] = {}
         for (zone, name, is_int), v in zip(cols, table[i].tolist(), strict=True):
             metrics.setdefault(zone, {})[name] = int(v) if is_int else v
-        out[k] = FrameSummary(values[a:b], pages[a:b], metrics, int(workload[i]), cgroups)
+        out[k] = FrameSummary(values[a:b], pages[a:b], metrics, int(workload[i]), cgroups,
+                              touched[i])
     return out
+
+
+def _ragged(items: list[np.ndarray | None], dtype) -> tuple[np.ndarray, np.ndarray]:
+    """(counts, the arrays concatenated) of one array or None per frame (a count of -1)."""
+    counts = np.array([-1 if a is None else a.size for a in items], dtype=np.int64)
+    flat = [a for a in items if a is not None]
+    return counts, np.concatenate(flat).astype(dtype) if flat else np.zeros(0, dtype)
+
+
+def _unragged(counts: np.ndarray, flat: np.ndarray, n: int, dtype
+              ) -> list[np.ndarray | None] | None:
+    """_ragged's arrays back, per frame (None when they fail a check)."""
+    if counts.dtype != np.int64 or counts.shape != (n,) or (counts < -1).any() \
+            or flat.dtype != dtype or flat.shape != (int(np.maximum(counts, 0).sum()),):
+        return None
+    ends = np.cumsum(np.maximum(counts, 0)).tolist()
+    return [None if c < 0 else flat[e - c:e] for c, e in zip(counts.tolist(), ends, strict=True)]
 
 
 def _ascending(a: np.ndarray) -> bool:
@@ -226,15 +256,26 @@ def _ascending(a: np.ndarray) -> bool:
 
 def _fresh(rec: Recording, cached: dict[str, FrameSummary], keys: list[str],
            max_order: int) -> Iterator[tuple[int, FrameSummary]]:
-    """(position, summary) of the frames the cache lacks, decoded from the first one missing."""
+    """(position, summary) of the frames the cache lacks, decoded from the key frame at or
+    before the first one missing (so that one's changes since the frame before are known)."""
     missing = [i for i, k in enumerate(keys) if not k or k not in cached]
     if not missing:
         return
     position = {id(info): i for i, info in enumerate(rec.frames)}
-    for info, frame in rec.iter_decoded(missing[0], channels=("flags", "workload", "cgroup")):
+    first = max([i for i in range(missing[0] + 1) if rec.frames[i].kind == "key"] or [0])
+    prev: tuple[int, Runs] | None = None
+    for info, frame in rec.iter_decoded(first, channels=("flags", "workload", "cgroup")):
         pos = position[id(info)]
         if not keys[pos] or keys[pos] not in cached:
-            yield pos, summarize_runs(frame.flags, rec, max_order, frame.workload, frame.cgroup)
+            touched = None
+            if prev is not None and prev[0] == pos - 1:  # a key frame: compared with it
+                changed = frame.changed or changed_ranges(prev[1].values, prev[1].lengths,
+                                                          frame.flags.values,
+                                                          frame.flags.lengths)
+                touched = tiles_touched(rec, changed)
+            yield pos, summarize_runs(frame.flags, rec, max_order, frame.workload, frame.cgroup,
+                                      touched)
+        prev = (pos, frame.flags)
 
 
 def frame_summaries(rec: Recording, cache: bool = True, decode: bool = True
@@ -262,3 +303,11 @@ def frame_summaries(rec: Recording, cache: bool = True, decode: bool = True
             if save(path, key, [k for k, _ in done], [s for _, s in done]):
                 break
     return out
+
+
+def cached_summaries(rec: Recording) -> dict[int, FrameSummary]:
+    """{position in rec.frames: summary} of the frames the cache holds; none decoded (for a
+    caller with a cheaper way than decoding every frame when the cache is cold)."""
+    got = frame_summaries(rec, decode=False)
+    at = {id(info): i for i, info in enumerate(rec.frames)}
+    return {at[id(info)]: s for info, s in got}

@@ -74,6 +74,9 @@ def stored_runs(arrays: dict[str, np.ndarray], channel: str = "flags") -> Runs:
     return Runs(arrays[p + "lengths"].astype(np.int64), arrays[p + "palette"][arrays[p + "codes"]])
 
 
+UNREAD = Frame(Runs(np.zeros(0, np.int64), np.zeros(0, np.uint64)))  # _chain: not read
+
+
 class Recording:
     """A recording opened for reading: header, frame index, frames by number, end marker.
 
@@ -267,17 +270,23 @@ class Recording:
         """Frame n (negative counts from the end) as the uint64 flags of every PFN."""
         return self.read_runs(n).expand()
 
-    def _chain(self, start: int, stop: int, channels: tuple[str, ...], stored: bool = False
+    def _chain(self, start: int, stop: int, channels: tuple[str, ...], stored: bool = False,
+               need: Callable[[int], bool] | None = None
                ) -> Iterator[tuple[int, Frame | None, bool]]:
         """(position, frame, is a delta) of every frame from the key frame at or before start
         up to stop, each decoded (is a delta: False), or with stored, its flags as stored (a
-        delta's: its XOR with the frame before). A damaged one is warned of and (position,
-        None, False); the deltas after it are skipped up to a key frame."""
+        delta's: its XOR with the frame before; with `need`, UNREAD where need(position) is
+        False). A damaged one is warned of and (position, None, False); the deltas after it
+        are skipped up to a key frame."""
         prev: Frame | None = None
         pos = start
         while pos > 0 and self.frames[pos].kind != "key":
             pos -= 1
         while pos < stop:
+            if stored and need is not None and not need(pos):
+                yield pos, UNREAD, False
+                pos += 1
+                continue
             try:
                 if stored:  # its kind from the file, as apply_frame takes it
                     arrays = self._load(self.frames[pos], channels)
@@ -318,15 +327,21 @@ class Recording:
                 yield self.frames[pos], dataclasses.replace(frame, changed=changed)
                 changed = (np.zeros(0, np.int64), np.zeros(0, np.int64))
 
-    def iter_stored(self, start: int = 0, stop: int | None = None
-                    ) -> Iterator[tuple[int, str, Runs]]:
+    def iter_stored(self, start: int = 0, stop: int | None = None,
+                    need: Callable[[int], bool] | None = None
+                    ) -> Iterator[tuple[int, str, Runs | None]]:
         """(position, kind, flag runs as stored) of every readable frame from the key frame
         at or before start up to stop: a key frame's flags, a delta's XOR with the frame
         before (a damaged frame and the deltas after it are skipped, warned of). What a
-        reader that follows a few pages needs, never a whole frame decoded."""
+        reader that follows a few pages needs, never a whole frame decoded. need: asked
+        before each frame is read; where it says False the frame is not read, and is
+        (position, "unread", None) (its reader knows from elsewhere that it changes nothing
+        it follows: the summaries' tiles touched)."""
         stop = len(self) if stop is None else min(stop, len(self))
-        for pos, frame, delta in self._chain(start, stop, ("flags",), stored=True):
-            if frame is not None:
+        for pos, frame, delta in self._chain(start, stop, ("flags",), stored=True, need=need):
+            if frame is UNREAD:
+                yield pos, "unread", None
+            elif frame is not None:
                 yield pos, "delta" if delta else "key", frame.flags
 
     def values_at(self, pfns: np.ndarray, stop: int | None = None

@@ -61,6 +61,7 @@ class Watch:
         self.lo, self.hi = lay.pfn_count, 0
         self.frames = 0
         self.changes = changes  # also find where classes changed (--region changed)
+        self.followed: np.ndarray | None = None  # the units follow() still reads (None: all)
 
     def add(self, runs: ClassRuns) -> None:
         uc = unit_classes(runs, self.unit, self.pfn_count)
@@ -93,16 +94,21 @@ class Watch:
         only the units still of one class are followed: the deltas are applied to their
         pages alone, never to a whole frame, and reading stops when none is left (`frames`
         then counts the frames read: no band is left for it to describe). Not for a Watch
-        that also finds where classes changed (--region changed): that needs every page."""
+        that also finds where classes changed (--region changed): that needs every page.
+        A frame of kind "unread" (see needs()) changed none of the units followed."""
         assert not self.changes, "follow() does not find where classes changed"
         state: Runs | None = None  # the whole frame, then the pages of the units followed
         units: np.ndarray | None = None  # the units followed (None: all, before the first)
+        self.followed = None
         for pos, kind, runs in frames:
+            if kind == "unread":
+                self.frames += pos in wanted
+                continue
             if units is None:
                 state = runs if kind == "key" or state is None else xor_runs(state, runs)
                 if pos in wanted:
                     self.add(lay.class_runs(classifier(state.values), state.lengths))
-                    units = np.flatnonzero(self.same)
+                    units = self.followed = np.flatnonzero(self.same)
                     state = _cut(state, *self._span(units))
                     if not units.size:
                         return  # nothing can collapse
@@ -122,6 +128,15 @@ class Watch:
             if not still.all():
                 at = np.cumsum(e - s) - (e - s)  # each unit's place in the state
                 state, units = _cut(state, at[still], at[still] + (e - s)[still]), units[still]
+                self.followed = units
+
+    def needs(self, touched: dict[int, np.ndarray]):
+        """follow()'s `need` for iter_stored, given the units each frame touched (the
+        summaries' tiles, of this watch's unit): a frame that touched none of the units
+        followed is not read."""
+        def need(pos: int) -> bool:
+            return self.followed is None or bool(np.isin(touched[pos], self.followed).any())
+        return need
 
     def _span(self, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The page ranges of some units."""

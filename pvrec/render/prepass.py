@@ -22,7 +22,7 @@ from pvrec.render.plan import Plan
 from pvrec.render.raster import MapLayout, node_spans
 from pvrec.render.strips import metric_scales
 from pvrec.sources import RecordingSource, Source
-from pvrec.summaries import frame_summaries
+from pvrec.summaries import cached_summaries, frame_summaries, tile_pages
 
 
 @dataclass
@@ -59,7 +59,9 @@ def prepass(sources: list[Source], plan: Plan, picture: bool,
             lay = _whole(s.header)
             if isinstance(s, RecordingSource) and channel == "flags" and not w.changes \
                     and not c.scheme.by_runs:  # the static tiles' pages alone are followed
-                w.follow(s.rec.iter_stored(a, b + 1), set(range(a, b + 1, step)), c, lay)
+                touched = _touched(s, a, b, w.unit)
+                w.follow(s.rec.iter_stored(a, b + 1, touched and w.needs(touched)),
+                         set(range(a, b + 1, step)), c, lay)
             elif pool is not None and not w.changes:  # render --jobs: each worker a share
                 pool.watch(s, c, lay, w, a, b, step, channel)
             else:
@@ -97,6 +99,18 @@ def _span(plan: Plan, picture: bool, i: int, frames: int, every: int) -> tuple[i
         return 0, frames - 1, 1
     a, b = plan.ranges[i]
     return a, b, every if i == plan.master else 1
+
+
+def _touched(source: RecordingSource, first: int, last: int, unit: int
+             ) -> dict[int, np.ndarray] | None:
+    """{position: tiles its pages changed in since the frame before} of the frames after
+    first up to last, from a warm summaries cache (None unless it knows every one): the
+    frames that change none of the tiles the collapse watch follows are then not read."""
+    if unit != tile_pages(source.header):
+        return None
+    got = {p: s.touched for p, s in cached_summaries(source.rec).items()
+           if s.touched is not None}
+    return got if all(p in got for p in range(first + 1, last + 1)) else None
 
 
 def _union(watches: list[Watch]) -> tuple[int, int] | None:

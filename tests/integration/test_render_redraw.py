@@ -199,3 +199,68 @@ def test_maps_with_bands_and_a_damaged_frame_redraw_as_drawn_whole(monkeypatch, 
     w = Watch(lay, 64, changes=False)
     w.follow(rec.iter_stored(), set(range(len(rec))), ValueClassifier(default_scheme()), lay)
     assert (w.static()[[0, 2]] != MIXED).all()  # tiles 0 and 2 fold into bands
+
+
+def test_a_warm_summaries_cache_spares_the_collapse_prepass_the_frames_it_need_not_read(
+        tmp_path, monkeypatch):
+    """GIVEN six tiles of which tile 0 stays free and tile 2 page cache (its referenced bits
+    flipping in frames 1-3 only) while the others change every frame, WHEN rendered to
+    frames cold and again after `pvrec info` filled the summaries cache, THEN the same
+    pictures, both with tiles 0 and 2 folded into bands, and the warm pre-pass reads only the
+    frames that touch a tile it still follows: 0-3 (tile 2's flips) and 5 (which ends the
+    last tile's single class)."""
+    from pvrec import flags as F
+    from pvrec.inspect.info import summarize
+    from pvrec.recording.reader import Recording
+    from pvrec.render import prepass
+
+    unit = 64 * 512
+    n = 6 * unit - 1000
+    free, cache = F.bit(F.BUDDY), F.bit(F.LRU) | F.bit(F.UPTODATE)
+    rng = np.random.default_rng(5)
+    f = np.zeros(n, np.uint64)
+    f[:unit], f[2 * unit:3 * unit] = free, cache
+    frames = []
+    for i in range(10):
+        f = f.copy()
+        s = int(rng.integers(unit, 2 * unit - 300))
+        f[s:s + 300] = rng.choice([free, cache, 0x68, 0x828])
+        s = int(rng.integers(3 * unit, n - 100))
+        f[s:s + 300] = rng.choice([free, cache, 0x68])
+        if 1 <= i <= 3:
+            f[2 * unit + 10 * i:2 * unit + 10 * i + 5] ^= F.bit(F.REFERENCED)
+        frames.append(f)
+    rec = make_recording(tmp_path / "rec", frames, key_every=4)
+    loads: list[int] = []
+    real_load, real_prepass = Recording._load, prepass.prepass
+    in_prepass, found = [False], []
+
+    def load(self, info, *rest):
+        if in_prepass[0]:
+            loads.append(info.index)
+        return real_load(self, info, *rest)
+
+    def counted_prepass(*args, **kw):
+        in_prepass[0] = True
+        try:
+            found.append(real_prepass(*args, **kw))
+            return found[-1]
+        finally:
+            in_prepass[0] = False
+
+    monkeypatch.setattr(Recording, "_load", load)
+    monkeypatch.setattr("pvrec.render.pipeline.prepass", counted_prepass)
+    outs, bands = [], []
+    for name in ("cold", "warm"):
+        if name == "warm":
+            summarize(open_recording(rec))
+        loads.clear()
+        out = tmp_path / name
+        out.mkdir()
+        render_recording(rec, out, pages_per_pixel=8, every=1)
+        outs.append(png_frames(out))
+        bands.append(list(loads))
+    assert len(outs[0]) == 10 and all(np.array_equal(a, b) for a, b in zip(*outs, strict=True))
+    assert bands[0] == list(range(10)) and bands[1] == [0, 1, 2, 3, 5]
+    assert found[0].bands == found[1].bands
+    assert [(s // unit, -(-e // unit)) for s, e, _ in found[1].bands[0]] == [(0, 1), (2, 3)]

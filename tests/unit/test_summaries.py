@@ -230,3 +230,29 @@ def test_the_cgroup_tally_comes_from_a_warm_cache_without_decoding(tmp_path, dec
     fields["cg_counts"] = fields["cg_counts"] + 1  # more inodes than the arrays hold
     np.savez(rec / SUMMARY_FILE, **fields)
     assert cgroup_tally(RecordingSource(rec), 0, 4)[0] == want and decodes[0] > 0
+
+
+def test_each_frame_knows_the_tiles_it_touched_and_a_lying_cache_is_rebuilt(tmp_path, decodes):
+    """GIVEN 4 tiles of 64x512 pages and frames changing pages in tiles {1}, {}, {0, 3} and
+    (a key frame) {2}, WHEN summarized cold and warm, THEN each frame's tiles touched since
+    the frame before are exactly those (the first frame's: not known), and a cache whose
+    tiles are out of order is rebuilt."""
+    tile = 64 * 512
+    frames = [np.zeros(4 * tile, np.uint64)]
+    for changed in ([tile + 5], [], [7, 3 * tile + 9], [2 * tile]):
+        f = frames[-1].copy()
+        f[changed] ^= 0x20
+        frames.append(f)
+    rec = make_recording(tmp_path / "r", frames, key_every=4)
+    want = [None, [1], [], [0, 3], [2]]
+    for _ in ("cold", "warm"):
+        got = [s.touched for _, s in frame_summaries(open_recording(rec))]
+        assert [None if t is None else t.tolist() for t in got] == want
+    assert open_recording(rec).frames[4].kind == "key"
+    good = np.load(rec / SUMMARY_FILE, allow_pickle=False)
+    fields = {k: good[k] for k in good.files}
+    fields["t_tiles"] = fields["t_tiles"][::-1].copy()  # [3, 0] is not sorted
+    np.savez(rec / SUMMARY_FILE, **fields)
+    decodes[0] = 0
+    assert [None if s.touched is None else s.touched.tolist()
+            for _, s in frame_summaries(open_recording(rec))] == want and decodes[0] == 5
