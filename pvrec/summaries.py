@@ -100,6 +100,20 @@ def frame_key(rec: Recording, info: FrameInfo) -> str:
     return json.dumps([info.index, info.t, info.file, info.kind, st.st_size, st.st_mtime_ns])
 
 
+def chain_keys(rec: Recording) -> list[str]:
+    """frame_key of every frame, a delta's joined with the frame's before it: a delta decodes
+    onto its chain back to the key frame, so a change to any of them (a frame damaged since)
+    makes its summary stale too ("" where a file is missing: stale, and the deltas after)."""
+    keys: list[str] = []
+    for info in rec.frames:
+        own = frame_key(rec, info)
+        if info.kind != "key" and own:
+            before = keys[-1] if keys else ""
+            own = hashlib.sha256(f"{before}\0{own}".encode()).hexdigest() if before else ""
+        keys.append(own)
+    return keys
+
+
 def recording_key(rec: Recording, max_order: int) -> str:
     """What every summary depends on: the format of this cache, the header and the largest order."""
     try:
@@ -286,7 +300,7 @@ def frame_summaries(rec: Recording, cache: bool = True, decode: bool = True
     len(rec)  # drop the frames that cannot be read
     max_order = max_order_of(f.context for f in rec.frames)
     key = recording_key(rec, max_order)
-    keys = [frame_key(rec, info) for info in rec.frames]
+    keys = chain_keys(rec)
     paths = cache_paths(rec) if cache else []
     cached: dict[str, FrameSummary] = {}
     for path in paths:

@@ -80,8 +80,9 @@ def _over_time(rec: Recording) -> tuple[list[float], list[dict], dict, dict | No
     classify = ValueClassifier(scheme)
     class_series: list[np.ndarray] = []
     frag: dict[str, dict[str, list[float]]] = {}
-    times, mapped = [], []
+    times, mapped, infos = [], [], []
     for info, summary in frame_summaries(rec):
+        infos.append(info)  # the frames that decode: fewer than rec.frames past a damaged one
         times.append(info.t)
         mapped.append(summary.workload)
         class_series.append(summary.class_pages(classify, len(scheme)))
@@ -109,7 +110,7 @@ def _over_time(rec: Recording) -> tuple[list[float], list[dict], dict, dict | No
     if mapped and min(mapped) >= 0:
         b = [m * h.page_size for m in mapped]
         workload = {"start": b[0], "end": b[-1], "min": min(b), "max": max(b),
-                    "max_frame": rec.frames[b.index(max(b))].index}
+                    "max_frame": infos[b.index(max(b))].index}
     return times, classes, fragmentation, workload
 
 

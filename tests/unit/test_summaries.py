@@ -256,3 +256,20 @@ def test_each_frame_knows_the_tiles_it_touched_and_a_lying_cache_is_rebuilt(tmp_
     decodes[0] = 0
     assert [None if s.touched is None else s.touched.tolist()
             for _, s in frame_summaries(open_recording(rec))] == want and decodes[0] == 5
+
+
+def test_a_frame_damaged_after_caching_takes_the_deltas_after_it_out_too(tmp_path):
+    """GIVEN a cached 8-frame recording (key frames 0 and 5) whose workload maps the most
+    pages in frame 6, WHEN delta frame 3 is then cut short, THEN info summarizes frames
+    0-2 and 5-7 alone (4 decoded onto 3 before and cannot be now, as render says) and
+    names frame 6, not the sixth frame left, as the workload's largest."""
+    mapped = [1, 2, 3, 4, 5, 6, 9, 7]
+    rec = make_recording(tmp_path / "r", 8, key_every=5,
+                         workload=lambda flags, i: np.arange(mapped[i]))
+    assert summarize(open_recording(rec))["workload"]["max_frame"] == 6
+    damaged = rec / open_recording(rec).frames[3].file
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    got = open_recording(rec)
+    assert [info.index for info, _ in frame_summaries(got)] == [0, 1, 2, 5, 6, 7]
+    out = summarize(open_recording(rec))
+    assert out["workload"]["max_frame"] == 6 and len(out["times"]) == 6
