@@ -168,6 +168,15 @@ def test_bad_dump_and_missing_source(tmp_path):
     assert code == 2 and "not a multiple of 8" in err and err.count("\n") == 1
     code, _, err = record_here(tmp_path / "none.kpf", tmp_path / "rec", "--duration", "0.1s")
     assert code == 2 and "no such file" in err and err.count("\n") == 1
+    # a compressed dump whose size happens to be whole words: said so, not recorded as flags
+    import lzma
+
+    packed = lzma.compress(np.arange(4096, dtype="<u8").tobytes())
+    (tmp_path / "d.kpf.xz").write_bytes(packed + b"\0" * (-len(packed) % 8))
+    code, _, err = record_here(tmp_path / "d.kpf.xz", tmp_path / "rec", "--duration", "0.1s")
+    assert code == 2 and err.count("\n") == 1
+    assert "d.kpf.xz is xz-compressed, not a raw kpageflags dump: decompress it first (xz -dk " \
+        in err
     assert not (tmp_path / "rec").exists()
 
 
