@@ -167,8 +167,8 @@ def _render(o: RenderOptions, encoder: type[Encoder], sources: list[Source], sch
     """render_source's drawing and encoding, once the plan is made."""
     sides = _make_sides(o, encoder, sources, scheme, plan, titles, metric_list, pool)
     if encoder.from_runs:  # a page (.html): built from the maps' runs, not from pixels
-        size, elapsed = encoder.build(out, sides, plan, o, metric_list, progress)
-        return RenderSummary(out, encoder.kind, len(plan.frames), len(plan.frames), o.fps,
+        size, elapsed, steps, drawn = encoder.build(out, sides, plan, o, metric_list, progress)
+        return RenderSummary(out, encoder.kind, steps, drawn, o.fps,
                              *sides[0].pic.size, size, elapsed, sides[0].lay.ppp)
     step = _step(o)
     if pool is None:

@@ -631,3 +631,25 @@ def test_zone_names_are_drawn_as_the_video_draws_them(vm, page):
             f".getImageData({d['x']}, {d['y']}, 30, 12).data)")
         pixels = {tuple(ink[i:i + 3]) for i in range(0, len(ink), 4)}
         assert pixels - {bg}, d["name"]
+
+
+def test_a_damaged_frame_leaves_the_page_the_frames_that_read(page, tmp_path):
+    """GIVEN 6 frames (key frames 0 and 3) with frame 1 cut short, WHEN rendered to a page,
+    THEN it says 4 frames (2 cannot be read without 1), and stepping through it with the
+    right arrow shows frames 0, 3, 4 and 5 with no error in the page."""
+    rec = make_recording(tmp_path / "run", 6, key_every=3)
+    from pvrec.recording.reader import open_recording
+
+    cut = rec / open_recording(rec).frames[1].file
+    cut.write_bytes(cut.read_bytes()[:100])
+    out = tmp_path / "run.html"
+    code, _, err = pvrec_main("render", str(rec), "-o", str(out))
+    assert code == 0, err
+    assert "(" in err and ", 4 frames, " in err and "skipped up to the next key frame" in err
+    open_page(page, out)
+    shown = []
+    for _ in range(5):
+        shown.append(page.locator(".head .frame").first.text_content().split("frame ")[-1])
+        page.keyboard.press("ArrowRight")
+        page.evaluate("() => pvrec.rendered()")
+    assert shown[:4] == ["0 of 6", "3 of 6", "4 of 6", "5 of 6"] and page.errors == []

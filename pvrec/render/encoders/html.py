@@ -36,8 +36,9 @@ class HtmlEncoder(Encoder):
                                  f"events yet)")
 
     @staticmethod
-    def build(out: Path, sides, plan, options, metric_list, progress=None) -> tuple[int, float]:
-        """Write the page; (bytes, seconds)."""
+    def build(out: Path, sides, plan, options, metric_list, progress=None
+              ) -> tuple[int, float, int, int]:
+        """Write the page; (bytes, seconds, time steps, distinct frames in it)."""
         from pvrec.render.html import write_page
 
         return write_page(out, sides, plan, options, metric_list, progress)

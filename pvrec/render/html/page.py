@@ -10,6 +10,7 @@ puts such text in the page with textContent only.
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import json
 import time
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
+from pvrec.errors import PvrecError
 from pvrec.output import write_atomically
 from pvrec.render.html.data import side_json
 
@@ -82,16 +84,36 @@ def player_data(sides, plan, options, metric_list,
         out.append(side_json(sd, sorted(set(plan.at[i])), options.theme,
                              metric_list[i] if metric_list else None, budget,
                              tick, keep=keep))
-    return {"version": 1, "sides": out, "steps": steps, "master": plan.master,
+    return {"version": 1, "sides": out, "steps": readable_steps(steps, out), "master": plan.master,
             "view": options.view, "theme": options.theme,
             "timeline": True}
 
 
+def readable_steps(steps: list[list[int]], sides: list[dict]) -> list[list[int]]:
+    """The time steps with each map's position moved to its last frame at or before it that
+    could be read (the first one before any), as a video holds it; a step that is then the
+    step before it again is left out, so the page scrubs through readable frames alone."""
+    have = [sorted(f["pos"] for f in s.get("frames", [])) for s in sides]
+    for side, got in zip(sides, have, strict=True):
+        if not got:
+            raise PvrecError(f"no frame of {side.get('name', 'the recording')} in the range "
+                             f"could be read")
+    out: list[list[int]] = []
+    for step in steps:
+        moved = [got[max(0, bisect.bisect_right(got, pos) - 1)]
+                 for pos, got in zip(step, have, strict=True)]
+        if not out or moved != out[-1]:
+            out.append(moved)
+    return out
+
+
 def write_page(out: Path, sides, plan, options, metric_list,
-               progress: Callable[[int, int], None] | None = None) -> tuple[int, float]:
-    """Build and write the page (temp file + rename); (bytes, seconds)."""
+               progress: Callable[[int, int], None] | None = None
+               ) -> tuple[int, float, int, int]:
+    """Build and write the page (temp file + rename); (bytes, seconds, time steps, frames)."""
     t0 = time.perf_counter()
-    text = page_html(player_data(sides, plan, options, metric_list, progress), options.theme)
-    raw = text.encode("utf-8")
+    data = player_data(sides, plan, options, metric_list, progress)
+    raw = page_html(data, options.theme).encode("utf-8")
     write_atomically(out, lambda tmp: Path(tmp).write_bytes(raw))
-    return len(raw), time.perf_counter() - t0
+    frames = sum(len(s["frames"]) for s in data["sides"])
+    return len(raw), time.perf_counter() - t0, len(data["steps"]), frames
