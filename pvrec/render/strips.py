@@ -148,11 +148,13 @@ class Strips:
         return x0 + self.gutter, max(1, w - self.gutter)
 
     def columns(self, w: int) -> np.ndarray:
-        """The frame each of w columns shows (a step per frame, in time)."""
+        """The frame each of w columns shows: the one nearest in time, so the first and the
+        last frame have half a step each (a step from each frame's time to the next would
+        leave the last one no column: the end of a run, often its story, never shown)."""
         times = self.times
         t0, span = float(times[0]), max(float(times[-1] - times[0]), 1e-9)
         col_t = t0 + (np.arange(w) + 0.5) / w * span
-        return np.clip(np.searchsorted(times, col_t, "right") - 1, 0, len(times) - 1)
+        return np.searchsorted((times[1:] + times[:-1]) / 2, col_t, "right")
 
     def class_strip(self, w: int, bg: int) -> np.ndarray:
         """(TIMELINE_H, w) class numbers: the in-use classes stacked from the bottom row, the

@@ -653,3 +653,21 @@ def test_a_damaged_frame_leaves_the_page_the_frames_that_read(page, tmp_path):
         page.keyboard.press("ArrowRight")
         page.evaluate("() => pvrec.rendered()")
     assert shown[:4] == ["0 of 6", "3 of 6", "4 of 6", "5 of 6"] and page.errors == []
+
+
+def test_the_strip_is_in_time_and_ends_on_the_last_frame(page, tmp_path):
+    """GIVEN frames at t = 0, 1, 2 and 10 s, WHEN the strip is clicked at 80% of its width
+    (t = 8 s), THEN the last frame shows (nearest in time: the video's strip draws it so);
+    at 10% (t = 1 s) frame 1."""
+    rec = make_recording(tmp_path / "run", 4, times=[0.0, 1.0, 2.0, 10.0])
+    out = tmp_path / "run.html"
+    code, _, err = pvrec_main("render", str(rec), "-o", str(out), "-q")
+    assert code == 0, err
+    open_page(page, out)
+    page.locator("canvas.strip").first.scroll_into_view_if_needed()
+    strip = page.locator("canvas.strip").first.bounding_box()
+    for share, want in ((0.8, "frame 3 of 4"), (0.1, "frame 1 of 4")):
+        page.mouse.click(strip["x"] + share * strip["width"], strip["y"] + strip["height"] / 2)
+        page.evaluate("() => pvrec.rendered()")
+        assert page.locator(".head .frame").first.text_content().endswith(want)
+    assert page.errors == []

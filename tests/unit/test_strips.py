@@ -54,10 +54,10 @@ def test_in_use_classes_fill_the_class_strip_at_their_peak():
     assert not np.isin(strip, [s.index("free"), s.index("no flags")]).any()
     cols = np.flatnonzero(np.isin(strip, [slab, anon]).any(axis=0))
     assert cols.size and np.array_equal(cols, np.arange(cols[0], cols[-1] + 1))
-    third = cols.size // 3
+    third = cols.size / 3  # frames at t = 0..3: each column shows the frame nearest in time
 
-    def column(k: int) -> np.ndarray:  # the middle column of frame k
-        return strip[:, cols[0] + k * third + third // 2]
+    def column(k: int) -> np.ndarray:  # the column at frame k's time
+        return strip[:, cols[0] + min(cols.size - 1, round(k * third))]
 
     # at the peak (frame 1) the in-use classes fill the whole height: 100 rows of 200 each
     peak = column(1)
@@ -83,12 +83,14 @@ def metric_line(pic: Picture) -> tuple[list[int], int]:
     n = len(pic.strips.times) - 1
     w = cols.size / n
     rows = []
-    for k in range(n):
-        col = below[:, cols[0] + int((k + 0.5) * w)]
-        line = np.flatnonzero(col == pal.lines[0])
+    # the column at frame k's time (it shows the frame nearest in time); frame 0's a little
+    # after it, right of the legend's swatch of the line's colour
+    at = [cols[0] + round(max(k, 0.3) * w) for k in range(n)]
+    for x in at:
+        line = np.flatnonzero(below[:, x] == pal.lines[0])
         assert line.size == 1, line
         rows.append(int(line[0]))
-    col = below[:, cols[0] + int(0.5 * w)]
+    col = below[:, at[0]]
     frame = np.flatnonzero(col == pal.frame)
     top = frame[frame < rows[0]].max()
     bottom = frame[frame > rows[0]].min()
@@ -162,3 +164,17 @@ def test_idle_classes_are_free_and_no_flags_in_every_scheme(tmp_path):
     assert [flags.names[c] for c in idle_classes(flags)] == ["(no flags)", "buddy"]
     cg = cgroup_schemes([({7: 10}, {7: "/work"})], 2)[0]
     assert [cg.names[c] for c in idle_classes(cg)] == ["none/free"]
+
+
+def test_the_strip_ends_on_the_last_frame():
+    """GIVEN anonymous pages at 200, 200, then 50 (a run that ends by freeing them), WHEN the
+    strip is drawn, THEN its last columns show the 50 pages (a quarter of the height), as the
+    legend does at the end, and its first columns the 200."""
+    pic = picture([{"anonymous": 200}, {"anonymous": 200}, {"anonymous": 50}])
+    g, anon = pic.geo, pic.scheme.index("anonymous")
+    strip = pic.static[g.timeline_y:g.timeline_y + TIMELINE_H,
+                       g.timeline_x:g.timeline_x + g.timeline_w]
+    cols = np.flatnonzero((strip == anon).any(axis=0))
+    heights = (strip[:, cols] == anon).sum(axis=0)
+    assert heights[0] == heights[cols.size // 2] == TIMELINE_H
+    assert heights[-1] == TIMELINE_H // 4

@@ -688,9 +688,13 @@
     const used = cl.names.map((_, i) => i).filter((i) => i !== cl.hole && !cl.idle.includes(i));
     let peak = 1;
     for (const f of frames) { let s = 0; for (const i of used) s += f.sizes[i]; peak = Math.max(peak, s); }
-    const x = (j) => n > 1 ? Math.round(j * (W - 1) / (n - 1)) : 0;
+    // in time, as the video's strip: each frame from halfway to the one before to halfway to
+    // the next, so the first and the last have half a step each
+    const t0 = frames[0].t, span = Math.max(frames[n - 1].t - t0, 1e-9);
+    const xt = (t) => Math.round((t - t0) / span * (W - 1)), x = (j) => xt(frames[j].t);
     for (let j = 0; j < n; j++) {
-      const x0 = x(j), x1 = j + 1 < n ? x(j + 1) : W;
+      const x0 = j ? xt((frames[j - 1].t + frames[j].t) / 2) : 0;
+      const x1 = j + 1 < n ? xt((frames[j].t + frames[j + 1].t) / 2) : W;
       let yb = H;
       for (let u = used.length - 1; u >= 0; u--) {
         const i = used[u], h = frames[j].sizes[i] / peak * (H - 4);
@@ -919,8 +923,10 @@
     cv.addEventListener('pointercancel', up);
     const scrub = (e) => {
       const b = m.strip.getBoundingClientRect(), f = (e.clientX - b.left) / b.width;
-      const fi = Math.round(Math.max(0, Math.min(1, f)) * (m.d.frames.length - 1));
-      const pos = m.d.frames[fi].pos;
+      const fr = m.d.frames, t0 = fr[0].t, t = t0 + Math.max(0, Math.min(1, f)) * (fr[fr.length - 1].t - t0);
+      let fi = 0;  // the frame nearest in time to the click, as the strip draws it
+      while (fi + 1 < fr.length && (fr[fi].t + fr[fi + 1].t) / 2 <= t) fi++;
+      const pos = fr[fi].pos;
       let k = STEPS.findIndex((s) => s[m.index] >= pos);
       if (k < 0) k = STEPS.length - 1;
       play(false); setStep(k);
