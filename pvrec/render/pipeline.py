@@ -37,6 +37,7 @@ from pvrec.render.blockview import BlockScheme, block_view
 from pvrec.render.compose import MARGIN, Options, Picture
 from pvrec.render.data import cgroup_tally, fit_data_scheme
 from pvrec.render.encoders import ENCODERS, Cancelled, Encoder, PngEncoder, write_png
+from pvrec.render.encoders.png import made_by_pvrec
 from pvrec.render.events import overlay_for
 from pvrec.render.fit import choose_layout
 from pvrec.render.history import History, HistoryScheme
@@ -147,6 +148,9 @@ def render_source(source: Source, out_path: str | os.PathLike,
     poster = poster_path(out) if o.poster and encoder.html_video else None
     if poster is not None:
         PngEncoder.check_target(poster, o.force)  # the output's --force rule
+        if o.force and poster.exists() and not made_by_pvrec(poster):  # not named, not ours
+            raise PvrecError(f"{poster} is in the way of the video's poster and pvrec did not "
+                             f"write it: move it, or render with --no-poster")
     scheme = BlockScheme() if o.view == "blocks" else make_scheme(o.classes, o.ignore_flags)
     sources = [source] if beside is None else [source, beside]
     titles, metric_list = o.check_sources(sources)

@@ -22,6 +22,7 @@ from pvrec.render.encoders import (
     PngEncoder,
     WebpEncoder,
     encoder_for,
+    write_png,
 )
 
 PALETTE = np.zeros((256, 3), np.uint8)
@@ -197,6 +198,15 @@ def test_png_directory_refuses_to_overwrite_frames_without_force(tmp_path):
     (tmp_path / "frame-000000.png").write_bytes(b"")
     with pytest.raises(PvrecError, match=r"already holds frame-\*\.png files"):
         PngDirEncoder.check_target(tmp_path, force=False)
+    # --force replaces frames pvrec wrote; an empty file or a PNG of the user's it refuses
+    with pytest.raises(PvrecError, match=r"frame-000000.png was not written by pvrec: move it"):
+        PngDirEncoder.check_target(tmp_path, force=True)
+    from PIL import Image
+
+    Image.new("P", (2, 2)).save(tmp_path / "frame-000000.png")
+    with pytest.raises(PvrecError, match=r"was not written by pvrec"):
+        PngDirEncoder.check_target(tmp_path, force=True)
+    write_png(tmp_path / "frame-000000.png", np.zeros((2, 2), np.uint8), PALETTE)
     PngDirEncoder.check_target(tmp_path, force=True)
     assert PngDirEncoder.target_name(tmp_path) == f"{tmp_path}/"
 

@@ -185,10 +185,24 @@ def test_poster_obeys_force_and_can_be_left_out(big_rec, tmp_path):
     r = run_here("render", big_rec, "-o", out, "-q")
     assert r.returncode != 0 and not out.exists() and poster.read_bytes() == b"mine"
     assert r.stderr == f"pvrec: output {poster} already exists (use --force to replace it)\n"
+    # nor with it: --force replaces OUT, and this file is neither OUT nor a poster of pvrec's
+    r = run_here("render", big_rec, "-o", out, "-q", "--force")
+    assert r.returncode != 0 and not out.exists() and poster.read_bytes() == b"mine"
+    assert r.stderr == (f"pvrec: {poster} is in the way of the video's poster and pvrec did "
+                        f"not write it: move it, or render with --no-poster\n")
     # --no-poster: the video alone, no snippet
     r = run_here("render", big_rec, "-o", out, "-q", "--no-poster")
     assert r.returncode == 0 and out.exists() and poster.read_bytes() == b"mine"
     assert "<video" not in r.stderr
+    # a poster pvrec wrote is replaced with --force, as the video is
+    poster.unlink()
+    out.unlink()
+    assert run_here("render", big_rec, "-o", out, "-q").returncode == 0 and poster.exists()
+    before = poster.stat().st_mtime_ns
+    r = run_here("render", big_rec, "-o", out, "-q", "--force")
+    assert r.returncode == 0, r.stderr
+    assert poster.stat().st_mtime_ns != before
+    poster.write_bytes(b"mine")
     # a GIF is an image: no poster, no snippet
     r = run_here("render", big_rec, "-o", tmp_path / "v.gif", "-q", "--fit", "800x450")
     assert r.returncode == 0, r.stderr  # (v.poster.png is in the way: it was not tried)

@@ -11,14 +11,29 @@ from pvrec.errors import PvrecError
 from pvrec.output import check_output, check_output_dir, check_parent, write_atomically
 from pvrec.render.encoders.base import Encoder, upscale
 
+SOFTWARE = "pvrec"  # every PNG pvrec writes says so (a tEXt chunk): see made_by_pvrec
+
 
 def write_png(path: Path, img: np.ndarray, palette: np.ndarray, scale: int = 1) -> None:
     """One palette PNG, written to a temp name and renamed."""
-    from PIL import Image
+    from PIL import Image, PngImagePlugin
 
     im = Image.fromarray(np.ascontiguousarray(upscale(img, scale)), "P")
     im.putpalette(palette.reshape(-1).tolist())
-    write_atomically(path, lambda tmp: im.save(tmp, format="PNG"))
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", SOFTWARE)
+    write_atomically(path, lambda tmp: im.save(tmp, format="PNG", pnginfo=info))
+
+
+def made_by_pvrec(path: Path) -> bool:
+    """True when the file is a PNG that pvrec wrote (its Software chunk)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.format == "PNG" and im.info.get("Software") == SOFTWARE
+    except (OSError, UnidentifiedImageError, ValueError):
+        return False
 
 
 class PngEncoder(Encoder):
@@ -62,6 +77,10 @@ class PngDirEncoder(Encoder):
         if frames and not force:
             raise PvrecError(f"{out}/ already holds frame-*.png files (use --force to "
                              f"overwrite them)")
+        theirs = next((p for p in frames if not made_by_pvrec(p)), None)
+        if theirs is not None:  # --force replaces pvrec's frames, never a file of the user's
+            raise PvrecError(f"{theirs} was not written by pvrec: move it, or render into "
+                             f"another directory")
 
     @staticmethod
     def target_name(path: Path) -> str:
