@@ -50,10 +50,17 @@ class CgroupScheme(Scheme):
 
 
 def cgroup_label(path: str, limit: int = 30) -> str:
-    """A cgroup path short enough for the legend: its tail, which names it ('.../sshd.service')."""
+    """A cgroup path short enough for the legend: its tail, which names it, after its first
+    component where that is short ('/system.slice/...sshd.service'; two /process_api/<hash>
+    cgroups apart and where they live)."""
     if path == "/":
         return "/ (root)"
-    return path if len(path) <= limit else "..." + path[-(limit - 3):]
+    if len(path) <= limit:
+        return path
+    head = path[:path.find("/", 1) + 1] if path.find("/", 1) > 0 else ""
+    if len(head) > limit // 2:
+        head = ""
+    return head + "..." + path[-(limit - 3 - len(head)):]
 
 
 def cgroup_schemes(tallies: list[tuple[dict[int, int], dict[int, str]]], top: int

@@ -26,7 +26,9 @@ DESCRIPTION = (
     "sample cost (wall and CPU), bytes per frame; what recording cost (pvrec's share of the "
     "CPUs, its peak RSS and bytes written, the estimated workload slowdown); per page class its size at the "
     "start and end and its minimum and maximum; and per zone the fragmentation figures of "
-    "`pvrec metrics --help` (defined there) with a sparkline over time."
+    "`pvrec metrics --help` (defined there) with a sparkline over time. The per-frame figures "
+    "are kept in RUN/.pvrec-summaries.npz (in ~/.cache/pvrec where RUN is read-only), so the "
+    "next info, metrics or --timeline render decodes no frame; safe to delete."
 )
 EPILOG = "examples:\n  pvrec info RUN\n  pvrec info RUN --json | jq .classes"
 
@@ -72,8 +74,9 @@ def _print(s: dict, fig: Figures) -> None:
     zones = ", ".join(z["name"] for z in s["zones"] or []) or "unknown"
     nodes = len(s["nodes"] or []) or "?"
     grid.add_row("host", f"{s['host']} (kernel {s['kernel']}, {s['machine']})")
-    grid.add_row("memory", f"{format_bytes(s['ram_bytes'])} RAM in {len(s['ram_ranges'] or [])} "
-                           f"ranges, {s['pfn_count']:,} PFNs of {s['page_size']} B; zones {zones}; "
+    ranges = len(s["ram_ranges"] or [])
+    grid.add_row("memory", f"{format_bytes(s['ram_bytes'])} RAM in {ranges} "
+                           f"range{'s' if ranges != 1 else ''}, {s['pfn_count']:,} PFNs of {s['page_size']} B; zones {zones}; "
                            f"{nodes} node(s); layout {s['layout_source']}")
     cmd = " ".join(" ".join(str(a).split()) for a in s["command"]) or "(whole system)"
     grid.add_row("command", cmd + (f" (as {s['user']})" if s["user"] else ""))

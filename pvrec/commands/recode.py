@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     done = recode(args.recording, args.output, force=args.force, version=args.version,
                   key_every=args.key_every, on_warning=warn)
     ratio = f"{done.new_bytes / done.old_bytes:.3f}x" if done.old_bytes else "-"
-    left = f" ({done.skipped} damaged left out)" if done.skipped else ""
+    left = f" ({done.skipped} left out that could not be read: damaged, or deltas after a " \
+        f"damaged frame)" if done.skipped else ""
     say(f"recoded {done.frames} frames{left} of {args.recording} into {args.output} "
         f"(format version {done.version}): {format_bytes(done.old_bytes)} -> "
         f"{format_bytes(done.new_bytes)} of frames, {ratio}")

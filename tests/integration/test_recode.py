@@ -85,7 +85,8 @@ def test_damaged_frames_are_said_and_left_out(tmp_path):
     warning, summary = err.splitlines()
     assert warning.startswith(f"pvrec: warning: {old}: frame 1 (frames/000001.npz) is damaged (")
     assert warning.endswith("); skipped up to the next key frame")
-    assert summary.startswith(f"pvrec: recoded 4 frames (2 damaged left out) of {old}")
+    assert summary.startswith(f"pvrec: recoded 4 frames (2 left out that could not be read: "
+                              f"damaged, or deltas after a damaged frame) of {old}")
     new = tmp_path / "new"
     # the original's key frames stay keys; frame 3 of the new one is one too (key_every 3)
     assert [x["kind"] for x in lines(new)] == ["key", "key", "delta", "key"]

@@ -270,7 +270,9 @@ def test_cgroup_names_merge_header_and_end_and_pairs_share_colours_by_name(chan)
     assert sa.classify_values(vals).tolist() == [1, 3, 4, 3, 3]
     assert sb.classify_values(vals).tolist() == [3, 3, 4, 1, 2]
     long = cgroup_schemes([({1: 5}, {1: "/system.slice/very-long-unit-name-here.service"})], 8)
-    assert long[0].names[1].startswith("...") and len(long[0].names[1]) == 30
+    assert long[0].names[1] == "/system.slice/...-here.service"  # 30 characters
+    assert cgroup_schemes([({1: 5}, {1: "/a-very-long-top-level-slice/and-a-service-in-it"})],
+                          8)[0].names[1] == "...l-slice/and-a-service-in-it"
     assert cgroup_schemes([({4: 5}, {})], 8)[0].names[1] == "cgroup #4"
 
 
