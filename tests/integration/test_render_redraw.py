@@ -149,29 +149,38 @@ def test_a_row_two_numa_panels_show_is_redrawn_in_both(monkeypatch, tmp_path):
         assert all(np.array_equal(x, y) for x, y in zip(a, b_, strict=True))
 
 
-@pytest.fixture(scope="module")
-def banded(tmp_path_factory):
-    """Six 2 MiB-row tiles (64-page huge pages): tile 0 all free and tile 2 all page cache
-    (referenced bits flipping), the others changing: bands in the picture, a frame 6 that is
-    damaged."""
+TILE = 64 * 512  # a tile of the banded machine: 512 rows of 64-page huge pages
+
+
+def banded_frames(seed: int, flipping=lambda i: True, reach: int = 100) -> list[np.ndarray]:
+    """Ten frames of six tiles: tile 0 all free and tile 2 all page cache (its referenced bits
+    flipping in the frames `flipping` says), 300-page stretches of tile 1 (up to `reach`
+    pages from its end) and of tiles 3-5 changing every frame."""
     from pvrec import flags as F
 
-    unit = 64 * 512
-    n = 6 * unit - 1000
+    n = 6 * TILE - 1000
     free, cache = F.bit(F.BUDDY), F.bit(F.LRU) | F.bit(F.UPTODATE)
-    rng = np.random.default_rng(2)
+    rng = np.random.default_rng(seed)
     f = np.zeros(n, np.uint64)
-    f[:unit], f[2 * unit:3 * unit] = free, cache
+    f[:TILE], f[2 * TILE:3 * TILE] = free, cache
     frames = []
     for i in range(10):
         f = f.copy()
-        s = int(rng.integers(unit, 2 * unit - 100))
+        s = int(rng.integers(TILE, 2 * TILE - reach))
         f[s:s + 300] = rng.choice([free, cache, 0x68, 0x828])
-        s = int(rng.integers(3 * unit, n - 100))
+        s = int(rng.integers(3 * TILE, n - 100))
         f[s:s + 300] = rng.choice([free, cache, 0x68])
-        f[2 * unit + 10 * i:2 * unit + 10 * i + 5] ^= F.bit(F.REFERENCED)
+        if flipping(i):
+            f[2 * TILE + 10 * i:2 * TILE + 10 * i + 5] ^= F.bit(F.REFERENCED)
         frames.append(f)
-    rec = make_recording(tmp_path_factory.mktemp("banded") / "big", frames, key_every=4)
+    return frames
+
+
+@pytest.fixture(scope="module")
+def banded(tmp_path_factory):
+    """banded_frames with a frame 6 that is damaged: bands in the picture."""
+    rec = make_recording(tmp_path_factory.mktemp("banded") / "big", banded_frames(2),
+                         key_every=4)
     (rec / open_recording(rec).frames[6].file).write_bytes(b"PK\x03\x04 cut short")
     return rec
 
@@ -209,27 +218,11 @@ def test_a_warm_summaries_cache_spares_the_collapse_prepass_the_frames_it_need_n
     pictures, both with tiles 0 and 2 folded into bands, and the warm pre-pass reads only the
     frames that touch a tile it still follows: 0-3 (tile 2's flips) and 5 (which ends the
     last tile's single class)."""
-    from pvrec import flags as F
     from pvrec.inspect.info import summarize
     from pvrec.recording.reader import Recording
     from pvrec.render import prepass
 
-    unit = 64 * 512
-    n = 6 * unit - 1000
-    free, cache = F.bit(F.BUDDY), F.bit(F.LRU) | F.bit(F.UPTODATE)
-    rng = np.random.default_rng(5)
-    f = np.zeros(n, np.uint64)
-    f[:unit], f[2 * unit:3 * unit] = free, cache
-    frames = []
-    for i in range(10):
-        f = f.copy()
-        s = int(rng.integers(unit, 2 * unit - 300))
-        f[s:s + 300] = rng.choice([free, cache, 0x68, 0x828])
-        s = int(rng.integers(3 * unit, n - 100))
-        f[s:s + 300] = rng.choice([free, cache, 0x68])
-        if 1 <= i <= 3:
-            f[2 * unit + 10 * i:2 * unit + 10 * i + 5] ^= F.bit(F.REFERENCED)
-        frames.append(f)
+    frames = banded_frames(5, lambda i: 1 <= i <= 3, reach=300)  # tile 1's stay in tile 1
     rec = make_recording(tmp_path / "rec", frames, key_every=4)
     loads: list[int] = []
     real_load, real_prepass = Recording._load, prepass.prepass
@@ -263,4 +256,4 @@ def test_a_warm_summaries_cache_spares_the_collapse_prepass_the_frames_it_need_n
     assert len(outs[0]) == 10 and all(np.array_equal(a, b) for a, b in zip(*outs, strict=True))
     assert bands[0] == list(range(10)) and bands[1] == [0, 1, 2, 3, 5]
     assert found[0].bands == found[1].bands
-    assert [(s // unit, -(-e // unit)) for s, e, _ in found[1].bands[0]] == [(0, 1), (2, 3)]
+    assert [(s // TILE, -(-e // TILE)) for s, e, _ in found[1].bands[0]] == [(0, 1), (2, 3)]
