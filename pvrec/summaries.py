@@ -40,7 +40,8 @@ MAX_META_CHARS = 64 << 20
 @dataclass
 class FrameSummary:
     """One frame: its distinct flag values in RAM, their pages, {zone: {metric: value}}, the
-    pages the workload's processes map, and the pages of each memory cgroup."""
+    pages the workload's processes map, the pages of each memory cgroup, and the tiles whose
+    pages changed since the frame before."""
 
     values: np.ndarray  # uint64, sorted, unique
     pages: np.ndarray  # int64 pages of each value inside the header's RAM ranges
