@@ -73,7 +73,10 @@ def _print(s: dict, fig: Figures) -> None:
     grid.add_column()
     zones = ", ".join(z["name"] for z in s["zones"] or []) or "unknown"
     nodes = len(s["nodes"] or []) or "?"
-    grid.add_row("host", f"{s['host']} (kernel {s['kernel']}, {s['machine']})")
+    host = f"{s['host']} (kernel {s['kernel']}, {s['machine']})"
+    if s["layout_source"] == "flat":  # record -F: this host read a dump of some machine
+        host += "; it recorded a saved dump, whose machine is not known"
+    grid.add_row("host", host)
     ranges = len(s["ram_ranges"] or [])
     grid.add_row("memory", f"{format_bytes(s['ram_bytes'])} RAM in {ranges} "
                            f"range{'s' if ranges != 1 else ''}, {s['pfn_count']:,} PFNs of {s['page_size']} B; zones {zones}; "

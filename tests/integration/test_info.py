@@ -57,8 +57,23 @@ def test_info_text_and_errors(tmp_path):
     for text in ("complete", "host", "box (kernel 6.1.0", "make -j8", "3 frames, interval 1.0 s, mean gap 1.0 s, 2 ticks skipped",
                  "2 ticks skipped", "anonymous", "free_hp_blocks"):
         assert text in r.stdout
+    assert "in 2 ranges," in r.stdout and "saved dump" not in r.stdout
     r = run_pvrec("info", tmp_path)
     assert r.returncode == 2 and r.stderr.startswith("pvrec: ") and "not a pvrec recording" in r.stderr
+
+
+def test_info_of_a_recorded_dump_says_its_machine_is_not_known(tmp_path):
+    """GIVEN a recording of a saved dump (record -F: a flat layout, one range), WHEN shown,
+    THEN the host line says the host recorded a dump of an unknown machine, and '1 range'."""
+    from pvrec.layout import flat_layout
+
+    write_recording(tmp_path / "rec", [np.full(4096, BUDDY, np.uint64)],
+                    header={"pfn_count": 4096, "hostname": "box", "kernel": "6.1.0",
+                            **flat_layout(4096)})
+    r = run_pvrec("info", tmp_path / "rec")
+    assert r.returncode == 0, r.stderr
+    assert "box (kernel 6.1.0" in r.stdout and "it recorded a saved dump, whose machine is " \
+        "not known" in r.stdout and "RAM in 1 range," in r.stdout
 
 
 def test_sparkline():
