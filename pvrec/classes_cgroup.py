@@ -58,7 +58,7 @@ def cgroup_label(path: str, limit: int = 30) -> str:
     if len(path) <= limit:
         return path
     head = path[:path.find("/", 1) + 1] if path.find("/", 1) > 0 else ""
-    if len(head) > limit // 2:
+    if len(head) > limit // 2 or limit - 3 - len(head) < 1:
         head = ""
     return head + "..." + path[-(limit - 3 - len(head)):]
 

@@ -11,6 +11,8 @@ import re
 
 import numpy as np
 
+TILE_ROWS = 512  # rows (huge pages) of a map tile: 1 GiB with 4 KiB pages and 2 MiB huge pages
+
 
 def ram_ranges(iomem: str, page_size: int = 4096) -> list[list[int]]:
     """Top-level 'System RAM' ranges of /proc/iomem as [start_pfn, end_pfn) (empty if hidden)."""

@@ -26,13 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
+from pvrec.layout import TILE_ROWS
 from pvrec.metrics import METRICS, frame_metrics, max_order_of, zones_of
 from pvrec.recording.format import SUMMARY_FILE, FrameInfo
 from pvrec.recording.reader import Recording
 from pvrec.runs import Runs, blocks_touched, changed_ranges
 
 VERSION = 3  # 2: the workload's pages; 3: the memory cgroups' pages, the tiles touched
-TILE_HPAGES = 512  # a map tile (render.raster.TILE_ROWS huge pages): 1 GiB of 4 KiB pages
 MAX_CACHE_BYTES = 1 << 30  # a cache file larger than this is not read (rebuilt in memory)
 MAX_META_CHARS = 64 << 20
 
@@ -60,7 +60,7 @@ class FrameSummary:
 
 def tile_pages(header) -> int:
     """Pages of a map tile, the unit of FrameSummary.touched."""
-    return header.hpage_pages * TILE_HPAGES
+    return header.hpage_pages * TILE_ROWS
 
 
 def tiles_touched(rec: Recording, changed: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
@@ -102,15 +102,18 @@ def frame_key(rec: Recording, info: FrameInfo) -> str:
 
 
 def chain_keys(rec: Recording) -> list[str]:
-    """frame_key of every frame, a delta's joined with the frame's before it: a delta decodes
-    onto its chain back to the key frame, so a change to any of them (a frame damaged since)
-    makes its summary stale too ("" where a file is missing: stale, and the deltas after)."""
+    """frame_key of every frame joined with the frame's before it: a delta decodes onto its
+    chain back to the key frame, and every frame's tiles touched are counted from the frame
+    before, so a change to any frame before (one damaged or gone since) makes the summaries
+    after it stale too ("" where a file cannot be seen: stale, and the deltas after it)."""
     keys: list[str] = []
     for info in rec.frames:
         own = frame_key(rec, info)
-        if info.kind != "key" and own:
-            before = keys[-1] if keys else ""
-            own = hashlib.sha256(f"{before}\0{own}".encode()).hexdigest() if before else ""
+        before = keys[-1] if keys else "first"
+        if own and before:
+            own = hashlib.sha256(f"{before}\0{own}".encode()).hexdigest()
+        elif info.kind != "key":
+            own = ""
         keys.append(own)
     return keys
 
@@ -258,7 +261,8 @@ def _unragged(counts: np.ndarray, flat: np.ndarray, n: int, dtype
               ) -> list[np.ndarray | None] | None:
     """_ragged's arrays back, per frame (None when they fail a check)."""
     if counts.dtype != np.int64 or counts.shape != (n,) or (counts < -1).any() \
-            or flat.dtype != dtype or flat.shape != (int(np.maximum(counts, 0).sum()),):
+            or (counts > flat.size).any() or flat.dtype != dtype \
+            or flat.shape != (int(np.maximum(counts, 0).sum()),):  # (bounded: cannot wrap)
         return None
     ends = np.cumsum(np.maximum(counts, 0)).tolist()
     return [None if c < 0 else flat[e - c:e] for c, e in zip(counts.tolist(), ends, strict=True)]
@@ -272,12 +276,13 @@ def _ascending(a: np.ndarray) -> bool:
 def _fresh(rec: Recording, cached: dict[str, FrameSummary], keys: list[str],
            max_order: int) -> Iterator[tuple[int, FrameSummary]]:
     """(position, summary) of the frames the cache lacks, decoded from the key frame at or
-    before the first one missing (so that one's changes since the frame before are known)."""
+    before the frame before the first one missing (so that one's changes since the frame
+    before are known, also where it is a key frame)."""
     missing = [i for i, k in enumerate(keys) if not k or k not in cached]
     if not missing:
         return
     position = {id(info): i for i, info in enumerate(rec.frames)}
-    first = max([i for i in range(missing[0] + 1) if rec.frames[i].kind == "key"] or [0])
+    first = max([i for i in range(max(missing[0], 1)) if rec.frames[i].kind == "key"] or [0])
     prev: tuple[int, Runs] | None = None
     for info, frame in rec.iter_decoded(first, channels=("flags", "workload", "cgroup")):
         pos = position[id(info)]
@@ -326,3 +331,11 @@ def cached_summaries(rec: Recording) -> dict[int, FrameSummary]:
     got = frame_summaries(rec, decode=False)
     at = {id(info): i for i, info in enumerate(rec.frames)}
     return {at[id(info)]: s for info, s in got}
+
+
+def cached_field(rec: Recording, name: str, positions) -> dict[int, object] | None:
+    """{position: that summary field} from the cache if it holds the field (not None) for
+    every one of the positions, else None (a caller then reads the frames)."""
+    got = {p: getattr(s, name) for p, s in cached_summaries(rec).items()
+           if getattr(s, name) is not None}
+    return got if all(p in got for p in positions) else None

@@ -19,8 +19,9 @@ from pvrec.runs import CHUNK_PAGES
 KPAGEFLAGS = "/proc/kpageflags"
 KPAGECGROUP = "/proc/kpagecgroup"
 READ_BYTES = 4 << 20  # per preadv call: large enough that syscall overhead vanishes
-# A dump's first word is PFN 0's flags, which no kernel sets to these bytes (bits far above
-# KPF_*): a compressed dump, read as flags, would record nonsense without a word of warning.
+# A dump's first word is PFN 0's flags; these compressors' magic bytes as that word would be
+# a combination of flags no kernel gives PFN 0 (xz and zstd set bits above any KPF_*), and a
+# compressed dump read as flags records nonsense without a word of warning.
 COMPRESSED = {b"\xfd7zXZ\x00": ("xz", "xz -dk"), b"\x1f\x8b\x08": ("gzip", "gunzip -k"),
               b"\x28\xb5\x2f\xfd": ("zstd", "zstd -d")}
 
@@ -83,17 +84,17 @@ class PageFlagsFile:
     def dump_pages(self) -> int:
         """Page count of a dump file (its size / 8); an error if the size is not whole words."""
         size = os.fstat(self.fd).st_size
+        head = os.pread(self.fd, 8, 0)
+        for magic, (name, tool) in COMPRESSED.items():
+            if head.startswith(magic):
+                raise PvrecError(f"{self.path} is {name}-compressed, not a raw kpageflags "
+                                 f"dump: decompress it first ({tool} {self.path})")
         if size % 8:
             raise PvrecError(
                 f"{self.path} is {size} bytes, not a multiple of 8: not a raw kpageflags dump"
             )
         if size == 0:
             raise PvrecError(f"{self.path} is empty")
-        head = os.pread(self.fd, 8, 0)
-        for magic, (name, tool) in COMPRESSED.items():
-            if head.startswith(magic):
-                raise PvrecError(f"{self.path} is {name}-compressed, not a raw kpageflags "
-                                 f"dump: decompress it first ({tool} {self.path})")
         return size // 8
 
     def read_into(self, out: np.ndarray, first_pfn: int) -> int:

@@ -100,10 +100,8 @@ class Watch:
         state: Runs | None = None  # the whole frame, then the pages of the units followed
         units: np.ndarray | None = None  # the units followed (None: all, before the first)
         self.followed = None
+        moved = False  # a frame read since the units' classes were last checked
         for pos, kind, runs in frames:
-            if kind == "unread":
-                self.frames += pos in wanted
-                continue
             if units is None:
                 state = runs if kind == "key" or state is None else xor_runs(state, runs)
                 if pos in wanted:
@@ -114,14 +112,19 @@ class Watch:
                         return  # nothing can collapse
                 continue
             s, e = self._span(units)
-            piece = _cut(runs, s, e)
-            state = piece if kind == "key" else xor_runs(state, piece)  # type: ignore[arg-type]
+            if kind != "unread":  # (unread: it changed none of the units' pages)
+                piece = _cut(runs, s, e)
+                state = piece if kind == "key" else xor_runs(state, piece)  # type: ignore
+                moved = True
             if pos not in wanted:
                 continue
+            self.frames += 1
+            if not moved:
+                continue  # the pages checked last, unchanged: the same classes
+            moved = False
             uc = unit_classes(lay.class_runs_in(classifier(state.values), state.lengths, None,
                                                 s, e), self.unit, int((e - s).sum()))
             self.same[units] &= uc == self.first[units]  # type: ignore[index]
-            self.frames += 1
             still = self.same[units]  # type: ignore[index]
             if not still.any():
                 return  # nothing can collapse any more

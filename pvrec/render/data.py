@@ -16,7 +16,7 @@ from pvrec.metrics import metric_values
 from pvrec.render.raster import MapLayout
 from pvrec.runs import add_pages_per_value
 from pvrec.sources import RecordingSource, Source
-from pvrec.summaries import cached_summaries
+from pvrec.summaries import cached_field
 
 
 def fit_data_scheme(scheme: Scheme, ranges: list[tuple[Source, int, int]]) -> None:
@@ -68,9 +68,7 @@ def _cached_cgroups(source: Source, positions: list[int]
     """{position: (inodes, pages)} from the summaries cache, if it has every position's."""
     if not isinstance(source, RecordingSource) or "cgroup" not in source.rec.channels:
         return None
-    got = {p: s.cgroups for p, s in cached_summaries(source.rec).items()
-           if s.cgroups is not None}
-    return got if all(p in got for p in positions) else None
+    return cached_field(source.rec, "cgroups", positions)  # type: ignore[return-value]
 
 
 def class_timeline(source: Source, classifier: ValueClassifier, lay: MapLayout, first: int,

@@ -149,8 +149,8 @@ def render_source(source: Source, out_path: str | os.PathLike,
     if poster is not None:
         PngEncoder.check_target(poster, o.force)  # the output's --force rule
         if o.force and poster.exists() and not made_by_pvrec(poster):  # not named, not ours
-            raise PvrecError(f"{poster} is in the way of the video's poster and pvrec did not "
-                             f"write it: move it, or render with --no-poster")
+            raise PvrecError(f"{poster} is in the way of the video's poster and does not say "
+                             f"pvrec wrote it: move it, or render with --no-poster")
     scheme = BlockScheme() if o.view == "blocks" else make_scheme(o.classes, o.ignore_flags)
     sources = [source] if beside is None else [source, beside]
     titles, metric_list = o.check_sources(sources)

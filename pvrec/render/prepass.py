@@ -22,7 +22,7 @@ from pvrec.render.plan import Plan
 from pvrec.render.raster import MapLayout, node_spans
 from pvrec.render.strips import metric_scales
 from pvrec.sources import RecordingSource, Source
-from pvrec.summaries import cached_summaries, frame_summaries, tile_pages
+from pvrec.summaries import cached_field, frame_summaries, tile_pages
 
 
 @dataclass
@@ -60,7 +60,8 @@ def prepass(sources: list[Source], plan: Plan, picture: bool,
             if isinstance(s, RecordingSource) and channel == "flags" and not w.changes \
                     and not c.scheme.by_runs:  # the static tiles' pages alone are followed
                 touched = _touched(s, a, b, w.unit)
-                w.follow(s.rec.iter_stored(a, b + 1, touched and w.needs(touched)),
+                w.follow(s.rec.iter_stored(a, b + 1, None if touched is None else
+                                           w.needs(touched)),
                          set(range(a, b + 1, step)), c, lay)
             elif pool is not None and not w.changes:  # render --jobs: each worker a share
                 pool.watch(s, c, lay, w, a, b, step, channel)
@@ -106,11 +107,13 @@ def _touched(source: RecordingSource, first: int, last: int, unit: int
     """{position: tiles its pages changed in since the frame before} of the frames after
     first up to last, from a warm summaries cache (None unless it knows every one): the
     frames that change none of the tiles the collapse watch follows are then not read."""
-    if unit != tile_pages(source.header):
+    if unit != tile_pages(source.header) or last <= first:
         return None
-    got = {p: s.touched for p, s in cached_summaries(source.rec).items()
-           if s.touched is not None}
-    return got if all(p in got for p in range(first + 1, last + 1)) else None
+    got = cached_field(source.rec, "touched", range(first + 1, last + 1))
+    tiles = -(-source.header.pfn_count // unit)
+    if got is None or any(t.size and not 0 <= int(t[-1]) < tiles for t in got.values()):
+        return None  # (sorted: the last is the largest; a tile past memory is a lie)
+    return got
 
 
 def _union(watches: list[Watch]) -> tuple[int, int] | None:

@@ -22,6 +22,7 @@ import numpy as np
 
 from pvrec.classes import HOLE
 from pvrec.errors import PvrecError
+from pvrec.layout import TILE_ROWS  # noqa: F401 (rows per tile; others take it from here)
 from pvrec.recording.header import Header
 from pvrec.render.pixels import (  # noqa: F401 (the names other modules take from here)
     DOWNSAMPLE,
@@ -36,7 +37,6 @@ from pvrec.render.pixels import (  # noqa: F401 (the names other modules take fr
 )
 from pvrec.runs import blocks_touched, join_ranges
 
-TILE_ROWS = 512  # rows (huge pages) per tile: 1 GiB with 4 KiB pages and 2 MiB huge pages
 PANEL_GAP = 24  # pixels between the panels of NUMA nodes
 BAND_ROWS = 5  # the height of a band of collapsed memory, in pixels
 

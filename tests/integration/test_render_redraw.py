@@ -257,3 +257,54 @@ def test_a_warm_summaries_cache_spares_the_collapse_prepass_the_frames_it_need_n
     assert bands[0] == list(range(10)) and bands[1] == [0, 1, 2, 3, 5]
     assert found[0].bands == found[1].bands
     assert [(s // TILE, -(-e // TILE)) for s, e, _ in found[1].bands[0]] == [(0, 1), (2, 3)]
+
+
+def _tile_frames(changes: dict[int, int], count: int) -> list[np.ndarray]:
+    """count frames of three tiles, all free; from frame i on, the first n pages of tile 1
+    page cache ({i: n})."""
+    from pvrec import flags as F
+
+    f = np.full(3 * TILE, F.bit(F.BUDDY), np.uint64)
+    frames = []
+    for i in range(count):
+        if i in changes:
+            f = f.copy()
+            f[TILE:TILE + changes[i]] = F.bit(F.LRU) | F.bit(F.UPTODATE)
+        frames.append(f)
+    return frames
+
+
+@pytest.mark.parametrize("case", ["every-2", "one-frame", "start-is-end", "file-gone"])
+def test_a_warm_pre_pass_draws_what_a_cold_one_does(tmp_path, case):
+    """GIVEN recordings where a warm summaries cache could mislead the collapse pre-pass: a
+    change in a frame --every 2 skips (tile 1 must not fold), a single frame, --start at
+    --end, and a frame file gone after the cache was made (the key frame after it was
+    counted from it), WHEN rendered before and after `pvrec info` filled the cache (the
+    last: after the file went, against a render with no cache), THEN the same pictures."""
+    from pvrec.inspect.info import summarize
+    from pvrec.summaries import cache_paths
+
+    kw: dict = {"pages_per_pixel": 8}
+    if case == "every-2":
+        frames, key_every, kw["every"] = _tile_frames({1: 3900}, 4), 30, 2
+    elif case == "one-frame":
+        frames, key_every = _tile_frames({}, 1), 30
+    elif case == "start-is-end":
+        frames, key_every, kw["start"], kw["end"] = _tile_frames({1: 3900}, 6), 30, 2, 2
+    else:
+        frames, key_every = _tile_frames({1: TILE}, 4), 2
+    rec = make_recording(tmp_path / "rec", frames, key_every=key_every)
+    summarize(open_recording(rec))
+    if case == "file-gone":
+        (rec / open_recording(rec).frames[1].file).unlink()
+    got = []
+    for name in ("warm", "cold"):
+        if name == "cold":
+            for p in cache_paths(open_recording(rec)):
+                p.unlink(missing_ok=True)
+        out = tmp_path / name
+        out.mkdir()
+        render_recording(rec, out, warn=None, **kw)
+        got.append(png_frames(out))
+    assert len(got[0]) == len(got[1]) >= 1
+    assert all(np.array_equal(a, b) for a, b in zip(*got, strict=True))

@@ -199,12 +199,22 @@ def test_png_directory_refuses_to_overwrite_frames_without_force(tmp_path):
     with pytest.raises(PvrecError, match=r"already holds frame-\*\.png files"):
         PngDirEncoder.check_target(tmp_path, force=False)
     # --force replaces frames pvrec wrote; an empty file or a PNG of the user's it refuses
-    with pytest.raises(PvrecError, match=r"frame-000000.png was not written by pvrec: move it"):
+    with pytest.raises(PvrecError, match=r"frame-000000.png does not say pvrec wrote it: move"):
         PngDirEncoder.check_target(tmp_path, force=True)
     from PIL import Image
 
     Image.new("P", (2, 2)).save(tmp_path / "frame-000000.png")
-    with pytest.raises(PvrecError, match=r"was not written by pvrec"):
+    with pytest.raises(PvrecError, match=r"does not say pvrec wrote it"):
+        PngDirEncoder.check_target(tmp_path, force=True)
+    # a PNG whose header claims 30000x30000 pixels (Pillow calls it a bomb): refused, one line
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0)
+    chunk = lambda kind, data: (struct.pack(">I", len(data)) + kind + data  # noqa: E731
+                                + struct.pack(">I", zlib.crc32(kind + data)))
+    (tmp_path / "frame-000000.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr))
+    with pytest.raises(PvrecError, match=r"does not say pvrec wrote it"):
         PngDirEncoder.check_target(tmp_path, force=True)
     write_png(tmp_path / "frame-000000.png", np.zeros((2, 2), np.uint8), PALETTE)
     PngDirEncoder.check_target(tmp_path, force=True)

@@ -273,3 +273,20 @@ def test_a_frame_damaged_after_caching_takes_the_deltas_after_it_out_too(tmp_pat
     assert [info.index for info, _ in frame_summaries(got)] == [0, 1, 2, 5, 6, 7]
     out = summarize(open_recording(rec))
     assert out["workload"]["max_frame"] == 6 and len(out["times"]) == 6
+
+
+def test_ragged_counts_that_would_wrap_their_sum_are_refused(tmp_path, decodes):
+    """GIVEN a cache whose touched counts add up, as int64, to the one tile stored (they wrap),
+    WHEN read, THEN it is rebuilt, not believed."""
+    rec = make_recording(tmp_path / "r", 3)
+    want = [None if s.touched is None else s.touched.tolist()
+            for _, s in frame_summaries(open_recording(rec))]
+    good = np.load(rec / SUMMARY_FILE, allow_pickle=False)
+    fields = {k: good[k] for k in good.files}
+    fields["t_counts"] = np.array([2**63 - 1, 2**63 - 1, 3], np.int64)
+    fields["t_tiles"] = np.array([5], np.int64)
+    np.savez(rec / SUMMARY_FILE, **fields)
+    decodes[0] = 0
+    got = [None if s.touched is None else s.touched.tolist()
+           for _, s in frame_summaries(open_recording(rec))]
+    assert got == want and decodes[0] == 3

@@ -27,12 +27,12 @@ def write_png(path: Path, img: np.ndarray, palette: np.ndarray, scale: int = 1) 
 
 def made_by_pvrec(path: Path) -> bool:
     """True when the file is a PNG that pvrec wrote (its Software chunk)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(path) as im:
             return im.format == "PNG" and im.info.get("Software") == SOFTWARE
-    except (OSError, UnidentifiedImageError, ValueError):
+    except Exception:  # noqa: BLE001 (whatever Pillow raises, a bomb too: not one of ours)
         return False
 
 
@@ -79,8 +79,8 @@ class PngDirEncoder(Encoder):
                              f"overwrite them)")
         theirs = next((p for p in frames if not made_by_pvrec(p)), None)
         if theirs is not None:  # --force replaces pvrec's frames, never a file of the user's
-            raise PvrecError(f"{theirs} was not written by pvrec: move it, or render into "
-                             f"another directory")
+            raise PvrecError(f"{theirs} does not say pvrec wrote it: move it, or render "
+                             f"into another directory")
 
     @staticmethod
     def target_name(path: Path) -> str:
