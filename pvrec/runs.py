@@ -221,10 +221,18 @@ def blocks_touched(starts: np.ndarray, ends: np.ndarray, block: int, nblocks: in
     return np.cumsum(marks[:-1]) > 0
 
 
-def add_pages_per_value(runs: Runs, into: dict[int, int]) -> None:
-    """Add each distinct value's page count of the runs to `into` ({value: pages})."""
+def pages_per_value(runs: Runs) -> tuple[np.ndarray, np.ndarray]:
+    """(the distinct values of the runs, sorted; the pages of each, int64)."""
     uniq, inv = np.unique(runs.values, return_inverse=True)
     pages = np.bincount(inv.reshape(-1), weights=runs.lengths, minlength=uniq.size)
+    return uniq, pages.round().astype(np.int64)
+
+
+def add_pages_per_value(runs: Runs | tuple[np.ndarray, np.ndarray], into: dict[int, int]
+                        ) -> None:
+    """Add each distinct value's page count to `into` ({value: pages}), of the runs or of
+    pages_per_value's (values, pages) of them."""
+    uniq, pages = pages_per_value(runs) if isinstance(runs, Runs) else runs
     for v, n in zip(uniq.tolist(), pages.tolist(), strict=True):
         into[v] = into.get(v, 0) + int(n)
 

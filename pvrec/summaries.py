@@ -30,7 +30,7 @@ from pvrec.layout import TILE_ROWS
 from pvrec.metrics import METRICS, frame_metrics, max_order_of, zones_of
 from pvrec.recording.format import SUMMARY_FILE, FrameInfo
 from pvrec.recording.reader import Recording
-from pvrec.runs import Runs, blocks_touched, changed_ranges
+from pvrec.runs import Runs, blocks_touched, changed_ranges, pages_per_value
 
 VERSION = 3  # 2: the workload's pages; 3: the memory cgroups' pages, the tiles touched
 MAX_CACHE_BYTES = 1 << 30  # a cache file larger than this is not read (rebuilt in memory)
@@ -85,9 +85,8 @@ def summarize_runs(runs: Runs, rec: Recording, max_order: int,
     mapped = -1 if workload is None else int(workload.lengths[workload.values != 0].sum())
     cgroups = None
     if cgroup is not None:
-        inodes, inverse = np.unique(cgroup.values, return_inverse=True)
-        cgroups = (inodes.astype(np.uint64), np.bincount(
-            inverse.ravel(), weights=cgroup.lengths, minlength=inodes.size).round().astype(np.int64))
+        inodes, counts = pages_per_value(cgroup)
+        cgroups = (inodes.astype(np.uint64), counts)
     return FrameSummary(values.astype(np.uint64), pages.round().astype(np.int64),
                         frame_metrics(runs, rec.header, max_order), mapped, cgroups, touched)
 

@@ -45,12 +45,7 @@ def cgroup_tally(source: Source, start: int, end: int) -> tuple[dict[int, int], 
     positions = sample_positions(source, start, end)
     cached = _cached_cgroups(source, positions)
     for p in positions:
-        if cached is not None:
-            inodes, counts = cached[p]
-            for v, n in zip(inodes.tolist(), counts.tolist(), strict=True):
-                pages[v] = pages.get(v, 0) + n
-            continue
-        c = source.read_frame(p).cgroup
+        c = cached[p] if cached is not None else source.read_frame(p).cgroup
         if c is not None:
             add_pages_per_value(c, pages)
     names = dict(source.header.cgroup_names)  # checked by the Header; end.json is not
